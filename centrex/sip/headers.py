@@ -1,0 +1,147 @@
+"""Header names (RFC 3261 7.3, 20) and the splitting of header values.
+
+Headers are looked up by a *key*: the lower-case long form of the name, so that
+``v``, ``VIA`` and ``Via`` all find the same lines.
+"""
+
+from __future__ import annotations
+
+# RFC 3261 7.3.3 and the compact forms that extensions registered with IANA.
+COMPACT_FORMS: dict[str, str] = {
+    "a": "accept-contact",  # RFC 3841
+    "b": "referred-by",  # RFC 3892
+    "c": "content-type",
+    "d": "request-disposition",  # RFC 3841
+    "e": "content-encoding",
+    "f": "from",
+    "i": "call-id",
+    "j": "reject-contact",  # RFC 3841
+    "k": "supported",
+    "l": "content-length",
+    "m": "contact",
+    "o": "event",  # RFC 6665
+    "r": "refer-to",  # RFC 3515
+    "s": "subject",
+    "t": "to",
+    "u": "allow-events",  # RFC 6665
+    "v": "via",
+    "x": "session-expires",  # RFC 4028
+    "y": "identity",  # RFC 8224
+}
+
+# Names whose usual spelling is not plain Title-Case of the key.
+_DISPLAY: dict[str, str] = {
+    "call-id": "Call-ID",
+    "cseq": "CSeq",
+    "www-authenticate": "WWW-Authenticate",
+    "mime-version": "MIME-Version",
+    "p-asserted-identity": "P-Asserted-Identity",
+    "p-preferred-identity": "P-Preferred-Identity",
+    "rack": "RAck",
+    "rseq": "RSeq",
+    "sip-etag": "SIP-ETag",
+    "sip-if-match": "SIP-If-Match",
+}
+
+# Headers whose value is a comma-separated list (RFC 3261 7.3.1): only these are
+# split on commas; any other header (Date, WWW-Authenticate, unknown ones) keeps
+# its commas.
+LIST_HEADERS: frozenset[str] = frozenset(
+    {
+        "accept",
+        "accept-contact",
+        "accept-encoding",
+        "accept-language",
+        "alert-info",
+        "allow",
+        "allow-events",
+        "call-info",
+        "contact",
+        "content-encoding",
+        "content-language",
+        "error-info",
+        "history-info",
+        "in-reply-to",
+        "p-asserted-identity",
+        "p-preferred-identity",
+        "path",
+        "proxy-require",
+        "reason",
+        "record-route",
+        "reject-contact",
+        "request-disposition",
+        "require",
+        "route",
+        "security-client",
+        "security-server",
+        "security-verify",
+        "service-route",
+        "supported",
+        "unsupported",
+        "via",
+        "warning",
+    }
+)
+
+_KEY_CACHE: dict[str, str] = {}
+_KEY_CACHE_LIMIT = 4096
+
+
+def header_key(name: str) -> str:
+    """The lookup key of a header name: lower-case, compact forms expanded."""
+    key = _KEY_CACHE.get(name)
+    if key is None:
+        low = name.strip().lower()
+        key = COMPACT_FORMS.get(low, low)
+        # Bounded, so a peer sending random header names cannot grow it forever.
+        if len(_KEY_CACHE) < _KEY_CACHE_LIMIT:
+            _KEY_CACHE[name] = key
+    return key
+
+
+def display_name(name: str) -> str:
+    """The usual spelling of a header name, used when Centrex writes the header."""
+    key = header_key(name)
+    spelled = _DISPLAY.get(key)
+    if spelled is not None:
+        return spelled
+    return "-".join(part[:1].upper() + part[1:] for part in key.split("-"))
+
+
+def split_values(value: str) -> list[str]:
+    """Split a list header value on the commas outside quotes and angle brackets.
+
+    Empty elements (``a,,b``) are dropped; surrounding whitespace is stripped.
+    """
+    if "," not in value:
+        stripped = value.strip()
+        return [stripped] if stripped else []
+    out: list[str] = []
+    start = 0
+    quoted = False
+    angle = False
+    i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
+            angle = True
+        elif ch == ">":
+            angle = False
+        elif ch == "," and not angle:
+            part = value[start:i].strip()
+            if part:
+                out.append(part)
+            start = i + 1
+        i += 1
+    part = value[start:].strip()
+    if part:
+        out.append(part)
+    return out

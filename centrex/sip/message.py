@@ -1,0 +1,532 @@
+"""SIP requests and responses (RFC 3261 section 7), parsed lazily.
+
+A message keeps its header block as the list of raw header lines it arrived
+with. The list is indexed by header key once; a value is decoded and parsed the
+first time it is read, and the typed view is cached until that header changes.
+Forwarding edits (push / pop Via, add Record-Route, decrement Max-Forwards,
+rewrite the Request-URI) replace or insert single lines, so ``to_bytes`` joins
+the untouched lines as they came instead of rendering every header again; an
+unedited message renders as the very bytes it was parsed from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from centrex.sip.address import Address, parse_address_list
+from centrex.sip.errors import ParseError
+from centrex.sip.fields import CSeq, parse_non_negative_int
+from centrex.sip.headers import LIST_HEADERS, display_name, header_key, split_values
+from centrex.sip.uri import AbsoluteURI, SipURI, TelURI, parse_uri
+from centrex.sip.via import Via, parse_via_list
+
+URI = SipURI | TelURI | AbsoluteURI
+_T = TypeVar("_T")
+_MISSING: Any = object()
+
+_FOLD = re.compile(rb"\r?\n[ \t]+")
+# Fast reads of the two parameters every transaction needs. They only run on
+# the part of the value where a header parameter can stand (see _param_tail).
+_TAG = re.compile(r";[ \t]*tag[ \t]*=[ \t]*([^;, \t>]+)", re.IGNORECASE)
+_BRANCH = re.compile(r";[ \t]*branch[ \t]*=[ \t]*([^;, \t]+)", re.IGNORECASE)
+_TOKEN_NAME = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]+")
+
+# Raw header name (as bytes on the wire) -> key. Bounded like headers._KEY_CACHE.
+_BYTES_KEY: dict[bytes, str] = {}
+_BYTES_KEY_LIMIT = 4096
+
+
+def bytes_key(name: bytes) -> str:
+    """The lookup key of a raw header name, or ParseError if it is not a token."""
+    key = _BYTES_KEY.get(name)
+    if key is not None:
+        return key
+    stripped = name.rstrip(b" \t")
+    if not _TOKEN_NAME.fullmatch(stripped):
+        shown = stripped[:40].decode("utf-8", "replace")
+        raise ParseError(f"Malformed header name {shown!r}")
+    key = header_key(stripped.decode("ascii"))
+    if len(_BYTES_KEY) < _BYTES_KEY_LIMIT:
+        _BYTES_KEY[name] = key
+    return key
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _param_tail(value: str) -> str:
+    """The part of a From/To/Contact value where header parameters stand.
+
+    With a name-addr the URI ends at the last '>'; with an addr-spec every
+    ';param' is a header parameter (RFC 3261 20.10).
+    """
+    gt = value.rfind(">")
+    if gt >= 0:
+        return value[gt + 1 :]
+    return value
+
+
+class Message:
+    """What requests and responses share: the header lines and the body."""
+
+    __slots__ = ("_body", "_cache", "_keys", "_lines", "_raw")
+
+    def __init__(
+        self,
+        lines: list[bytes],
+        keys: list[str],
+        body: bytes,
+        raw: bytes | None,
+    ) -> None:
+        self._lines = lines
+        self._keys = keys
+        self._cache: dict[str, Any] = {}
+        self._raw = raw
+        self._body = body
+
+    @property
+    def body(self) -> bytes:
+        return self._body
+
+    @body.setter
+    def body(self, body: bytes) -> None:
+        self._body = body
+        self._raw = None
+
+    # -- start line (subclasses) ---------------------------------------------
+
+    def start_line(self) -> bytes:
+        raise NotImplementedError
+
+    # -- the header index ------------------------------------------------------
+
+    def _positions(self, key: str) -> list[int]:
+        keys = self._keys
+        if key not in keys:
+            return []
+        first = keys.index(key)
+        if keys.count(key) == 1:
+            return [first]
+        return [pos for pos in range(first, len(keys)) if keys[pos] == key]
+
+    def _first(self, key: str) -> int:
+        """Position of the first line of ``key``, or -1 (list search in C)."""
+        keys = self._keys
+        return keys.index(key) if key in keys else -1
+
+    def _line_value(self, pos: int) -> str:
+        line = self._lines[pos]
+        raw = line[line.index(b":") + 1 :]
+        if b"\n" in raw:
+            raw = _FOLD.sub(b" ", raw)
+        return _decode(raw.strip(b" \t"))
+
+    def _changed(self) -> None:
+        self._raw = None
+        if self._cache:
+            self._cache.clear()
+
+    # -- generic header access -------------------------------------------------
+
+    def get(self, name: str) -> str | None:
+        """The value of the first line of header ``name`` (any spelling or compact form)."""
+        pos = self._first(header_key(name))
+        return None if pos < 0 else self._line_value(pos)
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of header ``name``: all its lines, list headers split on commas."""
+        key = header_key(name)
+        values = [self._line_value(pos) for pos in self._positions(key)]
+        if key in LIST_HEADERS:
+            return [part for value in values for part in split_values(value)]
+        return values
+
+    def __contains__(self, name: str) -> bool:
+        return header_key(name) in self._keys
+
+    def count(self, name: str) -> int:
+        """How many lines carry header ``name``."""
+        return self._keys.count(header_key(name))
+
+    def raw_lines(self, name: str) -> list[bytes]:
+        """The lines of header ``name`` exactly as they are in the message."""
+        return [self._lines[pos] for pos in self._positions(header_key(name))]
+
+    def header_items(self) -> list[tuple[str, str]]:
+        """(name as written, value) for every header line, in order."""
+        out = []
+        for pos, line in enumerate(self._lines):
+            name = line[: line.index(b":")].rstrip(b" \t")
+            out.append((_decode(name), self._line_value(pos)))
+        return out
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every line of header ``name`` with one line (in place of the first)."""
+        key = header_key(name)
+        positions = self._positions(key)
+        line = _encode(f"{display_name(name)}: {value}")
+        if not positions:
+            self._lines.append(line)
+            self._keys.append(key)
+        else:
+            first = positions[0]
+            self._lines[first] = line
+            for pos in reversed(positions[1:]):
+                del self._lines[pos]
+                del self._keys[pos]
+        self._changed()
+
+    def add(self, name: str, value: str, *, first: bool = False) -> None:
+        """Add a line for header ``name``: after its last line, or before its first.
+
+        A header not yet present goes at the end, or at the top with ``first``.
+        """
+        key = header_key(name)
+        positions = self._positions(key)
+        line = _encode(f"{display_name(name)}: {value}")
+        if first:
+            at = positions[0] if positions else 0
+        else:
+            at = positions[-1] + 1 if positions else len(self._lines)
+        self._lines.insert(at, line)
+        self._keys.insert(at, key)
+        self._changed()
+
+    def remove(self, name: str) -> int:
+        """Remove every line of header ``name``; return how many went."""
+        key = header_key(name)
+        positions = self._positions(key)
+        for pos in reversed(positions):
+            del self._lines[pos]
+            del self._keys[pos]
+        if positions:
+            self._changed()
+        return len(positions)
+
+    def _pop_first_value(self, key: str) -> str | None:
+        """Remove the first value of a list header (one value of a line, or the line)."""
+        positions = self._positions(key)
+        if not positions:
+            return None
+        pos = positions[0]
+        values = split_values(self._line_value(pos))
+        if len(values) > 1:
+            line = self._lines[pos]
+            name = line[: line.index(b":")].rstrip(b" \t")
+            self._lines[pos] = name + b": " + _encode(", ".join(values[1:]))
+        else:
+            del self._lines[pos]
+            del self._keys[pos]
+        self._changed()
+        return values[0] if values else None
+
+    # -- typed views (cached) -----------------------------------------------------
+
+    def _required(self, key: str) -> str:
+        pos = self._first(key)
+        if pos < 0:
+            raise ParseError(f"Missing {display_name(key)} header")
+        return self._line_value(pos)
+
+    def _parsed(self, key: str, parse: Callable[[str], _T]) -> _T:
+        text = self._required(key)
+        try:
+            return parse(text)
+        except ParseError as exc:
+            raise ParseError(f"Bad {display_name(key)} header: {exc.reason}") from None
+
+    def _address_list(self, key: str) -> list[Address]:
+        out: list[Address] = []
+        for pos in self._positions(key):
+            try:
+                out.extend(parse_address_list(self._line_value(pos)))
+            except ParseError as exc:
+                raise ParseError(f"Bad {display_name(key)} header: {exc.reason}") from None
+        return out
+
+    def _optional_int(self, key: str) -> int | None:
+        pos = self._first(key)
+        if pos < 0:
+            return None
+        text = self._line_value(pos)
+        if text.isdigit() and len(text) < 10:
+            return int(text)
+        return parse_non_negative_int(text, display_name(key))
+
+    @property
+    def vias(self) -> list[Via]:
+        """Every Via, topmost first."""
+        found = self._cache.get("vias", _MISSING)
+        if found is _MISSING:
+            vias: list[Via] = []
+            for pos in self._positions("via"):
+                try:
+                    vias.extend(parse_via_list(self._line_value(pos)))
+                except ParseError as exc:
+                    raise ParseError(f"Bad Via header: {exc.reason}") from None
+            if not vias:
+                raise ParseError("Missing Via header")
+            found = self._cache["vias"] = vias
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def top_via(self) -> Via:
+        """The topmost Via value."""
+        return self.vias[0]
+
+    @property
+    def branch(self) -> str | None:
+        """The branch parameter of the topmost Via (fast path, no full Via parse)."""
+        found = self._cache.get("branch", _MISSING)
+        if found is _MISSING:
+            pos = self._first("via")
+            found = None
+            if pos >= 0:
+                value = self._line_value(pos)
+                if "," in value:
+                    value = split_values(value)[0]
+                match = _BRANCH.search(value)
+                if match:
+                    found = match.group(1)
+            self._cache["branch"] = found
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def call_id(self) -> str:
+        found = self._cache.get("call_id", _MISSING)
+        if found is _MISSING:
+            found = self._cache["call_id"] = self._required("call-id")
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def cseq(self) -> CSeq:
+        found = self._cache.get("cseq", _MISSING)
+        if found is _MISSING:
+            found = self._cache["cseq"] = self._parsed("cseq", CSeq.parse)
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def from_addr(self) -> Address:
+        found = self._cache.get("from", _MISSING)
+        if found is _MISSING:
+            found = self._cache["from"] = self._parsed("from", Address.parse)
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def to_addr(self) -> Address:
+        found = self._cache.get("to", _MISSING)
+        if found is _MISSING:
+            found = self._cache["to"] = self._parsed("to", Address.parse)
+        return found  # type: ignore[no-any-return]
+
+    def _tag(self, key: str) -> str | None:
+        match = _TAG.search(_param_tail(self._required(key)))
+        return match.group(1) if match else None
+
+    @property
+    def from_tag(self) -> str | None:
+        found = self._cache.get("from_tag", _MISSING)
+        if found is _MISSING:
+            found = self._cache["from_tag"] = self._tag("from")
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def to_tag(self) -> str | None:
+        found = self._cache.get("to_tag", _MISSING)
+        if found is _MISSING:
+            found = self._cache["to_tag"] = self._tag("to")
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def contacts(self) -> list[Address]:
+        """Every Contact value; a ``*`` is one Address with ``wildcard`` set."""
+        found = self._cache.get("contacts", _MISSING)
+        if found is _MISSING:
+            found = self._cache["contacts"] = self._address_list("contact")
+        return found  # type: ignore[no-any-return]
+
+    def addresses(self, name: str) -> list[Address]:
+        """Every value of an address-list header (Route, Record-Route, Path, ...)."""
+        return self._address_list(header_key(name))
+
+    @property
+    def max_forwards(self) -> int | None:
+        found = self._cache.get("max_forwards", _MISSING)
+        if found is _MISSING:
+            found = self._cache["max_forwards"] = self._optional_int("max-forwards")
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def expires(self) -> int | None:
+        found = self._cache.get("expires", _MISSING)
+        if found is _MISSING:
+            found = self._cache["expires"] = self._optional_int("expires")
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def content_length(self) -> int | None:
+        found = self._cache.get("content_length", _MISSING)
+        if found is _MISSING:
+            found = self._cache["content_length"] = self._optional_int("content-length")
+        return found  # type: ignore[no-any-return]
+
+    # -- forwarding edits (splice a line, leave the rest as it came) -----------
+
+    def push_via(self, value: str) -> None:
+        """Add ``value`` as the new topmost Via (RFC 3261 16.6 step 8)."""
+        self.add("Via", value, first=True)
+
+    def pop_via(self) -> str | None:
+        """Remove the topmost Via value and return it (RFC 3261 16.7 step 3)."""
+        return self._pop_first_value("via")
+
+    def pop_route(self) -> str | None:
+        """Remove the topmost Route value and return it (RFC 3261 16.4, 16.6 step 6)."""
+        return self._pop_first_value("route")
+
+    def add_record_route(self, value: str) -> None:
+        """Add ``value`` as the topmost Record-Route (RFC 3261 16.6 step 4)."""
+        self.add("Record-Route", value, first=True)
+
+    def decrement_max_forwards(self, default: int = 70) -> int:
+        """Decrement Max-Forwards, adding it with ``default`` first when absent (16.6 step 3).
+
+        Returns the new value.
+        """
+        current = self.max_forwards
+        new = (default if current is None else current) - 1
+        if current is None:
+            self.add("Max-Forwards", str(new), first=False)
+        else:
+            self.set("Max-Forwards", str(new))
+        return new
+
+    # -- rendering ----------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.header_items())
+
+    def to_bytes(self) -> bytes:
+        """The message on the wire. Content-Length is kept equal to the body."""
+        raw = self._raw
+        if raw is not None:
+            return raw
+        if self.content_length != len(self.body):
+            self.set("Content-Length", str(len(self.body)))
+        raw = b"\r\n".join([self.start_line(), *self._lines]) + b"\r\n\r\n" + self.body
+        self._raw = raw
+        return raw
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
+
+    def copy_lines(self) -> tuple[list[bytes], list[str]]:
+        return list(self._lines), list(self._keys)
+
+
+def _lines_from(headers: Iterable[tuple[str, str]]) -> tuple[list[bytes], list[str]]:
+    lines: list[bytes] = []
+    keys: list[str] = []
+    for name, value in headers:
+        lines.append(_encode(f"{name}: {value}"))
+        keys.append(header_key(name))
+    return lines, keys
+
+
+class Request(Message):
+    """A SIP request (RFC 3261 7.1)."""
+
+    __slots__ = ("method", "uri", "version")
+
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        lines: list[bytes],
+        keys: list[str],
+        body: bytes = b"",
+        raw: bytes | None = None,
+        version: str = "SIP/2.0",
+    ) -> None:
+        super().__init__(lines, keys, body, raw)
+        self.method = method
+        self.uri = uri
+        self.version = version
+
+    @classmethod
+    def new(
+        cls, method: str, uri: str, headers: Iterable[tuple[str, str]], body: bytes = b""
+    ) -> Request:
+        """A request built by Centrex itself; Content-Length follows the body."""
+        lines, keys = _lines_from(headers)
+        return cls(method, uri, lines, keys, body)
+
+    def start_line(self) -> bytes:
+        return _encode(f"{self.method} {self.uri} {self.version}")
+
+    @property
+    def request_uri(self) -> URI:
+        """The parsed Request-URI."""
+        found = self._cache.get("request_uri", _MISSING)
+        if found is _MISSING:
+            found = self._cache["request_uri"] = parse_uri(self.uri)
+        return found  # type: ignore[no-any-return]
+
+    def set_uri(self, uri: str | URI) -> None:
+        """Rewrite the Request-URI (RFC 3261 16.6 step 2, 16.5 retargeting)."""
+        self.uri = str(uri)
+        self._cache.pop("request_uri", None)
+        self._raw = None
+
+    def copy(self) -> Request:
+        """An independent copy (for forking: RFC 3261 16.6 step 1)."""
+        lines, keys = self.copy_lines()
+        return Request(self.method, self.uri, lines, keys, self.body, self._raw, self.version)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"
+
+
+class Response(Message):
+    """A SIP response (RFC 3261 7.2)."""
+
+    __slots__ = ("reason", "status", "version")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        lines: list[bytes],
+        keys: list[str],
+        body: bytes = b"",
+        raw: bytes | None = None,
+        version: str = "SIP/2.0",
+    ) -> None:
+        super().__init__(lines, keys, body, raw)
+        self.status = status
+        self.reason = reason
+        self.version = version
+
+    @classmethod
+    def new(
+        cls, status: int, reason: str, headers: Iterable[tuple[str, str]], body: bytes = b""
+    ) -> Response:
+        lines, keys = _lines_from(headers)
+        return cls(status, reason, lines, keys, body)
+
+    def start_line(self) -> bytes:
+        return _encode(f"{self.version} {self.status} {self.reason}")
+
+    def copy(self) -> Response:
+        lines, keys = self.copy_lines()
+        return Response(self.status, self.reason, lines, keys, self.body, self._raw, self.version)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"

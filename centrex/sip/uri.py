@@ -1,0 +1,461 @@
+"""SIP, SIPS, tel and other URIs (RFC 3261 19.1, 25.1; RFC 3966).
+
+Components are kept as written (escaped form) so that a URI renders back to the
+text it was parsed from, apart from the scheme and parameter names, which are
+lower-cased. Comparison follows RFC 3261 19.1.4 and works on unescaped values.
+
+``parse_uri`` runs on the Request-URI of every request, so it uses ``str``
+methods and a few compiled patterns rather than a general grammar engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from centrex.sip.errors import ParseError
+
+_HEX = "0-9A-Fa-f"
+# RFC 3261 25.1: unreserved = alphanum / mark. Each class below admits '%'; the
+# escapes themselves are checked once per URI by _BAD_ESCAPE_RE, which is much
+# faster than an "(char|escape)+" alternation.
+_UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
+_USER_RE = re.compile(rf"[{_UNRESERVED}&=+$,;?/%]+")
+_PASSWORD_RE = re.compile(rf"[{_UNRESERVED}&=+$,%]*")
+_PCHARS = rf"[{_UNRESERVED}\[\]/:&+$%]+"
+_PARAMS_RE = re.compile(rf"(?:;{_PCHARS}(?:={_PCHARS})?)*")
+_PARAM_ITEM_RE = re.compile(rf";({_PCHARS})(?:=({_PCHARS}))?")
+_HNAME_RE = re.compile(rf"[{_UNRESERVED}\[\]/?:+$%]+")
+_HVALUE_RE = re.compile(rf"[{_UNRESERVED}\[\]/?:+$%]*")
+_BAD_ESCAPE_RE = re.compile(rf"%(?![{_HEX}]{{2}})")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
+# RFC 2396 uric plus the '[', ']' and '#' of RFC 3986, for schemes we do not know.
+_OPAQUE_RE = re.compile(rf"[{_UNRESERVED};/?:@&=+$,\[\]#%]+")
+# host = hostname / IPv4address / IPv6reference; a top label starts with a letter.
+# Underscores are beyond RFC 3261 25.1 but common in real host names (container
+# and SRV-style names), so they are accepted as Kamailio and OpenSIPS do.
+_DOMAINLABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9\-_]*[A-Za-z0-9_])?"
+_TOPLABEL = r"[A-Za-z_](?:[A-Za-z0-9\-_]*[A-Za-z0-9_])?"
+_HOST = (
+    r"(\[[0-9A-Fa-f:.]+\])|([0-9]{1,3}(?:\.[0-9]{1,3}){3})"
+    rf"|((?:{_DOMAINLABEL}\.)*{_TOPLABEL}\.?)"
+)
+_HOST_RE = re.compile(_HOST)
+_HOSTPORT_RE = re.compile(rf"(?:{_HOST})(?::([0-9]{{1,5}}))?")
+_PORT_RE = re.compile(r"[0-9]{1,5}")
+_ESCAPE_SEQ_RE = re.compile(rf"%([{_HEX}]{{2}})")
+# RFC 3966 5.1: global numbers are '+' and digits, local ones hex digits, '*', '#'.
+_TEL_GLOBAL_RE = re.compile(r"\+[0-9\-.()]*[0-9][0-9\-.()]*")
+_TEL_LOCAL_RE = re.compile(r"[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#][0-9A-Fa-f*#\-.()]*")
+_TEL_SEPARATORS = str.maketrans("", "", "-.()")
+
+# RFC 3261 19.1.4: these must match whenever either URI has them.
+_ALWAYS_COMPARED = ("user", "ttl", "method", "maddr", "transport")
+_ABSENT = "\x00absent"
+_USER_SAFE = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()&=+$,;?/"
+)
+
+
+def _bad(detail: str) -> ParseError:
+    # The reason phrase never echoes the input: it may hold CR/LF.
+    return ParseError(f"Bad URI: {detail}", 400)
+
+
+def _unescape_key(text: str) -> str:
+    """Each ``%HH`` escape replaced by the one character with that code.
+
+    Lossless (bytes read as Latin-1), so fit for comparison (RFC 3261 19.1.4).
+    """
+    if "%" not in text:
+        return text
+    return _ESCAPE_SEQ_RE.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def unescape(text: str) -> str:
+    """Decode ``%HH`` escapes (RFC 3261 19.1.2) as UTF-8, for display and use.
+
+    Invalid UTF-8 becomes U+FFFD; comparisons do not use this function.
+    """
+    if "%" not in text:
+        return text
+    return urllib.parse.unquote(text)
+
+
+def _canonical_user(user: str) -> str:
+    """User part with needless escapes decoded and the others in upper-case hex."""
+    if "%" not in user:
+        return user
+
+    def fix(m: re.Match[str]) -> str:
+        ch = chr(int(m.group(1), 16))
+        return ch if ch in _USER_SAFE else "%" + m.group(1).upper()
+
+    return _ESCAPE_SEQ_RE.sub(fix, user)
+
+
+def _host_key(host: str) -> str:
+    """Host for comparison: case-folded, IPv6 references in their compressed form."""
+    if host.startswith("["):
+        try:
+            return "[" + ipaddress.IPv6Address(host[1:-1]).compressed + "]"
+        except ValueError:
+            return host.lower()
+    return host.lower()
+
+
+def _host_ok(ipv6: str | None, ipv4: str | None) -> bool:
+    """The checks the host pattern cannot make: a real IPv6 address, octets <= 255."""
+    if ipv6 is not None:
+        try:
+            ipaddress.IPv6Address(ipv6[1:-1])
+        except ValueError:
+            return False
+    elif ipv4 is not None:
+        return all(int(octet) <= 255 for octet in ipv4.split("."))
+    return True
+
+
+def is_valid_host(host: str) -> bool:
+    """True for a hostname, IPv4address or IPv6reference (RFC 3261 25.1)."""
+    m = _HOST_RE.fullmatch(host)
+    return m is not None and _host_ok(m.group(1), m.group(2))
+
+
+def parse_port(text: str) -> int:
+    """A port number 0..65535; ValueError otherwise."""
+    if not _PORT_RE.fullmatch(text):
+        raise ValueError(text)
+    port = int(text)
+    if port > 65535:
+        raise ValueError(text)
+    return port
+
+
+def parse_host_port(text: str) -> tuple[str, int | None]:
+    """Split ``hostport`` (RFC 3261 25.1) into host and optional port.
+
+    Raises ParseError("Bad URI: ...") on a bad host or port.
+    """
+    m = _HOSTPORT_RE.fullmatch(text)
+    if m is None:
+        raise _bad("bad host or port")
+    ipv6, ipv4, name, port_text = m.groups()
+    if not _host_ok(ipv6, ipv4):
+        raise _bad("bad host")
+    host = ipv6 or ipv4 or name
+    if port_text is None:
+        return host, None
+    port = int(port_text)
+    if port > 65535:
+        raise _bad("bad port")
+    return host, port
+
+
+def _render_params(params: dict[str, str | None]) -> str:
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+
+
+def _parse_uri_params(text: str) -> dict[str, str | None]:
+    """``*( ";" pname [ "=" pvalue ] )`` (RFC 3261 19.1.1, RFC 3966 3)."""
+    if not _PARAMS_RE.fullmatch(text):
+        raise _bad("bad parameter")
+    pairs = _PARAM_ITEM_RE.findall(text)
+    # pvalue is never empty, so an empty group means a flag parameter.
+    params = {name.lower(): value or None for name, value in pairs}
+    if len(params) != len(pairs):
+        raise _bad("duplicate parameter")
+    return params
+
+
+def _param_key(params: dict[str, str | None]) -> dict[str, str | None]:
+    return {
+        _unescape_key(k).lower(): None if v is None else _unescape_key(v).lower()
+        for k, v in params.items()
+    }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SipURI:
+    """A ``sip:`` or ``sips:`` URI (RFC 3261 19.1.1).
+
+    ``user``, ``password``, parameter and header values are kept escaped, as
+    written; use the ``unescaped_*`` accessors for their values. Equality and
+    hashing follow RFC 3261 19.1.4. Treat instances as immutable: use
+    :meth:`replace` to derive a changed URI.
+    """
+
+    host: str
+    scheme: str = "sip"
+    user: str | None = None
+    password: str | None = None
+    port: int | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        parts = [self.scheme, ":"]
+        if self.user is not None:
+            parts.append(self.user)
+            if self.password is not None:
+                parts += (":", self.password)
+            parts.append("@")
+        parts.append(self.host)
+        if self.port is not None:
+            parts += (":", str(self.port))
+        if self.params:
+            parts.append(_render_params(self.params))
+        if self.headers:
+            parts += ("?", "&".join(f"{k}={v}" for k, v in self.headers.items()))
+        return "".join(parts)
+
+    # -- comparison (RFC 3261 19.1.4) -------------------------------------
+
+    def _headers_key(self) -> dict[str, str]:
+        return {_unescape_key(k).lower(): _unescape_key(v).lower() for k, v in self.headers.items()}
+
+    def _base_key(self) -> tuple[object, ...]:
+        return (
+            self.scheme,
+            None if self.user is None else _unescape_key(self.user),
+            None if self.password is None else _unescape_key(self.password),
+            _host_key(self.host),
+            self.port,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SipURI):
+            return NotImplemented
+        if self._base_key() != other._base_key():
+            return False
+        mine, theirs = _param_key(self.params), _param_key(other.params)
+        for name in _ALWAYS_COMPARED:
+            if mine.get(name, _ABSENT) != theirs.get(name, _ABSENT):
+                return False
+        for name, value in mine.items():
+            if name in theirs and theirs[name] != value:
+                return False
+        return self._headers_key() == other._headers_key()
+
+    def __hash__(self) -> int:
+        params = _param_key(self.params)
+        compared = tuple(params.get(name, _ABSENT) for name in _ALWAYS_COMPARED)
+        return hash((self._base_key(), compared, frozenset(self._headers_key().items())))
+
+    # -- accessors ----------------------------------------------------------
+
+    @property
+    def secure(self) -> bool:
+        """True for a ``sips:`` URI (RFC 3261 19.1.1)."""
+        return self.scheme == "sips"
+
+    @property
+    def unescaped_user(self) -> str | None:
+        """The user part with ``%HH`` escapes decoded."""
+        return None if self.user is None else unescape(self.user)
+
+    @property
+    def unescaped_password(self) -> str | None:
+        """The password with ``%HH`` escapes decoded."""
+        return None if self.password is None else unescape(self.password)
+
+    def param(self, name: str) -> str | None:
+        """The unescaped value of parameter ``name`` (None if absent or a flag)."""
+        value = self.params.get(name.lower())
+        return None if value is None else unescape(value)
+
+    def unescaped_headers(self) -> dict[str, str]:
+        """The URI headers (RFC 3261 19.1.5) with escapes decoded."""
+        return {unescape(k): unescape(v) for k, v in self.headers.items()}
+
+    @property
+    def transport(self) -> str | None:
+        """The ``transport`` parameter, lower-cased (RFC 3261 19.1.1)."""
+        value = self.param("transport")
+        return None if value is None else value.lower()
+
+    @property
+    def maddr(self) -> str | None:
+        """The ``maddr`` parameter (RFC 3261 19.1.1)."""
+        return self.param("maddr")
+
+    @property
+    def lr(self) -> bool:
+        """True when the loose-routing flag ``lr`` is present (RFC 3261 19.1.1)."""
+        return "lr" in self.params
+
+    @property
+    def user_param(self) -> str | None:
+        """The ``user`` parameter (``phone``, ``ip``, ...), lower-cased."""
+        value = self.param("user")
+        return None if value is None else value.lower()
+
+    @property
+    def method_param(self) -> str | None:
+        """The ``method`` parameter (RFC 3261 19.1.1), as written."""
+        return self.param("method")
+
+    @property
+    def host_port(self) -> str:
+        """``host`` or ``host:port`` as written in the URI."""
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    @property
+    def default_port(self) -> int:
+        """The port to use when none is given: 5061 for SIPS or TLS, else 5060."""
+        if self.port is not None:
+            return self.port
+        return 5061 if self.secure or self.transport == "tls" else 5060
+
+    def aor(self) -> str:
+        """The address-of-record key of this URI (RFC 3261 10.3 step 5).
+
+        ``sip:user@host``: scheme forced to ``sip``, no password, port, parameters
+        or headers; host lower-cased without a trailing dot; needless escapes in
+        the user part removed, so equal users give equal keys.
+        """
+        host = _host_key(self.host).rstrip(".")
+        if self.user is None:
+            return f"sip:{host}"
+        return f"sip:{_canonical_user(self.user)}@{host}"
+
+    def replace(self, **changes: Any) -> SipURI:
+        """A copy with the given fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    def copy(self) -> SipURI:
+        """A copy whose ``params`` and ``headers`` can be changed independently."""
+        return dataclasses.replace(self, params=dict(self.params), headers=dict(self.headers))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TelURI:
+    """A ``tel:`` URI (RFC 3966): a telephone number and its parameters."""
+
+    number: str
+    params: dict[str, str | None] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"tel:{self.number}{_render_params(self.params)}"
+
+    @property
+    def is_global(self) -> bool:
+        """True for a global (``+``-prefixed) number (RFC 3966 5.1.4)."""
+        return self.number.startswith("+")
+
+    @property
+    def digits(self) -> str:
+        """The number without visual separators (RFC 3966 5.1.1)."""
+        return self.number.translate(_TEL_SEPARATORS)
+
+    def _key(self) -> tuple[str, frozenset[tuple[str, str | None]]]:
+        return self.digits.lower(), frozenset(_param_key(self.params).items())
+
+    def __eq__(self, other: object) -> bool:
+        """RFC 3966 4: separators ignored, parameters compared in any order."""
+        if not isinstance(other, TelURI):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+@dataclass(frozen=True, slots=True)
+class AbsoluteURI:
+    """A URI of any other scheme (RFC 3261 25.1 absoluteURI), kept opaque."""
+
+    scheme: str
+    opaque: str
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.opaque}"
+
+
+URI = SipURI | TelURI | AbsoluteURI
+
+
+def _parse_sip(scheme: str, rest: str) -> SipURI:
+    if "%" in rest and _BAD_ESCAPE_RE.search(rest):
+        raise _bad("bad escape")
+    user: str | None = None
+    password: str | None = None
+    at = rest.find("@")
+    if at >= 0:
+        userinfo, rest = rest[:at], rest[at + 1 :]
+        user, colon, pw = userinfo.partition(":")
+        if not _USER_RE.fullmatch(user):
+            raise _bad("bad user part")
+        if colon:
+            if not _PASSWORD_RE.fullmatch(pw):
+                raise _bad("bad password")
+            password = pw
+    headers: dict[str, str] = {}
+    qmark = rest.find("?")
+    if qmark >= 0:
+        headers = _parse_headers(rest[qmark + 1 :])
+        rest = rest[:qmark]
+    params: dict[str, str | None] = {}
+    semi = rest.find(";")
+    if semi >= 0:
+        params = _parse_uri_params(rest[semi:])
+        rest = rest[:semi]
+    host, port = parse_host_port(rest)
+    return SipURI(host, scheme, user, password, port, params, headers)
+
+
+def _parse_headers(text: str) -> dict[str, str]:
+    """``header *( "&" header )`` (RFC 3261 19.1.1)."""
+    values: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for item in text.split("&"):
+        name, eq, value = item.partition("=")
+        if not eq or not _HNAME_RE.fullmatch(name) or not _HVALUE_RE.fullmatch(value):
+            raise _bad("bad header")
+        key = _unescape_key(name).lower()
+        if key not in names:
+            names[key] = name
+            values[key] = []
+        values[key].append(value)
+    # Repeated header fields combine into one comma-separated value (RFC 3261
+    # 7.3.1); the comma is escaped as hvalue requires.
+    return {names[key]: "%2C".join(vals) for key, vals in values.items()}
+
+
+def _parse_tel(rest: str) -> TelURI:
+    if "%" in rest and _BAD_ESCAPE_RE.search(rest):
+        raise _bad("bad escape")
+    semi = rest.find(";")
+    number = rest if semi < 0 else rest[:semi]
+    if not (_TEL_GLOBAL_RE.fullmatch(number) or _TEL_LOCAL_RE.fullmatch(number)):
+        raise _bad("bad telephone number")
+    params = _parse_uri_params(rest[semi:]) if semi >= 0 else {}
+    return TelURI(number, params)
+
+
+def parse_uri(text: str) -> URI:
+    """Parse a URI: SIP/SIPS (RFC 3261 19.1), tel (RFC 3966) or any other scheme.
+
+    Raises ParseError("Bad URI: ...", 400) when the text is malformed.
+    """
+    colon = text.find(":")
+    if colon <= 0:
+        raise _bad("no scheme")
+    scheme = text[:colon]
+    rest = text[colon + 1 :]
+    if scheme == "sip" or scheme == "sips":
+        return _parse_sip(scheme, rest)
+    if not _SCHEME_RE.fullmatch(scheme):
+        raise _bad("bad scheme")
+    scheme = scheme.lower()
+    if scheme == "sip" or scheme == "sips":
+        return _parse_sip(scheme, rest)
+    if scheme == "tel":
+        return _parse_tel(rest)
+    if not _OPAQUE_RE.fullmatch(rest) or ("%" in rest and _BAD_ESCAPE_RE.search(rest)):
+        raise _bad("bad characters")
+    return AbsoluteURI(scheme, rest)

@@ -1,0 +1,155 @@
+"""The Via header value (RFC 3261 20.42, 18.2, 25.1; RFC 3581 rport).
+
+``SIP/2.0/UDP host:port;branch=z9hG4bK...;received=...;rport=...``. LWS is
+allowed around '/', ':' and ';' (RFC 3261 25.1 SLASH, COLON, SEMI; RFC 4475
+3.1.1.1).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from centrex.sip.errors import ParseError
+from centrex.sip.fields import parse_params, render_params
+from centrex.sip.headers import split_values
+from centrex.sip.uri import is_valid_host, parse_port
+
+#: RFC 3261 8.1.1.7: branches of RFC 3261 elements start with this cookie.
+MAGIC_COOKIE = "z9hG4bK"
+
+RELIABLE_TRANSPORTS = frozenset({"TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
+
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_VIA_RE = re.compile(
+    rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]+"
+    r"(\[[^\]]*\]|[^ \t:;\[\]]+)(?:[ \t]*:[ \t]*([^ \t;]*))?"
+)
+_TTL_RE = re.compile(r"[0-9]{1,3}")
+
+
+def _bad(detail: str) -> ParseError:
+    return ParseError(f"Bad Via: {detail}", 400)
+
+
+def is_rfc3261_branch(branch: str | None) -> bool:
+    """True when ``branch`` carries the magic cookie (RFC 3261 17.2.3)."""
+    return branch is not None and branch.startswith(MAGIC_COOKIE)
+
+
+@dataclass(slots=True)
+class Via:
+    """One Via value (RFC 3261 20.42): sent-protocol, sent-by and parameters.
+
+    ``transport`` is upper-case; ``host`` keeps an IPv6 reference in brackets;
+    ``params`` has lower-case names and values as written (None for a flag,
+    e.g. a bare ``rport`` of RFC 3581).
+    """
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+    protocol_name: str = "SIP"
+    version: str = "2.0"
+
+    @classmethod
+    def parse(cls, text: str) -> Via:
+        """Parse one via-parm; ParseError("Bad Via: ...", 400) when malformed."""
+        m = _VIA_RE.match(text)
+        if not m:
+            raise _bad("expected SIP/2.0/<transport> <host>")
+        name, version, transport, host, port_text = m.groups()
+        if not is_valid_host(host):
+            raise _bad("bad host")
+        port: int | None = None
+        if port_text is not None:
+            try:
+                port = parse_port(port_text)
+            except ValueError:
+                raise _bad("bad port") from None
+        params = parse_params(text, "Via", m.end())
+        _check_params(params)
+        return cls(transport.upper(), host, port, params, name.upper(), version)
+
+    def __str__(self) -> str:
+        sent_by = self.host if self.port is None else f"{self.host}:{self.port}"
+        head = f"{self.protocol_name}/{self.version}/{self.transport} {sent_by}"
+        return head + render_params(self.params) if self.params else head
+
+    @property
+    def sent_by(self) -> tuple[str, int | None]:
+        """The sent-by host and port (RFC 3261 18.2.1)."""
+        return self.host, self.port
+
+    @property
+    def branch(self) -> str | None:
+        """The ``branch`` transaction identifier (RFC 3261 8.1.1.7)."""
+        return self.params.get("branch")
+
+    @property
+    def is_rfc3261_branch(self) -> bool:
+        """True when the branch starts with ``MAGIC_COOKIE`` (RFC 3261 17.2.3)."""
+        return is_rfc3261_branch(self.branch)
+
+    @property
+    def received(self) -> str | None:
+        """The ``received`` source address a server added (RFC 3261 18.2.1)."""
+        return self.params.get("received")
+
+    @property
+    def has_rport(self) -> bool:
+        """True when ``rport`` is present, with or without a value (RFC 3581 4)."""
+        return "rport" in self.params
+
+    @property
+    def rport(self) -> int | None:
+        """The ``rport`` value a server filled in (RFC 3581 4), None if absent or bare."""
+        value = self.params.get("rport")
+        return None if value is None else int(value)
+
+    @property
+    def maddr(self) -> str | None:
+        """The ``maddr`` parameter (RFC 3261 18.2.2)."""
+        return self.params.get("maddr")
+
+    @property
+    def ttl(self) -> int | None:
+        """The ``ttl`` parameter for multicast (RFC 3261 18.1.1), or None."""
+        value = self.params.get("ttl")
+        return None if value is None else int(value)
+
+    @property
+    def reliable(self) -> bool:
+        """True for a stream or otherwise reliable transport (RFC 3261 17.1.1.2)."""
+        return self.transport in RELIABLE_TRANSPORTS
+
+
+def _check_params(params: dict[str, str | None]) -> None:
+    """Check the values of the parameters RFC 3261 20.42 and RFC 3581 define."""
+    for name in ("branch", "received", "maddr"):
+        if name in params:
+            value = params[name]
+            if value is None or value.startswith('"'):
+                raise _bad(f"{name} needs a value")
+    maddr = params.get("maddr")
+    if maddr is not None and not is_valid_host(maddr):
+        raise _bad("bad maddr")
+    rport = params.get("rport")
+    if rport is not None:
+        try:
+            parse_port(rport)
+        except ValueError:
+            raise _bad("bad rport") from None
+    if "ttl" in params:
+        ttl = params["ttl"]
+        if ttl is None or not _TTL_RE.fullmatch(ttl) or int(ttl) > 255:
+            raise _bad("bad ttl")
+
+
+def parse_via_list(text: str) -> list[Via]:
+    """Parse a Via header value holding one or more comma-separated via-parms."""
+    values = split_values(text)
+    if not values:
+        raise _bad("empty")
+    return [Via.parse(v) for v in values]

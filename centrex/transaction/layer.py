@@ -1,0 +1,314 @@
+"""The transaction layer (RFC 3261 17, updated by RFC 6026): tables, matching, one timer heap.
+
+Sans-IO, in the manner of aioquic: every entry point takes the current time
+``now`` (plain float seconds on any monotonic clock the caller picks), and what
+the layer wants done is appended to an output list drained with
+``take_outputs()`` (see ``centrex.transaction.events``). The caller sleeps until
+``next_deadline()`` and then calls ``handle_timer(now)``. All timers of all
+transactions live in a single ``TimerQueue``, so ten thousand transactions cost
+one heap, not ten thousand event-loop handles.
+
+What the layer does with a message, by RFC section:
+
+* 17.2.3: a request that matches a server transaction is a retransmission, fed
+  to it (a resend of the last response, or absorbed); otherwise a new server
+  transaction is made and the request passed to the TU in a ``RequestEvent``.
+* 17.2.1 / RFC 6026 7.1: an ACK that matches an INVITE server transaction is
+  absorbed by it (non-2xx: Confirmed) or passed to the TU (Accepted); an ACK
+  that matches none (the ACK of a 2xx, 17, 13.2.2.4) goes to the TU as a
+  ``RequestEvent`` without a transaction, never making one.
+* 17.1.3 / 18.1.2: a response that matches a client transaction is fed to it;
+  one that matches none goes to the TU as a ``ResponseEvent`` without one.
+* 9.1, 9.2: ``start_cancel`` starts the CANCEL client transaction for an INVITE
+  one; ``find_invite_for_cancel`` finds the INVITE server transaction a
+  received CANCEL (itself a non-INVITE server transaction) targets.
+
+An adapter's loop, in outline::
+
+    layer.receive_request(request, loop.time(), reliable=False, peer=addr)
+    for out in layer.take_outputs():
+        ...  # Send -> transport.send(out.peer, out.message.to_bytes()); events -> TU
+    # sleep until layer.next_deadline(), then layer.handle_timer(loop.time())
+"""
+
+from __future__ import annotations
+
+import logging
+
+from centrex.sip.build import make_cancel
+from centrex.sip.errors import ParseError
+from centrex.sip.message import Request, Response
+from centrex.transaction import invite_client, invite_server, non_invite_client, non_invite_server
+from centrex.transaction.engine import Engine
+from centrex.transaction.events import Output, RequestEvent, ResponseEvent
+from centrex.transaction.machine import Do
+from centrex.transaction.matching import (
+    ServerKey,
+    client_key_of_request,
+    client_key_of_response,
+    is_rfc2543_key,
+    server_key,
+    to_tag_matches,
+)
+from centrex.transaction.timer_queue import TimerQueue
+from centrex.transaction.timers import Timer, TimerConfig
+from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
+
+logger = logging.getLogger(__name__)
+
+
+class TransactionLayer:
+    """Every live client and server transaction of one SIP element (RFC 3261 17).
+
+    ``timers`` gives every duration. With ``send_trying`` (the default) an INVITE
+    server transaction answers a new INVITE with 100 (Trying) itself (17.2.1);
+    without it the TU must answer within 200 ms.
+    """
+
+    def __init__(self, timers: TimerConfig | None = None, *, send_trying: bool = True) -> None:
+        self.timers = timers if timers is not None else TimerConfig()
+        self._engine = Engine(self.timers, send_trying=send_trying, on_terminated=self._forget)
+        self._clients: dict[tuple[object, ...], ClientTransaction] = {}
+        self._servers: dict[ServerKey, ServerTransaction] = {}
+        # RFC 2543 keys leave out the To tag, checked on the few candidates.
+        self._rfc2543: dict[ServerKey, list[ServerTransaction]] = {}
+        self._rfc2543_count = 0
+
+    # -- size and inspection --------------------------------------------------------
+
+    def __len__(self) -> int:
+        """How many transactions are alive."""
+        return len(self._clients) + len(self._servers) + self._rfc2543_count
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    @property
+    def server_count(self) -> int:
+        return len(self._servers) + self._rfc2543_count
+
+    @property
+    def timer_queue(self) -> TimerQueue[tuple[Transaction, Timer]]:
+        """The one timer structure every transaction's timers live in."""
+        return self._engine.queue
+
+    @property
+    def ignored_inputs(self) -> int:
+        """How many inputs the tables ignored (late retransmissions and the like)."""
+        return self._engine.ignored
+
+    # -- outputs and time -------------------------------------------------------------
+
+    def take_outputs(self) -> list[Output]:
+        """Everything the layer asked for since the last call, in order."""
+        outputs = self._engine.outputs
+        self._engine.outputs = []
+        return outputs
+
+    def next_deadline(self) -> float | None:
+        """The earliest armed timer of any transaction, or None (amortised O(1))."""
+        return self._engine.queue.peek()
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every timer due at ``now``, earliest first."""
+        queue = self._engine.queue
+        while (due := queue.pop_due(now)) is not None:
+            token, (tx, timer) = due
+            self._engine.fire(tx, timer, now, token=token)
+
+    # -- server side (17.2) -------------------------------------------------------------
+
+    def receive_request(
+        self, request: Request, now: float, *, reliable: bool, peer: object
+    ) -> ServerTransaction | None:
+        """A request from the transport (17.2.3, 17.2.1, 17.2.2).
+
+        Returns the server transaction it created, or None when the request was
+        a retransmission, an ACK, or could not be matched at all (no usable Via,
+        CSeq or Call-ID: no response could reach its sender, so it is dropped).
+        """
+        try:
+            key = server_key(request)
+            tx = self._find_server(key, request)
+        except ParseError as exc:
+            logger.debug("request dropped, no transaction key: %s", exc.reason)
+            return None
+        engine = self._engine
+        if request.method == "ACK":
+            if tx is None or tx.machine.ack is None:
+                engine.outputs.append(RequestEvent(None, request, peer))
+            else:
+                engine.feed(tx, tx.machine.ack, now, message=request, peer=peer)
+            return None
+        if tx is not None:
+            retransmission = tx.machine.retransmission
+            if retransmission is not None:
+                engine.feed(tx, retransmission, now, message=request, peer=peer)
+            return None
+        machine = invite_server.MACHINE if request.method == "INVITE" else non_invite_server.MACHINE
+        tx = ServerTransaction(engine, machine, request, reliable=reliable, peer=peer, key=key)
+        if is_rfc2543_key(key):
+            self._rfc2543.setdefault(key, []).append(tx)
+            self._rfc2543_count += 1
+        else:
+            self._servers[key] = tx
+        engine.feed(tx, machine.start, now, message=request, peer=peer)
+        return tx
+
+    def respond(self, server_tx: ServerTransaction, response: Response, now: float) -> bool:
+        """Send the TU's ``response`` on ``server_tx`` (17.2.1, 17.2.2).
+
+        Returns True when the response was passed to the transport, False when
+        the transaction discarded it (a response after a final one, 17.2.2) or is
+        gone (a proxy then forwards a 2xx statelessly, 16.7 step 10).
+        """
+        event = server_tx.machine.classify(response.status)
+        if event is None:
+            raise ValueError(f"a response status must be 100-699, not {response.status}")
+        actions = self._engine.feed(server_tx, event, now, message=response)
+        return actions is not None and Do.SEND_RESPONSE in actions
+
+    def find_server(self, request: Request) -> ServerTransaction | None:
+        """The live server transaction ``request`` matches (17.2.3), if any."""
+        try:
+            return self._find_server(server_key(request), request)
+        except ParseError:
+            return None
+
+    def find_invite_for_cancel(self, cancel: Request) -> ServerTransaction | None:
+        """The INVITE server transaction a CANCEL targets (9.2), if it is alive.
+
+        9.2: the CANCEL is matched by 17.2.3 as if its method were not CANCEL.
+        """
+        if cancel.method != "CANCEL":
+            raise ValueError(f"find_invite_for_cancel needs a CANCEL, not {cancel.method}")
+        try:
+            tx = self._find_server(server_key(cancel, method="INVITE"), cancel)
+        except ParseError:
+            return None
+        if tx is None or not tx.is_invite:
+            return None
+        return tx
+
+    # -- client side (17.1) ---------------------------------------------------------------
+
+    def start_client(
+        self,
+        request: Request,
+        now: float,
+        *,
+        reliable: bool,
+        peer: object,
+        timer_c: bool = False,
+    ) -> ClientTransaction:
+        """Start a client transaction for ``request`` and send it (17.1.1.2, 17.1.2.2).
+
+        The request must carry its top Via with a branch (8.1.1.7). ``timer_c``
+        arms the proxy's Timer C on an INVITE (16.6 step 11). An ACK has no
+        client transaction (17.1.1.3, 13.2.2.4): send it directly.
+        """
+        if request.method == "ACK":
+            raise ValueError("an ACK is not sent in a client transaction (17, 13.2.2.4)")
+        key = client_key_of_request(request)
+        if key is None:
+            raise ValueError("the request needs a top Via with a branch (8.1.1.7)")
+        if key in self._clients:
+            raise ValueError(f"a client transaction for branch {key[0]} {key[1]} is alive")
+        machine = invite_client.MACHINE if request.method == "INVITE" else non_invite_client.MACHINE
+        tx = ClientTransaction(
+            self._engine, machine, request, reliable=reliable, peer=peer, key=key, timer_c=timer_c
+        )
+        self._clients[key] = tx
+        self._engine.feed(tx, machine.start, now)
+        return tx
+
+    def start_cancel(self, invite_tx: ClientTransaction, now: float) -> ClientTransaction:
+        """Cancel an INVITE client transaction: start and send its CANCEL (9.1).
+
+        The CANCEL is built from the INVITE (same branch, Request-URI, Call-ID,
+        From, To, CSeq number, Route) and goes to the same peer on the same
+        transport. 9.1 forbids it before a provisional response and makes it
+        pointless after a final one, so in any state but Proceeding this raises
+        ValueError; the TU retries once a provisional arrives. When a CANCEL
+        for this INVITE is already running, that one is returned. Once sent,
+        the INVITE transaction gives up after 64*T1 without a final (9.1).
+        """
+        if not invite_tx.is_invite:
+            raise ValueError("only an INVITE transaction can be cancelled (9.1)")
+        if invite_tx.cancel is not None and not invite_tx.cancel.terminated:
+            return invite_tx.cancel
+        if not self._engine.accepts(invite_tx, invite_client.Input.CANCEL_SENT):
+            raise ValueError(
+                f"no CANCEL in state {invite_tx.state.value} (9.1: only after a provisional "
+                "response and before a final one)"
+            )
+        cancel = self.start_client(
+            make_cancel(invite_tx.request), now, reliable=invite_tx.reliable, peer=invite_tx.peer
+        )
+        cancel.cancels = invite_tx
+        invite_tx.cancel = cancel
+        self._engine.feed(invite_tx, invite_client.Input.CANCEL_SENT, now)
+        return cancel
+
+    def receive_response(self, response: Response, now: float) -> ClientTransaction | None:
+        """A response from the transport (17.1.3, 18.1.2).
+
+        Returns the client transaction it was fed to, or None when it matched
+        none and went to the TU in a ``ResponseEvent`` without a transaction (or
+        was dropped because its CSeq is malformed, 18.1.2).
+        """
+        try:
+            key = client_key_of_response(response)
+        except ParseError as exc:
+            logger.debug("response dropped: %s", exc.reason)
+            return None
+        tx = self._clients.get(key) if key is not None else None
+        if tx is None:
+            self._engine.outputs.append(ResponseEvent(None, response))
+            return None
+        event = tx.machine.classify(response.status)
+        if event is not None:
+            self._engine.feed(tx, event, now, message=response)
+        return tx
+
+    def find_client(self, response: Response) -> ClientTransaction | None:
+        """The live client transaction ``response`` matches (17.1.3), if any."""
+        try:
+            key = client_key_of_response(response)
+        except ParseError:
+            return None
+        return self._clients.get(key) if key is not None else None
+
+    # -- both sides -----------------------------------------------------------------------
+
+    def transport_error(self, tx: Transaction, now: float) -> None:
+        """The transport failed to send for ``tx`` (17.1.4, 17.2.4)."""
+        self._engine.feed(tx, tx.machine.transport_error, now)
+
+    # -- tables ----------------------------------------------------------------------------
+
+    def _find_server(self, key: ServerKey, request: Request) -> ServerTransaction | None:
+        if not is_rfc2543_key(key):
+            return self._servers.get(key)
+        for tx in self._rfc2543.get(key, ()):
+            if to_tag_matches(tx, request):
+                return tx
+        return None
+
+    def _forget(self, tx: Transaction) -> None:
+        """Remove a terminated transaction from the tables (17.1.1.2: destroyed at once)."""
+        if isinstance(tx, ClientTransaction):
+            if self._clients.get(tx.key) is tx:
+                del self._clients[tx.key]
+            return
+        if not is_rfc2543_key(tx.key):
+            if self._servers.get(tx.key) is tx:
+                del self._servers[tx.key]
+            return
+        candidates = self._rfc2543.get(tx.key)
+        if candidates is not None and tx in candidates:
+            candidates.remove(tx)
+            self._rfc2543_count -= 1
+            if not candidates:
+                del self._rfc2543[tx.key]

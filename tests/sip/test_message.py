@@ -1,0 +1,212 @@
+"""The message model: header access, typed views and forwarding edits."""
+
+from __future__ import annotations
+
+import pytest
+
+from centrex.sip.errors import ParseError
+from centrex.sip.message import Request, Response
+from centrex.sip.parser import parse_message
+
+from .samples import INVITE, REGISTER, RESPONSE_180, SDP
+
+
+def req(data: bytes) -> Request:
+    message = parse_message(data)
+    assert isinstance(message, Request)
+    return message
+
+
+def test_header_lookup_ignores_case_and_compact_forms() -> None:
+    message = req(
+        b"OPTIONS sip:example.com SIP/2.0\r\n"
+        b"v: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+        b"f: <sip:a@example.com>;tag=1\r\nt: <sip:b@example.com>\r\n"
+        b"i: abc\r\nCSEQ: 1 OPTIONS\r\nm: <sip:a@h>\r\nl: 0\r\n"
+        b"o: presence\r\nu: dialog\r\nk: path\r\ns: hi\r\nc: text/plain\r\n"
+        b"e: gzip\r\nr: <sip:c@x>\r\nb: <sip:d@x>\r\nx: 1800\r\n\r\n"
+    )
+    assert message.get("Call-ID") == "abc"
+    assert message.get("call-id") == "abc"
+    assert message.get("i") == "abc"
+    assert message.get("Via") == "SIP/2.0/UDP h;branch=z9hG4bK1"
+    assert message.get("Event") == "presence"
+    assert message.get("Allow-Events") == "dialog"
+    assert message.get("Supported") == "path"
+    assert message.get("Subject") == "hi"
+    assert message.get("Content-Type") == "text/plain"
+    assert message.get("Content-Encoding") == "gzip"
+    assert message.get("Refer-To") == "<sip:c@x>"
+    assert message.get("Referred-By") == "<sip:d@x>"
+    assert message.get("Session-Expires") == "1800"
+    assert message.get("Contact") == "<sip:a@h>"
+    assert message.content_length == 0
+    assert message.get("X-Absent") is None
+
+
+def test_list_header_values_split_on_commas_outside_quotes_and_brackets() -> None:
+    message = req(
+        b"OPTIONS sip:example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n"
+        b"Call-ID: abc\r\nCSeq: 1 OPTIONS\r\n"
+        b'Contact: "Doe, John" <sip:j,x@h;a=1>, <sip:k@h>\r\n'
+        b"Contact: <sip:l@h>\r\n"
+        b"Date: Sat, 13 Nov 2010 23:29:00 GMT\r\n\r\n"
+    )
+    assert message.get_all("Contact") == [
+        '"Doe, John" <sip:j,x@h;a=1>',
+        "<sip:k@h>",
+        "<sip:l@h>",
+    ]
+    # Date is not a list header: its commas stay.
+    assert message.get_all("Date") == ["Sat, 13 Nov 2010 23:29:00 GMT"]
+    assert [c.uri.user for c in message.contacts] == ["j,x", "k", "l"]  # type: ignore[union-attr]
+
+
+def test_folded_header_value_reads_as_one_line_and_renders_unchanged() -> None:
+    data = REGISTER.replace(
+        b"User-Agent: Test Phone 1.0\r\n", b"User-Agent: Test\r\n   Phone\r\n\t1.0\r\n"
+    )
+    message = req(data)
+    assert message.get("User-Agent") == "Test Phone 1.0"
+    assert message.to_bytes() == data
+
+
+def test_unknown_headers_are_kept_byte_for_byte_after_an_edit() -> None:
+    data = REGISTER.replace(b"User-Agent", b'X-Weird-Thing :   a,,b ;; "q"\r\nUser-Agent')
+    message = req(data)
+    message.decrement_max_forwards()
+    assert b'X-Weird-Thing :   a,,b ;; "q"\r\n' in message.to_bytes()
+
+
+def test_unedited_message_renders_as_received() -> None:
+    assert req(INVITE).to_bytes() == INVITE
+    response = parse_message(RESPONSE_180)
+    assert response.to_bytes() == RESPONSE_180
+
+
+def test_typed_views_of_the_mandatory_headers() -> None:
+    message = req(REGISTER)
+    assert message.method == "REGISTER"
+    assert message.branch == "z9hG4bK776asdhds"
+    assert message.from_tag == "1928301774"
+    assert message.to_tag is None
+    assert message.call_id == "a84b4c76e66710@pc33.example.com"
+    assert message.cseq.number == 314159
+    assert message.cseq.method == "REGISTER"
+    assert message.from_addr.display_name == "Ted McGraw"
+    assert str(message.to_addr.uri) == "sip:1235@example.com"
+    assert message.max_forwards == 70
+    assert message.contacts[0].expires == 3600
+    assert message.top_via.host == "192.0.2.10"
+    assert message.top_via.port == 5060
+
+
+def test_response_reads_status_reason_and_to_tag() -> None:
+    response = parse_message(RESPONSE_180)
+    assert isinstance(response, Response)
+    assert response.status == 180
+    assert response.reason == "Ringing"
+    assert response.to_tag == "a6c85cf"
+    assert response.branch == "z9hG4bKproxy1"
+    assert [v.branch for v in response.vias] == ["z9hG4bKproxy1", "z9hG4bKnashds8"]
+
+
+def test_from_tag_inside_a_quoted_display_name_is_not_the_tag() -> None:
+    message = req(
+        REGISTER.replace(
+            b'From: "Ted McGraw" <sip:1235@example.com>;tag=1928301774',
+            b'From: "x;tag=fake" <sip:1235@example.com;tag=urip>;tag=real',
+        )
+    )
+    assert message.from_tag == "real"
+
+
+def test_push_and_pop_via_splice_only_the_top_line() -> None:
+    message = req(INVITE)
+    message.push_via("SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKproxy")
+    data = message.to_bytes()
+    assert data.startswith(
+        b"INVITE sip:1234@example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKproxy\r\n"
+        b"Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKnashds8\r\n"
+    )
+    assert message.branch == "z9hG4bKproxy"
+    assert data.endswith(SDP)
+    assert message.pop_via() == "SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKproxy"
+    assert message.to_bytes() == INVITE
+
+
+def test_pop_via_from_a_line_with_two_values_keeps_the_second() -> None:
+    response = parse_message(RESPONSE_180)
+    assert response.pop_via() == "SIP/2.0/UDP 192.0.2.20;branch=z9hG4bKproxy1"
+    assert response.branch == "z9hG4bKnashds8"
+    assert b"Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKnashds8\r\n" in response.to_bytes()
+
+
+def test_record_route_goes_on_top_of_existing_ones() -> None:
+    message = req(INVITE.replace(b"Contact:", b"Record-Route: <sip:p1;lr>\r\nContact:"))
+    message.add_record_route("<sip:p2;lr>")
+    assert message.get_all("Record-Route") == ["<sip:p2;lr>", "<sip:p1;lr>"]
+
+
+def test_decrement_max_forwards_rewrites_the_line() -> None:
+    message = req(INVITE)
+    assert message.decrement_max_forwards() == 69
+    assert b"\r\nMax-Forwards: 69\r\n" in message.to_bytes()
+
+
+def test_decrement_max_forwards_adds_the_header_when_missing() -> None:
+    message = req(INVITE.replace(b"Max-Forwards: 70\r\n", b""))
+    assert message.decrement_max_forwards() == 69
+    assert message.max_forwards == 69
+
+
+def test_rewrite_request_uri_changes_only_the_start_line() -> None:
+    message = req(INVITE)
+    message.set_uri("sip:1234@192.0.2.50:5062")
+    data = message.to_bytes()
+    assert data.startswith(b"INVITE sip:1234@192.0.2.50:5062 SIP/2.0\r\n")
+    assert data[data.index(b"\r\n") :] == INVITE[INVITE.index(b"\r\n") :]
+    assert message.request_uri.host == "192.0.2.50"  # type: ignore[union-attr]
+
+
+def test_copy_is_independent_of_the_original() -> None:
+    message = req(INVITE)
+    branch = message.copy()
+    branch.push_via("SIP/2.0/UDP p;branch=z9hG4bKx")
+    assert message.to_bytes() == INVITE
+    assert branch.count("Via") == 2
+
+
+def test_changing_the_body_updates_content_length() -> None:
+    message = req(INVITE)
+    message.body = b"v=0\r\n"
+    data = message.to_bytes()
+    assert b"\r\nContent-Length: 5\r\n" in data
+    assert data.endswith(b"\r\n\r\nv=0\r\n")
+
+
+def test_new_request_gets_a_content_length() -> None:
+    message = Request.new("OPTIONS", "sip:x", [("Via", "SIP/2.0/UDP h;branch=z9hG4bK1")])
+    assert message.to_bytes() == (
+        b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n"
+    )
+
+
+def test_set_replaces_every_line_and_remove_deletes_them() -> None:
+    message = req(INVITE.replace(b"Contact:", b"X-A: 1\r\nX-A: 2\r\nContact:"))
+    message.set("x-a", "3")
+    assert message.get_all("X-A") == ["3"]
+    assert message.remove("X-A") == 1
+    assert "X-A" not in message
+
+
+def test_bad_header_value_is_a_parse_error_naming_the_header() -> None:
+    message = parse_message(
+        REGISTER.replace(b"User-Agent", b"Expires: 12x\r\nUser-Agent"),
+        validate=False,
+    )
+    with pytest.raises(ParseError, match="Expires"):
+        message.expires  # noqa: B018

@@ -1,0 +1,152 @@
+"""Non-INVITE server transaction: RFC 3261 17.2.2 (Figure 8)."""
+
+from __future__ import annotations
+
+import pytest
+
+from centrex.sip.message import Request
+from centrex.transaction.events import RequestEvent, Terminated, TransportErrorEvent
+from centrex.transaction.layer import TransactionLayer
+from centrex.transaction.non_invite_server import State
+from centrex.transaction.timers import Timer
+from centrex.transaction.transaction import ServerTransaction
+from tests.transaction.helpers import PEER, request, response, run_clock, sent
+
+
+def receive(
+    layer: TransactionLayer, method: str = "REGISTER", *, reliable: bool = False
+) -> tuple[Request, ServerTransaction]:
+    req = request(method)
+    tx = layer.receive_request(req, 0.0, reliable=reliable, peer=PEER)
+    assert tx is not None
+    layer.take_outputs()
+    return req, tx
+
+
+def test_non_invite_server_passes_request_to_tu_without_100() -> None:
+    layer = TransactionLayer()
+    register = request("REGISTER")
+    tx = layer.receive_request(register, 0.0, reliable=False, peer=PEER)
+    outputs = layer.take_outputs()
+    assert len(outputs) == 1
+    event = outputs[0]
+    assert isinstance(event, RequestEvent)
+    assert event.transaction is tx and event.request is register and event.peer == PEER
+    assert tx is not None and tx.state is State.TRYING and not tx.is_invite
+    assert tx.armed_timers() == {}
+
+
+def test_non_invite_server_trying_discards_retransmitted_request() -> None:
+    layer = TransactionLayer()
+    _, tx = receive(layer)
+    assert layer.receive_request(request("REGISTER"), 0.5, reliable=False, peer=PEER) is None
+    assert layer.take_outputs() == []
+    assert tx.state is State.TRYING
+    assert len(layer) == 1
+
+
+def test_non_invite_server_provisional_moves_to_proceeding() -> None:
+    layer = TransactionLayer()
+    req, tx = receive(layer)
+    trying = response(req, 100)
+    assert layer.respond(tx, trying, 0.1)
+    assert sent(layer.take_outputs()) == [trying]
+    assert tx.state is State.PROCEEDING
+    progress = response(req, 183)
+    assert layer.respond(tx, progress, 0.2)
+    assert sent(layer.take_outputs()) == [progress]
+
+
+def test_non_invite_server_proceeding_resends_provisional_on_retransmitted_request() -> None:
+    layer = TransactionLayer()
+    req, tx = receive(layer)
+    trying = response(req, 100)
+    layer.respond(tx, trying, 0.1)
+    layer.take_outputs()
+    layer.receive_request(request("REGISTER"), 0.5, reliable=False, peer=PEER)
+    assert sent(layer.take_outputs()) == [trying]
+
+
+@pytest.mark.parametrize("provisional", [False, True])
+def test_non_invite_server_final_completes_and_starts_timer_j(provisional: bool) -> None:
+    layer = TransactionLayer()
+    req, tx = receive(layer)
+    if provisional:
+        layer.respond(tx, response(req, 100), 0.1)
+        layer.take_outputs()
+    ok = response(req, 200)
+    assert layer.respond(tx, ok, 1.0)
+    assert sent(layer.take_outputs()) == [ok]
+    assert tx.state is State.COMPLETED
+    assert tx.armed_timers() == {Timer.J: 33.0}  # 64*T1 on UDP
+
+
+def test_non_invite_server_resends_final_on_retransmitted_request() -> None:
+    layer = TransactionLayer()
+    req, tx = receive(layer)
+    unauthorized = response(req, 401)
+    layer.respond(tx, unauthorized, 0.1)
+    layer.take_outputs()
+    for at in (0.6, 1.6, 3.6):
+        layer.receive_request(request("REGISTER"), at, reliable=False, peer=PEER)
+        assert sent(layer.take_outputs()) == [unauthorized]
+    assert tx.state is State.COMPLETED
+
+
+def test_non_invite_server_discards_tu_responses_after_final() -> None:
+    layer = TransactionLayer()
+    req, tx = receive(layer)
+    layer.respond(tx, response(req, 200), 0.1)
+    layer.take_outputs()
+    assert not layer.respond(tx, response(req, 500), 0.2)
+    assert not layer.respond(tx, response(req, 100), 0.3)
+    assert layer.take_outputs() == []
+
+
+def test_timer_j_terminates_completed_non_invite_server() -> None:
+    layer = TransactionLayer()
+    req, tx = receive(layer)
+    layer.respond(tx, response(req, 200), 1.0)
+    layer.take_outputs()
+    log = run_clock(layer, 100.0)
+    assert [(at, type(out)) for at, out in log] == [(33.0, Terminated)]
+    assert len(layer) == 0
+
+
+def test_timer_j_is_zero_on_reliable_transport() -> None:
+    layer = TransactionLayer()
+    req, tx = receive(layer, reliable=True)
+    ok = response(req, 200)
+    layer.respond(tx, ok, 1.0)
+    outputs = layer.take_outputs()
+    assert sent(outputs) == [ok]
+    assert isinstance(outputs[-1], Terminated)
+    assert len(layer) == 0
+
+
+def test_non_invite_server_transport_error_in_proceeding_terminates() -> None:
+    layer = TransactionLayer()
+    req, tx = receive(layer)
+    layer.respond(tx, response(req, 100), 0.1)
+    layer.take_outputs()
+    layer.transport_error(tx, 0.2)
+    assert [type(o) for o in layer.take_outputs()] == [TransportErrorEvent, Terminated]
+    assert len(layer) == 0
+
+
+def test_non_invite_server_transport_error_in_completed_terminates() -> None:
+    layer = TransactionLayer()
+    req, tx = receive(layer)
+    layer.respond(tx, response(req, 200), 0.1)
+    layer.take_outputs()
+    layer.transport_error(tx, 0.2)
+    assert [type(o) for o in layer.take_outputs()] == [TransportErrorEvent, Terminated]
+    assert layer.next_deadline() is None
+
+
+def test_non_invite_server_transport_error_in_trying_is_ignored() -> None:
+    layer = TransactionLayer()
+    _, tx = receive(layer)
+    layer.transport_error(tx, 0.2)
+    assert layer.take_outputs() == []
+    assert tx.state is State.TRYING

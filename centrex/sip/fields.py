@@ -32,6 +32,7 @@ _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # A lenient unquoted auth-param value: visible ASCII up to a comma, no quotes.
 _AUTH_VALUE_RE = re.compile(r"[\x21\x23-\x2b\x2d-\x7e]+")
 _DIGITS_RE = re.compile(r"[0-9]+")
+_SIMPLE_PARAMS_RE = re.compile(rf"(?:;[{_TOKEN_CLASS}]+(?:=[{_TOKEN_CLASS}:\[\]]+)?)+")
 _CSEQ_RE = re.compile(rf"[ \t]*([0-9]{{1,10}})[ \t]+([{_TOKEN_CLASS}]+)[ \t]*")
 
 MAX_UINT32 = 2**32 - 1
@@ -109,6 +110,18 @@ def parse_params(text: str, what: str, pos: int = 0) -> dict[str, str | None]:
     Anything else, or a repeated name, raises ParseError("Bad <what>: ...").
     """
     params: dict[str, str | None] = {}
+    tail = text[pos:] if pos else text
+    if not tail:
+        return params
+    if _SIMPLE_PARAMS_RE.fullmatch(tail):
+        # The common shape (no LWS, no quotes): split instead of scanning.
+        for item in tail[1:].split(";"):
+            key, eq, text_value = item.partition("=")
+            key = key.lower()
+            if key in params:
+                raise ParseError(f"Bad {what}: duplicate parameter", 400)
+            params[key] = text_value if eq else None
+        return params
     n = len(text)
     pos = skip_lws(text, pos)
     while pos < n:

@@ -26,6 +26,31 @@ URI = SipURI | TelURI | AbsoluteURI
 _T = TypeVar("_T")
 _MISSING: Any = object()
 
+# The cached typed views that an edit of a header key makes stale.
+_VIEWS_OF: dict[str, tuple[str, ...]] = {
+    "via": ("vias", "branch"),
+    "from": ("from", "from_tag"),
+    "to": ("to", "to_tag"),
+    "call-id": ("call_id",),
+    "cseq": ("cseq",),
+    "contact": ("contacts",),
+    "max-forwards": ("max_forwards",),
+    "expires": ("expires",),
+    "content-length": ("content_length",),
+}
+
+_SPELLING: dict[str, str] = {}
+
+
+def _spelling(name: str) -> str:
+    """How Centrex writes header ``name`` (cached: edits run per message)."""
+    spelled = _SPELLING.get(name)
+    if spelled is None:
+        spelled = display_name(name)
+        if len(_SPELLING) < 1024:
+            _SPELLING[name] = spelled
+    return spelled
+
 _FOLD = re.compile(rb"\r?\n[ \t]+")
 # Fast reads of the two parameters every transaction needs. They only run on
 # the part of the value where a header parameter can stand (see _param_tail).
@@ -76,7 +101,7 @@ def _param_tail(value: str) -> str:
 class Message:
     """What requests and responses share: the header lines and the body."""
 
-    __slots__ = ("_body", "_cache", "_keys", "_lines", "_raw")
+    __slots__ = ("_body", "_cache", "_keys", "_length_ok", "_lines", "_raw")
 
     def __init__(
         self,
@@ -90,6 +115,8 @@ class Message:
         self._cache: dict[str, Any] = {}
         self._raw = raw
         self._body = body
+        # True while the Content-Length line is known to equal len(body).
+        self._length_ok = False
 
     @property
     def body(self) -> bytes:
@@ -99,6 +126,7 @@ class Message:
     def body(self, body: bytes) -> None:
         self._body = body
         self._raw = None
+        self._length_ok = False
 
     # -- start line (subclasses) ---------------------------------------------
 
@@ -128,10 +156,13 @@ class Message:
             raw = _FOLD.sub(b" ", raw)
         return _decode(raw.strip(b" \t"))
 
-    def _changed(self) -> None:
+    def _changed(self, key: str) -> None:
+        """Forget the rendering and the typed views that depend on header ``key``."""
         self._raw = None
-        if self._cache:
-            self._cache.clear()
+        cache = self._cache
+        if cache:
+            for slot in _VIEWS_OF.get(key, (key,)):
+                cache.pop(slot, None)
 
     # -- generic header access -------------------------------------------------
 
@@ -171,7 +202,7 @@ class Message:
         """Replace every line of header ``name`` with one line (in place of the first)."""
         key = header_key(name)
         positions = self._positions(key)
-        line = _encode(f"{display_name(name)}: {value}")
+        line = _encode(f"{_spelling(name)}: {value}")
         if not positions:
             self._lines.append(line)
             self._keys.append(key)
@@ -181,7 +212,7 @@ class Message:
             for pos in reversed(positions[1:]):
                 del self._lines[pos]
                 del self._keys[pos]
-        self._changed()
+        self._changed(key)
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
         """Add a line for header ``name``: after its last line, or before its first.
@@ -190,14 +221,14 @@ class Message:
         """
         key = header_key(name)
         positions = self._positions(key)
-        line = _encode(f"{display_name(name)}: {value}")
+        line = _encode(f"{_spelling(name)}: {value}")
         if first:
             at = positions[0] if positions else 0
         else:
             at = positions[-1] + 1 if positions else len(self._lines)
         self._lines.insert(at, line)
         self._keys.insert(at, key)
-        self._changed()
+        self._changed(key)
 
     def remove(self, name: str) -> int:
         """Remove every line of header ``name``; return how many went."""
@@ -207,7 +238,7 @@ class Message:
             del self._lines[pos]
             del self._keys[pos]
         if positions:
-            self._changed()
+            self._changed(key)
         return len(positions)
 
     def _pop_first_value(self, key: str) -> str | None:
@@ -224,7 +255,7 @@ class Message:
         else:
             del self._lines[pos]
             del self._keys[pos]
-        self._changed()
+        self._changed(key)
         return values[0] if values else None
 
     # -- typed views (cached) -----------------------------------------------------
@@ -402,10 +433,14 @@ class Message:
         """
         current = self.max_forwards
         new = (default if current is None else current) - 1
-        if current is None:
-            self.add("Max-Forwards", str(new), first=False)
+        pos = self._first("max-forwards")
+        if pos < 0:
+            self._lines.append(b"Max-Forwards: %d" % new)
+            self._keys.append("max-forwards")
         else:
-            self.set("Max-Forwards", str(new))
+            self._lines[pos] = b"Max-Forwards: %d" % new
+        self._changed("max-forwards")
+        self._cache["max_forwards"] = new
         return new
 
     # -- rendering ----------------------------------------------------------------
@@ -418,8 +453,10 @@ class Message:
         raw = self._raw
         if raw is not None:
             return raw
-        if self.content_length != len(self.body):
-            self.set("Content-Length", str(len(self.body)))
+        if not self._length_ok:
+            if self.content_length != len(self._body):
+                self.set("Content-Length", str(len(self._body)))
+            self._length_ok = True
         raw = b"\r\n".join([self.start_line(), *self._lines]) + b"\r\n\r\n" + self.body
         self._raw = raw
         return raw

@@ -196,7 +196,7 @@ def _request(
     )
     if error is None:
         if version.upper() != b"SIP/2.0":
-            error = ParseError("SIP Version Not Supported", 505)
+            error = ParseError("Version Not Supported", 505)
         elif len(parts) != 3 or not uri:
             error = ParseError("Malformed Request-Line")
     return request, error
@@ -220,6 +220,7 @@ def _frame_body(message: Message, stream: bool, max_body_bytes: int) -> None:
         raise _fail(message, "Content-Length larger than the message")
     if length < len(body):
         message.body = body[:length]
+    message._length_ok = message.content_length == length
 
 
 def _fail(message: Message, reason: str, status: int | None = 400) -> ParseError:

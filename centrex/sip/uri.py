@@ -179,7 +179,7 @@ def _param_key(params: dict[str, str | None]) -> dict[str, str | None]:
     }
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class SipURI:
     """A ``sip:`` or ``sips:`` URI (RFC 3261 19.1.1).
 

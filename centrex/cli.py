@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import BinaryIO
 
 import click
 
@@ -32,7 +33,7 @@ def serve() -> None:
 @main.command()
 @click.argument("file", type=click.File("rb"), default="-")
 @click.option("--stream", is_flag=True, help="Apply TCP/TLS framing rules instead of UDP's.")
-def parse(file: click.utils.LazyFile, stream: bool) -> None:
+def parse(file: BinaryIO, stream: bool) -> None:
     """Parse one SIP message from FILE (or standard input) and show what Centrex reads.
 
     Exits 0 for a valid message; 1 with the status Centrex would answer (or

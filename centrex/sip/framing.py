@@ -41,6 +41,20 @@ PING = Ping()
 StreamEvent = FramedMessage | Ping
 
 
+class FramingError(ParseError):
+    """The stream cannot be framed any further; the connection must close.
+
+    ``events`` are the whole messages (and pings) that came before the fault
+    in the same chunk, to be handled first; ``head`` is the start of the bytes
+    that could not be framed, enough to build the error response from.
+    """
+
+    def __init__(self, error: ParseError, events: list[StreamEvent], head: bytes) -> None:
+        super().__init__(error.reason, error.status)
+        self.events = events
+        self.head = head
+
+
 class StreamFramer:
     """Incremental Content-Length framing of one connection's inbound bytes."""
 
@@ -64,11 +78,19 @@ class StreamFramer:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        """Take a chunk; return every event it completes, in order."""
+        """Take a chunk; return every event it completes, in order.
+
+        Raises ``FramingError`` (carrying the events completed before the fault)
+        when the stream breaks a limit or cannot be framed.
+        """
         self._buffer += data
         events: list[StreamEvent] = []
         while True:
-            event = self._next()
+            try:
+                event = self._next()
+            except ParseError as exc:
+                head = bytes(self._buffer[: self.max_header_bytes])
+                raise FramingError(exc, events, head) from None
             if event is None:
                 return events
             events.append(event)

@@ -287,7 +287,7 @@ class Message:
         if pos < 0:
             return None
         text = self._line_value(pos)
-        if text.isdigit() and len(text) < 10:
+        if text.isascii() and text.isdigit() and len(text) < 10:
             return int(text)
         return parse_non_negative_int(text, display_name(key))
 
@@ -321,11 +321,15 @@ class Message:
             found = None
             if pos >= 0:
                 value = self._line_value(pos)
-                if "," in value:
-                    value = split_values(value)[0]
-                match = _BRANCH.search(value)
-                if match:
-                    found = match.group(1)
+                if '"' in value:
+                    # A quoted parameter could hold ";branch=": parse properly.
+                    found = self.top_via.branch
+                else:
+                    if "," in value:
+                        value = next(iter(split_values(value)), "")
+                    match = _BRANCH.search(value)
+                    if match:
+                        found = match.group(1)
             self._cache["branch"] = found
         return found  # type: ignore[no-any-return]
 
@@ -358,7 +362,13 @@ class Message:
         return found  # type: ignore[no-any-return]
 
     def _tag(self, key: str) -> str | None:
-        match = _TAG.search(_param_tail(self._required(key)))
+        value = self._required(key)
+        tail = _param_tail(value)
+        if '"' in tail:
+            # A quoted header parameter may hold '>' or ";tag=": parse properly.
+            address: Address = self._parsed(key, Address.parse)
+            return address.tag
+        match = _TAG.search(tail)
         return match.group(1) if match else None
 
     @property
@@ -413,6 +423,17 @@ class Message:
     def push_via(self, value: str) -> None:
         """Add ``value`` as the new topmost Via (RFC 3261 16.6 step 8)."""
         self.add("Via", value, first=True)
+
+    def set_top_via(self, value: str) -> None:
+        """Replace the topmost Via value in place (18.2.1 received / RFC 3581 rport)."""
+        pos = self._first("via")
+        if pos < 0:
+            raise ParseError("Missing Via header")
+        values = split_values(self._line_value(pos))
+        line = self._lines[pos]
+        name = line[: line.index(b":")].rstrip(b" \t")
+        self._lines[pos] = name + b": " + _encode(", ".join([value, *values[1:]]))
+        self._changed("via")
 
     def pop_via(self) -> str | None:
         """Remove the topmost Via value and return it (RFC 3261 16.7 step 3)."""

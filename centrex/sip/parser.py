@@ -17,7 +17,7 @@ from centrex.sip.message import _BYTES_KEY as _KEYS
 from centrex.sip.message import Message, Request, Response, bytes_key
 
 # The name of each header line: what precedes the first colon after a line end.
-_HEADER_NAME = re.compile(rb"\n([^:\r\n]*):")
+_HEADER_NAME = re.compile(rb"\r\n([^:\r\n]*):")
 _METHOD = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]+")
 _VERSION = re.compile(rb"SIP/(\d{1,3})\.(\d{1,3})", re.IGNORECASE)
 _SINGLE_VALUED = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "expires")
@@ -50,23 +50,24 @@ def parse_message(
         if not data:
             raise ParseError("Empty message", None)
     raw: bytes | None = data
-    end = data.find(b"\r\n\r\n")
+    first_lf = data.find(b"\n")
+    crlf = first_lf > 0 and data[first_lf - 1] == 13  # the start-line ends in CRLF
+    end = data.find(b"\r\n\r\n") if crlf else -1
     if end >= 0:
         head = data[:end]
         body = data[end + 4 :]
         lines = head.split(b"\r\n")
+    elif not crlf and (lf_end := data.find(b"\n\n")) >= 0:
+        # Bare LF line ends: tolerated, and rendered with CRLF when forwarded.
+        head, body, raw = data[:lf_end], data[lf_end + 2 :], None
+        lines = head.replace(b"\r\n", b"\n").split(b"\n")
+        crlf = False
+    elif data.endswith(b"\r\n"):
+        # A datagram without the empty line: no body.
+        head, body, raw = data[:-2], b"", None
+        lines = head.split(b"\r\n")
     else:
-        lf_end = data.find(b"\n\n")
-        if lf_end >= 0:
-            # Bare LF line ends: tolerated, and rendered with CRLF when forwarded.
-            head, body, raw = data[:lf_end], data[lf_end + 2 :], None
-            lines = head.replace(b"\r\n", b"\n").split(b"\n")
-        elif data.endswith(b"\r\n"):
-            # A datagram without the empty line: no body.
-            head, body, raw = data[:-2], b"", None
-            lines = head.split(b"\r\n")
-        else:
-            raise ParseError("No end of header block", None)
+        raise ParseError("No end of header block", None)
     if len(head) > max_header_bytes:
         raise ParseError("Header block too large", None if _is_response(lines[0]) else 513)
     if len(lines) > max_lines:
@@ -78,8 +79,8 @@ def parse_message(
         header_lines = _unfold(header_lines)
 
     error: ParseError | None = None
-    names = _HEADER_NAME.findall(head)
-    if len(names) == len(header_lines):
+    names = _HEADER_NAME.findall(head) if crlf else []
+    if names and len(names) == len(header_lines):
         # Every line has a colon: the names come out of one regex scan.
         found = list(map(_KEYS.get, names))
         if None in found:
@@ -142,13 +143,13 @@ def _unfold(lines: list[bytes]) -> list[bytes]:
     The CRLF and indentation are kept in the line, so an unedited header goes
     out byte for byte; reading the value replaces them with one space.
     """
-    out: list[bytes] = []
+    out: list[list[bytes]] = []
     for line in lines:
         if line[:1] in (b" ", b"\t") and out:
-            out[-1] = out[-1] + b"\r\n" + line
+            out[-1].append(line)
         else:
-            out.append(line)
-    return out
+            out.append([line])
+    return [b"\r\n".join(parts) for parts in out]
 
 
 def _response(

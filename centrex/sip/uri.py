@@ -49,8 +49,10 @@ _HOSTPORT_RE = re.compile(rf"(?:{_HOST})(?::([0-9]{{1,5}}))?")
 _PORT_RE = re.compile(r"[0-9]{1,5}")
 _ESCAPE_SEQ_RE = re.compile(rf"%([{_HEX}]{{2}})")
 # RFC 3966 5.1: global numbers are '+' and digits, local ones hex digits, '*', '#'.
-_TEL_GLOBAL_RE = re.compile(r"\+[0-9\-.()]*[0-9][0-9\-.()]*")
-_TEL_LOCAL_RE = re.compile(r"[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#][0-9A-Fa-f*#\-.()]*")
+# The lookahead asks for one real digit without the backtracking of a
+# "sep* digit sep*" pattern, which is quadratic on long hostile input.
+_TEL_GLOBAL_RE = re.compile(r"\+(?=[0-9\-.()]*[0-9])[0-9\-.()]+")
+_TEL_LOCAL_RE = re.compile(r"(?=[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#])[0-9A-Fa-f*#\-.()]+")
 _TEL_SEPARATORS = str.maketrans("", "", "-.()")
 
 # RFC 3261 19.1.4: these must match whenever either URI has them.

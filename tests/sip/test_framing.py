@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from centrex.sip.errors import ParseError
-from centrex.sip.framing import PING, FramedMessage, StreamFramer
+from centrex.sip.framing import PING, FramedMessage, FramingError, StreamFramer
 from centrex.sip.parser import parse_message
 
 from .samples import INVITE, REGISTER
@@ -101,3 +101,16 @@ def test_too_many_header_lines_is_513() -> None:
     with pytest.raises(ParseError) as caught:
         framer.feed(data)
     assert caught.value.status == 513
+
+
+def test_messages_before_a_framing_fault_are_handed_over_with_the_error() -> None:
+    framer = StreamFramer()
+    bad = REGISTER.replace(b"Content-Length: 0", b"Content-Length: x")
+    with pytest.raises(FramingError) as caught:
+        framer.feed(REGISTER + PING_BYTES + bad)
+    assert caught.value.events == [FramedMessage(REGISTER), PING]
+    assert caught.value.head.startswith(b"REGISTER sip:example.com SIP/2.0\r\n")
+    assert caught.value.status == 400
+
+
+PING_BYTES = b"\r\n\r\n"

@@ -210,3 +210,14 @@ def test_bad_header_value_is_a_parse_error_naming_the_header() -> None:
     )
     with pytest.raises(ParseError, match="Expires"):
         message.expires  # noqa: B018
+
+
+def test_set_top_via_replaces_only_the_first_value_of_a_combined_line() -> None:
+    response = parse_message(RESPONSE_180)
+    response.set_top_via("SIP/2.0/UDP 192.0.2.20;branch=z9hG4bKproxy1;received=10.0.0.1")
+    assert response.get_all("Via") == [
+        "SIP/2.0/UDP 192.0.2.20;branch=z9hG4bKproxy1;received=10.0.0.1",
+        "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKnashds8",
+    ]
+    assert response.top_via.received == "10.0.0.1"
+    assert response.count("Via") == 1

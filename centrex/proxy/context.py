@@ -1,0 +1,244 @@
+"""The response context of a stateful proxy (RFC 3261 16.6 - 16.10), without I/O.
+
+One ``ResponseContext`` exists per proxied request. It knows the targets
+(grouped by q-value: parallel within a group, serially across groups, 16.6),
+each branch's state, and every final response received, and tells its caller
+what to do as responses, timeouts and CANCELs come in:
+
+* ``Start(branches)``: send the request to these targets now;
+* ``Forward(response)``: send this response upstream now (provisionals, every
+  2xx: 16.7 steps 5 and 9);
+* ``Cancel(branch)``: cancel this branch (16.7 step 10, 16.10), sent once the
+  branch has had a provisional response (9.1);
+* ``Final(response, status)``: the best response was chosen (16.7 step 6):
+  send ``response`` upstream, or, when ``response`` is None, build one with
+  ``status`` (408 when no branch answered, 480/487 as the caller decides).
+
+The caller owns messages and transactions; this object only decides.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from centrex.sip.message import Response
+
+T = TypeVar("T")
+
+
+class BranchState(enum.Enum):
+    WAITING = "waiting"  # in a later serial group, not sent yet
+    CALLING = "calling"  # sent, no provisional response yet
+    PROCEEDING = "proceeding"  # a provisional response came: CANCEL may be sent
+    DONE = "done"  # a final response (or a timeout) ended it
+
+
+@dataclass(eq=False)
+class Branch(Generic[T]):
+    """One target of the fork. ``target`` is the caller's (e.g. a Binding)."""
+
+    target: T
+    q: float
+    state: BranchState = BranchState.WAITING
+    cancel_wanted: bool = False
+    cancel_sent: bool = False
+    final: Response | None = None
+    transaction: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Start(Generic[T]):
+    branches: Sequence[Branch[T]]
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel(Generic[T]):
+    branch: Branch[T]
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    response: Response | None
+    status: int
+
+
+Action = Start[T] | Forward | Cancel[T] | Final
+
+
+def _q_groups(branches: list[Branch[T]]) -> list[list[Branch[T]]]:
+    groups: list[list[Branch[T]]] = []
+    for branch in sorted(branches, key=lambda b: -b.q):
+        if groups and groups[-1][0].q == branch.q:
+            groups[-1].append(branch)
+        else:
+            groups.append([branch])
+    return groups
+
+
+@dataclass(eq=False)
+class ResponseContext(Generic[T]):
+    """Forking and best-response selection for one proxied request (16.6, 16.7)."""
+
+    branches: list[Branch[T]]
+    groups: list[list[Branch[T]]] = field(default_factory=list)
+    next_group: int = 0
+    final_sent: bool = False
+    cancelled: bool = False  # the caller's CANCEL arrived (16.10)
+    answered_2xx: bool = False
+
+    @classmethod
+    def fork(cls, targets: Iterable[tuple[T, float | None]]) -> ResponseContext[T]:
+        """A context for ``targets`` with their q-values (None counts as 1.0)."""
+        branches = [Branch(target, 1.0 if q is None else q) for target, q in targets]
+        context = cls(branches)
+        context.groups = _q_groups(branches)
+        return context
+
+    # -- driving ---------------------------------------------------------------------
+
+    def start(self) -> list[Action[T]]:
+        """Start the first q-group (16.6: highest q first)."""
+        return self._start_next_group()
+
+    def _start_next_group(self) -> list[Action[T]]:
+        if self.next_group >= len(self.groups):
+            return []
+        group = self.groups[self.next_group]
+        self.next_group += 1
+        for branch in group:
+            branch.state = BranchState.CALLING
+        return [Start(group)]
+
+    def provisional(self, branch: Branch[T], response: Response) -> list[Action[T]]:
+        """A 1xx on ``branch``: forward it unless a 100 (16.7 step 5); a CANCEL wanted
+        before now can be sent from here on (9.1)."""
+        actions: list[Action[T]] = []
+        if branch.state is BranchState.CALLING:
+            branch.state = BranchState.PROCEEDING
+        if branch.cancel_wanted and not branch.cancel_sent:
+            branch.cancel_sent = True
+            actions.append(Cancel(branch))
+        if not self.final_sent and response.status != 100:
+            actions.append(Forward(response))
+        return actions
+
+    def final(self, branch: Branch[T], response: Response) -> list[Action[T]]:
+        """A final response on ``branch`` (16.7 steps 4-10)."""
+        branch.state = BranchState.DONE
+        status = response.status
+        if 200 <= status < 300:
+            # Every 2xx goes upstream at once, and the rest are cancelled.
+            self.answered_2xx = True
+            actions: list[Action[T]] = [Forward(response)]
+            first = not self.final_sent
+            self.final_sent = True
+            if first:
+                actions += self._cancel_pending()
+            return actions
+        branch.final = response
+        if self.final_sent:
+            return []
+        if status >= 600:
+            # 16.7 step 6 / 10: a 6xx ends the search; cancel the others.
+            self.final_sent = True
+            return [*self._cancel_pending(), Final(response, status)]
+        return self._maybe_done()
+
+    def timeout(self, branch: Branch[T]) -> list[Action[T]]:
+        """No final response on ``branch`` (Timer B or a transport error): 408 (16.7 step 2)."""
+        if branch.state is BranchState.DONE:
+            return []
+        branch.state = BranchState.DONE
+        if self.final_sent:
+            return []
+        return self._maybe_done()
+
+    def ringing_timeout(self, branch: Branch[T]) -> list[Action[T]]:
+        """Timer C fired on ``branch`` (16.8): cancel it, or give it up if it never rang."""
+        if branch.state is BranchState.PROCEEDING:
+            return self._cancel(branch)
+        return self.timeout(branch)
+
+    def cancel_all(self) -> list[Action[T]]:
+        """The caller cancelled the request (16.10): cancel every pending branch.
+
+        Branches not yet started are dropped; when nothing is left pending the
+        request is answered with 487.
+        """
+        self.cancelled = True
+        for group in self.groups[self.next_group :]:
+            for branch in group:
+                branch.state = BranchState.DONE
+        self.next_group = len(self.groups)
+        actions = self._cancel_pending()
+        if not self.final_sent and not self._pending():
+            self.final_sent = True
+            actions.append(Final(None, 487))
+        return actions
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _pending(self) -> list[Branch[T]]:
+        return [
+            b for b in self.branches if b.state in (BranchState.CALLING, BranchState.PROCEEDING)
+        ]
+
+    def _cancel(self, branch: Branch[T]) -> list[Action[T]]:
+        branch.cancel_wanted = True
+        if branch.state is BranchState.PROCEEDING and not branch.cancel_sent:
+            branch.cancel_sent = True
+            return [Cancel(branch)]
+        return []
+
+    def _cancel_pending(self) -> list[Action[T]]:
+        actions: list[Action[T]] = []
+        for branch in self._pending():
+            actions += self._cancel(branch)
+        return actions
+
+    def _maybe_done(self) -> list[Action[T]]:
+        """All branches of the group ended without 2xx/6xx: next group, or the best answer."""
+        if self._pending():
+            return []
+        if not self.cancelled:
+            started = self._start_next_group()
+            if started:
+                return started
+        self.final_sent = True
+        best = self.best_response()
+        if best is None:
+            return [Final(None, 487 if self.cancelled else 408)]
+        return [Final(best, best.status)]
+
+    def best_response(self) -> Response | None:
+        """16.7 step 6: a 6xx if any, else the lowest class; within a class, prefer
+        an answer from the callee over a timeout or an overload (408, 503)."""
+        finals = [b.final for b in self.branches if b.final is not None]
+        if not finals:
+            return None
+        six = [r for r in finals if r.status >= 600]
+        if six:
+            return six[0]
+        lowest = min(r.status // 100 for r in finals)
+        in_class = [r for r in finals if r.status // 100 == lowest]
+        preferred = [r for r in in_class if r.status not in (408, 503)]
+        return (preferred or in_class)[0]
+
+    def challenges(self) -> list[tuple[str, str]]:
+        """Every WWW-/Proxy-Authenticate of the 401/407 finals (16.7 step 7)."""
+        out: list[tuple[str, str]] = []
+        for branch in self.branches:
+            response = branch.final
+            if response is None or response.status not in (401, 407):
+                continue
+            for name in ("WWW-Authenticate", "Proxy-Authenticate"):
+                out += [(name, value) for value in response.get_all(name)]
+        return out

@@ -1,0 +1,422 @@
+"""The transport layer: UDP, TCP and TLS listeners and the connection table (RFC 3261 18).
+
+``TransportLayer`` turns bytes from the network into parsed messages for the
+server, and messages from the server into bytes on the right socket:
+
+* 18.2.1 / RFC 3581 4: every received request gets ``received`` and a filled
+  ``rport`` in its top Via before anyone sees it (``rules.stamp_received``).
+* 18.3: a datagram is one message; a stream is framed by Content-Length, one
+  ``StreamFramer`` per connection, with RFC 5626 CRLF keep-alives answered.
+* Malformed input: a request the parser can answer gets that status (400
+  naming the culprit, 413, 505, 513); garbage and malformed responses get
+  silence (18.1.2). On a stream a framing failure also closes the connection,
+  since where the next message starts is unknown.
+* 18.2.2: a response goes over the connection its request came on while it is
+  open, else where the top Via says (``rules.response_destination``).
+* 18.1.1: connections are kept in a table by (transport, remote host, remote
+  port) and reused for anything sent to that peer.
+
+Handlers run synchronously on the event loop; an exception in one is logged
+and the layer carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
+from typing import Any
+
+from centrex.sip.errors import ParseError
+from centrex.sip.message import Request, Response
+from centrex.sip.parser import parse_message
+from centrex.transport.address import ListenAddress, LocalSocket, Peer, ip_family
+from centrex.transport.connection import StreamConnection
+from centrex.transport.limits import TransportLimits
+from centrex.transport.rules import (
+    error_response,
+    request_from_head,
+    response_destination,
+    stamp_received,
+)
+from centrex.transport.table import ConnectionTable
+from centrex.transport.udp import UdpEndpoint, bind_udp_socket
+
+logger = logging.getLogger(__name__)
+
+MessageHandler = Callable[[Request | Response, Peer, LocalSocket], None]
+ConnectionHandler = Callable[[Peer], None]
+_STOP_GRACE = 1.0
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Counters for metrics and tests."""
+
+    messages: int = 0
+    malformed_answered: int = 0
+    malformed_dropped: int = 0
+    framing_errors: int = 0
+    connections_refused: int = 0
+    handler_errors: int = 0
+
+
+class TransportLayer:
+    """Every listening socket and connection of one Centrex process (RFC 3261 18).
+
+    ``on_message(message, peer, local)`` gets every well-formed request (top
+    Via stamped) and response. ``on_connection_closed(peer)`` is called once
+    for every TCP/TLS connection that was up and is gone, whatever the cause
+    (including ``stop()``); ``peer.connection_id`` says which.
+    """
+
+    def __init__(
+        self,
+        on_message: MessageHandler,
+        *,
+        on_connection_closed: ConnectionHandler | None = None,
+        limits: TransportLimits | None = None,
+        client_tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._on_message = on_message
+        self._on_connection_closed = on_connection_closed
+        self.limits = limits if limits is not None else TransportLimits()
+        self.stats = TransportStats()
+        self._ids = itertools.count(1)
+        self._udp: list[UdpEndpoint] = []
+        self._udp_by_family: dict[int, UdpEndpoint] = {}
+        self._servers: list[tuple[str, asyncio.Server]] = []
+        self._table = ConnectionTable(self.limits, client_tls_context)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self._stopping = False
+
+    # -- life cycle ----------------------------------------------------------------
+
+    async def start(
+        self, listen: list[ListenAddress], tls_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Open every listener; on any failure close those opened and raise.
+
+        ``tls_context`` (see ``tls.server_context``) is required when a ``tls:``
+        address is listed. OSError names the address that could not be bound.
+        """
+        if self._started:
+            raise RuntimeError("TransportLayer.start() called twice")
+        self._started = True
+        try:
+            for address in listen:
+                try:
+                    if address.transport == "udp":
+                        await self._listen_udp(address)
+                    else:
+                        await self._listen_stream(address, tls_context)
+                except OSError as exc:
+                    raise OSError(exc.errno, f"cannot listen on {address}: {exc}") from exc
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _listen_udp(self, address: ListenAddress) -> None:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(
+            address.host, address.port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
+        )
+        seen: set[tuple[Any, ...]] = set()
+        for family, _, _, _, sockaddr in infos:
+            if (family, sockaddr) in seen:
+                continue
+            seen.add((family, sockaddr))
+            sock = bind_udp_socket(family, (str(sockaddr[0]), *sockaddr[1:]))
+            _, endpoint = await loop.create_datagram_endpoint(
+                functools.partial(UdpEndpoint, self, self.limits.max_datagram_bytes), sock=sock
+            )
+            self._udp.append(endpoint)
+            self._udp_by_family.setdefault(endpoint.family, endpoint)
+
+    async def _listen_stream(
+        self, address: ListenAddress, tls_context: ssl.SSLContext | None
+    ) -> None:
+        if address.transport == "tls" and tls_context is None:
+            raise ValueError(f"listen address {address}: TLS needs a certificate (tls_context)")
+        loop = asyncio.get_running_loop()
+        tls = address.transport == "tls"
+        server = await loop.create_server(
+            functools.partial(self._inbound, address.transport),
+            address.host,
+            address.port,
+            ssl=tls_context if tls else None,
+            ssl_handshake_timeout=self.limits.connect_timeout if tls else None,
+            reuse_address=True,
+        )
+        self._servers.append((address.transport, server))
+
+    def _inbound(self, transport_name: str) -> StreamConnection:
+        return StreamConnection(self, transport_name, next(self._ids), self.limits, inbound=True)
+
+    def _outbound(self, transport_name: str, connection_id: int) -> StreamConnection:
+        return StreamConnection(self, transport_name, connection_id, self.limits, inbound=False)
+
+    async def stop(self) -> None:
+        """Close every listener and connection; wait (briefly) until they are gone."""
+        self._stopping = True
+        for _, server in self._servers:
+            server.close()
+        for endpoint in self._udp:
+            if endpoint.transport is not None:
+                endpoint.transport.close()
+        for task in self._tasks:
+            task.cancel()
+        connections = self._table.connections()
+        for connection in connections:
+            connection.close()
+        if connections:
+            closing = [connection.closed for connection in connections]
+            _, pending = await asyncio.wait(closing, timeout=_STOP_GRACE)
+            if pending:
+                for connection in connections:
+                    if not connection.closed.done():
+                        connection.abort()
+                await asyncio.wait(pending, timeout=_STOP_GRACE)
+        for _, server in self._servers:
+            await server.wait_closed()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._servers.clear()
+        self._udp.clear()
+        self._udp_by_family.clear()
+
+    # -- inspection ------------------------------------------------------------------
+
+    @property
+    def bound(self) -> list[LocalSocket]:
+        """The address of every listening socket, with the ports actually bound."""
+        out = [endpoint.local for endpoint in self._udp]
+        for name, server in self._servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                out.append(LocalSocket(name, host, port))
+        return out
+
+    def bound_port(self, transport: str) -> int:
+        """The port of the first ``transport`` listener (handy with port 0)."""
+        for local in self.bound:
+            if local.transport == transport:
+                return local.port
+        raise LookupError(f"no {transport} listener")
+
+    @property
+    def connection_count(self) -> int:
+        """How many TCP/TLS connections are open."""
+        return len(self._table)
+
+    def is_connected(self, peer: Peer) -> bool:
+        """True while a connection to ``peer`` (by id, else by address) is open."""
+        return self._table.find(peer) is not None
+
+    # -- sending ---------------------------------------------------------------------
+
+    def send(self, data: bytes, peer: Peer, local: LocalSocket | None = None) -> bool:
+        """Send ``data`` now; False when that cannot be done without waiting.
+
+        UDP: one datagram from ``local`` (the socket a request came in on, for
+        symmetric NAT traversal, RFC 3581 4) or the listener of the peer's
+        address family; the host must be an IP address and the datagram within
+        ``max_datagram_bytes``. TCP/TLS: over the open connection to the peer
+        (by ``connection_id``, else by address, 18.1.1); without one this
+        returns False and ``send_to`` is the call that opens one.
+        """
+        if peer.transport == "udp":
+            if len(data) > self.limits.max_datagram_bytes:
+                return False
+            family = ip_family(peer.host)
+            if family is None:
+                return False
+            endpoint = self._udp_endpoint(family, local)
+            return endpoint is not None and endpoint.sendto(data, peer.host, peer.port)
+        connection = self._table.find(peer)
+        return connection is not None and connection.write(data)
+
+    async def send_to(
+        self,
+        data: bytes,
+        peer: Peer,
+        *,
+        local: LocalSocket | None = None,
+        server_name: str | None = None,
+    ) -> bool:
+        """Like ``send``, opening a TCP/TLS connection or resolving a host name if needed.
+
+        ``server_name`` is the identity a TLS server must prove (RFC 5922
+        7.2; default: ``peer.host``). False when the connection could not be
+        opened within ``connect_timeout`` or the name not resolved.
+        """
+        if self._stopping:
+            return False
+        if peer.transport == "udp":
+            if ip_family(peer.host) is None:
+                resolved = await self._resolve(peer.host, peer.port)
+                if resolved is None:
+                    return False
+                peer = replace(peer, host=resolved)
+            return self.send(data, peer, local)
+        connection = self._table.find(peer) or await self._table.connect(
+            peer, server_name, self._outbound, functools.partial(next, self._ids)
+        )
+        return connection is not None and connection.write(data)
+
+    def send_response(
+        self, response: Response, received_over: Peer, local: LocalSocket | None = None
+    ) -> bool:
+        """Send a response the way RFC 3261 18.2.2 and RFC 3581 4 say.
+
+        Over the connection the request came on (``received_over``) while it
+        is open; otherwise to ``response_destination`` of the top Via. When a
+        new connection or a name lookup is needed it is done in the background
+        and True means "under way". False when the response cannot be sent.
+        """
+        data = response.to_bytes()
+        if received_over.reliable:
+            connection = self._table.find(received_over)
+            if connection is not None and connection.write(data):
+                return True
+        try:
+            via = response.top_via
+        except ParseError as exc:
+            logger.warning("response %s not sent: %s", response, exc.reason)
+            return False
+        destination = response_destination(via)
+        if destination is None:
+            logger.warning("response %s not sent: no transport %s", response, via.transport)
+            return False
+        peer = Peer(destination.transport, destination.host, destination.port)
+        if self.send(data, peer, local):
+            return True
+        if self._stopping or (peer.transport == "udp" and ip_family(peer.host) is not None):
+            return False
+        self._spawn(self.send_to(data, peer, local=local))
+        return True
+
+    # -- callbacks of the sockets ------------------------------------------------
+
+    def datagram(self, data: bytes, peer: Peer, local: LocalSocket) -> None:
+        """One UDP datagram arrived (18.3: it holds exactly one message)."""
+        self._receive(data, peer, local, stream=False)
+
+    def stream_message(self, data: bytes, connection: StreamConnection) -> None:
+        """One framed message arrived on a TCP/TLS connection."""
+        assert connection.peer is not None and connection.local is not None
+        self._receive(data, connection.peer, connection.local, stream=True)
+
+    def framing_failed(self, connection: StreamConnection, error: ParseError, head: bytes) -> None:
+        """Answer what can be answered; the connection closes after (18.3)."""
+        self.stats.framing_errors += 1
+        logger.info("connection %s: %s; closing it", connection.peer, error.reason)
+        if error.status is None or connection.peer is None:
+            return
+        request = request_from_head(head)
+        if request is None:
+            return
+        with contextlib.suppress(ParseError):  # the answer goes over this connection anyway
+            stamp_received(request, connection.peer.host, connection.peer.port)
+        response = error_response(ParseError(error.reason, error.status, request=request))
+        if response is not None:
+            connection.write(response.to_bytes())
+
+    def connection_opened(self, connection: StreamConnection) -> bool:
+        """Admit a connection, or refuse it when over the per-address limit."""
+        if connection.peer is None or self._stopping:
+            return False
+        if not self._table.admit(connection):
+            self.stats.connections_refused += 1
+            return False
+        return True
+
+    def connection_closed(self, connection: StreamConnection) -> None:
+        """Forget a connection and tell the server (its bindings go, RFC 5626 5.3)."""
+        if not self._table.forget(connection):
+            return
+        peer = connection.peer
+        assert peer is not None
+        if self._on_connection_closed is not None:
+            try:
+                self._on_connection_closed(peer)
+            except Exception:
+                self.stats.handler_errors += 1
+                logger.exception("on_connection_closed failed for %s", peer)
+
+    # -- internals ------------------------------------------------------------------
+
+    def _receive(self, data: bytes, peer: Peer, local: LocalSocket, *, stream: bool) -> None:
+        limits = self.limits
+        try:
+            message = parse_message(
+                data,
+                stream=stream,
+                max_header_bytes=limits.max_header_bytes,
+                max_body_bytes=limits.max_body_bytes,
+                max_lines=limits.max_lines,
+            )
+            if isinstance(message, Request):
+                stamp_received(message, peer.host, peer.port)
+        except ParseError as exc:
+            self._answer_malformed(exc, peer, local)
+            return
+        self.stats.messages += 1
+        try:
+            self._on_message(message, peer, local)
+        except Exception:
+            self.stats.handler_errors += 1
+            logger.exception("on_message failed for %r from %s", message, peer)
+
+    def _answer_malformed(self, error: ParseError, peer: Peer, local: LocalSocket) -> None:
+        request = error.request
+        via_ok = False
+        if request is not None and error.status is not None:
+            try:
+                stamp_received(request, peer.host, peer.port)
+                via_ok = True
+            except ParseError:
+                pass
+        response = error_response(error)
+        if response is None:
+            self.stats.malformed_dropped += 1
+            logger.debug("dropped from %s: %s", peer, error.reason)
+            return
+        self.stats.malformed_answered += 1
+        logger.debug("answering %s to %s: %s", error.status, peer, error.reason)
+        if via_ok:
+            self.send_response(response, peer, local)
+        else:
+            # No usable Via: the source is the only place left to answer.
+            self.send(response.to_bytes(), peer, local)
+
+    def _udp_endpoint(self, family: int, local: LocalSocket | None) -> UdpEndpoint | None:
+        if local is not None and local.transport == "udp":
+            for endpoint in self._udp:
+                if endpoint.local == local:
+                    return endpoint
+        return self._udp_by_family.get(family)
+
+    async def _resolve(self, host: str, port: int) -> str | None:
+        """An address of ``host`` (A/AAAA only; RFC 3263 is the router's job)."""
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            logger.info("cannot resolve %s: %s", host, exc)
+            return None
+        for family, _, _, _, sockaddr in infos:
+            if family in self._udp_by_family:
+                return str(sockaddr[0])
+        return None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

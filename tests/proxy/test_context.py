@@ -122,7 +122,9 @@ def test_ringing_timeout_cancels_a_ringing_branch() -> None:
 def test_challenges_of_every_branch_are_collected() -> None:
     context = ResponseContext.fork([("a", None), ("b", None)])
     context.start()
-    context.final(branch_of(context, "a"), response(401, [("WWW-Authenticate", 'Digest realm="a"')]))
+    context.final(
+        branch_of(context, "a"), response(401, [("WWW-Authenticate", 'Digest realm="a"')])
+    )
     actions = context.final(
         branch_of(context, "b"), response(407, [("Proxy-Authenticate", 'Digest realm="b"')])
     )

@@ -179,7 +179,10 @@ def _request(
     raw: bytes | None,
     error: ParseError | None,
 ) -> tuple[Request, ParseError | None]:
-    parts = start.split(b" ")
+    # A trailing blank after SIP/2.0 is answered with 400 (RFC 4475 3.1.2.10),
+    # not dropped, so the sender stops retransmitting.
+    trailing = start.endswith((b" ", b"\t"))
+    parts = start.rstrip(b" \t").split(b" ")
     method = parts[0]
     version = parts[-1] if len(parts) > 1 else b""
     if _METHOD.fullmatch(method) is None or _VERSION.fullmatch(version) is None:
@@ -198,7 +201,7 @@ def _request(
     if error is None:
         if version.upper() != b"SIP/2.0":
             error = ParseError("Version Not Supported", 505)
-        elif len(parts) != 3 or not uri:
+        elif len(parts) != 3 or not uri or trailing:
             error = ParseError("Malformed Request-Line")
     return request, error
 

@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime
+import signal
 import sys
+from pathlib import Path
 from typing import BinaryIO
 
 import click
 
 from centrex import __version__
+from centrex.config import (
+    ConfigError,
+    Settings,
+    check_settings,
+    load_settings,
+    render_default_config,
+    render_settings,
+)
 from centrex.sip.errors import ParseError
 from centrex.sip.message import Request
 from centrex.sip.parser import parse_message, validate_request, validate_response
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML settings file (default: the embedded defaults).",
+)
+
+
+def _load(config_path: Path | None) -> Settings:
+    try:
+        return load_settings(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,15 +48,147 @@ def main() -> None:
     """Centrex: a SIP proxy server with an integrated registrar."""
 
 
+# -- serve ---------------------------------------------------------------------------
+
+
 @main.command()
-def serve() -> None:
-    """Run the SIP proxy and registrar (not built yet: see the README)."""
-    click.echo(
-        "centrex serve: the server (transports, proxy, registrar) is not built yet; "
-        "this release holds the SIP protocol core. Try `centrex parse FILE`.",
-        err=True,
-    )
-    sys.exit(2)
+@CONFIG_OPTION
+def serve(config_path: Path | None) -> None:
+    """Run the SIP proxy and registrar until SIGTERM or Ctrl-C.
+
+    SIGHUP reloads the user directory from the settings file.
+    """
+    settings = _load(config_path)
+    from centrex.logs import setup_event_log
+    from centrex.transport import best_loop_factory
+
+    paths = settings.resolve_paths(config_path)
+    setup_event_log(settings.logging, paths.log_file)
+    with asyncio.Runner(loop_factory=best_loop_factory()) as runner:
+        try:
+            runner.run(_serve(settings, config_path))
+        except OSError as exc:
+            click.echo(f"centrex serve: {exc}", err=True)
+            sys.exit(1)
+
+
+async def _serve(settings: Settings, config_path: Path | None) -> None:
+    from centrex.server import Server
+
+    server = Server(settings, config_path)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: server.reload_directory(config_path))
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+# -- config ----------------------------------------------------------------------------
+
+
+@main.group()
+def config() -> None:
+    """Write, check and show settings files."""
+
+
+@config.command("init")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def config_init(file: Path, force: bool) -> None:
+    """Write FILE with every setting at its default, each explained."""
+    if file.exists() and not force:
+        click.echo(f"{file}: exists; use --force to overwrite it", err=True)
+        sys.exit(2)
+    file.write_text(render_default_config(), encoding="utf-8")
+    click.echo(f"wrote {file}")
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def config_check(file: Path) -> None:
+    """Validate FILE: exit 0 when it loads (warnings are printed), 2 when not."""
+    try:
+        warnings = check_settings(file)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
+    click.echo(f"{file}: OK")
+
+
+@config.command("show")
+@CONFIG_OPTION
+def config_show(config_path: Path | None) -> None:
+    """Print the settings in effect (passwords masked)."""
+    click.echo(render_settings(_load(config_path)), nl=False)
+
+
+# -- registrations -----------------------------------------------------------------------
+
+
+@main.command()
+@CONFIG_OPTION
+def registrations(config_path: Path | None) -> None:
+    """List the current bindings, from the server's recovery file.
+
+    The file is as fresh as its last flush (see registrar.recovery_every_seconds).
+    """
+    import time
+
+    from centrex.registrar.recovery import FILE_NAME, RecoveryFileError, load
+
+    settings = _load(config_path)
+    path = settings.resolve_paths(config_path).data_dir / FILE_NAME
+    if not path.exists():
+        click.echo(f"no registrations ({path} does not exist yet)")
+        return
+    now = time.time()
+    try:
+        bindings = load(path, now)
+    except RecoveryFileError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    saved = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M:%S")
+    click.echo(f"{len(bindings)} binding(s), as saved at {saved}")
+    rows = [("AOR", "CONTACT", "EXPIRES", "SOURCE", "USER-AGENT")]
+    for b in sorted(bindings, key=lambda b: (b.aor, b.contact)):
+        source = f"{b.source.transport}:{b.source.host}:{b.source.port}"
+        rows.append((b.aor, b.contact, str(b.remaining(now)), source, b.user_agent or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+        )
+
+
+# -- tls -------------------------------------------------------------------------------------
+
+
+@main.group()
+def tls() -> None:
+    """TLS helpers."""
+
+
+@tls.command("selfsigned")
+@click.argument("certificate", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("key", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--host", default="localhost", show_default=True, help="Name in the certificate.")
+@click.option("--days", default=365, show_default=True, help="Validity in days.")
+def tls_selfsigned(certificate: Path, key: Path, host: str, days: int) -> None:
+    """Write a self-signed development CERTIFICATE and its private KEY (PEM)."""
+    from centrex.transport.selfsigned import make_self_signed
+
+    make_self_signed(certificate, key, host, days=days)
+    click.echo(f"wrote {certificate} and {key} for {host}, valid {days} days")
+
+
+# -- parse -------------------------------------------------------------------------------
 
 
 @main.command()

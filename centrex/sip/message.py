@@ -51,6 +51,7 @@ def _spelling(name: str) -> str:
             _SPELLING[name] = spelled
     return spelled
 
+
 _FOLD = re.compile(rb"\r?\n[ \t]+")
 # Fast reads of the two parameters every transaction needs. They only run on
 # the part of the value where a header parameter can stand (see _param_tail).

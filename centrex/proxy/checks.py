@@ -1,0 +1,69 @@
+"""Request validation and loop detection of a proxy (RFC 3261 16.3, 16.6 step 8).
+
+Pure functions over a request: each returns the status to answer with (and
+the headers to add), or None when the request passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from centrex.sip.message import Request
+from centrex.sip.via import MAGIC_COOKIE
+
+#: Option tags this proxy supports (16.3 step 5: anything else in Proxy-Require is 420).
+SUPPORTED: tuple[str, ...] = ("path",)
+
+
+def loop_hash(request: Request) -> str:
+    """The part of a branch that repeats when the same request comes back (16.6 step 8).
+
+    Computed over what 16.3 step 4 compares: the Request-URI as received, the
+    From and To tags, Call-ID, CSeq number, Proxy-Require and
+    Proxy-Authorization. The top Via is left out: it names whichever hop sent
+    the request back, so including it would hide the very loop it is meant to
+    find; a spiral differs in its Request-URI.
+    """
+    parts = (
+        request.uri,
+        request.from_tag or "",
+        request.to_tag or "",
+        request.call_id,
+        str(request.cseq.number),
+        request.get("proxy-require") or "",
+        request.get("proxy-authorization") or "",
+    )
+    digest = hashlib.blake2s("\x00".join(parts).encode("utf-8", "surrogateescape"), digest_size=6)
+    return digest.hexdigest()
+
+
+def branch_prefix(request: Request) -> str:
+    """``z9hG4bK`` and the loop hash: what every branch of this request starts with."""
+    return f"{MAGIC_COOKIE}cx{loop_hash(request)}"
+
+
+def is_loop(request: Request, is_myself: Callable[[str, int | None], bool]) -> bool:
+    """16.3 step 4: a Via of ours carrying this request's own loop hash means a loop.
+
+    A Via of ours with another hash is a spiral (the request came back after a
+    retargeting), which is fine.
+    """
+    prefix: str | None = None
+    for via in request.vias[1:] if len(request.vias) > 1 else ():
+        branch = via.branch
+        if branch is None or not branch.startswith(MAGIC_COOKIE + "cx"):
+            continue
+        if not is_myself(via.host, via.port):
+            continue
+        if prefix is None:
+            prefix = branch_prefix(request)
+        if branch.startswith(prefix):
+            return True
+    return False
+
+
+def unsupported_proxy_require(request: Request) -> list[str]:
+    """16.3 step 5: the Proxy-Require option tags this proxy does not support."""
+    wanted = [tag.strip() for tag in request.get_all("proxy-require")]
+    return [tag for tag in wanted if tag and tag.lower() not in SUPPORTED]

@@ -1,0 +1,519 @@
+"""The stateful proxy: the transaction user that routes requests (RFC 3261 section 16).
+
+``Proxy`` gets the transaction layer's events from the server and answers them
+with transaction-layer calls: it never touches a socket. For each new request:
+
+1. 16.3 validation: Max-Forwards (483), loop detection (482), Proxy-Require (420);
+2. 16.4 route information: a strict router's Request-URI is restored, our own
+   Route values are removed;
+3. requests for the server itself: REGISTER goes to the registrar, OPTIONS is
+   answered with the capabilities (11.2);
+4. 16.5 targets: a Route left names the next hop (loose routing); a
+   Request-URI in a served domain is looked up in the location service (404
+   for a user in no directory and not registered, 480 for a directory user
+   with no registration); a foreign domain is relayed only when allowed (403);
+5. 16.6 forwarding, with a ``ResponseContext`` deciding the fork and the best
+   response (16.7), CANCEL (16.10) and Timer C (16.8).
+
+A 2xx ACK and responses that match no transaction are forwarded statelessly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from centrex.proxy.checks import SUPPORTED, branch_prefix, is_loop, unsupported_proxy_require
+from centrex.proxy.context import Action, Branch, Cancel, Final, Forward, ResponseContext, Start
+from centrex.proxy.local import LocalIdentity
+from centrex.registrar.aor import aor_of
+from centrex.registrar.binding import Binding
+from centrex.sip.build import make_response
+from centrex.sip.errors import ParseError
+from centrex.sip.message import Request, Response
+from centrex.sip.uri import SipURI, parse_uri
+from centrex.transaction.layer import TransactionLayer
+from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
+from centrex.transport.address import LocalSocket, Peer
+
+logger = logging.getLogger(__name__)
+
+_METHODS = "INVITE ACK CANCEL BYE OPTIONS REGISTER SUBSCRIBE NOTIFY REFER MESSAGE INFO UPDATE PRACK"
+ALLOW = ", ".join(_METHODS.split())
+ACCEPT = "application/sdp"
+#: Methods whose initial request may create a dialog the proxy stays in (16.6 step 4).
+DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """Where a request came from and the socket it arrived on."""
+
+    peer: Peer
+    local: LocalSocket
+
+
+class Registrar(Protocol):
+    async def handle(self, request: Request, inbound: Inbound, now: float) -> Response: ...
+
+    async def lookup(self, aor: str, now: float) -> list[Binding]: ...
+
+
+class Directory(Protocol):
+    def find(self, name: str) -> object | None: ...
+
+
+@dataclass
+class ProxyConfig:
+    record_route: bool = True
+    allow_relay: bool = False
+    case_sensitive: bool = False
+
+
+@dataclass(eq=False)
+class _Call:
+    """One proxied request: its server transaction and response context."""
+
+    server_tx: ServerTransaction
+    request: Request
+    inbound: Inbound
+    context: ResponseContext[_Target]
+    prefix: str
+    to_tag: str = field(default_factory=lambda: secrets.token_hex(6))
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where one branch goes: the Request-URI to write and the next hop."""
+
+    uri: str
+    hop: Peer
+    path: tuple[str, ...] = ()
+
+
+class Proxy:
+    """The routing logic of Centrex (RFC 3261 16)."""
+
+    def __init__(
+        self,
+        *,
+        transactions: TransactionLayer,
+        local: LocalIdentity,
+        registrar: Registrar,
+        directory: Directory,
+        config: ProxyConfig,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        flush: Callable[[], None],
+        send_stateless: Callable[[Request | Response, Peer | None, Inbound | None], None],
+        resolve: Callable[[SipURI], Awaitable[Peer | None]],
+    ) -> None:
+        self.transactions = transactions
+        self.local = local
+        self.registrar = registrar
+        self.directory = directory
+        self.config = config
+        self._clock = clock
+        self._wall = wall_clock
+        self._flush = flush
+        self._send_stateless = send_stateless
+        self._resolve = resolve
+        self._calls: dict[ServerTransaction, _Call] = {}
+        self._branches: dict[ClientTransaction, tuple[_Call, Branch[_Target]]] = {}
+        self._pending_cancel: set[ServerTransaction] = set()
+        self._counter = 0
+
+    # -- events from the transaction layer --------------------------------------------
+
+    async def on_request(
+        self, tx: ServerTransaction | None, request: Request, inbound: Inbound
+    ) -> None:
+        """A new request (or a 2xx ACK when ``tx`` is None)."""
+        try:
+            if tx is None:
+                await self._forward_ack(request)
+            else:
+                await self._route(tx, request, inbound)
+        except ParseError as exc:
+            if tx is not None:
+                self._reply(tx, request, exc.status or 400, exc.reason)
+        finally:
+            self._flush()
+
+    def on_response(self, tx: ClientTransaction | None, response: Response) -> None:
+        """A response from downstream (16.7), or one matching no transaction."""
+        if tx is None:
+            self._forward_stray_response(response)
+            self._flush()
+            return
+        if tx.cancels is not None:
+            return  # the answer to our own CANCEL: nothing to pass on (16.10)
+        found = self._branches.get(tx)
+        if found is None:
+            return
+        call, branch = found
+        response = response.copy()
+        response.pop_via()  # 16.7 step 3: our own Via
+        if "via" not in response:
+            return
+        if response.status < 200:
+            actions = call.context.provisional(branch, response)
+        else:
+            actions = call.context.final(branch, response)
+        self._apply(call, actions)
+        self._flush()
+
+    def on_timeout(self, tx: Transaction) -> None:
+        """Timer B/F, or a transport error: the branch ends without an answer (408)."""
+        if isinstance(tx, ClientTransaction) and tx.cancels is None:
+            found = self._branches.get(tx)
+            if found is not None:
+                call, branch = found
+                self._apply(call, call.context.timeout(branch))
+        self._flush()
+
+    def on_timer_c(self, tx: ClientTransaction) -> None:
+        """Timer C: the callee rang too long (16.8)."""
+        found = self._branches.get(tx)
+        if found is not None:
+            call, branch = found
+            self._apply(call, call.context.ringing_timeout(branch))
+        self._flush()
+
+    def on_terminated(self, tx: Transaction) -> None:
+        if isinstance(tx, ClientTransaction):
+            self._branches.pop(tx, None)
+        elif isinstance(tx, ServerTransaction):
+            self._calls.pop(tx, None)
+            self._pending_cancel.discard(tx)
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    # -- routing (16.3 - 16.5) -----------------------------------------------------------
+
+    def _myself(self, host: str, port: int | None) -> bool:
+        return self.local.is_local_host(host) and (
+            port is None or port in {p for _, _, p in self.local.listening}
+        )
+
+    async def _route(self, tx: ServerTransaction, request: Request, inbound: Inbound) -> None:
+        method = request.method
+        if method == "CANCEL":
+            self._cancel(tx, request)
+            return
+        ruri = request.request_uri
+        to_server = isinstance(ruri, SipURI) and ruri.user is None and self.local.is_myself(ruri)
+        # 16.3 step 3 (OPTIONS to the server itself is answered even at zero).
+        if request.max_forwards == 0 and not (to_server and method == "OPTIONS"):
+            self._reply(tx, request, 483)
+            return
+        if is_loop(request, self._myself):
+            self._reply(tx, request, 482)
+            return
+        unsupported = unsupported_proxy_require(request)
+        if unsupported:
+            self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
+            return
+        self._preprocess_routes(request)
+        ruri = request.request_uri
+        routes = request.get_all("route")
+
+        if not routes and isinstance(ruri, SipURI):
+            domain = self.local.canonical_domain(ruri.host)
+            if method == "REGISTER" and (domain is not None or self.local.is_myself(ruri)):
+                response = await self.registrar.handle(request, inbound, self._wall())
+                self._respond(tx, response)
+                return
+            if ruri.user is None and (domain is not None or self.local.is_myself(ruri)):
+                self._answer_server_request(tx, request)
+                return
+            if domain is not None and ruri.user is not None:
+                await self._proxy_to_user(tx, request, inbound, ruri, domain)
+                return
+        if not routes and not self.config.allow_relay:
+            self._reply(tx, request, 403, "Relaying Not Allowed")
+            return
+        await self._proxy_to_uri(tx, request, inbound)
+
+    def _preprocess_routes(self, request: Request) -> None:
+        """16.4: undo a strict router's rewrite; remove the Route values that name us."""
+        ruri = request.request_uri
+        if (
+            isinstance(ruri, SipURI)
+            and ruri.lr
+            and ruri.user is None
+            and self.local.is_myself(ruri)
+            and "route" in request
+        ):
+            # A strict router put our Record-Route URI in the Request-URI: the
+            # real target is the last Route value.
+            routes = request.get_all("route")
+            last = routes[-1]
+            request.set_uri(_uri_text(last))
+            request.remove("route")
+            for value in routes[:-1]:
+                request.add("Route", value)
+        while True:
+            top = request.get("route")
+            if top is None:
+                return
+            first = top.split(",")[0] if "," in top else top
+            try:
+                uri = parse_uri(_uri_text(first))
+            except ParseError:
+                return
+            if not self.local.is_myself(uri):
+                return
+            request.pop_route()
+
+    def _answer_server_request(self, tx: ServerTransaction, request: Request) -> None:
+        if request.method == "OPTIONS":
+            self._reply(
+                tx,
+                request,
+                200,
+                headers=[
+                    ("Allow", ALLOW),
+                    ("Accept", ACCEPT),
+                    ("Supported", ", ".join(SUPPORTED)),
+                ],
+            )
+        else:
+            self._reply(tx, request, 404)
+
+    async def _proxy_to_user(
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        inbound: Inbound,
+        ruri: SipURI,
+        domain: str,
+    ) -> None:
+        """16.5: the Request-URI is in a served domain: its registered contacts."""
+        key = aor_of(ruri, case_sensitive=self.config.case_sensitive) or ""
+        aor = f"{key[: key.rfind('@') + 1]}{domain}"
+        bindings = await self.registrar.lookup(aor, self._wall())
+        if not bindings:
+            if self.directory.find(ruri.unescaped_user or "") is not None:
+                self._reply(tx, request, 480)
+            else:
+                self._reply(tx, request, 404)
+            return
+        targets = [(_binding_target(b), b.q) for b in bindings]
+        self._start(tx, request, inbound, targets)
+
+    async def _proxy_to_uri(
+        self, tx: ServerTransaction, request: Request, inbound: Inbound
+    ) -> None:
+        """Forward to the top Route, or to the Request-URI itself (16.5, 16.6 step 7)."""
+        top = request.get("route")
+        text = _uri_text(top.split(",")[0]) if top is not None else request.uri
+        uri = parse_uri(text)
+        if not isinstance(uri, SipURI):
+            self._reply(tx, request, 416)
+            return
+        hop = await self._resolve(uri)
+        if hop is None:
+            self._reply(tx, request, 503, "Next Hop Unresolvable")
+            return
+        self._start(tx, request, inbound, [(_Target(request.uri, hop), None)])
+
+    # -- forwarding (16.6) -----------------------------------------------------------------
+
+    def _start(
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        inbound: Inbound,
+        targets: list[tuple[_Target, float | None]],
+    ) -> None:
+        context = ResponseContext.fork(targets)
+        call = _Call(tx, request, inbound, context, branch_prefix(request))
+        self._calls[tx] = call
+        actions: list[Action[_Target]] = context.start()
+        if tx in self._pending_cancel:
+            actions += context.cancel_all()
+        self._apply(call, actions)
+
+    def _apply(self, call: _Call, actions: list[Action[_Target]]) -> None:
+        for action in actions:
+            if isinstance(action, Start):
+                for branch in action.branches:
+                    self._send_branch(call, branch)
+            elif isinstance(action, Forward):
+                self._send_upstream(call, action.response)
+            elif isinstance(action, Cancel):
+                self._cancel_branch(action.branch)
+            elif isinstance(action, Final):
+                self._send_final(call, action)
+
+    def _send_branch(self, call: _Call, branch: Branch[_Target]) -> None:
+        request = call.request
+        target = branch.target
+        forward = request.copy()
+        if target.uri != request.uri:
+            forward.set_uri(target.uri)
+        forward.decrement_max_forwards()
+        hop = target.hop
+        for value in reversed(target.path):
+            forward.add("Route", value, first=True)
+        if self.config.record_route and request.method in DIALOG_METHODS and request.to_tag is None:
+            for value in self._record_routes(call.inbound, hop):
+                forward.add_record_route(value)
+        self._counter += 1
+        branch_id = f"{call.prefix}.{self._counter:x}"
+        forward.push_via(
+            f"SIP/2.0/{hop.transport.upper()} {self._sent_by(hop)};branch={branch_id};rport"
+        )
+        try:
+            client = self.transactions.start_client(
+                forward,
+                self._clock(),
+                reliable=hop.reliable,
+                peer=hop,
+                timer_c=request.method == "INVITE",
+            )
+        except ValueError as exc:
+            logger.warning("cannot start branch to %s: %s", hop, exc)
+            self._apply(call, call.context.timeout(branch))
+            return
+        branch.transaction = client
+        self._branches[client] = (call, branch)
+
+    def _sent_by(self, hop: Peer) -> str:
+        found = self.local.socket_for(hop.transport, hop.host)
+        if found is None:
+            return "127.0.0.1"
+        host, port = found
+        return f"{self.local.address_toward(host, hop.host)}:{port}"
+
+    def _record_routes(self, inbound: Inbound, hop: Peer) -> list[str]:
+        """Our Record-Route values, bottom first: the side facing the caller, then,
+        when the callee is reached over another socket, the side facing the callee."""
+        local = inbound.local
+        upstream = self._rr_value(local.transport, local.host, local.port, inbound.peer.host)
+        out = self.local.socket_for(hop.transport, hop.host)
+        if out is None:
+            return [upstream]
+        downstream = self._rr_value(hop.transport, out[0], out[1], hop.host)
+        return [upstream] if downstream == upstream else [upstream, downstream]
+
+    def _rr_value(self, transport: str, host: str, port: int, peer_host: str) -> str:
+        address = self.local.address_toward(host, peer_host)
+        param = "" if transport == "udp" else f";transport={transport}"
+        return f"<sip:{address}:{port}{param};lr>"
+
+    def _cancel_branch(self, branch: Branch[_Target]) -> None:
+        tx = branch.transaction
+        if not isinstance(tx, ClientTransaction) or not tx.is_invite:
+            return
+        with contextlib.suppress(ValueError):  # already final: nothing to cancel
+            self.transactions.start_cancel(tx, self._clock())
+
+    def _send_upstream(self, call: _Call, response: Response) -> None:
+        sent = self.transactions.respond(call.server_tx, response, self._clock())
+        if not sent and 200 <= response.status < 300:
+            # The server transaction is gone or final: a 2xx still goes (16.7 step 10).
+            self._send_stateless(response, None, call.inbound)
+
+    def _send_final(self, call: _Call, final: Final) -> None:
+        response = final.response
+        if response is None:
+            response = make_response(call.request, final.status, to_tag=call.to_tag)
+        elif response.status == 503:
+            # 16.7 step 6: a 503 would make the caller think *we* are overloaded.
+            response = response.copy()
+            response.status, response.reason = 500, "Server Internal Error"
+        if response.status in (401, 407):
+            response = response.copy()
+            response.remove("www-authenticate")
+            response.remove("proxy-authenticate")
+            for name, value in call.context.challenges():
+                response.add(name, value)
+        self._send_upstream(call, response)
+
+    # -- CANCEL (16.10), ACK, strays --------------------------------------------------------
+
+    def _cancel(self, tx: ServerTransaction, cancel: Request) -> None:
+        invite_tx = self.transactions.find_invite_for_cancel(cancel)
+        if invite_tx is None:
+            self._reply(tx, cancel, 481)
+            return
+        self._reply(tx, cancel, 200)
+        call = self._calls.get(invite_tx)
+        if call is None:
+            # The INVITE is still being routed (a lookup is under way).
+            self._pending_cancel.add(invite_tx)
+            return
+        self._apply(call, call.context.cancel_all())
+
+    async def _forward_ack(self, ack: Request) -> None:
+        """A 2xx ACK: statelessly along its Route, or to its Request-URI (16.11)."""
+        self._preprocess_routes(ack)
+        top = ack.get("route")
+        if top is None:
+            uri = ack.request_uri
+            if not isinstance(uri, SipURI) or self.local.is_myself(uri):
+                return
+        else:
+            uri = parse_uri(_uri_text(top.split(",")[0]))
+            if not isinstance(uri, SipURI):
+                return
+        if ack.max_forwards == 0:
+            return
+        hop = await self._resolve(uri)
+        if hop is None:
+            return
+        ack.decrement_max_forwards()
+        # A stateless branch: the same ACK always gets the same one (16.11).
+        branch = branch_prefix(ack) + "a"
+        ack.push_via(f"SIP/2.0/{hop.transport.upper()} {self._sent_by(hop)};branch={branch};rport")
+        self._send_stateless(ack, hop, None)
+
+    def _forward_stray_response(self, response: Response) -> None:
+        """A response matching no transaction: pass it on if the top Via is ours."""
+        vias = response.vias
+        if len(vias) < 2 or not self._myself(vias[0].host, vias[0].port):
+            return
+        response = response.copy()
+        response.pop_via()
+        self._send_stateless(response, None, None)
+
+    # -- answering ------------------------------------------------------------------------
+
+    def _reply(
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        status: int,
+        reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        to_tag = secrets.token_hex(6) if status > 100 else None
+        response = make_response(request, status, reason, to_tag=to_tag, headers=headers)
+        self._respond(tx, response)
+
+    def _respond(self, tx: ServerTransaction, response: Response) -> None:
+        self.transactions.respond(tx, response, self._clock())
+
+
+def _uri_text(value: str) -> str:
+    """The URI inside a Route / Record-Route value ``<uri>;params``."""
+    value = value.strip()
+    if value.startswith("<"):
+        return value[1 : value.index(">")]
+    return value.split(";")[0]
+
+
+def _binding_target(binding: Binding) -> _Target:
+    """Reach a registered contact where its REGISTER came from (NAT-safe), over the
+    connection it came on; through its Path when it registered with one (RFC 3327)."""
+    source = binding.source
+    hop = Peer(source.transport, source.host, source.port, source.connection_id)
+    return _Target(binding.contact, hop, binding.path)

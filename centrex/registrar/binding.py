@@ -1,0 +1,99 @@
+"""Bindings of the location service (RFC 3261 10, 10.3; RFC 3327; RFC 5626).
+
+A ``Binding`` is one contact registered for an address-of-record, with
+everything the proxy needs to reach it again (the address and transport the
+REGISTER came from, the local socket and connection it came on, the Path to
+route through) and what the shared database mode needs to tell servers apart
+(``server_id``). Bindings are immutable: a refresh replaces the binding with
+one that keeps its ``id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+#: The transports a REGISTER can arrive on.
+TRANSPORTS = frozenset({"udp", "tcp", "tls", "ws", "wss"})
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a REGISTER came from, as the transport layer received it.
+
+    ``host`` and ``port`` are the packet's source address (RFC 3261 18.2.1
+    "received"/"rport"), ``local`` names the socket it arrived on (for instance
+    ``"udp:192.0.2.1:5060"``), ``connection_id`` the TCP/TLS/WebSocket
+    connection it came over (None for UDP).
+    """
+
+    transport: str
+    host: str
+    port: int
+    local: str = ""
+    connection_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(
+                f"transport must be one of {sorted(TRANSPORTS)}, not {self.transport!r}"
+            )
+
+    @property
+    def connection_oriented(self) -> bool:
+        """True for the stream transports, whose bindings live with their connection."""
+        return self.transport != "udp"
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One contact of an address-of-record (RFC 3261 10.3 step 7).
+
+    ``contact`` is the Contact URI as registered; ``expires_at`` the wall-clock
+    time (seconds) it lapses at; ``q`` its preference (None when the UA gave
+    none); ``call_id`` and ``cseq`` those of the REGISTER that last wrote it,
+    which order later updates (10.3 step 7). ``instance`` and ``reg_id`` are the
+    ``+sip.instance`` and ``reg-id`` Contact parameters (RFC 5626 4.1), ``path``
+    the Path header values in order (RFC 3327 5.3). ``id`` identifies the
+    binding across refreshes (a database row key); ``server_id`` is the server
+    instance that holds its connection.
+    """
+
+    id: str
+    aor: str
+    contact: str
+    expires_at: float
+    q: float | None
+    call_id: str
+    cseq: int
+    source: Source
+    instance: str | None = None
+    reg_id: int | None = None
+    path: tuple[str, ...] = ()
+    user_agent: str | None = None
+    server_id: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def live(self, now: float) -> bool:
+        """True while the binding has not expired at ``now``."""
+        return self.expires_at > now
+
+    def remaining(self, now: float) -> int:
+        """Whole seconds left (the ``expires`` value a 200 reports, 10.3 step 8)."""
+        return max(0, round(self.expires_at - now))
+
+    @property
+    def preference(self) -> float:
+        """``q`` for ordering; a contact without q ranks as q=1."""
+        return 1.0 if self.q is None else self.q
+
+
+def lookup_order(bindings: Iterable[Binding]) -> list[Binding]:
+    """Bindings by q descending, then most recently refreshed first (RFC 3261 16.6)."""
+    return sorted(bindings, key=lambda b: (-b.preference, -b.updated_at, -b.created_at))
+
+
+def live_bindings(bindings: Iterable[Binding], now: float) -> list[Binding]:
+    """The bindings that have not expired at ``now``, in lookup order."""
+    return lookup_order(b for b in bindings if b.expires_at > now)

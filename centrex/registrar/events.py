@@ -1,0 +1,103 @@
+"""Registration events for the rest of the system (presence, the admin, plug-ins).
+
+An AOR becomes *available* when its first binding is stored and *unavailable*
+when its last stored binding goes (RFC 3265/6665 presence packages and the
+"reg" event package of RFC 3680 build on exactly these transitions). Listeners
+are called from the event loop soon after the change, never inside the
+REGISTER handling, so a slow or failing listener cannot delay or break a
+response. A listener may be a plain function or a coroutine function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from centrex.registrar.binding import Binding
+
+logger = logging.getLogger(__name__)
+
+EventKind = Literal["available", "unavailable"]
+#: Why the event happened: a REGISTER added the first binding ("registered") or
+#: removed the last one ("unregistered"); a REGISTER found only expired bindings
+#: and cleared them ("expired"); the purge removed them ("purged"); the
+#: connection they were bound to closed ("connection_closed").
+EventReason = Literal["registered", "unregistered", "expired", "purged", "connection_closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class AorEvent:
+    """``aor`` became available or unavailable at ``at`` (wall-clock seconds).
+
+    ``bindings`` are the AOR's live bindings after the change (none for
+    "unavailable").
+    """
+
+    kind: EventKind
+    aor: str
+    reason: EventReason
+    at: float
+    bindings: tuple[Binding, ...] = ()
+
+
+Listener = Callable[[AorEvent], Awaitable[None] | None]
+
+
+class EventListeners:
+    """The listener list: ``add`` / ``remove`` listeners, ``emit`` events."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self._scheduled = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, listener: Listener) -> None:
+        """Call ``listener`` with every later event."""
+        self._listeners.append(listener)
+
+    def remove(self, listener: Listener) -> None:
+        """Stop calling ``listener``; ValueError when it was never added."""
+        self._listeners.remove(listener)
+
+    def __len__(self) -> int:
+        return len(self._listeners)
+
+    def emit(self, events: list[AorEvent]) -> None:
+        """Deliver ``events`` in order on a later turn of the running event loop."""
+        if not events or not self._listeners:
+            return
+        loop = asyncio.get_running_loop()
+        for event in events:
+            self._scheduled += 1
+            loop.call_soon(self._deliver, event)
+
+    def _deliver(self, event: AorEvent) -> None:
+        self._scheduled -= 1
+        for listener in list(self._listeners):
+            try:
+                result = listener(event)
+            except Exception:
+                logger.exception("registration event listener %r failed", listener)
+                continue
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)
+                task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("registration event listener failed", exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait until every emitted event has reached every listener (and the
+        coroutine listeners have finished): for shutdown and tests."""
+        while self._scheduled or self._tasks:
+            if self._tasks:
+                await asyncio.wait(list(self._tasks))
+            else:
+                await asyncio.sleep(0)

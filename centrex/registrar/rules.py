@@ -1,0 +1,229 @@
+"""The binding decision of a REGISTER: RFC 3261 10.3 steps 6 to 8, pure.
+
+``decide`` takes the AOR's stored bindings, the request as ``read_register``
+left it and the clock, and returns the ``Outcome``: the response status, the
+``Changes`` for the store and the bindings the 200 lists. It does no I/O, so a
+store calls it inside its transaction and tests call it directly.
+
+Beyond RFC 3261:
+
+* A contact that matches no binding by URI but comes from the same device as
+  one (the same ``+sip.instance`` and ``reg-id``, RFC 5626 6; without an
+  instance, the same Call-ID, RFC 3261 10.2.4) replaces that binding, so a
+  phone whose NAT port changed does not leave its old contact behind.
+* ``max_contacts`` per AOR, with the ``reject`` (403) or ``evict_oldest``
+  policy; the oldest binding is the one refreshed least recently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from centrex.config.settings import RegistrarSettings
+from centrex.registrar.binding import Binding, live_bindings
+from centrex.registrar.request import ContactRequest, RegisterRequest
+from centrex.registrar.store import NO_CHANGES, Changes
+from centrex.sip.errors import ParseError
+from centrex.sip.uri import URI, parse_uri
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one REGISTER decision.
+
+    ``status`` is 200, 403 (too many contacts) or 500 (an out-of-order
+    update); ``changes`` is empty unless it is 200. ``before`` are the stored
+    bindings the decision saw; ``bindings`` the live ones afterwards in lookup
+    order (what the 200 lists); ``evicted`` those ``evict_oldest`` pushed out.
+    """
+
+    status: int
+    reason: str | None
+    changes: Changes
+    before: tuple[Binding, ...]
+    bindings: tuple[Binding, ...] = ()
+    evicted: tuple[Binding, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True for a 200."""
+        return self.status == 200
+
+
+class _Abort(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _out_of_order(binding: Binding, reg: RegisterRequest) -> bool:
+    """RFC 3261 10.3 step 7: same Call-ID and a CSeq not above the stored one."""
+    return binding.call_id == reg.call_id and reg.cseq <= binding.cseq
+
+
+_OUT_OF_ORDER = "Out of order REGISTER: CSeq not higher than the binding's"
+
+
+def decide(
+    reg: RegisterRequest,
+    current: list[Binding],
+    now: float,
+    settings: RegistrarSettings,
+    *,
+    server_id: str,
+    new_id: Callable[[], str],
+) -> Outcome:
+    """Apply a REGISTER to the stored ``current`` bindings of its AOR at ``now``.
+
+    All contacts succeed or the request fails and nothing changes (10.3 step
+    7). Expired bindings are treated as absent and removed with any change.
+    ``new_id`` names new bindings; ``server_id`` is written into bindings this
+    server now holds.
+    """
+    before = tuple(current)
+    live = [b for b in current if b.expires_at > now]
+    if reg.is_query:
+        return Outcome(200, None, NO_CHANGES, before, tuple(live_bindings(live, now)))
+    try:
+        if reg.wildcard:
+            return _remove_all(reg, before, live)
+        working, touched = _apply_contacts(reg, live, now, server_id, new_id)
+        evicted = _limit(live, working, touched, settings)
+    except _Abort as abort:
+        return Outcome(abort.status, abort.reason, NO_CHANGES, before)
+    original = {b.id: b for b in before}
+    put = tuple(b for b in working.values() if original.get(b.id) is not b)
+    remove = tuple(b.id for b in before if b.id not in working)
+    return Outcome(
+        200,
+        None,
+        Changes(put, remove),
+        before,
+        tuple(live_bindings(working.values(), now)),
+        evicted,
+    )
+
+
+def _remove_all(reg: RegisterRequest, before: tuple[Binding, ...], live: list[Binding]) -> Outcome:
+    """``Contact: *`` with ``Expires: 0`` (10.3 step 6 and 7)."""
+    if any(_out_of_order(b, reg) for b in live):
+        raise _Abort(500, _OUT_OF_ORDER)
+    return Outcome(200, None, Changes((), tuple(b.id for b in before)), before)
+
+
+def _parsed(binding: Binding) -> URI | None:
+    try:
+        return parse_uri(binding.contact)
+    except ParseError:
+        return None
+
+
+def _same_device(binding: Binding, contact: ContactRequest, reg: RegisterRequest) -> bool:
+    if contact.instance is not None:
+        return binding.instance == contact.instance and binding.reg_id == contact.reg_id
+    return binding.call_id == reg.call_id
+
+
+def _apply_contacts(
+    reg: RegisterRequest,
+    live: list[Binding],
+    now: float,
+    server_id: str,
+    new_id: Callable[[], str],
+) -> tuple[dict[str, Binding], set[str]]:
+    """The AOR's bindings after each contact of ``reg`` is applied, by id, and
+    the ids of the bindings the request wrote."""
+    working = {b.id: b for b in live}
+    uris = [(b.id, _parsed(b)) for b in live]
+    # Which stored binding each contact names by URI (RFC 3261 19.1.4 comparison).
+    matches = [next((bid for bid, uri in uris if uri == c.uri), None) for c in reg.contacts]
+    named = {bid for bid in matches if bid is not None}
+    touched: set[str] = set()
+    for contact, match in zip(reg.contacts, matches, strict=True):
+        if match is not None and match in working:
+            old = working[match]
+            if match not in touched and _out_of_order(old, reg):
+                raise _Abort(500, _OUT_OF_ORDER)
+            if contact.expires == 0:
+                del working[match]
+            else:
+                working[match] = _refresh(old, contact, reg, now, server_id)
+            touched.add(match)
+            continue
+        if contact.expires == 0:
+            continue  # removing a binding that does not exist changes nothing
+        same_device = [
+            b
+            for b in working.values()
+            if b.id not in touched and b.id not in named and _same_device(b, contact, reg)
+        ]
+        if any(_out_of_order(b, reg) for b in same_device):
+            raise _Abort(500, _OUT_OF_ORDER)
+        for b in same_device:
+            del working[b.id]
+        binding = _new(contact, reg, now, server_id, new_id())
+        working[binding.id] = binding
+        touched.add(binding.id)
+    return working, touched
+
+
+def _limit(
+    live: list[Binding],
+    working: dict[str, Binding],
+    touched: set[str],
+    settings: RegistrarSettings,
+) -> tuple[Binding, ...]:
+    """Enforce ``max_contacts``; returns the evicted bindings (removed from ``working``).
+
+    Only growth is refused: an AOR over a lowered limit can still refresh.
+    Bindings the request itself wrote are never evicted.
+    """
+    limit = settings.max_contacts
+    if len(working) <= limit or len(working) <= len(live):
+        return ()
+    refused = _Abort(403, f"Too many contacts (at most {limit})")
+    if settings.max_contacts_policy == "reject":
+        raise refused
+    candidates = sorted(
+        (b for b in working.values() if b.id not in touched),
+        key=lambda b: (b.updated_at, b.created_at),
+    )
+    excess = len(working) - limit
+    if excess > len(candidates):
+        raise refused
+    evicted = tuple(candidates[:excess])
+    for b in evicted:
+        del working[b.id]
+    return evicted
+
+
+def _new(
+    contact: ContactRequest, reg: RegisterRequest, now: float, server_id: str, binding_id: str
+) -> Binding:
+    return Binding(
+        id=binding_id,
+        aor=reg.aor,
+        contact=contact.text,
+        expires_at=now + contact.expires,
+        q=contact.q,
+        call_id=reg.call_id,
+        cseq=reg.cseq,
+        source=reg.source,
+        instance=contact.instance,
+        reg_id=contact.reg_id,
+        path=reg.path,
+        user_agent=reg.user_agent,
+        server_id=server_id,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _refresh(
+    old: Binding, contact: ContactRequest, reg: RegisterRequest, now: float, server_id: str
+) -> Binding:
+    fresh = _new(contact, reg, now, server_id, old.id)
+    return dataclasses.replace(fresh, created_at=old.created_at)

@@ -1,0 +1,313 @@
+"""The Centrex server: transports, transactions, proxy and registrar wired together.
+
+This is the one place that knows all the services. The transport layer hands
+parsed messages in; they go to the transaction layer (sans-IO), whose outputs
+are drained after every input: ``Send`` to the transport, events to the proxy.
+All transaction timers share one ``loop.call_at`` handle, re-armed to the
+layer's next deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from centrex.config import Settings
+from centrex.directory import Directory
+from centrex.logs import open_sip_trace
+from centrex.proxy.core import Inbound, Proxy, ProxyConfig
+from centrex.proxy.local import LocalIdentity
+from centrex.proxy.resolve import resolve_uri
+from centrex.registrar.binding import Binding, Source
+from centrex.registrar.memory import MemoryLocationStore
+from centrex.registrar.registrar import Registrar
+from centrex.sip.message import Request, Response
+from centrex.sip.uri import SipURI
+from centrex.transaction.events import (
+    RequestEvent,
+    ResponseEvent,
+    Send,
+    Terminated,
+    TimeoutEvent,
+    TimerCEvent,
+    TransportErrorEvent,
+)
+from centrex.transaction.layer import TransactionLayer
+from centrex.transaction.timers import TimerConfig
+from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
+from centrex.transport import ListenAddress, LocalSocket, Peer, TransportLayer, TransportLimits
+from centrex.transport.rules import response_destination
+from centrex.transport.tls import server_context
+
+logger = logging.getLogger("centrex.server")
+
+
+class _RegistrarService:
+    """What the proxy asks of the registrar, in the proxy's terms."""
+
+    def __init__(self, registrar: Registrar) -> None:
+        self.registrar = registrar
+
+    async def handle(self, request: Request, inbound: Inbound, now: float) -> Response:
+        peer, local = inbound.peer, inbound.local
+        source = Source(peer.transport, peer.host, peer.port, str(local), peer.connection_id)
+        return await self.registrar.handle(request, source, now)
+
+    async def lookup(self, aor: str, now: float) -> list[Binding]:
+        bindings: list[Binding] = await self.registrar.lookup(aor, now)
+        return bindings
+
+
+class Server:
+    """One Centrex instance: ``await start()``, serve, ``await stop()``."""
+
+    def __init__(self, settings: Settings, config_path: Path | None = None) -> None:
+        self.settings = settings
+        self.paths = settings.resolve_paths(config_path)
+        timers = TimerConfig(**settings.timeouts.timer_config())
+        self.transactions = TransactionLayer(timers)
+        network = settings.network
+        self.transport = TransportLayer(
+            self._on_message,
+            on_connection_closed=self._on_connection_closed,
+            limits=TransportLimits(
+                max_connections_per_address=network.max_connections_per_address,
+                max_header_bytes=min(network.max_message_bytes, 16384),
+                max_body_bytes=network.max_message_bytes,
+                idle_timeout=float(network.tcp_idle_timeout_s),
+            ),
+        )
+        self.trace = open_sip_trace(settings.logging, self.paths.sip_trace_file)
+        self.directory = Directory(settings.users, case_sensitive=settings.registrar.case_sensitive)
+        self.store = MemoryLocationStore.from_settings(settings.registrar, self.paths.data_dir)
+        self.domains = settings.server.effective_domains()
+        self.registrar: Registrar | None = None
+        self.proxy: Proxy | None = None
+        self.local: LocalIdentity | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = asyncio.Event()
+
+    # -- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        settings = self.settings
+        self.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        listen = [
+            ListenAddress(a.transport, a.host, a.port) for a in settings.network.listen_addresses()
+        ]
+        tls: ssl.SSLContext | None = None
+        if any(a.transport == "tls" for a in listen):
+            tls = server_context(str(self.paths.tls_certificate), str(self.paths.tls_private_key))
+        await self.transport.start(listen, tls)
+        bound = [(s.transport, s.host, s.port) for s in self.transport.bound]
+        self.local = LocalIdentity(self.domains, bound, settings.network.advertised_address)
+        self.registrar = Registrar(
+            settings.registrar,
+            self.store,
+            domains=self.domains,
+            directory=self.directory,
+            server_id=settings.server.effective_instance_id(),
+            alias=self.local.canonical_domain,
+        )
+        await self.registrar.start(time.time())
+        self.proxy = Proxy(
+            transactions=self.transactions,
+            local=self.local,
+            registrar=_RegistrarService(self.registrar),
+            directory=self.directory,
+            config=ProxyConfig(
+                record_route=settings.server.record_route,
+                allow_relay=settings.server.allow_relay,
+                case_sensitive=settings.registrar.case_sensitive,
+            ),
+            clock=self._loop.time,
+            wall_clock=time.time,
+            flush=self._drain,
+            send_stateless=self._send_stateless,
+            resolve=self._resolve,
+        )
+        self._spawn(self._housekeeping())
+        logger.info(
+            "serving %s on %s",
+            ", ".join(self.domains),
+            ", ".join(str(s) for s in self.transport.bound),
+        )
+
+    async def stop(self) -> None:
+        """Stop listening, flush the recovery file, close the logs."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._timer is not None:
+            self._timer.cancel()
+        await self.transport.stop()
+        if self.registrar is not None:
+            await self.registrar.stop(time.time())
+        self.trace.close()
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def _housekeeping(self) -> None:
+        """Purge expired bindings and flush the recovery file on their intervals."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                if self.registrar is not None:
+                    await self.registrar.maintain(time.time())
+                self.trace.flush()
+            except Exception:
+                logger.exception("housekeeping failed")
+
+    def reload_directory(self, config_path: Path | None) -> None:
+        """SIGHUP: read the users again from the settings file."""
+        from centrex.config import ConfigError, load_settings
+
+        try:
+            users = load_settings(config_path).users
+            directory = Directory(users, case_sensitive=self.settings.registrar.case_sensitive)
+        except (ConfigError, ValueError) as exc:
+            logger.error("directory not reloaded: %s", exc)
+            return
+        self.directory.replace(directory)
+        logger.info("directory reloaded: %d users", len(directory))
+
+    # -- input ------------------------------------------------------------------------
+
+    def _on_message(self, message: Request | Response, peer: Peer, local: LocalSocket) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        if self.trace.enabled:
+            self.trace.received(message.to_bytes(), peer.host, peer.port, time.time())
+        if isinstance(message, Request):
+            self.transactions.receive_request(
+                message, now, reliable=peer.reliable, peer=Inbound(peer, local)
+            )
+        else:
+            self.transactions.receive_response(message, now)
+        self._drain()
+
+    def _on_connection_closed(self, peer: Peer) -> None:
+        if self.registrar is None or peer.connection_id is None:
+            return
+        if self.settings.registrar.remove_on_connection_close:
+            self._spawn(self.registrar.connection_closed(peer.connection_id, time.time()))
+
+    # -- the transaction layer's outputs ---------------------------------------------
+
+    def _drain(self) -> None:
+        proxy = self.proxy
+        assert proxy is not None
+        while True:
+            outputs = self.transactions.take_outputs()
+            if not outputs:
+                break
+            for out in outputs:
+                if isinstance(out, Send):
+                    self._send(out.transaction, out.message, out.peer)
+                elif isinstance(out, RequestEvent):
+                    inbound = out.peer
+                    assert isinstance(inbound, Inbound)
+                    self._spawn(proxy.on_request(out.transaction, out.request, inbound))
+                elif isinstance(out, ResponseEvent):
+                    proxy.on_response(out.transaction, out.response)
+                elif isinstance(out, TimeoutEvent | TransportErrorEvent):
+                    proxy.on_timeout(out.transaction)
+                elif isinstance(out, TimerCEvent):
+                    proxy.on_timer_c(out.transaction)
+                elif isinstance(out, Terminated):
+                    proxy.on_terminated(out.transaction)
+        self._arm_timer()
+
+    def _send(self, tx: Transaction, message: Request | Response | Any, peer: object) -> None:
+        data = message.to_bytes()
+        if isinstance(tx, ServerTransaction):
+            assert isinstance(peer, Inbound) and isinstance(message, Response)
+            self._trace_sent(data, peer.peer)
+            self.transport.send_response(message, peer.peer, peer.local)
+            return
+        assert isinstance(tx, ClientTransaction) and isinstance(peer, Peer)
+        self._trace_sent(data, peer)
+        if not self.transport.send(data, peer):
+            self._spawn(self._send_slowly(tx, data, peer))
+
+    async def _send_slowly(self, tx: Transaction, data: bytes, peer: Peer) -> None:
+        """Open a connection (or resolve a name) first; a failure is a transport error."""
+        if not await self.transport.send_to(data, peer):
+            assert self._loop is not None
+            self.transactions.transport_error(tx, self._loop.time())
+            self._drain()
+
+    def _send_stateless(
+        self, message: Request | Response, hop: Peer | None, inbound: Inbound | None
+    ) -> None:
+        data = message.to_bytes()
+        if isinstance(message, Response):
+            if inbound is None:
+                destination = response_destination(message.top_via)
+                if destination is None:
+                    return
+                received_over = Peer(destination.transport, destination.host, destination.port)
+                self._trace_sent(data, received_over)
+                self.transport.send_response(message, received_over)
+            else:
+                self._trace_sent(data, inbound.peer)
+                self.transport.send_response(message, inbound.peer, inbound.local)
+            return
+        if hop is not None:
+            self._trace_sent(data, hop)
+            if not self.transport.send(data, hop):
+                self._spawn(self.transport.send_to(data, hop))
+
+    def _trace_sent(self, data: bytes, peer: Peer) -> None:
+        if self.trace.enabled:
+            self.trace.sent(data, peer.host, peer.port, time.time())
+
+    async def _resolve(self, uri: SipURI) -> Peer | None:
+        return await resolve_uri(uri)
+
+    # -- the one timer ----------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        deadline = self.transactions.next_deadline()
+        if deadline is None:
+            return
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        assert self._loop is not None
+        self._timer = None
+        self._timer_at = None
+        self.transactions.handle_timer(self._loop.time())
+        self._drain()
+
+    # -- tasks --------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("task failed", exc_info=task.exception())

@@ -1,0 +1,192 @@
+"""The in-memory location store and its recovery file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from centrex.registrar import recovery
+from centrex.registrar.binding import Binding, Source
+from centrex.registrar.memory import MemoryLocationStore
+from centrex.registrar.store import Changes
+
+from .helpers import T0, binding, settings
+
+
+class Put:
+    """A decision that writes ``bindings`` (what rules.decide returns, reduced)."""
+
+    def __init__(self, *bindings: Binding, remove: tuple[str, ...] = ()) -> None:
+        self.changes = Changes(bindings, remove)
+
+
+def writing(*bindings: Binding) -> Callable[[list[Binding]], Put]:
+    """A decision function that ignores the current bindings and writes ``bindings``."""
+    decision = Put(*bindings)
+    return lambda current: decision
+
+
+def put(store: MemoryLocationStore, *bindings: Binding, now: float = T0) -> None:
+    async def run() -> None:
+        for b in bindings:
+            await store.update(b.aor, writing(b), now)
+
+    asyncio.run(run())
+
+
+def numbered(n: int, **kwargs: object) -> Binding:
+    return binding(f"sip:u{n}@192.0.2.1", id=f"b{n}", aor=f"sip:u{n}@example.com", **kwargs)  # type: ignore[arg-type]
+
+
+def reopened(path: Path, now: float = T0) -> list[Binding]:
+    store = MemoryLocationStore(path)
+    asyncio.run(store.open(now))
+    return sorted(asyncio.run(store.bindings()), key=lambda b: b.id)
+
+
+def test_recovery_file_round_trip_keeps_every_field(tmp_path: Path) -> None:
+    path = tmp_path / "registrations.json"
+    full = binding(
+        "sip:alice@10.0.0.5;transport=tcp",
+        q=0.5,
+        source=Source("tcp", "2001:db8::7", 40001, "tcp:[2001:db8::1]:5060", 12),
+        instance="<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>",
+        reg_id=1,
+        path=("<sip:edge1;lr>", "<sip:edge2;lr>"),
+        user_agent="Phone \udcff/1",  # a byte that was not UTF-8 on the wire
+        created_at=T0 - 50,
+    )
+    plain = binding("sip:bob@192.0.2.2", id="b2", aor="sip:bob@example.com")
+    store = MemoryLocationStore(path)
+    asyncio.run(store.open(T0))
+    put(store, full, plain)
+    asyncio.run(store.close(T0))
+    assert reopened(path) == [full, plain]
+
+
+def test_file_carries_format_and_version(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    recovery.save(path, [binding()], T0)
+    doc = json.loads(path.read_text())
+    assert (doc["format"], doc["version"], doc["saved_at"]) == (
+        "centrex-registrations",
+        1,
+        T0,
+    )
+    assert doc["fields"][:3] == ["id", "aor", "contact"]
+
+
+def test_load_drops_expired_bindings(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    recovery.save(path, [numbered(1, expires_at=T0 + 10), numbered(2, expires_at=T0 + 100)], T0)
+    assert [b.id for b in reopened(path, T0 + 10)] == ["b2"]
+
+
+def test_missing_file_starts_empty(tmp_path: Path) -> None:
+    assert reopened(tmp_path / "none.json") == []
+
+
+def test_atomic_write_failure_leaves_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "r.json"
+    recovery.save(path, [numbered(1)], T0)
+    old = path.read_bytes()
+
+    def crash(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        recovery.save(path, [numbered(1), numbered(2)], T0 + 1)
+    assert path.read_bytes() == old
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+def test_store_keeps_changes_pending_when_the_write_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1)
+    asyncio.run(store.open(T0))
+
+    def broken(path: Path, data: bytes) -> None:
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(recovery, "write_atomically", broken)
+    put(store, numbered(1))  # the write fails; the registration does not
+    assert store.pending_changes == 1
+    assert [b.id for b in asyncio.run(store.bindings())] == ["b1"]
+    monkeypatch.undo()
+    assert asyncio.run(store.maybe_flush(T0 + 1))
+    assert [b.id for b in reopened(path)] == ["b1"]
+
+
+def test_flush_after_n_changes(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=3, flush_every_seconds=3600)
+    asyncio.run(store.open(T0))
+    put(store, numbered(1), numbered(2))
+    assert not path.exists()
+    put(store, numbered(3))
+    assert [b.id for b in reopened(path)] == ["b1", "b2", "b3"]
+    assert store.pending_changes == 0
+
+
+def test_flush_after_n_seconds_when_something_changed(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=100, flush_every_seconds=10)
+
+    async def run() -> list[bool]:
+        await store.open(T0)
+        idle = await store.maybe_flush(T0 + 60)  # nothing changed: no write
+        await store.update("sip:u1@example.com", writing(numbered(1)), T0 + 61)
+        early = await store.maybe_flush(T0 + 70.9)  # 10 s after the change, not the open
+        due = await store.maybe_flush(T0 + 71)
+        again = await store.maybe_flush(T0 + 90)
+        return [idle, early, due, again]
+
+    assert asyncio.run(run()) == [False, False, True, False]
+    assert [b.id for b in reopened(path)] == ["b1"]
+
+
+def test_close_writes_pending_changes(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=100)
+    asyncio.run(store.open(T0))
+    put(store, numbered(1))
+    assert not path.exists()
+    asyncio.run(store.close(T0 + 1))
+    assert [b.id for b in reopened(path)] == ["b1"]
+
+
+def test_unreadable_file_is_set_aside_and_the_store_starts_empty(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text("{not json")
+    assert reopened(path) == []
+    (kept,) = [p for p in tmp_path.iterdir() if p.name.startswith("r.json.bad-")]
+    assert kept.read_text() == "{not json"
+
+
+def test_from_settings_puts_the_file_in_the_data_dir(tmp_path: Path) -> None:
+    store = MemoryLocationStore.from_settings(
+        settings(recovery_every_registrations=7, recovery_every_seconds=3), tmp_path
+    )
+    assert store.recovery_file == tmp_path / "registrations.json"
+    assert (store.flush_every_changes, store.flush_every_seconds) == (7, 3)
+
+
+def test_purge_removes_only_expired_bindings() -> None:
+    store = MemoryLocationStore(None)
+    asyncio.run(store.open(T0))
+    a = numbered(1, expires_at=T0 + 5)
+    b = binding("sip:u1@192.0.2.9", id="b9", aor="sip:u1@example.com", expires_at=T0 + 50)
+    put(store, a, b)
+    (removal,) = asyncio.run(store.purge(T0 + 5))
+    assert (removal.aor, removal.removed, removal.remaining) == ("sip:u1@example.com", (a,), (b,))
+    assert asyncio.run(store.purge(T0 + 6)) == []

@@ -1,0 +1,382 @@
+"""The registrar end to end: REGISTER bytes in, response out (RFC 3261 10.3)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from centrex.registrar.binding import Binding, Source
+from centrex.registrar.events import AorEvent
+from centrex.registrar.memory import MemoryLocationStore
+from centrex.registrar.registrar import Registrar
+from centrex.registrar.store import DecisionT
+from centrex.sip.message import Request, Response
+
+from .helpers import T0, UDP, make_registrar, register, reparse
+
+AOR = "sip:alice@example.com"
+
+
+def handle(
+    registrar: Registrar, request: Request, now: float = T0, source: Source = UDP
+) -> Response:
+    async def run() -> Response:
+        return await registrar.handle(request, source, now)
+
+    return reparse(asyncio.run(run()))
+
+
+def test_register_answers_200_listing_the_contact_with_its_expires() -> None:
+    response = handle(make_registrar(), register(expires=600))
+    assert response.status == 200
+    assert response.get_all("Contact") == ["<sip:alice@192.0.2.10:5060>;expires=600"]
+    assert response.to_tag == "t1"
+    assert parsedate_to_datetime(response.get("Date") or "").timestamp() == T0
+
+
+def test_200_lists_every_binding_with_its_remaining_time() -> None:
+    registrar = make_registrar()
+    handle(registrar, register("<sip:alice@192.0.2.10>", expires=600), T0)
+    response = handle(
+        registrar,
+        register("<sip:alice@192.0.2.20>;q=0.5", call_id="desk", expires=3600),
+        T0 + 100,
+    )
+    assert response.get_all("Contact") == [
+        "<sip:alice@192.0.2.10>;expires=500",
+        "<sip:alice@192.0.2.20>;expires=3600;q=0.5",
+    ]
+
+
+def test_query_without_contact_lists_current_bindings_and_changes_nothing() -> None:
+    registrar = make_registrar()
+    handle(registrar, register(expires=600))
+    response = handle(registrar, register(None, cseq=2), T0 + 60)
+    assert response.get_all("Contact") == ["<sip:alice@192.0.2.10:5060>;expires=540"]
+
+
+def test_to_tag_is_added_to_every_final_response() -> None:
+    response = handle(make_registrar(), register(ruri="sip:elsewhere.org"))
+    assert response.status == 404
+    assert response.to_tag is not None
+
+
+def test_423_carries_min_expires() -> None:
+    response = handle(make_registrar(min_expires=120), register(expires=60))
+    assert (response.status, response.get("Min-Expires")) == (423, "120")
+
+
+def test_out_of_order_cseq_gets_500_with_a_clear_reason() -> None:
+    registrar = make_registrar()
+    handle(registrar, register(cseq=5))
+    response = handle(registrar, register(cseq=5))
+    assert response.status == 500
+    assert "CSeq" in response.reason
+
+
+def test_malformed_contact_gets_400() -> None:
+    response = handle(make_registrar(), register("<sip:alice@192.0.2.10>;expires=abc"))
+    assert response.status == 400
+
+
+def test_unknown_user_gets_403_unless_unknown_users_are_allowed() -> None:
+    assert handle(make_registrar(), register(to="sip:carol@example.com")).status == 403
+    open_registrar = make_registrar(allow_unknown_users=True)
+    assert handle(open_registrar, register(to="sip:carol@example.com")).status == 200
+
+
+def test_disabled_user_cannot_register_even_when_unknown_users_may() -> None:
+    registrar = make_registrar(disabled=["carol"], allow_unknown_users=True)
+    response = handle(registrar, register(to="sip:carol@example.com"))
+    assert (response.status, response.reason) == (403, "User disabled")
+
+
+def test_directory_lookup_ignores_case_by_default() -> None:
+    assert handle(make_registrar(), register(to="sip:ALICE@example.com")).status == 200
+
+
+def test_authenticated_identity_may_only_register_its_own_aor() -> None:
+    registrar = make_registrar()
+
+    async def run(identity: str) -> int:
+        response = await registrar.handle(register(), UDP, T0, identity=identity)
+        return response.status
+
+    assert asyncio.run(run("bob")) == 403
+    assert asyncio.run(run("Alice")) == 200
+
+
+def test_path_is_stored_and_echoed_when_the_ua_supports_it() -> None:
+    registrar = make_registrar()
+    path = "Path: <sip:edge.example.net;lr>"
+    response = handle(registrar, register(extra=[path, "Supported: path"]))
+    assert response.get_all("Path") == ["<sip:edge.example.net;lr>"]
+    silent = handle(registrar, register(extra=[path], cseq=2))
+    assert silent.get_all("Path") == []
+    bindings = asyncio.run(registrar.lookup(AOR, T0))
+    assert bindings[0].path == ("<sip:edge.example.net;lr>",)
+
+
+def test_short_expiry_lapses_on_the_injected_clock() -> None:
+    registrar = make_registrar(min_expires=1, default_expires=5)
+
+    async def run() -> tuple[int, int, int]:
+        await registrar.handle(register(expires=5), UDP, T0)
+        during = len(await registrar.lookup(AOR, T0 + 4.9))
+        after = len(await registrar.lookup(AOR, T0 + 5))
+        purged = await registrar.purge(T0 + 5)
+        return during, after, purged
+
+    assert asyncio.run(run()) == (1, 0, 1)
+
+
+def test_lookup_never_returns_an_expired_contact_before_the_purge() -> None:
+    registrar = make_registrar()
+    handle(registrar, register("<sip:alice@192.0.2.10>", expires=600))
+    handle(registrar, register("<sip:alice@192.0.2.20>", call_id="desk", expires=3600))
+    found = asyncio.run(registrar.lookup(AOR, T0 + 601))
+    assert [b.contact for b in found] == ["sip:alice@192.0.2.20"]
+
+
+def test_unregister_with_wildcard_removes_all() -> None:
+    registrar = make_registrar()
+    handle(registrar, register(expires=600))
+    response = handle(registrar, register("*", expires=0, cseq=2))
+    assert response.status == 200
+    assert response.get_all("Contact") == []
+    assert asyncio.run(registrar.lookup(AOR, T0)) == []
+
+
+def test_nat_port_change_does_not_pile_up_contacts() -> None:
+    registrar = make_registrar()
+    for cseq, port in enumerate((40001, 40002, 40003), start=1):
+        handle(registrar, register(f"<sip:alice@198.51.100.7:{port}>", cseq=cseq))
+    found = asyncio.run(registrar.lookup(AOR, T0))
+    assert [b.contact for b in found] == ["sip:alice@198.51.100.7:40003"]
+
+
+class FailingStore(MemoryLocationStore):
+    async def update(
+        self, aor: str, decide: Callable[[list[Binding]], DecisionT], now: float
+    ) -> DecisionT:
+        raise OSError("database gone")
+
+
+def test_store_failure_fails_the_request_with_500() -> None:
+    response = handle(make_registrar(FailingStore(None)), register())
+    assert response.status == 500
+
+
+# -- connections -------------------------------------------------------------------
+
+
+def tcp(connection_id: int, port: int = 40000) -> Source:
+    return Source("tcp", "198.51.100.7", port, "tcp:203.0.113.1:5060", connection_id)
+
+
+def test_connection_close_removes_only_the_tcp_bindings_of_that_connection() -> None:
+    registrar = make_registrar()
+    handle(registrar, register("<sip:alice@10.0.0.1;transport=tcp>", call_id="a"), source=tcp(7))
+    handle(registrar, register("<sip:alice@10.0.0.2;transport=tcp>", call_id="b"), source=tcp(8))
+    handle(registrar, register("<sip:alice@10.0.0.3>", call_id="c"), source=UDP)
+    handle(
+        registrar,
+        register("<sip:bob@10.0.0.4;transport=tcp>", to="sip:bob@example.com"),
+        source=tcp(7, 40001),
+    )
+
+    async def run() -> tuple[int, list[str], list[Binding]]:
+        removed = await registrar.connection_closed(7, T0 + 1)
+        alice = [b.contact for b in await registrar.lookup(AOR, T0 + 1)]
+        bob = await registrar.lookup("sip:bob@example.com", T0 + 1)
+        return removed, alice, bob
+
+    removed, alice, bob = asyncio.run(run())
+    assert removed == 2
+    assert sorted(alice) == ["sip:alice@10.0.0.2;transport=tcp", "sip:alice@10.0.0.3"]
+    assert bob == []
+
+
+def test_connection_close_keeps_bindings_when_the_setting_is_off() -> None:
+    registrar = make_registrar(remove_on_connection_close=False)
+    handle(registrar, register(), source=tcp(7))
+    assert asyncio.run(registrar.connection_closed(7, T0)) == 0
+    assert len(asyncio.run(registrar.lookup(AOR, T0))) == 1
+
+
+def test_connection_ids_of_another_server_are_not_touched() -> None:
+    store = MemoryLocationStore(None)
+    other = make_registrar(store, server_id="srv2")
+    mine = make_registrar(store, server_id="srv1")
+    handle(other, register(), source=tcp(7))
+    assert asyncio.run(mine.connection_closed(7, T0)) == 0
+    assert asyncio.run(other.connection_closed(7, T0)) == 1
+
+
+def test_refresh_over_a_new_connection_survives_the_old_one_closing() -> None:
+    registrar = make_registrar()
+    handle(registrar, register(cseq=1), source=tcp(7))
+    handle(registrar, register(cseq=2), source=tcp(8, 40002))
+    assert asyncio.run(registrar.connection_closed(7, T0)) == 0
+    (found,) = asyncio.run(registrar.lookup(AOR, T0))
+    assert found.source.connection_id == 8
+
+
+# -- events ------------------------------------------------------------------------
+
+
+def collect(registrar: Registrar) -> list[AorEvent]:
+    events: list[AorEvent] = []
+    registrar.listeners.add(events.append)
+    return events
+
+
+def test_first_binding_makes_the_aor_available_and_only_once() -> None:
+    registrar = make_registrar()
+    events = collect(registrar)
+
+    async def run() -> None:
+        await registrar.handle(register("<sip:alice@192.0.2.10>", call_id="a"), UDP, T0)
+        await registrar.handle(register("<sip:alice@192.0.2.20>", call_id="b"), UDP, T0)
+        await registrar.listeners.drain()
+
+    asyncio.run(run())
+    assert [(e.kind, e.aor, e.reason) for e in events] == [("available", AOR, "registered")]
+    assert [b.contact for b in events[0].bindings] == ["sip:alice@192.0.2.10"]
+
+
+def test_last_binding_removed_makes_the_aor_unavailable() -> None:
+    registrar = make_registrar()
+    events = collect(registrar)
+
+    async def run() -> None:
+        await registrar.handle(register("<sip:alice@192.0.2.10>", call_id="a"), UDP, T0)
+        await registrar.handle(register("<sip:alice@192.0.2.20>", call_id="b"), UDP, T0)
+        await registrar.handle(
+            register("<sip:alice@192.0.2.10>;expires=0", call_id="a", cseq=2), UDP, T0
+        )
+        await registrar.handle(register("*", call_id="b", cseq=2, expires=0), UDP, T0)
+        await registrar.listeners.drain()
+
+    asyncio.run(run())
+    assert [(e.kind, e.reason) for e in events] == [
+        ("available", "registered"),
+        ("unavailable", "unregistered"),
+    ]
+
+
+def test_purge_of_the_last_expired_binding_makes_the_aor_unavailable() -> None:
+    registrar = make_registrar()
+    events = collect(registrar)
+
+    async def run() -> None:
+        await registrar.handle(register(expires=600), UDP, T0)
+        await registrar.purge(T0 + 599)
+        await registrar.purge(T0 + 600)
+        await registrar.listeners.drain()
+
+    asyncio.run(run())
+    assert [(e.kind, e.reason, e.at) for e in events][1:] == [("unavailable", "purged", T0 + 600)]
+
+
+def test_register_over_only_expired_bindings_reports_the_expiry() -> None:
+    registrar = make_registrar()
+    events = collect(registrar)
+
+    async def run() -> None:
+        await registrar.handle(register("<sip:alice@192.0.2.10>", expires=600), UDP, T0)
+        late = register("<sip:alice@192.0.2.10>;expires=0", cseq=2)
+        await registrar.handle(late, UDP, T0 + 700)
+        await registrar.listeners.drain()
+
+    asyncio.run(run())
+    assert [(e.kind, e.reason) for e in events] == [
+        ("available", "registered"),
+        ("unavailable", "expired"),
+    ]
+
+
+def test_closing_the_connection_of_the_last_binding_makes_the_aor_unavailable() -> None:
+    registrar = make_registrar()
+    events = collect(registrar)
+
+    async def run() -> None:
+        await registrar.handle(register(), tcp(3), T0)
+        await registrar.connection_closed(3, T0 + 5)
+        await registrar.listeners.drain()
+
+    asyncio.run(run())
+    assert [(e.kind, e.reason) for e in events] == [
+        ("available", "registered"),
+        ("unavailable", "connection_closed"),
+    ]
+
+
+def test_listeners_run_after_the_response_and_cannot_break_it() -> None:
+    registrar = make_registrar()
+    order: list[str] = []
+
+    def failing(event: AorEvent) -> None:
+        order.append("sync listener")
+        raise RuntimeError("listener bug")
+
+    async def slow(event: AorEvent) -> None:
+        await asyncio.sleep(0.01)
+        order.append("async listener")
+
+    registrar.listeners.add(failing)
+    registrar.listeners.add(slow)
+
+    async def run() -> int:
+        response = await registrar.handle(register(), UDP, T0)
+        order.append("response")
+        await registrar.listeners.drain()
+        return response.status
+
+    assert asyncio.run(run()) == 200
+    assert order == ["response", "sync listener", "async listener"]
+
+
+def test_restart_drops_bindings_of_connections_that_died_with_the_process(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "registrations.json"
+
+    async def before_crash() -> None:
+        registrar = make_registrar(MemoryLocationStore(path))
+        await registrar.start(T0)
+        await registrar.handle(register("<sip:alice@10.0.0.1>", call_id="a"), tcp(1), T0)
+        await registrar.handle(register("<sip:alice@10.0.0.2>", call_id="b"), UDP, T0)
+        await registrar.handle(register(to="sip:bob@example.com"), tcp(2), T0)
+        await registrar.stop(T0)
+
+    async def after_restart() -> tuple[list[str], list[tuple[str, str, str]]]:
+        store = MemoryLocationStore(path)
+        registrar = make_registrar(store)
+        events = collect(registrar)
+        await registrar.start(T0 + 10)
+        await registrar.listeners.drain()
+        contacts = [b.contact for b in await store.bindings()]
+        return contacts, [(e.kind, e.aor, e.reason) for e in events]
+
+    asyncio.run(before_crash())
+    contacts, events = asyncio.run(after_restart())
+    assert contacts == ["sip:alice@10.0.0.2"]
+    assert events == [("unavailable", "sip:bob@example.com", "connection_closed")]
+
+
+def test_maintain_purges_every_interval_and_flushes() -> None:
+    registrar = make_registrar(purge_interval_s=30, min_expires=1)
+
+    async def run() -> list[int]:
+        await registrar.start(T0)
+        await registrar.handle(register(expires=10), UDP, T0)
+        counts = []
+        for t in (T0 + 11, T0 + 29, T0 + 30):
+            await registrar.maintain(t)
+            counts.append(len(await registrar.store.bindings()))
+        return counts
+
+    assert asyncio.run(run()) == [1, 1, 0]

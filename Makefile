@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/centrex serve
+	$(VENV)/bin/centrex serve $(if $(CONFIG),--config $(CONFIG))
 
 lint: $(STAMP)
 	$(PY) -m ruff check centrex tests bench

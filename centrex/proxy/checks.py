@@ -50,7 +50,7 @@ def is_loop(request: Request, is_myself: Callable[[str, int | None], bool]) -> b
     retargeting), which is fine.
     """
     prefix: str | None = None
-    for via in request.vias[1:] if len(request.vias) > 1 else ():
+    for via in request.vias:
         branch = via.branch
         if branch is None or not branch.startswith(MAGIC_COOKIE + "cx"):
             continue

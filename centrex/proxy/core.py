@@ -220,12 +220,15 @@ class Proxy:
         if unsupported:
             self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
             return
-        self._preprocess_routes(request)
+        routed_to_us = self._preprocess_routes(request)
         ruri = request.request_uri
         routes = request.get_all("route")
+        # A request in a dialog we record-routed follows its route set to the
+        # Request-URI, wherever that is; anything else needs the relay policy.
+        in_our_dialog = routed_to_us and request.to_tag is not None
 
         if not routes and isinstance(ruri, SipURI):
-            domain = self.local.canonical_domain(ruri.host)
+            domain = self.local.canonical_domain(ruri.host, ruri.port)
             if method == "REGISTER" and (domain is not None or self.local.is_myself(ruri)):
                 response = await self.registrar.handle(request, inbound, self._wall())
                 self._respond(tx, response)
@@ -236,13 +239,17 @@ class Proxy:
             if domain is not None and ruri.user is not None:
                 await self._proxy_to_user(tx, request, inbound, ruri, domain)
                 return
-        if not routes and not self.config.allow_relay:
+        if not routes and not in_our_dialog and not self.config.allow_relay:
             self._reply(tx, request, 403, "Relaying Not Allowed")
             return
         await self._proxy_to_uri(tx, request, inbound)
 
-    def _preprocess_routes(self, request: Request) -> None:
-        """16.4: undo a strict router's rewrite; remove the Route values that name us."""
+    def _preprocess_routes(self, request: Request) -> bool:
+        """16.4: undo a strict router's rewrite; remove the Route values that name us.
+
+        True when a Route (or strict-routed Request-URI) of ours was removed.
+        """
+        removed = False
         ruri = request.request_uri
         if (
             isinstance(ruri, SipURI)
@@ -259,18 +266,20 @@ class Proxy:
             request.remove("route")
             for value in routes[:-1]:
                 request.add("Route", value)
+            removed = True
         while True:
             top = request.get("route")
             if top is None:
-                return
+                return removed
             first = top.split(",")[0] if "," in top else top
             try:
                 uri = parse_uri(_uri_text(first))
             except ParseError:
-                return
+                return removed
             if not self.local.is_myself(uri):
-                return
+                return removed
             request.pop_route()
+            removed = True
 
     def _answer_server_request(self, tx: ServerTransaction, request: Request) -> None:
         if request.method == "OPTIONS":
@@ -455,12 +464,14 @@ class Proxy:
 
     async def _forward_ack(self, ack: Request) -> None:
         """A 2xx ACK: statelessly along its Route, or to its Request-URI (16.11)."""
-        self._preprocess_routes(ack)
+        routed_to_us = self._preprocess_routes(ack)
         top = ack.get("route")
         if top is None:
             uri = ack.request_uri
             if not isinstance(uri, SipURI) or self.local.is_myself(uri):
                 return
+            if not routed_to_us and not self.config.allow_relay:
+                return  # not ours to carry: no open relay for ACKs either
         else:
             uri = parse_uri(_uri_text(top.split(",")[0]))
             if not isinstance(uri, SipURI):

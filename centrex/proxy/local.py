@@ -87,12 +87,15 @@ class LocalIdentity:
             return self.is_local_host(host)
         return uri.port in self._ports and self.is_local_host(host)
 
-    def canonical_domain(self, host: str) -> str | None:
+    def canonical_domain(self, host: str, port: int | None = None) -> str | None:
         """The served domain ``host`` stands for: itself, or for one of our
-        addresses the first served domain (phones often register to an IP)."""
+        addresses (on our port) the first served domain (phones often register
+        to an IP). Another port on one of our addresses is someone else."""
         host = _unbracket(host.lower()).rstrip(".")
         if host in self.domains:
             return host
+        if port is not None and port not in self._ports:
+            return None
         if self.domains and self.is_local_host(host):
             return self.domains[0]
         return None

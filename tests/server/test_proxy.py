@@ -1,0 +1,164 @@
+"""The proxy pipeline on a real server over loopback UDP (RFC 3261 section 16)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from centrex.sip.message import Request
+
+from .harness import open_phone, register, request, running_server, udp_port
+
+
+def run(coro: object) -> None:
+    asyncio.run(asyncio.wait_for(coro, 20))  # type: ignore[arg-type]
+
+
+def test_options_to_the_server_lists_its_capabilities(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            phone = await open_phone()
+            phone.send(request("OPTIONS", "sip:example.com", phone), udp_port(server))
+            response = await phone.response()
+            assert response.status == 200
+            assert "INVITE" in (response.get("Allow") or "")
+            assert response.get("Accept") == "application/sdp"
+
+    run(scenario())
+
+
+def test_max_forwards_zero_is_483(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            phone = await open_phone()
+            data = request("INVITE", "sip:1002@example.com", phone).replace(
+                "Max-Forwards: 70", "Max-Forwards: 0"
+            )
+            phone.send(data, udp_port(server))
+            assert (await phone.response()).status == 483
+
+    run(scenario())
+
+
+def test_unsupported_proxy_require_is_420_listing_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            phone = await open_phone()
+            data = request("INVITE", "sip:1002@example.com", phone, extra="Proxy-Require: foo\r\n")
+            phone.send(data, udp_port(server))
+            response = await phone.response()
+            assert response.status == 420
+            assert response.get("Unsupported") == "foo"
+
+    run(scenario())
+
+
+def test_unknown_user_is_404_and_offline_directory_user_is_480(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            phone = await open_phone()
+            phone.send(request("INVITE", "sip:9999@example.com", phone), udp_port(server))
+            assert (await phone.response()).status == 404
+            phone.send(request("INVITE", "sip:1002@example.com", phone), udp_port(server))
+            assert (await phone.response()).status == 480
+
+    run(scenario())
+
+
+def test_foreign_domain_is_not_relayed_by_default(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            phone = await open_phone()
+            phone.send(request("MESSAGE", "sip:bob@elsewhere.example", phone), udp_port(server))
+            assert (await phone.response()).status == 403
+
+    run(scenario())
+
+
+def test_invite_reaches_the_registered_contact_with_via_and_record_route(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            caller, callee = await open_phone(), await open_phone()
+            assert (await register(server, callee, "1002")).status == 200
+            caller.send(request("INVITE", "sip:1002@example.com", caller), udp_port(server))
+            trying = await caller.response(skip_100=False)
+            assert trying.status == 100
+            invite = await callee.request()
+            assert isinstance(invite, Request)
+            assert invite.uri == f"sip:1002@127.0.0.1:{callee.port}"
+            assert len(invite.vias) == 2
+            assert invite.top_via.branch is not None
+            assert invite.top_via.branch.startswith("z9hG4bK")
+            port = udp_port(server)
+            assert invite.get_all("Record-Route") == [f"<sip:127.0.0.1:{port};lr>"]
+            assert invite.max_forwards == 69
+
+    run(scenario())
+
+
+def test_a_loop_back_to_the_proxy_is_482(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            caller, callee = await open_phone(), await open_phone()
+            await register(server, callee, "1002")
+            caller.send(request("MESSAGE", "sip:1002@example.com", caller), udp_port(server))
+            forwarded = await callee.request()
+            # The callee, a misconfigured proxy, sends the request straight back
+            # for the same address-of-record.
+            forwarded.set_uri("sip:1002@example.com")
+            forwarded.push_via(f"SIP/2.0/UDP 127.0.0.1:{callee.port};branch=z9hG4bKloop;rport")
+            callee.send(forwarded.to_bytes(), udp_port(server))
+            response = await callee.response()
+            assert response.status == 482
+
+    run(scenario())
+
+
+def test_responses_are_relayed_upstream_without_the_proxy_via(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            caller, callee = await open_phone(), await open_phone()
+            await register(server, callee, "1002")
+            caller.send(
+                request("MESSAGE", "sip:1002@example.com", caller, body="hi"), udp_port(server)
+            )
+            forwarded = await callee.request()
+            from centrex.sip.build import make_response
+
+            callee.send(make_response(forwarded, 486, to_tag="b1").to_bytes(), udp_port(server))
+            response = await caller.response()
+            assert response.status == 486
+            assert len(response.vias) == 1
+            assert response.top_via.port == caller.port
+
+    run(scenario())
+
+
+def test_cancel_of_an_unknown_transaction_is_481(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            phone = await open_phone()
+            phone.send(request("CANCEL", "sip:1002@example.com", phone), udp_port(server))
+            assert (await phone.response()).status == 481
+
+    run(scenario())
+
+
+def test_in_dialog_request_follows_its_route_and_our_route_is_removed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            caller, callee = await open_phone(), await open_phone()
+            port = udp_port(server)
+            bye = request(
+                "BYE",
+                f"sip:1002@127.0.0.1:{callee.port}",
+                caller,
+                to="sip:1002@example.com",
+                extra=f"Route: <sip:127.0.0.1:{port};lr>\r\n",
+            ).replace("To: <sip:1002@example.com>", "To: <sip:1002@example.com>;tag=b2")
+            caller.send(bye, port)
+            forwarded = await callee.request()
+            assert forwarded.method == "BYE"
+            assert "Route" not in forwarded
+
+    run(scenario())

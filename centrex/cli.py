@@ -64,9 +64,14 @@ def serve(config_path: Path | None) -> None:
 
     paths = settings.resolve_paths(config_path)
     setup_event_log(settings.logging, paths.log_file)
+    from centrex.server import NotSupportedError
+
     with asyncio.Runner(loop_factory=best_loop_factory()) as runner:
         try:
             runner.run(_serve(settings, config_path))
+        except NotSupportedError as exc:
+            click.echo(f"{config_path or 'settings'}: {exc}", err=True)
+            sys.exit(2)
         except OSError as exc:
             click.echo(f"centrex serve: {exc}", err=True)
             sys.exit(1)

@@ -64,10 +64,32 @@ class _RegistrarService:
         return bindings
 
 
+class NotSupportedError(Exception):
+    """A setting asks for something this version of Centrex does not do yet."""
+
+
+def _refuse_what_is_not_built(settings: Settings) -> None:
+    """Fail at start, naming the key, rather than serve something else than asked."""
+    for address in settings.network.listen_addresses():
+        if address.transport in ("ws", "wss"):
+            raise NotSupportedError(
+                f"network.listen: {address}: WebSocket transports are not available yet; "
+                "use udp, tcp or tls"
+            )
+    if settings.registrar.store != "memory":
+        raise NotSupportedError(
+            'registrar.store = "database": the shared database store is not available yet; '
+            'use "memory"'
+        )
+    if settings.server.workers != 1:
+        logger.warning("server.workers = %d: one process serves for now", settings.server.workers)
+
+
 class Server:
     """One Centrex instance: ``await start()``, serve, ``await stop()``."""
 
     def __init__(self, settings: Settings, config_path: Path | None = None) -> None:
+        _refuse_what_is_not_built(settings)
         self.settings = settings
         self.paths = settings.resolve_paths(config_path)
         timers = TimerConfig(**settings.timeouts.timer_config())

@@ -45,6 +45,7 @@ class Branch(Generic[T]):
     state: BranchState = BranchState.WAITING
     cancel_wanted: bool = False
     cancel_sent: bool = False
+    rang_out: bool = False  # Timer C cancelled it: its 487 means "no answer" (408)
     final: Response | None = None
     transaction: object = None
 
@@ -143,7 +144,8 @@ class ResponseContext(Generic[T]):
             if first:
                 actions += self._cancel_pending()
             return actions
-        branch.final = response
+        if not (branch.rang_out and status == 487):
+            branch.final = response
         if self.final_sent:
             return []
         if status >= 600:
@@ -162,7 +164,12 @@ class ResponseContext(Generic[T]):
         return self._maybe_done()
 
     def ringing_timeout(self, branch: Branch[T]) -> list[Action[T]]:
-        """Timer C fired on ``branch`` (16.8): cancel it, or give it up if it never rang."""
+        """Timer C fired on ``branch`` (16.8): cancel it, or give it up if it never rang.
+
+        The 487 the callee then sends counts as no answer: the caller gets 408,
+        or the next q-group is tried.
+        """
+        branch.rang_out = True
         if branch.state is BranchState.PROCEEDING:
             return self._cancel(branch)
         return self.timeout(branch)

@@ -133,3 +133,21 @@ def test_challenges_of_every_branch_are_collected() -> None:
         ("WWW-Authenticate", 'Digest realm="a"'),
         ("Proxy-Authenticate", 'Digest realm="b"'),
     ]
+
+
+def test_a_branch_that_rang_out_answers_408_not_its_487() -> None:
+    context = ResponseContext.fork([("a", None)])
+    context.start()
+    a = branch_of(context, "a")
+    context.provisional(a, response(180))
+    context.ringing_timeout(a)
+    assert context.final(a, response(487)) == [Final(None, 408)]
+
+
+def test_a_branch_that_rang_out_moves_on_to_the_next_q_group() -> None:
+    context = ResponseContext.fork([("desk", 1.0), ("mobile", 0.5)])
+    context.start()
+    desk = branch_of(context, "desk")
+    context.provisional(desk, response(180))
+    context.ringing_timeout(desk)
+    assert started(context.final(desk, response(487))) == ["mobile"]

@@ -162,3 +162,57 @@ def test_in_dialog_request_follows_its_route_and_our_route_is_removed(tmp_path: 
             assert "Route" not in forwarded
 
     run(scenario())
+
+
+def test_ringing_timeout_cancels_the_callee_and_answers_408(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path, ringing=1) as server:
+            caller, callee = await open_phone(), await open_phone()
+            await register(server, callee, "1002")
+            port = udp_port(server)
+            caller.send(request("INVITE", "sip:1002@example.com", caller), port)
+            invite = await callee.request()
+            from centrex.sip.build import make_response
+
+            callee.send(make_response(invite, 180, to_tag="r1").to_bytes(), port)
+            assert (await caller.response()).status == 180
+            cancel = await callee.request(timeout=3.0)
+            assert cancel.method == "CANCEL"
+            assert cancel.branch == invite.branch
+            callee.send(make_response(cancel, 200, to_tag="r1").to_bytes(), port)
+            callee.send(make_response(invite, 487, to_tag="r1").to_bytes(), port)
+            assert (await caller.response()).status == 408
+            ack = await callee.request()
+            assert ack.method == "ACK"
+
+    run(scenario())
+
+
+def test_registered_contacts_are_tried_in_q_order(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            caller, desk, mobile = await open_phone(), await open_phone(), await open_phone()
+            port = udp_port(server)
+            for phone, q in ((desk, "1.0"), (mobile, "0.5")):
+                phone.send(
+                    request(
+                        "REGISTER",
+                        "sip:example.com",
+                        phone,
+                        user="1002",
+                        to="sip:1002@example.com",
+                        extra="Expires: 60\r\n",
+                    ).replace(f"127.0.0.1:{phone.port}>", f"127.0.0.1:{phone.port}>;q={q}"),
+                    port,
+                )
+                assert (await phone.response()).status == 200
+            caller.send(request("MESSAGE", "sip:1002@example.com", caller, body="x"), port)
+            first = await desk.request()
+            from centrex.sip.build import make_response
+
+            desk.send(make_response(first, 480, to_tag="d").to_bytes(), port)
+            second = await mobile.request()
+            mobile.send(make_response(second, 200, to_tag="m").to_bytes(), port)
+            assert (await caller.response()).status == 200
+
+    run(scenario())

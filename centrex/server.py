@@ -95,6 +95,7 @@ class Server:
         timers = TimerConfig(**settings.timeouts.timer_config())
         self.transactions = TransactionLayer(timers)
         network = settings.network
+        self.trace = open_sip_trace(settings.logging, self.paths.sip_trace_file)
         self.transport = TransportLayer(
             self._on_message,
             on_connection_closed=self._on_connection_closed,
@@ -104,8 +105,8 @@ class Server:
                 max_body_bytes=network.max_message_bytes,
                 idle_timeout=float(network.tcp_idle_timeout_s),
             ),
+            trace=self.trace,
         )
-        self.trace = open_sip_trace(settings.logging, self.paths.sip_trace_file)
         self.directory = Directory(settings.users, case_sensitive=settings.registrar.case_sensitive)
         self.store = MemoryLocationStore.from_settings(settings.registrar, self.paths.data_dir)
         self.domains = settings.server.effective_domains()
@@ -179,6 +180,7 @@ class Server:
             await self.registrar.stop(time.time())
         self.trace.close()
         self._stopped.set()
+        logger.info("stopped")
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -212,8 +214,6 @@ class Server:
     def _on_message(self, message: Request | Response, peer: Peer, local: LocalSocket) -> None:
         assert self._loop is not None
         now = self._loop.time()
-        if self.trace.enabled:
-            self.trace.received(message.to_bytes(), peer.host, peer.port, time.time())
         if isinstance(message, Request):
             self.transactions.receive_request(
                 message, now, reliable=peer.reliable, peer=Inbound(peer, local)
@@ -255,14 +255,12 @@ class Server:
         self._arm_timer()
 
     def _send(self, tx: Transaction, message: Request | Response | Any, peer: object) -> None:
-        data = message.to_bytes()
         if isinstance(tx, ServerTransaction):
             assert isinstance(peer, Inbound) and isinstance(message, Response)
-            self._trace_sent(data, peer.peer)
             self.transport.send_response(message, peer.peer, peer.local)
             return
         assert isinstance(tx, ClientTransaction) and isinstance(peer, Peer)
-        self._trace_sent(data, peer)
+        data = message.to_bytes()
         if not self.transport.send(data, peer):
             self._spawn(self._send_slowly(tx, data, peer))
 
@@ -276,27 +274,21 @@ class Server:
     def _send_stateless(
         self, message: Request | Response, hop: Peer | None, inbound: Inbound | None
     ) -> None:
-        data = message.to_bytes()
         if isinstance(message, Response):
             if inbound is None:
                 destination = response_destination(message.top_via)
                 if destination is None:
                     return
                 received_over = Peer(destination.transport, destination.host, destination.port)
-                self._trace_sent(data, received_over)
                 self.transport.send_response(message, received_over)
             else:
-                self._trace_sent(data, inbound.peer)
                 self.transport.send_response(message, inbound.peer, inbound.local)
             return
-        if hop is not None:
-            self._trace_sent(data, hop)
-            if not self.transport.send(data, hop):
-                self._spawn(self.transport.send_to(data, hop))
-
-    def _trace_sent(self, data: bytes, peer: Peer) -> None:
-        if self.trace.enabled:
-            self.trace.sent(data, peer.host, peer.port, time.time())
+        if hop is None:
+            return
+        data = message.to_bytes()
+        if not self.transport.send(data, hop):
+            self._spawn(self.transport.send_to(data, hop))
 
     async def _resolve(self, uri: SipURI) -> Peer | None:
         return await resolve_uri(uri)

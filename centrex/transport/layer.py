@@ -29,10 +29,12 @@ import itertools
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
+from centrex.logs.sip_trace import NullTrace, SipTraceLog
 from centrex.sip.errors import ParseError
 from centrex.sip.message import Request, Response
 from centrex.sip.parser import parse_message
@@ -83,8 +85,11 @@ class TransportLayer:
         on_connection_closed: ConnectionHandler | None = None,
         limits: TransportLimits | None = None,
         client_tls_context: ssl.SSLContext | None = None,
+        trace: SipTraceLog | None = None,
     ) -> None:
         self._on_message = on_message
+        # The SIP trace sees the bytes as they cross the wire, malformed ones too.
+        self.trace: SipTraceLog = trace if trace is not None else NullTrace()
         self._on_connection_closed = on_connection_closed
         self.limits = limits if limits is not None else TransportLimits()
         self.stats = TransportStats()
@@ -239,9 +244,13 @@ class TransportLayer:
             if family is None:
                 return False
             endpoint = self._udp_endpoint(family, local)
-            return endpoint is not None and endpoint.sendto(data, peer.host, peer.port)
-        connection = self._table.find(peer)
-        return connection is not None and connection.write(data)
+            sent = endpoint is not None and endpoint.sendto(data, peer.host, peer.port)
+        else:
+            connection = self._table.find(peer)
+            sent = connection is not None and connection.write(data)
+        if sent and self.trace.enabled:
+            self.trace.sent(data, peer.host, peer.port, time.time())
+        return sent
 
     async def send_to(
         self,
@@ -269,7 +278,10 @@ class TransportLayer:
         connection = self._table.find(peer) or await self._table.connect(
             peer, server_name, self._outbound, functools.partial(next, self._ids)
         )
-        return connection is not None and connection.write(data)
+        sent = connection is not None and connection.write(data)
+        if sent and self.trace.enabled:
+            self.trace.sent(data, peer.host, peer.port, time.time())
+        return sent
 
     def send_response(
         self, response: Response, received_over: Peer, local: LocalSocket | None = None
@@ -285,6 +297,8 @@ class TransportLayer:
         if received_over.reliable:
             connection = self._table.find(received_over)
             if connection is not None and connection.write(data):
+                if self.trace.enabled:
+                    self.trace.sent(data, received_over.host, received_over.port, time.time())
                 return True
         try:
             via = response.top_via
@@ -354,6 +368,8 @@ class TransportLayer:
     # -- internals ------------------------------------------------------------------
 
     def _receive(self, data: bytes, peer: Peer, local: LocalSocket, *, stream: bool) -> None:
+        if self.trace.enabled:
+            self.trace.received(data, peer.host, peer.port, time.time())
         limits = self.limits
         try:
             message = parse_message(

@@ -103,6 +103,7 @@ default_expires = 60
 {registrar}
 [timeouts]
 ringing_s = {ringing}
+{extra}
 [[users]]
 user = "1001"
 description = "Alice"
@@ -117,9 +118,9 @@ description = "Carol"
 
 @asynccontextmanager
 async def running_server(
-    tmp_path: Path, *, registrar: str = "", ringing: int = 180
+    tmp_path: Path, *, registrar: str = "", ringing: int = 180, extra: str = ""
 ) -> AsyncIterator[Server]:
-    text = CONFIG.format(data=tmp_path / "data", registrar=registrar, ringing=ringing)
+    text = CONFIG.format(data=tmp_path / "data", registrar=registrar, ringing=ringing, extra=extra)
     server = Server(parse_settings(text))
     await server.start()
     try:

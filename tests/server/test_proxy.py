@@ -216,3 +216,24 @@ def test_registered_contacts_are_tried_in_q_order(tmp_path: Path) -> None:
             assert (await caller.response()).status == 200
 
     run(scenario())
+
+
+def test_sip_trace_shows_the_bytes_as_they_crossed_the_wire(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        extra = "[logging]\nsip_trace = true\n"
+        async with running_server(tmp_path, extra=extra) as server:
+            phone = await open_phone()
+            phone.send(
+                request("OPTIONS", "sip:example.com", phone, call_id="traced"), udp_port(server)
+            )
+            assert (await phone.response()).status == 200
+        trace = (tmp_path / "data" / "sip-trace.log").read_text()
+        received, sent = trace.split(">>>> TxTxTx...")
+        assert received.startswith(f"<<<< RxRxRx... (0 Ms, From: 127.0.0.1:{phone.port}) <<<<\n")
+        assert "Call-ID: traced" in received
+        assert "received=" not in received  # as sent by the phone, before Centrex stamped it
+        assert (
+            sent.startswith(" (") and f"To: 127.0.0.1:{phone.port}) >>>>\nSIP/2.0 200 OK" in sent
+        )
+
+    run(scenario())

@@ -69,9 +69,9 @@ def parse_message(
     else:
         raise ParseError("No end of header block", None)
     if len(head) > max_header_bytes:
-        raise ParseError("Header block too large", None if _is_response(lines[0]) else 513)
+        raise _oversized(data, lines[0], "Header block too large")
     if len(lines) > max_lines:
-        raise ParseError("Too many header lines", None if _is_response(lines[0]) else 513)
+        raise _oversized(data, lines[0], "Too many header lines")
 
     start = lines[0]
     header_lines = lines[1:]
@@ -111,6 +111,21 @@ def parse_message(
         else:
             validate_response(message)
     return message
+
+
+def _oversized(data: bytes, start: bytes, reason: str) -> ParseError:
+    """513 for a request over the limits, with what is needed to answer it; a
+    response over them is dropped. The second parse has no limits but is still
+    linear, and only happens for an oversized request."""
+    if _is_response(start):
+        return ParseError(reason, None)
+    try:
+        partial = parse_message(
+            data, validate=False, max_header_bytes=len(data) + 1, max_lines=len(data) + 1
+        )
+    except ParseError:
+        partial = None
+    return ParseError(reason, 513, request=partial if isinstance(partial, Request) else None)
 
 
 def _index_lines(lines: list[bytes]) -> tuple[list[str], list[bytes], ParseError | None]:

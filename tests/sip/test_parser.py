@@ -89,9 +89,19 @@ def test_missing_via_is_dropped_as_there_is_nowhere_to_answer() -> None:
     assert error_of(REGISTER[:start] + REGISTER[end:]).drop
 
 
-def test_oversized_header_block_is_513() -> None:
+def test_oversized_header_block_is_513_with_the_request_to_answer_it() -> None:
     data = REGISTER.replace(b"User-Agent", b"X-Big: " + b"a" * 20000 + b"\r\nUser-Agent")
-    assert error_of(data).status == 513
+    error = error_of(data)
+    assert error.status == 513
+    assert error.request is not None
+    assert error.request.call_id == "a84b4c76e66710@pc33.example.com"
+
+
+def test_oversized_response_is_dropped() -> None:
+    data = RESPONSE_180.replace(
+        b"Content-Length", b"X-Big: " + b"a" * 20000 + b"\r\nContent-Length"
+    )
+    assert error_of(data).drop
 
 
 def test_oversized_body_is_413() -> None:

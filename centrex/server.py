@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 import time
 from collections.abc import Coroutine
@@ -62,6 +63,27 @@ class _RegistrarService:
     async def lookup(self, aor: str, now: float) -> list[Binding]:
         bindings: list[Binding] = await self.registrar.lookup(aor, now)
         return bindings
+
+
+SECRET_FILE = "secret.key"
+
+
+def load_or_create_secret(data_dir: Path) -> bytes:
+    """The server's secret (dialog tokens, nonces), kept in the data folder so
+    that it survives restarts; created readable by the owner only."""
+    path = data_dir / SECRET_FILE
+    try:
+        secret = path.read_bytes()
+        if len(secret) >= 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    secret = os.urandom(32)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+    return secret
 
 
 class NotSupportedError(Exception):
@@ -115,6 +137,7 @@ class Server:
         self.local: LocalIdentity | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._draining = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
@@ -158,6 +181,7 @@ class Server:
             flush=self._drain,
             send_stateless=self._send_stateless,
             resolve=self._resolve,
+            secret=load_or_create_secret(self.paths.data_dir),
         )
         self._spawn(self._housekeeping())
         logger.info(
@@ -231,6 +255,22 @@ class Server:
     # -- the transaction layer's outputs ---------------------------------------------
 
     def _drain(self) -> None:
+        """Hand every output of the transaction layer on, until there are none.
+
+        The proxy calls this after its work; a call made while an outer drain
+        runs returns at once, and the outer loop picks the new outputs up in
+        order.
+        """
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            self._drain_outputs()
+        finally:
+            self._draining = False
+        self._arm_timer()
+
+    def _drain_outputs(self) -> None:
         proxy = self.proxy
         assert proxy is not None
         while True:
@@ -246,13 +286,14 @@ class Server:
                     self._spawn(proxy.on_request(out.transaction, out.request, inbound))
                 elif isinstance(out, ResponseEvent):
                     proxy.on_response(out.transaction, out.response)
-                elif isinstance(out, TimeoutEvent | TransportErrorEvent):
+                elif isinstance(out, TimeoutEvent):
                     proxy.on_timeout(out.transaction)
+                elif isinstance(out, TransportErrorEvent):
+                    proxy.on_transport_error(out.transaction)
                 elif isinstance(out, TimerCEvent):
                     proxy.on_timer_c(out.transaction)
                 elif isinstance(out, Terminated):
                     proxy.on_terminated(out.transaction)
-        self._arm_timer()
 
     def _send(self, tx: Transaction, message: Request | Response | Any, peer: object) -> None:
         if isinstance(tx, ServerTransaction):

@@ -128,6 +128,13 @@ def settings_warnings(settings: Settings, path: str | Path | None = None) -> lis
             f'admin.listen = "{settings.admin.listen}": the web admin is reachable from '
             "other machines; prefer 127.0.0.1 behind a TLS reverse proxy"
         )
+    network, registrar = settings.network, settings.registrar
+    if registrar.remove_on_connection_close and network.tcp_idle_timeout_s <= registrar.max_expires:
+        warn(
+            f"network.tcp_idle_timeout_s = {network.tcp_idle_timeout_s} is not above "
+            f"registrar.max_expires = {registrar.max_expires}: a phone on TCP that only "
+            "re-registers loses its registration when the idle connection is closed"
+        )
     if settings.timeouts.ringing_s < 180:
         warn(
             f"timeouts.ringing_s = {settings.timeouts.ringing_s}: RFC 3261 16.6 wants "

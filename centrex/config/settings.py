@@ -184,7 +184,12 @@ class NetworkSettings(_Table):
         description="PEM private key for tls and wss, relative to this file's folder",
     )
     tcp_idle_timeout_s: int = Field(
-        default=600, ge=1, description="close a TCP, TLS or WebSocket connection idle this long"
+        default=7500,
+        ge=1,
+        description=(
+            "close a TCP, TLS or WebSocket connection idle this long; keep it above "
+            "registrar.max_expires, since closing a connection removes its registrations"
+        ),
     )
     max_connections_per_address: int = Field(
         default=32, ge=1, description="most connections one remote IP address may hold open"

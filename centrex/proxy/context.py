@@ -93,6 +93,7 @@ class ResponseContext(Generic[T]):
     next_group: int = 0
     final_sent: bool = False
     cancelled: bool = False  # the caller's CANCEL arrived (16.10)
+    declined: bool = False  # a 6xx arrived: no new branches (16.7 step 10)
     answered_2xx: bool = False
 
     @classmethod
@@ -148,10 +149,12 @@ class ResponseContext(Generic[T]):
             branch.final = response
         if self.final_sent:
             return []
-        if status >= 600:
-            # 16.7 step 6 / 10: a 6xx ends the search; cancel the others.
-            self.final_sent = True
-            return [*self._cancel_pending(), Final(response, status)]
+        if status >= 600 and not self.declined:
+            # 16.7 step 5 / 10: a 6xx is not forwarded at once; the pending
+            # branches are cancelled, no new ones start, and the best answer
+            # (a 2xx that still comes, else the 6xx) goes when all are done.
+            self.declined = True
+            return [*self._cancel_pending(), *self._maybe_done()]
         return self._maybe_done()
 
     def timeout(self, branch: Branch[T]) -> list[Action[T]]:
@@ -215,7 +218,7 @@ class ResponseContext(Generic[T]):
         """All branches of the group ended without 2xx/6xx: next group, or the best answer."""
         if self._pending():
             return []
-        if not self.cancelled:
+        if not self.cancelled and not self.declined:
             started = self._start_next_group()
             if started:
                 return started

@@ -21,6 +21,7 @@ A 2xx ACK and responses that match no transaction are forwarded statelessly.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,7 @@ from centrex.registrar.binding import Binding
 from centrex.sip.build import make_response
 from centrex.sip.errors import ParseError
 from centrex.sip.message import Request, Response
-from centrex.sip.uri import SipURI, parse_uri
+from centrex.sip.uri import SipURI
 from centrex.transaction.layer import TransactionLayer
 from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
 from centrex.transport.address import LocalSocket, Peer
@@ -44,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 _METHODS = "INVITE ACK CANCEL BYE OPTIONS REGISTER SUBSCRIBE NOTIFY REFER MESSAGE INFO UPDATE PRACK"
 ALLOW = ", ".join(_METHODS.split())
+_METHOD_SET = frozenset(_METHODS.split())
+#: The Record-Route URI parameter carrying the dialog token (see _dialog_token).
+_TOKEN_PARAM = "cxd"
 ACCEPT = "application/sdp"
 #: Methods whose initial request may create a dialog the proxy stays in (16.6 step 4).
 DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
@@ -64,7 +68,7 @@ class Registrar(Protocol):
 
 
 class Directory(Protocol):
-    def find(self, name: str) -> object | None: ...
+    def find(self, name: str, *, include_disabled: bool = False) -> object | None: ...
 
 
 @dataclass
@@ -111,7 +115,9 @@ class Proxy:
         flush: Callable[[], None],
         send_stateless: Callable[[Request | Response, Peer | None, Inbound | None], None],
         resolve: Callable[[SipURI], Awaitable[Peer | None]],
+        secret: bytes,
     ) -> None:
+        self._secret = secret
         self.transactions = transactions
         self.local = local
         self.registrar = registrar
@@ -132,15 +138,20 @@ class Proxy:
     async def on_request(
         self, tx: ServerTransaction | None, request: Request, inbound: Inbound
     ) -> None:
-        """A new request (or a 2xx ACK when ``tx`` is None)."""
+        """A new request, or an ACK of a 2xx (with or without a transaction:
+        RFC 6026's Accepted state hands it over too), which goes end to end."""
         try:
-            if tx is None:
+            if request.method == "ACK":
                 await self._forward_ack(request)
-            else:
+            elif tx is not None:
                 await self._route(tx, request, inbound)
         except ParseError as exc:
-            if tx is not None:
+            if tx is not None and request.method != "ACK":
                 self._reply(tx, request, exc.status or 400, exc.reason)
+        except Exception:
+            logger.exception("failed to route %r", request)
+            if tx is not None and request.method != "ACK":
+                self._reply(tx, request, 500)
         finally:
             self._flush()
 
@@ -168,12 +179,23 @@ class Proxy:
         self._flush()
 
     def on_timeout(self, tx: Transaction) -> None:
-        """Timer B/F, or a transport error: the branch ends without an answer (408)."""
+        """Timer B/F: the branch ends without an answer (408, 16.7 step 2)."""
         if isinstance(tx, ClientTransaction) and tx.cancels is None:
             found = self._branches.get(tx)
             if found is not None:
                 call, branch = found
                 self._apply(call, call.context.timeout(branch))
+        self._flush()
+
+    def on_transport_error(self, tx: Transaction) -> None:
+        """The branch could not be sent: as if it answered 503 (16.9)."""
+        if isinstance(tx, ClientTransaction) and tx.cancels is None:
+            found = self._branches.get(tx)
+            if found is not None:
+                call, branch = found
+                unavailable = make_response(tx.request, 503, "Next Hop Unreachable")
+                unavailable.pop_via()
+                self._apply(call, call.context.final(branch, unavailable))
         self._flush()
 
     def on_timer_c(self, tx: ClientTransaction) -> None:
@@ -220,36 +242,46 @@ class Proxy:
         if unsupported:
             self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
             return
-        routed_to_us = self._preprocess_routes(request)
+        route_token = self._preprocess_routes(request)
         ruri = request.request_uri
         routes = request.get_all("route")
-        # A request in a dialog we record-routed follows its route set to the
-        # Request-URI, wherever that is; anything else needs the relay policy.
-        in_our_dialog = routed_to_us and request.to_tag is not None
+        # A request in a dialog we record-routed (our Route carried this
+        # dialog's token) follows its route set wherever it leads; anything
+        # else going to a foreign host needs the relay policy.
+        in_our_dialog = request.to_tag is not None and route_token == self._dialog_token(request)
 
         if not routes and isinstance(ruri, SipURI):
             domain = self.local.canonical_domain(ruri.host, ruri.port)
-            if method == "REGISTER" and (domain is not None or self.local.is_myself(ruri)):
+            ours = domain is not None or self.local.is_myself(ruri)
+            if method == "REGISTER" and ours:
                 response = await self.registrar.handle(request, inbound, self._wall())
                 self._respond(tx, response)
                 return
-            if ruri.user is None and (domain is not None or self.local.is_myself(ruri)):
+            if ruri.user is None and ours:
                 self._answer_server_request(tx, request)
                 return
             if domain is not None and ruri.user is not None:
                 await self._proxy_to_user(tx, request, inbound, ruri, domain)
                 return
-        if not routes and not in_our_dialog and not self.config.allow_relay:
+        if not in_our_dialog and not self.config.allow_relay:
             self._reply(tx, request, 403, "Relaying Not Allowed")
             return
         await self._proxy_to_uri(tx, request, inbound)
 
-    def _preprocess_routes(self, request: Request) -> bool:
+    def _dialog_token(self, request: Request) -> str:
+        """What our Record-Route carries to prove a later Route came from it: an
+        HMAC of the Call-ID, so nobody can mint a Route that makes us relay."""
+        mac = hmac.new(self._secret, request.call_id.encode("utf-8", "surrogateescape"), "sha256")
+        return mac.hexdigest()[:16]
+
+    def _preprocess_routes(self, request: Request) -> str | None:
         """16.4: undo a strict router's rewrite; remove the Route values that name us.
 
-        True when a Route (or strict-routed Request-URI) of ours was removed.
+        Returns the dialog token of the last Route of ours removed (None when
+        none was, or it carried none). The Route list is read once and written
+        once, so a request full of our own Routes costs one pass.
         """
-        removed = False
+        token: str | None = None
         ruri = request.request_uri
         if (
             isinstance(ruri, SipURI)
@@ -260,28 +292,41 @@ class Proxy:
         ):
             # A strict router put our Record-Route URI in the Request-URI: the
             # real target is the last Route value.
-            routes = request.get_all("route")
-            last = routes[-1]
-            request.set_uri(_uri_text(last))
+            token = ruri.param(_TOKEN_PARAM)
+            routes = request.addresses("route")
+            request.set_uri(str(routes[-1].uri))
             request.remove("route")
-            for value in routes[:-1]:
+            for address in routes[:-1]:
+                request.add("Route", str(address))
+        values = request.get_all("route")
+        if not values:
+            return token
+        addresses = request.addresses("route")
+        ours = 0
+        for address in addresses:
+            if not self.local.is_myself(address.uri):
+                break
+            uri = address.uri
+            if isinstance(uri, SipURI):
+                token = uri.param(_TOKEN_PARAM) or token
+            ours += 1
+        if ours:
+            request.remove("route")
+            for value in values[ours:]:
                 request.add("Route", value)
-            removed = True
-        while True:
-            top = request.get("route")
-            if top is None:
-                return removed
-            first = top.split(",")[0] if "," in top else top
-            try:
-                uri = parse_uri(_uri_text(first))
-            except ParseError:
-                return removed
-            if not self.local.is_myself(uri):
-                return removed
-            request.pop_route()
-            removed = True
+        return token
 
     def _answer_server_request(self, tx: ServerTransaction, request: Request) -> None:
+        """A request addressed to the server itself (no user part)."""
+        required = [t.strip() for t in request.get_all("require") if t.strip()]
+        unsupported = [t for t in required if t.lower() not in SUPPORTED]
+        if unsupported:
+            # 8.2.2.3: acting as a UAS, we must refuse what we do not support.
+            self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
+            return
+        if request.method not in _METHOD_SET:
+            self._reply(tx, request, 501, headers=[("Allow", "OPTIONS, REGISTER")])
+            return
         if request.method == "OPTIONS":
             self._reply(
                 tx,
@@ -294,7 +339,7 @@ class Proxy:
                 ],
             )
         else:
-            self._reply(tx, request, 404)
+            self._reply(tx, request, 405, headers=[("Allow", "OPTIONS, REGISTER")])
 
     async def _proxy_to_user(
         self,
@@ -307,12 +352,15 @@ class Proxy:
         """16.5: the Request-URI is in a served domain: its registered contacts."""
         key = aor_of(ruri, case_sensitive=self.config.case_sensitive) or ""
         aor = f"{key[: key.rfind('@') + 1]}{domain}"
+        user = ruri.unescaped_user or ""
+        if self.directory.find(user, include_disabled=True) is not None and (
+            self.directory.find(user) is None
+        ):
+            self._reply(tx, request, 404)  # a disabled user is no one (directory.py)
+            return
         bindings = await self.registrar.lookup(aor, self._wall())
         if not bindings:
-            if self.directory.find(ruri.unescaped_user or "") is not None:
-                self._reply(tx, request, 480)
-            else:
-                self._reply(tx, request, 404)
+            self._reply(tx, request, 480 if self.directory.find(user) is not None else 404)
             return
         targets = [(_binding_target(b), b.q) for b in bindings]
         self._start(tx, request, inbound, targets)
@@ -320,13 +368,20 @@ class Proxy:
     async def _proxy_to_uri(
         self, tx: ServerTransaction, request: Request, inbound: Inbound
     ) -> None:
-        """Forward to the top Route, or to the Request-URI itself (16.5, 16.6 step 7)."""
-        top = request.get("route")
-        text = _uri_text(top.split(",")[0]) if top is not None else request.uri
-        uri = parse_uri(text)
+        """Forward to the top Route, or to the Request-URI itself (16.5, 16.6 steps 6-7)."""
+        routes = request.addresses("route")
+        uri = routes[0].uri if routes else request.request_uri
         if not isinstance(uri, SipURI):
             self._reply(tx, request, 416)
             return
+        if routes and not uri.lr:
+            # 16.6 step 6: the next hop is a strict router: it wants its own
+            # URI as the Request-URI and ours at the end of the Route set.
+            rest = request.get_all("route")[1:]
+            request.remove("route")
+            for value in [*rest, f"<{request.uri}>"]:
+                request.add("Route", value)
+            request.set_uri(str(uri))
         hop = await self._resolve(uri)
         if hop is None:
             self._reply(tx, request, 503, "Next Hop Unresolvable")
@@ -342,13 +397,14 @@ class Proxy:
         inbound: Inbound,
         targets: list[tuple[_Target, float | None]],
     ) -> None:
+        if tx in self._pending_cancel:
+            # Cancelled while its targets were being looked up: fork nothing.
+            self._reply(tx, request, 487)
+            return
         context = ResponseContext.fork(targets)
         call = _Call(tx, request, inbound, context, branch_prefix(request))
         self._calls[tx] = call
-        actions: list[Action[_Target]] = context.start()
-        if tx in self._pending_cancel:
-            actions += context.cancel_all()
-        self._apply(call, actions)
+        self._apply(call, context.start())
 
     def _apply(self, call: _Call, actions: list[Action[_Target]]) -> None:
         for action in actions:
@@ -373,7 +429,7 @@ class Proxy:
         for value in reversed(target.path):
             forward.add("Route", value, first=True)
         if self.config.record_route and request.method in DIALOG_METHODS and request.to_tag is None:
-            for value in self._record_routes(call.inbound, hop):
+            for value in self._record_routes(request, call.inbound, hop):
                 forward.add_record_route(value)
         self._counter += 1
         branch_id = f"{call.prefix}.{self._counter:x}"
@@ -402,21 +458,22 @@ class Proxy:
         host, port = found
         return f"{self.local.address_toward(host, hop.host)}:{port}"
 
-    def _record_routes(self, inbound: Inbound, hop: Peer) -> list[str]:
+    def _record_routes(self, request: Request, inbound: Inbound, hop: Peer) -> list[str]:
         """Our Record-Route values, bottom first: the side facing the caller, then,
         when the callee is reached over another socket, the side facing the callee."""
         local = inbound.local
-        upstream = self._rr_value(local.transport, local.host, local.port, inbound.peer.host)
+        token = self._dialog_token(request)
+        upstream = self._rr_value(local.transport, local.host, local.port, inbound.peer.host, token)
         out = self.local.socket_for(hop.transport, hop.host)
         if out is None:
             return [upstream]
-        downstream = self._rr_value(hop.transport, out[0], out[1], hop.host)
+        downstream = self._rr_value(hop.transport, out[0], out[1], hop.host, token)
         return [upstream] if downstream == upstream else [upstream, downstream]
 
-    def _rr_value(self, transport: str, host: str, port: int, peer_host: str) -> str:
+    def _rr_value(self, transport: str, host: str, port: int, peer_host: str, token: str) -> str:
         address = self.local.address_toward(host, peer_host)
         param = "" if transport == "udp" else f";transport={transport}"
-        return f"<sip:{address}:{port}{param};lr>"
+        return f"<sip:{address}:{port}{param};lr;{_TOKEN_PARAM}={token}>"
 
     def _cancel_branch(self, branch: Branch[_Target]) -> None:
         tx = branch.transaction
@@ -464,18 +521,18 @@ class Proxy:
 
     async def _forward_ack(self, ack: Request) -> None:
         """A 2xx ACK: statelessly along its Route, or to its Request-URI (16.11)."""
-        routed_to_us = self._preprocess_routes(ack)
-        top = ack.get("route")
-        if top is None:
+        token = self._preprocess_routes(ack)
+        routes = ack.addresses("route")
+        if routes:
+            uri = routes[0].uri
+        else:
             uri = ack.request_uri
             if not isinstance(uri, SipURI) or self.local.is_myself(uri):
                 return
-            if not routed_to_us and not self.config.allow_relay:
+            if token != self._dialog_token(ack) and not self.config.allow_relay:
                 return  # not ours to carry: no open relay for ACKs either
-        else:
-            uri = parse_uri(_uri_text(top.split(",")[0]))
-            if not isinstance(uri, SipURI):
-                return
+        if not isinstance(uri, SipURI):
+            return
         if ack.max_forwards == 0:
             return
         hop = await self._resolve(uri)
@@ -512,14 +569,6 @@ class Proxy:
 
     def _respond(self, tx: ServerTransaction, response: Response) -> None:
         self.transactions.respond(tx, response, self._clock())
-
-
-def _uri_text(value: str) -> str:
-    """The URI inside a Route / Record-Route value ``<uri>;params``."""
-    value = value.strip()
-    if value.startswith("<"):
-        return value[1 : value.index(">")]
-    return value.split(";")[0]
 
 
 def _binding_target(binding: Binding) -> _Target:

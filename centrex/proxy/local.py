@@ -8,6 +8,7 @@ wildcard listeners, the advertised (or detected) address.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass, field
 
@@ -62,15 +63,19 @@ class LocalIdentity:
         return host in self.names or host in self.domains or self._is_local_address(host)
 
     def _is_local_address(self, host: str) -> bool:
+        """An IP literal we could bind to is ours. Names are never resolved here
+        (that would block the event loop): a name is ours only if configured."""
         if host in self._detected.values():
             return True
+        if not _is_ip_literal(host):
+            return False
         try:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             with socket.socket(family, socket.SOCK_DGRAM) as probe:
                 probe.bind((host, 0))
         except OSError:
             return False
-        if len(self._detected) < _DETECT_LIMIT:
+        if len(self.names) < _DETECT_LIMIT:
             self.names.add(host)
         return True
 
@@ -121,11 +126,21 @@ class LocalIdentity:
         if self.advertised:
             return self.advertised
         detected = self._detected.get(peer_host)
+        if detected is None and not _is_ip_literal(peer_host):
+            detected = "::1" if ":" in local_host else "127.0.0.1"
         if detected is None:
             detected = _route_source(peer_host) or ("::1" if ":" in peer_host else "127.0.0.1")
             if len(self._detected) < _DETECT_LIMIT:
                 self._detected[peer_host] = detected
         return _bracket(detected)
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _route_source(peer_host: str) -> str | None:

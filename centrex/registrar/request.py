@@ -166,7 +166,9 @@ def read_register(
             for v in request.get_all("Supported")
             for t in parse_token_list(v, "Supported")
         }
-        wanted = [_contact(a, header_expires, settings) for a in contacts if not a.wildcard]
+        wanted = _unique(
+            [_contact(a, header_expires, settings) for a in contacts if not a.wildcard]
+        )
     except ParseError as exc:
         raise _bad(exc.reason) from None
     wildcard = any(a.wildcard for a in contacts)
@@ -193,6 +195,16 @@ def read_register(
         path_supported="path" in supported,
         user_agent=request.get("User-Agent"),
     )
+
+
+def _unique(contacts: list[ContactRequest]) -> list[ContactRequest]:
+    """One request per contact URI (19.1.4 equality): the last one listed wins,
+    so a phone repeating its Contact gets one binding, not two that both ring."""
+    last: dict[URI, ContactRequest] = {}
+    for contact in contacts:
+        last.pop(contact.uri, None)
+        last[contact.uri] = contact
+    return list(last.values())
 
 
 def _contact(

@@ -449,12 +449,12 @@ class Message:
         self.add("Record-Route", value, first=True)
 
     def decrement_max_forwards(self, default: int = 70) -> int:
-        """Decrement Max-Forwards, adding it with ``default`` first when absent (16.6 step 3).
+        """Decrement Max-Forwards, or add it with ``default`` when absent (16.6 step 3).
 
         Returns the new value.
         """
         current = self.max_forwards
-        new = (default if current is None else current) - 1
+        new = default if current is None else current - 1
         pos = self._first("max-forwards")
         if pos < 0:
             self._lines.append(b"Max-Forwards: %d" % new)

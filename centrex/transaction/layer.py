@@ -56,6 +56,9 @@ from centrex.transaction.transaction import ClientTransaction, ServerTransaction
 
 logger = logging.getLogger(__name__)
 
+#: Live RFC 2543 (no magic cookie) server transactions sharing one key, at most.
+MAX_RFC2543_SIBLINGS = 32
+
 
 class TransactionLayer:
     """Every live client and server transaction of one SIP element (RFC 3261 17).
@@ -145,6 +148,11 @@ class TransactionLayer:
             retransmission = tx.machine.retransmission
             if retransmission is not None:
                 engine.feed(tx, retransmission, now, message=request, peer=peer)
+            return None
+        if is_rfc2543_key(key) and len(self._rfc2543.get(key, ())) >= MAX_RFC2543_SIBLINGS:
+            # Matching among same-key RFC 2543 transactions compares To tags one
+            # by one; a flood of them must not make every lookup slower.
+            logger.debug("request dropped: too many RFC 2543 transactions with one key")
             return None
         machine = invite_server.MACHINE if request.method == "INVITE" else non_invite_server.MACHINE
         tx = ServerTransaction(engine, machine, request, reliable=reliable, peer=peer, key=key)

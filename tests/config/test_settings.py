@@ -30,7 +30,7 @@ def test_defaults_are_a_working_server() -> None:
     assert settings.server.workers == 1
     assert settings.network.listen == ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]
     assert settings.network.advertised_address == ""
-    assert settings.network.tcp_idle_timeout_s == 600
+    assert settings.network.tcp_idle_timeout_s == 7500  # above max_expires: see load warnings
     assert settings.network.max_connections_per_address == 32
     assert settings.network.max_buffer_bytes_per_connection == 65536
     assert settings.network.max_message_bytes == 65536

@@ -70,14 +70,30 @@ def test_cancel_waits_for_a_provisional_response() -> None:
     assert Cancel(b) in context.provisional(b, response(100))
 
 
-def test_6xx_cancels_the_others_and_is_the_answer() -> None:
+def test_6xx_cancels_the_others_and_is_the_answer_once_they_end() -> None:
     context = ResponseContext.fork([("a", None), ("b", None)])
     context.start()
     a, b = branch_of(context, "a"), branch_of(context, "b")
     context.provisional(b, response(180))
     decline = response(603)
-    assert context.final(a, decline) == [Cancel(b), Final(decline, 603)]
-    assert context.final(b, response(487)) == []
+    assert context.final(a, decline) == [Cancel(b)]
+    assert context.final(b, response(487)) == [Final(decline, 603)]
+
+
+def test_a_2xx_after_a_6xx_still_wins() -> None:
+    context = ResponseContext.fork([("a", None), ("b", None)])
+    context.start()
+    a, b = branch_of(context, "a"), branch_of(context, "b")
+    context.final(a, response(603))
+    ok = response(200)
+    assert context.final(b, ok) == [Forward(ok)]
+
+
+def test_6xx_starts_no_further_q_group() -> None:
+    context = ResponseContext.fork([("a", 1.0), ("later", 0.5)])
+    context.start()
+    decline = response(600)
+    assert context.final(branch_of(context, "a"), decline) == [Final(decline, 600)]
 
 
 def test_best_response_prefers_the_lowest_class_and_a_real_answer_over_timeouts() -> None:

@@ -146,3 +146,23 @@ def test_path_and_supported_path_are_kept() -> None:
     )
     assert reg.path == ("<sip:edge1.example.net;lr>", "<sip:edge2;lr>")
     assert reg.path_supported
+
+
+def test_a_contact_listed_twice_gives_one_binding_request() -> None:
+    from centrex.registrar.binding import Source
+    from centrex.sip.parser import parse_message
+
+    data = (
+        b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bKd\r\n"
+        b"From: <sip:alice@example.com>;tag=1\r\nTo: <sip:alice@example.com>\r\n"
+        b"Call-ID: dup\r\nCSeq: 1 REGISTER\r\n"
+        b"Contact: <sip:alice@192.0.2.10:5060>;expires=60,"
+        b" <sip:alice@192.0.2.10:5060>;expires=120\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    request = parse_message(data)
+    target = read_target(request, DOMAINS, case_sensitive=False)  # type: ignore[arg-type]
+    from centrex.config import RegistrarSettings
+
+    reg = read_register(request, target, Source("udp", "192.0.2.10", 5060), RegistrarSettings())
+    assert [c.expires for c in reg.contacts] == [120]

@@ -90,7 +90,8 @@ def test_invite_reaches_the_registered_contact_with_via_and_record_route(tmp_pat
             assert invite.top_via.branch is not None
             assert invite.top_via.branch.startswith("z9hG4bK")
             port = udp_port(server)
-            assert invite.get_all("Record-Route") == [f"<sip:127.0.0.1:{port};lr>"]
+            (record_route,) = invite.get_all("Record-Route")
+            assert record_route.startswith(f"<sip:127.0.0.1:{port};lr;cxd=")
             assert invite.max_forwards == 69
 
     run(scenario())
@@ -149,17 +150,47 @@ def test_in_dialog_request_follows_its_route_and_our_route_is_removed(tmp_path: 
         async with running_server(tmp_path) as server:
             caller, callee = await open_phone(), await open_phone()
             port = udp_port(server)
+            await register(server, callee, "1002")
+            caller.send(request("INVITE", "sip:1002@example.com", caller, call_id="dlg"), port)
+            invite = await callee.request()
+            (record_route,) = invite.get_all("Record-Route")
             bye = request(
                 "BYE",
                 f"sip:1002@127.0.0.1:{callee.port}",
                 caller,
                 to="sip:1002@example.com",
-                extra=f"Route: <sip:127.0.0.1:{port};lr>\r\n",
+                call_id="dlg",
+                cseq=2,
+                extra=f"Route: {record_route}\r\n",
             ).replace("To: <sip:1002@example.com>", "To: <sip:1002@example.com>;tag=b2")
             caller.send(bye, port)
             forwarded = await callee.request()
             assert forwarded.method == "BYE"
             assert "Route" not in forwarded
+
+    run(scenario())
+
+
+def test_a_route_without_our_dialog_token_does_not_make_us_relay(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            caller, victim = await open_phone(), await open_phone()
+            port = udp_port(server)
+            for route in (
+                f"<sip:127.0.0.1:{port};lr>",
+                f"<sip:127.0.0.1:{port};lr;cxd=forged>",
+                f"<sip:127.0.0.1:{victim.port};lr>",
+            ):
+                data = request(
+                    "BYE",
+                    f"sip:x@127.0.0.1:{victim.port}",
+                    caller,
+                    to="sip:x@elsewhere.example",
+                    extra=f"Route: {route}\r\n",
+                ).replace("To: <sip:x@elsewhere.example>", "To: <sip:x@elsewhere.example>;tag=t")
+                caller.send(data, port)
+                assert (await caller.response()).status == 403
+            assert victim.inbox.empty()
 
     run(scenario())
 
@@ -232,8 +263,6 @@ def test_sip_trace_shows_the_bytes_as_they_crossed_the_wire(tmp_path: Path) -> N
         assert received.startswith(f"<<<< RxRxRx... (0 Ms, From: 127.0.0.1:{phone.port}) <<<<\n")
         assert "Call-ID: traced" in received
         assert "received=" not in received  # as sent by the phone, before Centrex stamped it
-        assert (
-            sent.startswith(" (") and f"To: 127.0.0.1:{phone.port}) >>>>\nSIP/2.0 200 OK" in sent
-        )
+        assert sent.startswith(" (") and f"To: 127.0.0.1:{phone.port}) >>>>\nSIP/2.0 200 OK" in sent
 
     run(scenario())

@@ -157,10 +157,11 @@ def test_decrement_max_forwards_rewrites_the_line() -> None:
     assert b"\r\nMax-Forwards: 69\r\n" in message.to_bytes()
 
 
-def test_decrement_max_forwards_adds_the_header_when_missing() -> None:
+def test_missing_max_forwards_is_added_as_70() -> None:
+    # RFC 3261 16.6 step 3: added with 70, not decremented.
     message = req(INVITE.replace(b"Max-Forwards: 70\r\n", b""))
-    assert message.decrement_max_forwards() == 69
-    assert message.max_forwards == 69
+    assert message.decrement_max_forwards() == 70
+    assert message.max_forwards == 70
 
 
 def test_rewrite_request_uri_changes_only_the_start_line() -> None:

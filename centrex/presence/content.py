@@ -1,0 +1,221 @@
+"""The NOTIFYs of each package, sized for UDP (RFC 6665 4.2.2, RFC 3680, RFC 3856).
+
+``NotifyBuilder`` turns a subscription and the registration state into ready
+``Notify`` objects: the user list of the registrar events split so that each
+whole NOTIFY stays within ``build_limit`` bytes, reginfo documents with their
+version counter, PIDF documents, and the terminated NOTIFY that ends a
+subscription. It keeps no subscriptions: ``SubscriptionTable`` decides what to
+send and when.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+
+from centrex.presence import notify as build
+from centrex.presence.bodies import (
+    PIDF_TYPE,
+    REGINFO_TYPE,
+    ContactChange,
+    ContactEvent,
+    RegistrationState,
+    pidf,
+    reginfo,
+)
+from centrex.presence.dialog import Notify, Subscription
+from centrex.presence.roster import Roster
+from centrex.presence.settings import PresenceSettings
+from centrex.presence.userlist import PARAM_PREFIX, encode_all, event_value, pack
+from centrex.registrar.binding import Binding
+from centrex.registrar.events import AorEvent
+from centrex.sip.message import Request
+
+_CONTACT_EVENT: dict[str, ContactEvent] = {
+    "registered": "registered",
+    "unregistered": "unregistered",
+    "expired": "expired",
+    "purged": "expired",
+    "connection_closed": "deactivated",
+}
+
+
+def contact_changes(event: AorEvent, before: Iterable[Binding]) -> list[ContactChange]:
+    """The reginfo contacts an availability change reports (RFC 3680 5.1): the
+    new bindings as registered, or the bindings ``before`` as terminated with
+    why they went (a closed connection deactivates its contacts)."""
+    if event.kind == "available":
+        return [(b, True, "registered") for b in event.bindings]
+    gone = _CONTACT_EVENT.get(event.reason, "unregistered")
+    return [(b, False, gone) for b in before]
+
+
+class NotifyBuilder:
+    """Builds the NOTIFYs of a subscription; see the module docstring.
+
+    ``contact(domain)`` gives our Contact URI; ``new_tag`` and ``new_call_id``
+    the From tag and Call-ID of each lanscape NOTIFY.
+    """
+
+    def __init__(
+        self,
+        settings: PresenceSettings,
+        roster: Roster,
+        *,
+        contact: Callable[[str], str],
+        new_tag: Callable[[], str],
+        new_call_id: Callable[[], str],
+    ) -> None:
+        self.settings = settings
+        self.roster = roster
+        self.contact_uri = contact
+        self._new_tag = new_tag
+        self._new_call_id = new_call_id
+        self._notify_ids = itertools.count(1)
+
+    def notify(self, sub: Subscription, request: Request, *, final: bool = False) -> Notify:
+        """``request`` as a Notify of ``sub``, with a new id and where to send it."""
+        hop = sub.remote_target if sub.form == "lanscape" else build.next_hop(sub)
+        notify_id = f"{sub.id}.{next(self._notify_ids)}"
+        return Notify(notify_id, sub.id, request, sub.source, hop, final)
+
+    def event(self, sub: Subscription) -> str:
+        """The Event value naming no one: the package and its ``id``."""
+        return event_value(sub.event, (), sub.event_id)
+
+    def dialog_request(
+        self, sub: Subscription, state: str, body: bytes = b"", content_type: str | None = None
+    ) -> Request:
+        """An in-dialog NOTIFY of ``sub`` with Subscription-State ``state``."""
+        return build.in_dialog(
+            sub,
+            contact=self.contact_uri(sub.domain),
+            event=self.event(sub),
+            state=state,
+            body=body,
+            content_type=content_type,
+            user_agent=self.settings.user_agent,
+        )
+
+    def list_notify(self, sub: Subscription, now: float) -> Notify:
+        """A registrar-event NOTIFY naming no one yet (``fill`` adds the names)."""
+        if sub.form == "lanscape":
+            request = build.lanscape(
+                sub,
+                registrar=build.registrar_uri(self.settings.registrar_name, sub.domain),
+                event=self.event(sub),
+                call_id=self._new_call_id(),
+                from_tag=self._new_tag(),
+                user_agent=self.settings.user_agent,
+            )
+        else:
+            request = self.dialog_request(sub, f"active;expires={sub.remaining(now)}")
+        notify = self.notify(sub, request)
+        notify.listed = []
+        return notify
+
+    def fill(
+        self,
+        sub: Subscription,
+        notify: Notify,
+        encoded: list[str],
+        sizes: list[int],
+        start: int,
+        *,
+        at_least_one: bool,
+    ) -> int:
+        """Add the entries from ``start`` that fit to ``notify``; the new start."""
+        listed = notify.listed if notify.listed is not None else []
+        room = self.settings.build_limit - len(notify.request.to_bytes())
+        room -= 1 if listed else len(PARAM_PREFIX)
+        end = pack(sizes, room, start, at_least_one=at_least_one)
+        if end > start:
+            listed.extend(encoded[start:end])
+            notify.listed = listed
+            notify.request.set("Event", event_value(sub.event, listed, sub.event_id))
+        return end
+
+    def list_notifies(
+        self, sub: Subscription, encoded: list[str], sizes: list[int], now: float, start: int = 0
+    ) -> list[Notify]:
+        """NOTIFYs naming ``encoded[start:]``, each within the size limit."""
+        out: list[Notify] = []
+        while start < len(encoded) or not out:
+            notify = self.list_notify(sub, now)
+            start = self.fill(sub, notify, encoded, sizes, start, at_least_one=True)
+            out.append(notify)
+        return out
+
+    def reg_notify(
+        self,
+        sub: Subscription,
+        now: float,
+        changed: list[ContactChange] | None,
+    ) -> Notify:
+        """reginfo (RFC 3680 5.1): full state when ``changed`` is None, else partial."""
+        bindings = self.roster.bindings(sub.resource)
+        state: RegistrationState
+        contacts: list[ContactChange]
+        if changed is None:
+            state = "active" if bindings else ("init" if sub.version == 0 else "terminated")
+            contacts = [(b, True, "registered") for b in bindings]
+        else:
+            state = "active" if bindings else "terminated"
+            contacts = changed
+        body = reginfo(
+            sub.resource,
+            version=sub.version,
+            full=changed is None,
+            state=state,
+            contacts=contacts,
+            now=now,
+        )
+        sub.version += 1
+        request = self.dialog_request(
+            sub, f"active;expires={sub.remaining(now)}", body, REGINFO_TYPE
+        )
+        return self.notify(sub, request)
+
+    def presence_notify(self, sub: Subscription, now: float, state: str = "") -> Notify:
+        """PIDF open when the watched AOR has a binding, else closed (RFC 3863 4.1.4)."""
+        body = pidf(sub.resource, self.roster.is_available(sub.resource), now)
+        state = state or f"active;expires={sub.remaining(now)}"
+        return self.notify(sub, self.dialog_request(sub, state, body, PIDF_TYPE))
+
+    def state_notifies(self, sub: Subscription, now: float, *, initial: bool) -> list[Notify]:
+        """The NOTIFYs a new or refreshed subscription gets (RFC 6665 4.2.1.2)."""
+        if sub.kind == "reg":
+            return [self.reg_notify(sub, now, None)]
+        if sub.kind == "presence":
+            return [self.presence_notify(sub, now)]
+        if not initial:
+            return [self.list_notify(sub, now)]
+        if sub.kind == "available":
+            users = self.roster.available_users(sub.domain)
+        else:
+            users = self.roster.unavailable_users(sub.domain)
+        encoded, sizes = encode_all(users)
+        return self.list_notifies(sub, encoded, sizes, now)
+
+    def final(
+        self, sub: Subscription, now: float, reason: str, *, with_state: bool = False
+    ) -> Notify:
+        """The NOTIFY that ends a subscription (RFC 6665 4.2.2): terminated, a
+        body only for a reg or presence fetch."""
+        state = f"terminated;reason={reason}"
+        if with_state and sub.kind == "presence":
+            notify = self.presence_notify(sub, now, state)
+        elif with_state and sub.kind == "reg":
+            body = reginfo(
+                sub.resource,
+                version=0,
+                full=True,
+                state="active" if self.roster.is_available(sub.resource) else "init",
+                contacts=[(b, True, "registered") for b in self.roster.bindings(sub.resource)],
+                now=now,
+            )
+            notify = self.notify(sub, self.dialog_request(sub, state, body, REGINFO_TYPE))
+        else:
+            notify = self.notify(sub, self.dialog_request(sub, state))
+        notify.final = True
+        return notify

@@ -1,0 +1,525 @@
+"""The notifier: SUBSCRIBE in, 200 and NOTIFYs out (RFC 6665 4.2, RFC 3680, RFC 3856).
+
+``SubscriptionTable`` keeps every subscription and answers the four things
+that happen to one: a SUBSCRIBE (``handle_subscribe``), a change of
+registration state (``on_aor_event``), the outcome of a NOTIFY
+(``notify_result``) and the passing of time (``expire``). It opens no socket
+and reads no clock; every call returns the NOTIFYs to send.
+
+Choices where the issue and the RFCs leave room:
+
+- The user-available list names the users of the subscriber's domain that have
+  bindings, in the order they registered; the user-unavailable list names the
+  directory's users that have none, in directory order (each NOTIFY of a
+  package names users in that package's state). An empty list is one NOTIFY
+  whose Event has no ``param``.
+- In the RFC 6665 form a subscription has at most one NOTIFY in flight; the
+  others wait in order, so CSeq order is arrival order over UDP too (RFC 3261
+  12.2.2 would answer a late lower CSeq with 500). A name for a subscriber
+  whose list NOTIFYs are waiting joins the last waiting NOTIFY when it fits.
+  Lanscape NOTIFYs are separate requests and all go at once.
+- A refresh in the RFC 6665 form sends the NOTIFY RFC 6665 4.2.1.2 requires:
+  for the registrar events without ``param`` (nothing new: the list is not
+  sent again), for reg the full state, for presence the PIDF. Lanscape: none.
+- Expires: 0 in the dialog ends the subscription: 200, then in the RFC 6665
+  form a NOTIFY with ``terminated;reason=timeout`` and nothing after it; the
+  lanscape form sends nothing. Out of a dialog (no To tag) it ends the
+  caller's matching subscriptions; the RFC 6665 form answers it as a fetch
+  (RFC 6665 4.4.3): one terminated NOTIFY, with the body for reg and
+  presence, without a list for the registrar events.
+- A new SUBSCRIBE from the same subscriber and Contact for the same package,
+  id and resource replaces the old subscription (a rebooted phone), which ends
+  without a NOTIFY; each subscriber holds at most ``max_per_subscriber``, the
+  oldest going first.
+- A NOTIFY answered 481 ends its subscription at once; a timeout or any other
+  failure counts, and ``notify_failures_before_drop`` in a row end it
+  without a final NOTIFY. A failed NOTIFY is not sent again.
+- reg: the first NOTIFY and each refresh carry the full state (version 0, 1,
+  ...); a change carries a partial document with the contacts that changed
+  (registered / unregistered / expired / deactivated).
+- The Via the sender adds is kept out of the NOTIFY; ``via_reserve`` bytes of
+  ``notify_max_bytes`` are left for it. A single user too long to fit goes
+  alone in a NOTIFY anyway.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from centrex.directory import Directory
+from centrex.presence import notify, recovery
+from centrex.presence.bodies import (
+    PIDF_TYPE,
+    REGINFO_TYPE,
+)
+from centrex.presence.content import NotifyBuilder, contact_changes
+from centrex.presence.dialog import REGISTRAR_KINDS, Kind, Notify, Subscription, Watcher, watcher_of
+from centrex.presence.roster import Roster
+from centrex.presence.settings import PRESENCE_EVENT, REG_EVENT, PresenceSettings
+from centrex.presence.subscribe import (
+    DialogRequest,
+    EventHeader,
+    Rejection,
+    accepts,
+    granted_expires,
+    parse_event,
+    read_dialog,
+)
+from centrex.presence.userlist import encode_all
+from centrex.registrar.aor import aor_host, aor_of, aor_user
+from centrex.registrar.binding import Binding, Source
+from centrex.registrar.events import AorEvent
+from centrex.sip.build import make_response
+from centrex.sip.errors import ParseError
+from centrex.sip.message import Request, Response
+from centrex.sip.uri import unescape
+
+__all__ = ["Notify", "Subscription", "SubscriptionTable", "Watcher"]
+
+
+def _token() -> str:
+    return secrets.token_hex(8)
+
+
+class SubscriptionTable:
+    """Every subscription of this server and the rules of RFC 6665 4.2 for them.
+
+    ``roster`` is who is registered (built on ``directory`` when not given);
+    ``contact(domain)`` the URI our 200s and NOTIFYs put in Contact, by default
+    ``sip:<registrar name>@<domain>``. ``new_id``, ``new_tag`` and
+    ``new_call_id`` make subscription ids, tags and lanscape Call-IDs.
+    ``changes`` grows with every change the recovery file should keep.
+    """
+
+    max_per_subscriber = 32
+
+    def __init__(
+        self,
+        settings: PresenceSettings,
+        directory: Directory,
+        *,
+        roster: Roster | None = None,
+        contact: Callable[[str], str] | None = None,
+        new_id: Callable[[], str] = _token,
+        new_tag: Callable[[], str] = _token,
+        new_call_id: Callable[[], str] = _token,
+    ) -> None:
+        self.settings = settings
+        self.roster = roster or Roster(directory, case_sensitive=settings.case_sensitive)
+        self._contact = contact
+        self._new_id = new_id
+        self._new_tag = new_tag
+        self.build = NotifyBuilder(
+            settings,
+            self.roster,
+            contact=self.contact_uri,
+            new_tag=new_tag,
+            new_call_id=new_call_id,
+        )
+        self._subs: dict[str, Subscription] = {}
+        self._dialogs: dict[tuple[str, str, str], str] = {}
+        self._topics: dict[tuple[str, str], dict[str, None]] = {}
+        self._by_subscriber: dict[str, dict[str, None]] = {}
+        self._pending: dict[str, str] = {}
+        self.changes = 0
+
+    # -- the table ----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    def __iter__(self) -> Iterator[Subscription]:
+        return iter(list(self._subs.values()))
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        """The subscription with this id, if it still exists."""
+        return self._subs.get(subscription_id)
+
+    def watchers(self, now: float) -> list[Watcher]:
+        """The rows ``centrex subscriptions`` lists, oldest first."""
+        return [watcher_of(sub, now) for sub in self._subs.values()]
+
+    def allow_events(self) -> list[str]:
+        """The packages served, for Allow-Events (RFC 6665 8.2.2)."""
+        s = self.settings
+        if not s.enabled:
+            return []
+        names = [s.event_available, s.event_unavailable]
+        return [*names, REG_EVENT, PRESENCE_EVENT] if s.standard_packages else names
+
+    def contact_uri(self, domain: str) -> str:
+        """Our Contact URI for ``domain``."""
+        if self._contact is not None:
+            return self._contact(domain)
+        return notify.registrar_uri(self.settings.registrar_name, domain)
+
+    def _add(self, sub: Subscription) -> None:
+        self._subs[sub.id] = sub
+        self._dialogs[sub.dialog_key] = sub.id
+        self._topics.setdefault(sub.topic, {})[sub.id] = None
+        mine = self._by_subscriber.setdefault(sub.subscriber, {})
+        mine[sub.id] = None
+        while len(mine) > self.max_per_subscriber:
+            self._remove(self._subs[next(iter(mine))])
+        self.changes += 1
+
+    def _remove(self, sub: Subscription) -> None:
+        if self._subs.pop(sub.id, None) is None:
+            return
+        self._dialogs.pop(sub.dialog_key, None)
+        ids = self._topics.get(sub.topic, {})
+        ids.pop(sub.id, None)
+        if not ids:
+            self._topics.pop(sub.topic, None)
+        ids = self._by_subscriber.get(sub.subscriber, {})
+        ids.pop(sub.id, None)
+        if not ids:
+            self._by_subscriber.pop(sub.subscriber, None)
+        for notify_id in sub.outstanding:
+            self._pending.pop(notify_id, None)
+        sub.outstanding.clear()
+        sub.queue.clear()
+        self.changes += 1
+
+    def _watching(self, kind: Kind, key: str, now: float) -> list[Subscription]:
+        ids = self._topics.get((kind, key), {})
+        return [sub for sub in map(self._subs.__getitem__, ids) if sub.live(now)]
+
+    # -- SUBSCRIBE ----------------------------------------------------------------------
+
+    def handle_subscribe(
+        self, request: Request, *, subscriber: str, source: Source, now: float
+    ) -> tuple[Response, list[Notify]]:
+        """Answer a SUBSCRIBE (RFC 6665 4.2.1) and return the NOTIFYs that follow.
+
+        ``subscriber`` is the canonical AOR (``sip:user@domain``) the caller has
+        already allowed to subscribe; its domain is the one whose users the
+        registrar events list (ValueError when it is not an AOR). ``source`` is
+        where the request came from. Send the response first, then the NOTIFYs.
+        """
+        if not subscriber.startswith("sip:") or "@" not in subscriber:
+            raise ValueError(f"subscriber must be an AOR like sip:user@domain, not {subscriber!r}")
+        if request.method != "SUBSCRIBE":
+            return self._reply(request, 405, headers=[("Allow", "SUBSCRIBE")]), []
+        try:
+            event = parse_event(request.get("event"))
+            kind = self._kind_of(event.package)
+            dialog = read_dialog(request)
+            expires = granted_expires(request, self.settings)
+        except Rejection as rejection:
+            return self._reject(request, rejection), []
+        if dialog.local_tag is not None:
+            return self._refresh(request, event, kind, dialog, expires, subscriber, source, now)
+        try:
+            resource, domain = self._resource(request, kind, subscriber)
+            if dialog.remote_target is None:
+                raise Rejection(400, "Missing Contact header")
+            content_type = {"reg": REGINFO_TYPE, "presence": PIDF_TYPE}.get(kind)
+            if content_type is not None and not accepts(request, content_type):
+                raise Rejection(406, "Not Acceptable", (("Accept", content_type),))
+        except Rejection as rejection:
+            return self._reject(request, rejection), []
+        form = self.settings.wire_form if kind in REGISTRAR_KINDS else "rfc6665"
+        sub = Subscription(
+            id=self._new_id(),
+            kind=kind,
+            event=event.package,
+            event_id=event.id,
+            subscriber=subscriber,
+            resource=resource,
+            domain=domain,
+            form=form,
+            call_id=dialog.call_id,
+            local_tag=self._new_tag(),
+            remote_tag=dialog.remote_tag,
+            local_uri=dialog.local_uri,
+            remote_uri=dialog.remote_uri,
+            remote_target=dialog.remote_target,
+            route_set=dialog.route_set,
+            local_cseq=0,
+            remote_cseq=dialog.cseq,
+            expires_at=now + expires,
+            source=source,
+            created_at=now,
+        )
+        for old in self._same_watch(sub):
+            self._remove(old)
+        response = self._ok(request, sub, expires)
+        if expires == 0:
+            if form == "lanscape":
+                return response, []
+            return response, [self.build.final(sub, now, "timeout", with_state=True)]
+        self._add(sub)
+        return response, self._enqueue(sub, self.build.state_notifies(sub, now, initial=True), now)
+
+    def _kind_of(self, package: str) -> Kind:
+        s = self.settings
+        name = package.lower()
+        if s.enabled:
+            if name == s.event_available.lower():
+                return "available"
+            if name == s.event_unavailable.lower():
+                return "unavailable"
+            if s.standard_packages and name == REG_EVENT:
+                return "reg"
+            if s.standard_packages and name == PRESENCE_EVENT:
+                return "presence"
+        allow = ", ".join(self.allow_events())
+        raise Rejection(489, "Bad Event", (("Allow-Events", allow),) if allow else ())
+
+    def _resource(self, request: Request, kind: Kind, subscriber: str) -> tuple[str, str]:
+        """What a new subscription watches, and the domain of its user list."""
+        domain = aor_host(subscriber)
+        if kind in REGISTRAR_KINDS:
+            return notify.registrar_uri(self.settings.registrar_name, domain), domain
+        try:
+            aor = aor_of(request.request_uri, case_sensitive=self.settings.case_sensitive)
+        except ParseError:
+            aor = None
+        user = None if aor is None else aor_user(aor)
+        if aor is None or user is None:
+            raise Rejection(404, "Not Found")
+        if self.roster.directory.find(unescape(user)) is None and not self.roster.is_available(aor):
+            raise Rejection(404, "Not Found")
+        return aor, aor_host(aor)
+
+    def _same_watch(self, new: Subscription) -> list[Subscription]:
+        """Subscriptions a new SUBSCRIBE replaces: same watcher, thing and Contact."""
+        return [
+            sub
+            for sub in map(self._subs.__getitem__, self._by_subscriber.get(new.subscriber, {}))
+            if sub.topic == new.topic
+            and sub.event_id == new.event_id
+            and sub.remote_target == new.remote_target
+        ]
+
+    def _refresh(
+        self,
+        request: Request,
+        event: EventHeader,
+        kind: Kind,
+        dialog: DialogRequest,
+        expires: int,
+        subscriber: str,
+        source: Source,
+        now: float,
+    ) -> tuple[Response, list[Notify]]:
+        """A SUBSCRIBE inside an existing dialog (RFC 6665 4.2.1.2, 4.2.1.4)."""
+        key = (dialog.call_id, dialog.local_tag or "", dialog.remote_tag)
+        sub = self._subs.get(self._dialogs.get(key, ""))
+        if sub is None or sub.kind != kind or sub.event_id != event.id:
+            return self._reply(request, 481, "Subscription Does Not Exist"), []
+        if sub.subscriber != subscriber:
+            return self._reply(request, 403, "Not the subscriber of this dialog"), []
+        if dialog.cseq <= sub.remote_cseq:
+            return self._reply(request, 500, "CSeq Out Of Order"), []  # RFC 3261 12.2.2
+        sub.remote_cseq = dialog.cseq
+        if dialog.remote_target is not None:
+            sub.remote_target = dialog.remote_target  # a target refresh (RFC 6665 4.1.2.1)
+        sub.source = source
+        self.changes += 1
+        response = self._ok(request, sub, expires)
+        if expires == 0:
+            return response, self._end(sub, now, "timeout")
+        sub.expires_at = now + expires
+        if sub.form == "lanscape":
+            return response, []
+        return response, self._enqueue(sub, self.build.state_notifies(sub, now, initial=False), now)
+
+    # -- responses ----------------------------------------------------------------------
+
+    def _reply(
+        self,
+        request: Request,
+        status: int,
+        reason: str | None = None,
+        *,
+        to_tag: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> Response:
+        extra = list(headers or ())
+        if self.settings.user_agent:
+            extra.append(("Server", self.settings.user_agent))
+        return make_response(
+            request, status, reason, to_tag=to_tag or self._new_tag(), headers=extra
+        )
+
+    def _reject(self, request: Request, rejection: Rejection) -> Response:
+        return self._reply(
+            request, rejection.status, rejection.reason, headers=list(rejection.headers)
+        )
+
+    def _ok(self, request: Request, sub: Subscription, expires: int) -> Response:
+        """200 with the granted Expires (RFC 6665 4.2.1.1), our Contact and, when
+        it creates the dialog, the Record-Route of the request (RFC 3261 12.1.1)."""
+        headers = [] if request.to_tag else [("Record-Route", v) for v in sub.route_set]
+        headers += [("Expires", str(expires)), ("Contact", f"<{self.contact_uri(sub.domain)}>")]
+        return self._reply(request, 200, to_tag=sub.local_tag, headers=headers)
+
+    # -- registration changes -------------------------------------------------------------
+
+    def load_registrations(self, bindings: Iterable[Binding], now: float) -> int:
+        """Learn who is registered from the location store (at start); AOR count."""
+        return self.roster.load(bindings, now)
+
+    def on_aor_event(self, event: AorEvent, now: float) -> list[Notify]:
+        """Fan an AOR's availability change out to its watchers.
+
+        Subscribers of the available (unavailable) event of the AOR's domain get
+        a NOTIFY naming the user; ``reg`` subscribers of the AOR a partial
+        reginfo; ``presence`` subscribers a PIDF open or closed.
+        """
+        available = event.kind == "available"
+        before = self.roster.set(event.aor, event.bindings if available else ())
+        domain = aor_host(event.aor)
+        out: list[Notify] = []
+        listeners = self._watching("available" if available else "unavailable", domain, now)
+        if listeners:
+            encoded, sizes = encode_all([self.roster.entry(event.aor)])
+            for sub in listeners:
+                out += self._append_list(sub, encoded, sizes, now)
+        changed = contact_changes(event, before)
+        for sub in self._watching("reg", event.aor, now):
+            out += self._enqueue(sub, [self.build.reg_notify(sub, now, changed)], now)
+        for sub in self._watching("presence", event.aor, now):
+            out += self._enqueue(sub, [self.build.presence_notify(sub, now)], now)
+        return out
+
+    def on_bindings(self, aor: str, bindings: Iterable[Binding], now: float) -> list[Notify]:
+        """Bindings of an AOR that stays available changed (a second device, a
+        refresh): ``reg`` watchers get the full state. Availability changes go
+        through ``on_aor_event``."""
+        self.roster.set(aor, tuple(bindings))
+        return [
+            notify
+            for sub in self._watching("reg", aor, now)
+            for notify in self._enqueue(sub, [self.build.reg_notify(sub, now, None)], now)
+        ]
+
+    def _append_list(
+        self, sub: Subscription, encoded: list[str], sizes: list[int], now: float
+    ) -> list[Notify]:
+        """Name more users: in the last waiting NOTIFY while they fit, then in new ones."""
+        start = 0
+        if sub.queue and sub.queue[-1].listed is not None:
+            start = self.build.fill(sub, sub.queue[-1], encoded, sizes, 0, at_least_one=False)
+            if start >= len(encoded):
+                return []
+        return self._enqueue(sub, self.build.list_notifies(sub, encoded, sizes, now, start), now)
+
+    # -- sending order and outcomes -----------------------------------------------------
+
+    def _enqueue(self, sub: Subscription, notifies: list[Notify], now: float) -> list[Notify]:
+        """What to send now: every lanscape NOTIFY; in a dialog, one at a time."""
+        if sub.form == "lanscape":
+            for notify in notifies:
+                self._track(sub, notify, now)
+            return notifies
+        sub.queue.extend(notifies)
+        return self._release(sub, now)
+
+    def _release(self, sub: Subscription, now: float) -> list[Notify]:
+        if sub.outstanding or not sub.queue:
+            return []
+        notify = sub.queue.popleft()
+        old = notify.request.get("Subscription-State") or ""
+        new = f"active;expires={sub.remaining(now)}"
+        # Never longer than when it was sized: an older, shorter expires is harmless.
+        if old.startswith("active") and len(new) <= len(old):
+            notify.request.set("Subscription-State", new)
+        self._track(sub, notify, now)
+        return [notify]
+
+    def _track(self, sub: Subscription, notify: Notify, now: float) -> None:
+        sub.outstanding[notify.id] = now
+        self._pending[notify.id] = sub.id
+        self.changes += 1  # the CSeq moved on
+
+    def notify_result(self, notify_id: str, status: int | None, now: float) -> list[Notify]:
+        """Take a NOTIFY's final response (``None``: it timed out); return what to send next.
+
+        2xx clears the failure count; 481 ends the subscription at once (RFC
+        6665 4.2.2); anything else counts, and ``notify_failures_before_drop``
+        in a row end it. Unknown ids (final NOTIFYs, ended subscriptions) are
+        ignored.
+        """
+        if status is not None and status < 200:
+            return []
+        sub_id = self._pending.pop(notify_id, None)
+        sub = self._subs.get(sub_id) if sub_id is not None else None
+        if sub is None:
+            return []
+        sub.outstanding.pop(notify_id, None)
+        if status is not None and 200 <= status < 300:
+            sub.failures = 0
+        elif status == 481:
+            self._remove(sub)
+            return []
+        else:
+            sub.failures += 1
+            if sub.failures >= self.settings.notify_failures_before_drop:
+                self._remove(sub)
+                return []
+        return self._release(sub, now)
+
+    # -- time -----------------------------------------------------------------------------
+
+    def expire(self, now: float) -> list[Notify]:
+        """End the subscriptions past their expiry (RFC 6665 4.2.2: a final NOTIFY
+        with ``terminated;reason=timeout`` in the RFC 6665 form) and count the
+        NOTIFYs unanswered for ``notify_timeout_s`` as timed out."""
+        out: list[Notify] = []
+        timeout = self.settings.notify_timeout_s
+        for sub in list(self._subs.values()):
+            if not sub.live(now):
+                out += self._end(sub, now, "timeout")
+                continue
+            for notify_id, sent_at in list(sub.outstanding.items()):
+                if sent_at + timeout <= now:
+                    out += self.notify_result(notify_id, None, now)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When ``expire`` next has something to do (None: nothing pending)."""
+        timeout = self.settings.notify_timeout_s
+        times = [sub.expires_at for sub in self._subs.values()]
+        times += [t + timeout for sub in self._subs.values() for t in sub.outstanding.values()]
+        return min(times, default=None)
+
+    def _end(self, sub: Subscription, now: float, reason: str) -> list[Notify]:
+        self._remove(sub)
+        if sub.form == "lanscape":
+            return []
+        return [self.build.final(sub, now, reason)]
+
+    def end(self, subscription_id: str, now: float, reason: str = "noresource") -> list[Notify]:
+        """End one subscription from our side (admin, shutdown of a package)."""
+        sub = self._subs.get(subscription_id)
+        return [] if sub is None else self._end(sub, now, reason)
+
+    def end_all(self, now: float, reason: str = "noresource") -> list[Notify]:
+        """End every subscription (presence switched off)."""
+        return [n for sub in list(self._subs.values()) for n in self._end(sub, now, reason)]
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def to_json(self, saved_at: float) -> bytes:
+        """The recovery file content of the table (``presence.recovery``)."""
+        return recovery.encode(self._subs.values(), saved_at)
+
+    def from_json(
+        self,
+        data: bytes,
+        now: float,
+        *,
+        path: Path | None = None,
+        cseq_gap: int = recovery.CSEQ_RESTART_GAP,
+    ) -> int:
+        """Add the subscriptions of recovery content ``data`` still live at ``now``;
+        returns how many. Their NOTIFY CSeqs move on by ``cseq_gap``."""
+        subs = recovery.decode(data, now=now, path=path, cseq_gap=cseq_gap)
+        for sub in subs:
+            self._add(sub)
+        return len(subs)

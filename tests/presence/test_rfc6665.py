@@ -1,0 +1,344 @@
+"""The notifier rules of RFC 6665 4.2 and the dialog rules of RFC 3261 12."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from centrex.presence import Notify, SubscriptionTable
+from centrex.registrar.binding import Source
+from centrex.sip.message import Request, Response
+
+from .helpers import (
+    PHONE,
+    SUBSCRIBER,
+    T0,
+    answer_all,
+    came,
+    left,
+    make_table,
+    names,
+    reparse,
+    subscribe,
+    within,
+)
+
+
+def _subscribe(
+    table: SubscriptionTable,
+    request: Request,
+    now: float = T0,
+    *,
+    subscriber: str = SUBSCRIBER,
+    source: Source = PHONE,
+) -> tuple[Response, list[Notify]]:
+    return table.handle_subscribe(request, subscriber=subscriber, source=source, now=now)
+
+
+def _many_users(count: int) -> list[tuple[str, str]]:
+    return [(f"{2000 + i}", f"Desk {i} of the second floor east wing") for i in range(count)]
+
+
+def _registered_table(count: int, **changes: Any) -> SubscriptionTable:
+    table = make_table(_many_users(count), **changes)
+    for name, _ in _many_users(count):
+        table.on_aor_event(came(name), T0 - 1)
+    return table
+
+
+def test_in_dialog_notifies_go_one_at_a_time_with_cseq_one_higher_each() -> None:
+    table = _registered_table(100)
+    _, first = _subscribe(table, subscribe())
+    assert len(first) == 1  # the rest waits for the answer to the first
+    sent = answer_all(table, first, T0)
+    assert len(sent) > 2
+    cseqs = [reparse(n).cseq.number for n in sent]
+    assert cseqs == list(range(1, len(sent) + 1))
+    assert {reparse(n).call_id for n in sent} == {"sub-1@192.168.1.2"}
+    assert names(sent) == [name for name, _ in _many_users(100)]
+
+
+def test_lanscape_notifies_all_go_at_once() -> None:
+    table = _registered_table(100, compat="lanscape")
+    _, notifies = _subscribe(table, subscribe())
+    assert len(notifies) > 2
+    assert len({n.request.call_id for n in notifies}) == len(notifies)
+    assert names(notifies) == [name for name, _ in _many_users(100)]
+
+
+def test_names_arriving_while_notifies_wait_join_the_last_waiting_one() -> None:
+    table = make_table()
+    _, (first,) = _subscribe(table, subscribe())  # an empty list, in flight
+    assert table.on_aor_event(came("1234"), T0 + 1) == []  # waits for the first answer
+    assert table.on_aor_event(came("1235"), T0 + 2) == []  # joins the waiting NOTIFY
+    (waiting,) = table.notify_result(first.id, 200, T0 + 3)
+    assert waiting.request.get("Event") == (
+        "user-available;param=1234|Engineering Lab|1235|Ted McGraw"
+    )
+    assert waiting.request.cseq.number == 2
+
+
+def test_an_empty_list_is_one_notify_without_param() -> None:
+    table = make_table()
+    ok, (notify,) = _subscribe(table, subscribe())
+    assert ok.status == 200
+    assert notify.request.get("Event") == "user-available"
+
+
+def test_refresh_extends_the_subscription_and_sends_state_without_the_list() -> None:
+    table = make_table()
+    table.on_aor_event(came("1234"), T0)
+    request = subscribe(expires=600)
+    ok, first = _subscribe(table, request)
+    answer_all(table, first, T0)
+    again, (notify,) = _subscribe(table, within(ok, request, expires=1800), T0 + 500)
+    assert again.status == 200
+    assert again.expires == 1800
+    assert notify.request.get("Event") == "user-available"
+    assert notify.request.get("Subscription-State") == "active;expires=1800"
+    assert table.watchers(T0 + 500)[0].expires_in == 1800
+    assert table.expire(T0 + 1000) == []  # the old expiry has passed: still alive
+
+
+def test_lanscape_refresh_is_answered_without_notify() -> None:
+    table = make_table(compat="lanscape")
+    request = subscribe()
+    ok, _ = _subscribe(table, request)
+    again, notifies = _subscribe(table, within(ok, request), T0 + 10)
+    assert again.status == 200
+    assert notifies == []
+
+
+def test_refresh_updates_the_remote_target_and_source() -> None:
+    table = make_table()
+    request = subscribe()
+    ok, first = _subscribe(table, request)
+    answer_all(table, first, T0)
+    moved = Source("udp", "198.51.100.7", 4000)
+    refresh = within(ok, request, contact="<sip:1244@10.0.0.9:5062>")
+    _, (notify,) = _subscribe(table, refresh, T0 + 1, source=moved)
+    assert notify.request.uri == "sip:1244@10.0.0.9:5062"
+    assert notify.source == moved
+
+
+def test_a_subscribe_with_an_old_cseq_is_refused_with_500() -> None:
+    table = make_table()
+    request = subscribe(cseq=5)
+    ok, _ = _subscribe(table, request)
+    stale = subscribe(to_tag=ok.to_tag, cseq=5)
+    response, notifies = _subscribe(table, stale)
+    assert response.status == 500
+    assert notifies == []
+
+
+def test_a_subscribe_in_an_unknown_dialog_gets_481() -> None:
+    table = make_table()
+    response, notifies = _subscribe(table, subscribe(to_tag="not-ours"))
+    assert response.status == 481
+    assert notifies == []
+
+
+def test_another_user_cannot_refresh_someone_elses_subscription() -> None:
+    table = make_table()
+    request = subscribe()
+    ok, _ = _subscribe(table, request)
+    response, _ = _subscribe(table, within(ok, request), subscriber="sip:1235@example.com")
+    assert response.status == 403
+
+
+def test_an_unknown_event_gets_489_with_allow_events() -> None:
+    table = make_table()
+    response, notifies = _subscribe(table, subscribe("dialog"))
+    assert response.status == 489
+    assert response.get("Allow-Events") == "user-available, user-unavailable, reg, presence"
+    assert notifies == []
+    assert len(table) == 0
+
+
+def test_a_too_short_expires_gets_423_with_min_expires() -> None:
+    table = make_table()
+    response, _ = _subscribe(table, subscribe(expires=10))
+    assert response.status == 423
+    assert response.get("Min-Expires") == "60"
+
+
+def test_a_long_expires_is_cut_to_the_maximum_and_a_missing_one_gets_the_default() -> None:
+    table = make_table()
+    long, _ = _subscribe(table, subscribe(expires=999999))
+    assert long.expires == 7200
+    default, _ = _subscribe(table, subscribe(expires=None, call_id="two", from_tag="x"))
+    assert default.expires == 3600
+
+
+def test_a_subscribe_without_contact_gets_400() -> None:
+    response, _ = _subscribe(make_table(), subscribe(contact=None))
+    assert response.status == 400
+
+
+def test_the_event_id_is_echoed_and_must_match_on_refresh() -> None:
+    table = make_table()
+    request = subscribe("user-available;id=7")
+    ok, (notify,) = _subscribe(table, request)
+    assert notify.request.get("Event") == "user-available;id=7"
+    table.notify_result(notify.id, 200, T0)
+    wrong, _ = _subscribe(table, within(ok, request, event="user-available;id=8"))
+    assert wrong.status == 481
+    (listed,) = table.on_aor_event(came("1234"), T0 + 1)
+    assert listed.request.get("Event") == "user-available;id=7;param=1234|Engineering Lab"
+    table.notify_result(listed.id, 200, T0 + 1)
+    ok_again, (state,) = _subscribe(table, within(ok, request, cseq=3), T0 + 2)
+    assert ok_again.status == 200
+    assert state.request.get("Event") == "user-available;id=7"
+
+
+def test_route_set_is_the_record_route_in_order_and_the_200_copies_it() -> None:
+    table = make_table()
+    rr = "Record-Route: <sip:edge.example.net;lr>, <sip:core.example.net;lr>"
+    ok, (notify,) = _subscribe(table, subscribe(extra=[rr]))
+    assert ok.get_all("Record-Route") == [
+        "<sip:edge.example.net;lr>",
+        "<sip:core.example.net;lr>",
+    ]
+    assert notify.request.get_all("Route") == [
+        "<sip:edge.example.net;lr>",
+        "<sip:core.example.net;lr>",
+    ]
+    assert notify.request.uri == "sip:1244@192.168.1.2:10000"
+    assert notify.next_hop == "sip:edge.example.net;lr"
+
+
+def test_a_strict_router_becomes_the_request_uri() -> None:
+    table = make_table()
+    _, (notify,) = _subscribe(table, subscribe(extra=["Record-Route: <sip:old.example.net>"]))
+    assert notify.request.uri == "sip:old.example.net"
+    assert notify.request.get_all("Route") == ["<sip:1244@192.168.1.2:10000>"]
+
+
+@pytest.mark.parametrize("compat", ["", "lanscape"])
+def test_a_new_subscribe_from_the_same_contact_replaces_the_old_one(compat: str) -> None:
+    table = make_table(compat=compat)
+    _subscribe(table, subscribe(call_id="before-reboot"))
+    _subscribe(table, subscribe(call_id="after-reboot", from_tag="new"), T0 + 5)
+    assert len(table) == 1
+    notifies = table.on_aor_event(came("1234"), T0 + 10)
+    assert len(notifies) <= 1
+
+
+def test_an_unsubscribe_out_of_a_dialog_is_a_fetch_that_ends_matching_subscriptions() -> None:
+    table = make_table()
+    table.on_aor_event(came("1234"), T0)
+    _subscribe(table, subscribe(call_id="first"))
+    ok, (notify,) = _subscribe(table, subscribe(call_id="fetch", expires=0), T0 + 1)
+    assert ok.status == 200
+    assert ok.expires == 0
+    assert notify.final
+    assert notify.request.get("Subscription-State") == "terminated;reason=timeout"
+    assert notify.request.call_id == "fetch"
+    assert len(table) == 0
+
+
+def test_lanscape_unsubscribe_out_of_a_dialog_ends_it_without_notify() -> None:
+    table = make_table(compat="lanscape")
+    _subscribe(table, subscribe(call_id="first"))
+    ok, notifies = _subscribe(table, subscribe(call_id="second", expires=0), T0 + 1)
+    assert ok.status == 200
+    assert notifies == []
+    assert len(table) == 0
+    assert table.on_aor_event(came("1234"), T0 + 2) == []
+
+
+@pytest.mark.parametrize("compat", ["", "lanscape"])
+def test_a_subscription_expires_on_its_own(compat: str) -> None:
+    table = make_table(compat=compat)
+    _, first = _subscribe(table, subscribe(expires=600))
+    answer_all(table, first, T0)
+    assert table.next_deadline() == T0 + 600
+    assert table.expire(T0 + 599) == []
+    ended = table.expire(T0 + 600)
+    if compat == "lanscape":
+        assert ended == []
+    else:
+        (final,) = ended
+        assert final.request.get("Subscription-State") == "terminated;reason=timeout"
+        assert final.request.cseq.number == 2
+    assert len(table) == 0
+    assert table.next_deadline() is None
+    assert table.on_aor_event(came("1234"), T0 + 601) == []
+
+
+@pytest.mark.parametrize("compat", ["", "lanscape"])
+def test_a_notify_answered_481_ends_the_subscription(compat: str) -> None:
+    table = make_table(compat=compat)
+    _, (notify,) = _subscribe(table, subscribe())
+    assert table.notify_result(notify.id, 481, T0 + 1) == []
+    assert len(table) == 0
+    assert table.on_aor_event(came("1234"), T0 + 2) == []
+
+
+@pytest.mark.parametrize("compat", ["", "lanscape"])
+def test_timeouts_end_the_subscription_only_after_n_in_a_row(compat: str) -> None:
+    table = make_table(compat=compat, notify_failures_before_drop=3)
+    _, (notify,) = _subscribe(table, subscribe())
+    table.notify_result(notify.id, None, T0 + 32)
+    (notify,) = table.on_aor_event(came("1234"), T0 + 40)
+    table.notify_result(notify.id, None, T0 + 72)
+    (notify,) = table.on_aor_event(came("1235"), T0 + 80)
+    table.notify_result(notify.id, 200, T0 + 81)  # an answer: the count starts over
+    assert table.on_aor_event(left("1234"), T0 + 90) == []  # not watched here
+    arrivals = [came("voicemail"), came("1244"), came("1234")]
+    for i, arrival in enumerate(arrivals):
+        assert len(table) == 1
+        (notify,) = table.on_aor_event(arrival, T0 + 100 + i)
+        table.notify_result(notify.id, None, T0 + 140 + i)
+    assert len(table) == 0
+
+
+def test_other_failures_count_like_timeouts() -> None:
+    table = make_table(notify_failures_before_drop=2)
+    _, (notify,) = _subscribe(table, subscribe())
+    table.notify_result(notify.id, 503, T0 + 1)
+    assert len(table) == 1
+    (notify,) = table.on_aor_event(came("1234"), T0 + 2)
+    table.notify_result(notify.id, 408, T0 + 3)
+    assert len(table) == 0
+
+
+def test_a_notify_never_reported_counts_as_a_timeout() -> None:
+    table = make_table(notify_failures_before_drop=1, notify_timeout_s=64)
+    _subscribe(table, subscribe())
+    assert table.next_deadline() == T0 + 64
+    assert table.expire(T0 + 63) == []
+    assert table.expire(T0 + 64) == []
+    assert len(table) == 0
+
+
+def test_a_provisional_or_unknown_result_changes_nothing() -> None:
+    table = make_table()
+    _, (notify,) = _subscribe(table, subscribe())
+    assert table.notify_result(notify.id, 100, T0) == []
+    assert table.notify_result("nobody", 481, T0) == []
+    assert len(table) == 1
+    assert table.watchers(T0)[0].waiting == 1
+
+
+def test_watchers_lists_one_plain_row_per_subscription() -> None:
+    table = make_table()
+    _subscribe(table, subscribe())
+    _subscribe(table, subscribe("user-unavailable", call_id="two", from_tag="b"), T0 + 10)
+    rows = [w.as_row() for w in table.watchers(T0 + 100)]
+    assert [(r["event"], r["subscriber"], r["expires_in"]) for r in rows] == [
+        ("user-available", SUBSCRIBER, 3500),
+        ("user-unavailable", SUBSCRIBER, 3510),
+    ]
+    assert rows[0]["contact"] == "sip:1244@192.168.1.2:10000"
+    assert rows[0]["source"] == "udp:192.168.1.2:10000"
+    assert rows[0]["resource"] == "sip:Registrar@example.com"
+
+
+def test_end_all_terminates_every_dialog() -> None:
+    table = make_table()
+    _subscribe(table, subscribe())
+    (final,) = table.end_all(T0 + 1)
+    assert final.request.get("Subscription-State") == "terminated;reason=noresource"
+    assert len(table) == 0

@@ -19,6 +19,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from centrex.auth.abuse import FailureTracker, RateLimiter
+from centrex.auth.gate import AuthGate
 from centrex.config import Settings
 from centrex.directory import Directory
 from centrex.logs import open_sip_trace
@@ -55,10 +57,12 @@ class _RegistrarService:
     def __init__(self, registrar: Registrar) -> None:
         self.registrar = registrar
 
-    async def handle(self, request: Request, inbound: Inbound, now: float) -> Response:
+    async def handle(
+        self, request: Request, inbound: Inbound, now: float, *, identity: str | None = None
+    ) -> Response:
         peer, local = inbound.peer, inbound.local
         source = Source(peer.transport, peer.host, peer.port, str(local), peer.connection_id)
-        return await self.registrar.handle(request, source, now)
+        return await self.registrar.handle(request, source, now, identity=identity)
 
     async def lookup(self, aor: str, now: float) -> list[Binding]:
         bindings: list[Binding] = await self.registrar.lookup(aor, now)
@@ -118,8 +122,20 @@ class Server:
         self.transactions = TransactionLayer(timers)
         network = settings.network
         self.trace = open_sip_trace(settings.logging, self.paths.sip_trace_file)
+        auth = settings.auth
+        self.failures = FailureTracker(
+            auth.ban_after_failures,
+            auth.failure_window_s,
+            auth.ban_time_s,
+            auth.max_tracked_sources,
+        )
+        self.limiter = RateLimiter(
+            auth.rate_limit_per_s, auth.rate_limit_burst, auth.max_tracked_sources
+        )
+        self.auth: AuthGate | None = None
         self.transport = TransportLayer(
             self._on_message,
+            admit=self._admit,
             on_connection_closed=self._on_connection_closed,
             limits=TransportLimits(
                 max_connections_per_address=network.max_connections_per_address,
@@ -157,6 +173,28 @@ class Server:
         await self.transport.start(listen, tls)
         bound = [(s.transport, s.host, s.port) for s in self.transport.bound]
         self.local = LocalIdentity(self.domains, bound, settings.network.advertised_address)
+        secret = load_or_create_secret(self.paths.data_dir)
+        auth = settings.auth
+        local = self.local
+
+        def realm_for_domain(host: str) -> str | None:
+            domain = local.canonical_domain(host)
+            return None if domain is None else (auth.realm or domain)
+
+        self.auth = AuthGate(
+            enabled=auth.enabled,
+            realm_for_domain=realm_for_domain,
+            users=settings.users,
+            realms=[auth.realm] if auth.realm else self.domains,
+            secret=secret,
+            nonce_lifetime_s=auth.nonce_lifetime_s,
+            trusted=auth.trusted,
+            relax_from_match=auth.relax_from_match,
+            case_sensitive=settings.registrar.case_sensitive,
+            failures=self.failures,
+            limiter=self.limiter,
+            drop_scanners=auth.drop_scanners,
+        )
         self.registrar = Registrar(
             settings.registrar,
             self.store,
@@ -181,7 +219,8 @@ class Server:
             flush=self._drain,
             send_stateless=self._send_stateless,
             resolve=self._resolve,
-            secret=load_or_create_secret(self.paths.data_dir),
+            secret=secret,
+            auth=self.auth,
         )
         self._spawn(self._housekeeping())
         logger.info(
@@ -235,9 +274,17 @@ class Server:
 
     # -- input ------------------------------------------------------------------------
 
+    def _admit(self, peer: Peer) -> bool:
+        """Before parsing: drop banned and flooding addresses (issue 5)."""
+        auth = self.auth
+        return auth is None or auth.admit(peer.host, time.time())
+
     def _on_message(self, message: Request | Response, peer: Peer, local: LocalSocket) -> None:
         assert self._loop is not None
         now = self._loop.time()
+        if isinstance(message, Request) and self.auth is not None and self.auth.is_scanner(message):
+            logger.debug("dropped a scanner's %s from %s", message.method, peer)
+            return
         if isinstance(message, Request):
             self.transactions.receive_request(
                 message, now, reliable=peer.reliable, peer=Inbound(peer, local)

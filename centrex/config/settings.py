@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from centrex.config.addresses import ListenAddress, check_host, parse_host_port
+from centrex.config.auth_settings import AuthSettings
 from centrex.config.errors import SettingProblem
 
 _ALPHANUMERIC = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -396,6 +397,17 @@ class User(_Table):
         json_schema_extra={"secret": True},
     )
     enabled: bool = Field(default=True, description="false refuses this user without deleting it")
+    realm: Text = Field(default="", description="realm the ha1_* hashes were made for")
+    ha1_md5: Text = Field(
+        default="",
+        description="MD5 digest hash of user:realm:password (`centrex user passwd` writes it)",
+        json_schema_extra={"secret": True},
+    )
+    ha1_sha256: Text = Field(
+        default="",
+        description="SHA-256 digest hash of user:realm:password",
+        json_schema_extra={"secret": True},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +444,10 @@ class Settings(_Table):
     )
     admin: AdminSettings = Field(
         default_factory=AdminSettings, description="The web admin and REST API."
+    )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings,
+        description="Digest authentication and protection against scanning and guessing.",
     )
     users: list[User] = Field(
         default_factory=list,

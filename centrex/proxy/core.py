@@ -28,6 +28,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from centrex.auth.challenge import Authenticated, Challenge, Forbidden, Trusted
+from centrex.auth.gate import AuthGate
+from centrex.auth.identity import assert_identity, strip_untrusted_identity
 from centrex.proxy.checks import SUPPORTED, branch_prefix, is_loop, unsupported_proxy_require
 from centrex.proxy.context import Action, Branch, Cancel, Final, Forward, ResponseContext, Start
 from centrex.proxy.local import LocalIdentity
@@ -46,6 +49,8 @@ logger = logging.getLogger(__name__)
 _METHODS = "INVITE ACK CANCEL BYE OPTIONS REGISTER SUBSCRIBE NOTIFY REFER MESSAGE INFO UPDATE PRACK"
 ALLOW = ", ".join(_METHODS.split())
 _METHOD_SET = frozenset(_METHODS.split())
+#: What ``_authenticate`` returns once it has answered the request itself.
+_REFUSED = "\x00refused"
 #: The Record-Route URI parameter carrying the dialog token (see _dialog_token).
 _TOKEN_PARAM = "cxd"
 ACCEPT = "application/sdp"
@@ -62,7 +67,9 @@ class Inbound:
 
 
 class Registrar(Protocol):
-    async def handle(self, request: Request, inbound: Inbound, now: float) -> Response: ...
+    async def handle(
+        self, request: Request, inbound: Inbound, now: float, *, identity: str | None = None
+    ) -> Response: ...
 
     async def lookup(self, aor: str, now: float) -> list[Binding]: ...
 
@@ -116,8 +123,10 @@ class Proxy:
         send_stateless: Callable[[Request | Response, Peer | None, Inbound | None], None],
         resolve: Callable[[SipURI], Awaitable[Peer | None]],
         secret: bytes,
+        auth: AuthGate | None = None,
     ) -> None:
         self._secret = secret
+        self.auth = auth
         self.transactions = transactions
         self.local = local
         self.registrar = registrar
@@ -250,15 +259,24 @@ class Proxy:
         # else going to a foreign host needs the relay policy.
         in_our_dialog = request.to_tag is not None and route_token == self._dialog_token(request)
 
+        domain: str | None = None
+        ours = False
         if not routes and isinstance(ruri, SipURI):
             domain = self.local.canonical_domain(ruri.host, ruri.port)
             ours = domain is not None or self.local.is_myself(ruri)
-            if method == "REGISTER" and ours:
-                response = await self.registrar.handle(request, inbound, self._wall())
-                self._respond(tx, response)
-                return
-            if ruri.user is None and ours:
+            if ruri.user is None and ours and method != "REGISTER":
+                # OPTIONS pings and the like for the server itself: no challenge.
                 self._answer_server_request(tx, request)
+                return
+        identity = self._authenticate(tx, request, inbound)
+        if identity is _REFUSED:
+            return
+        if not routes and isinstance(ruri, SipURI):
+            if method == "REGISTER" and ours:
+                response = await self.registrar.handle(
+                    request, inbound, self._wall(), identity=identity
+                )
+                self._respond(tx, response)
                 return
             if domain is not None and ruri.user is not None:
                 await self._proxy_to_user(tx, request, inbound, ruri, domain)
@@ -267,6 +285,36 @@ class Proxy:
             self._reply(tx, request, 403, "Relaying Not Allowed")
             return
         await self._proxy_to_uri(tx, request, inbound)
+
+    def _authenticate(
+        self, tx: ServerTransaction, request: Request, inbound: Inbound
+    ) -> str | None:
+        """Digest authentication (RFC 3261 22) of a request from one of our users.
+
+        Answers the challenge or the 403 itself and returns ``_REFUSED``;
+        otherwise returns the authenticated user (None when not authenticated:
+        a trusted peer, a request that is never challenged, or auth off). A
+        P-Asserted-Identity from an untrusted source is removed, and an
+        authenticated caller's identity is asserted (RFC 3325).
+        """
+        gate = self.auth
+        if gate is None:
+            return None
+        source = inbound.peer.host
+        decision = gate.check(request, source, self._wall())
+        if isinstance(decision, Challenge | Forbidden):
+            self._respond(tx, decision.to_response(request, to_tag=secrets.token_hex(6)))
+            return _REFUSED
+        if not isinstance(decision, Trusted) and not gate.is_trusted(source):
+            strip_untrusted_identity(request)
+        if not isinstance(decision, Authenticated):
+            return None
+        if request.method != "REGISTER":
+            from_uri = request.from_addr.uri
+            host = from_uri.host if isinstance(from_uri, SipURI) else ""
+            domain = self.local.canonical_domain(host) or host
+            assert_identity(request, decision.user, domain)
+        return decision.user
 
     def _dialog_token(self, request: Request) -> str:
         """What our Record-Route carries to prove a later Route came from it: an

@@ -67,6 +67,7 @@ class TransportStats:
     framing_errors: int = 0
     connections_refused: int = 0
     handler_errors: int = 0
+    refused: int = 0
 
 
 class TransportLayer:
@@ -86,8 +87,11 @@ class TransportLayer:
         limits: TransportLimits | None = None,
         client_tls_context: ssl.SSLContext | None = None,
         trace: SipTraceLog | None = None,
+        admit: Callable[[Peer], bool] | None = None,
     ) -> None:
         self._on_message = on_message
+        # Asked before a message is parsed: a banned or flooding source costs nothing.
+        self._admit = admit
         # The SIP trace sees the bytes as they cross the wire, malformed ones too.
         self.trace: SipTraceLog = trace if trace is not None else NullTrace()
         self._on_connection_closed = on_connection_closed
@@ -368,6 +372,9 @@ class TransportLayer:
     # -- internals ------------------------------------------------------------------
 
     def _receive(self, data: bytes, peer: Peer, local: LocalSocket, *, stream: bool) -> None:
+        if self._admit is not None and not self._admit(peer):
+            self.stats.refused += 1
+            return
         if self.trace.enabled:
             self.trace.received(data, peer.host, peer.port, time.time())
         limits = self.limits

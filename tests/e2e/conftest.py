@@ -125,6 +125,10 @@ class CentrexServer:
     port: int
     registrar: dict[str, object] = field(default_factory=dict)
     users: tuple[tuple[str, str], ...] = DEFAULT_USERS
+    # Issue 3's call tests are about proxying: authentication is off unless a
+    # test turns it on (with ``passwords`` for the users).
+    auth: dict[str, object] = field(default_factory=lambda: {"enabled": False})
+    passwords: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -152,9 +156,14 @@ class CentrexServer:
             "",
             "[admin]",
             "enabled = false",
+            "",
+            "[auth]",
+            *(f"{key} = {_toml_value(value)}" for key, value in self.auth.items()),
         ]
         for user, description in self.users:
             lines += ["", "[[users]]", f'user = "{user}"', f'description = "{description}"']
+            if user in self.passwords:
+                lines.append(f"password = {_toml_value(self.passwords[user])}")
         self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     # -- life cycle --

@@ -24,6 +24,7 @@ class Phone(asyncio.DatagramProtocol):
         self.inbox: asyncio.Queue[Request | Response] = asyncio.Queue()
         self.transport: asyncio.DatagramTransport | None = None
         self.port = 0
+        self.host = "127.0.0.1"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -57,9 +58,10 @@ class Phone(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-async def open_phone() -> Phone:
+async def open_phone(host: str = "127.0.0.1") -> Phone:
     loop = asyncio.get_running_loop()
-    _, phone = await loop.create_datagram_endpoint(Phone, local_addr=("127.0.0.1", 0))
+    _, phone = await loop.create_datagram_endpoint(Phone, local_addr=(host, 0))
+    phone.host = host
     return phone
 
 
@@ -79,13 +81,13 @@ def request(
     n = next(_ids)
     return (
         f"{method} {uri} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{phone.port};branch={branch or f'z9hG4bKt{n}'};rport\r\n"
+        f"Via: SIP/2.0/UDP {phone.host}:{phone.port};branch={branch or f'z9hG4bKt{n}'};rport\r\n"
         f"Max-Forwards: 70\r\n"
         f"From: <sip:{user}@example.com>;tag=f{n}\r\n"
         f"To: <{to or uri}>\r\n"
         f"Call-ID: {call_id or f'call-{n}'}\r\n"
         f"CSeq: {cseq} {method}\r\n"
-        f"Contact: <sip:{user}@127.0.0.1:{phone.port}>\r\n"
+        f"Contact: <sip:{user}@{phone.host}:{phone.port}>\r\n"
         f"{extra}"
         f"Content-Length: {len(body)}\r\n\r\n{body}"
     )
@@ -103,6 +105,7 @@ default_expires = 60
 {registrar}
 [timeouts]
 ringing_s = {ringing}
+{auth}
 {extra}
 [[users]]
 user = "1001"
@@ -118,9 +121,16 @@ description = "Carol"
 
 @asynccontextmanager
 async def running_server(
-    tmp_path: Path, *, registrar: str = "", ringing: int = 180, extra: str = ""
+    tmp_path: Path,
+    *,
+    registrar: str = "",
+    ringing: int = 180,
+    extra: str = "",
+    auth: str = "[auth]\nenabled = false\n",
 ) -> AsyncIterator[Server]:
-    text = CONFIG.format(data=tmp_path / "data", registrar=registrar, ringing=ringing, extra=extra)
+    text = CONFIG.format(
+        data=tmp_path / "data", registrar=registrar, ringing=ringing, extra=extra, auth=auth
+    )
     server = Server(parse_settings(text))
     await server.start()
     try:

@@ -1,0 +1,96 @@
+"""The authentication gate: what the server asks of ``centrex.auth`` per request.
+
+It puts the pieces together in the order they must run: a banned or flooding
+address is dropped before its bytes are even parsed (``admit``), a known
+scanner is dropped silently (``is_scanner``), then every request is decided
+by the ``Authenticator`` (``check``), failures are counted per address and a
+ban is logged once when it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from centrex.auth.abuse import FailureTracker, RateLimiter, is_scanner
+from centrex.auth.challenge import (
+    Authenticated,
+    Authenticator,
+    Challenge,
+    Decision,
+    RealmForDomain,
+)
+from centrex.auth.credentials import Credentials, UserEntry
+from centrex.auth.nonce import NonceCodec
+from centrex.sip.message import Request
+
+logger = logging.getLogger("centrex.auth")
+
+
+class AuthGate:
+    """Digest authentication plus bans and rate limits, for one server."""
+
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        realm_for_domain: RealmForDomain,
+        users: Iterable[UserEntry],
+        realms: Sequence[str],
+        secret: bytes,
+        nonce_lifetime_s: float,
+        trusted: Sequence[str],
+        relax_from_match: bool,
+        case_sensitive: bool,
+        failures: FailureTracker,
+        limiter: RateLimiter,
+        drop_scanners: bool,
+    ) -> None:
+        self.enabled = enabled
+        credentials, warnings = Credentials.from_users(users, realms, case_sensitive=case_sensitive)
+        for warning in warnings:
+            logger.warning(warning)
+        self.authenticator = Authenticator(
+            realm_for_domain,
+            credentials,
+            NonceCodec(secret, nonce_lifetime_s),
+            trusted=trusted,
+            relax_from_match=relax_from_match,
+        )
+        self.failures = failures
+        self.limiter = limiter
+        self.drop_scanners = drop_scanners
+
+    def admit(self, source_ip: str, now: float) -> bool:
+        """Whether to read a message from ``source_ip`` at all: not banned, not flooding.
+
+        Trusted peers are never limited.
+        """
+        if self.authenticator.is_trusted(source_ip):
+            return True
+        if self.failures.is_banned(source_ip, now):
+            return False
+        return self.limiter.allow(source_ip, now)
+
+    def is_scanner(self, request: Request) -> bool:
+        """A request from a known scanning tool, to be dropped without an answer."""
+        return self.drop_scanners and is_scanner(request.get("User-Agent") or "")
+
+    def check(self, request: Request, source_ip: str, now: float) -> Decision | None:
+        """The authentication decision for ``request``; None when authentication is off."""
+        if not self.enabled:
+            return None
+        decision = self.authenticator.check(request, source_ip, now)
+        if isinstance(decision, Challenge) and decision.failed:
+            if self.failures.record_failure(source_ip, now):
+                logger.warning(
+                    "banned %s for %d s after repeated authentication failures",
+                    source_ip,
+                    self.failures.ban_s,
+                )
+        elif isinstance(decision, Authenticated):
+            self.failures.record_success(source_ip)
+        return decision
+
+    def is_trusted(self, source_ip: str) -> bool:
+        return self.authenticator.is_trusted(source_ip)

@@ -1,0 +1,273 @@
+"""Authentication and abuse protection on a real server over loopback UDP (issue 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+from centrex.sip.fields import AuthParams
+from centrex.sip.message import Response
+
+from .harness import Phone, open_phone, request, running_server, udp_port
+
+AUTH_ON = "[auth]\nenabled = true\nban_after_failures = 3\n{more}"
+PASSWORDS = """
+[[users]]
+user = "2001"
+description = "Dave"
+password = "secret-2001"
+"""
+
+
+def run(coro: object) -> None:
+    asyncio.run(asyncio.wait_for(coro, 20))  # type: ignore[arg-type]
+
+
+def digest(challenge: str, user: str, password: str, method: str, uri: str, algorithm: str) -> str:
+    params = AuthParams.parse(challenge).params
+    realm, nonce = params["realm"].strip('"'), params["nonce"].strip('"')  # type: ignore[union-attr]
+
+    def h(text: str) -> str:
+        if algorithm == "SHA-256":
+            return hashlib.sha256(text.encode()).hexdigest()
+        return hashlib.md5(text.encode()).hexdigest()
+
+    ha1 = h(f"{user}:{realm}:{password}")
+    ha2 = h(f"{method}:{uri}")
+    cnonce, nc = "0a4f113b", "00000001"
+    response = h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+    return (
+        f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+        f'response="{response}", algorithm={algorithm}, qop=auth, nc={nc}, cnonce="{cnonce}"'
+    )
+
+
+async def register(
+    phone: Phone, port: int, user: str, authorization: str = "", call_id: str = "reg", cseq: int = 1
+) -> Response:
+    extra = "Expires: 60\r\n" + (f"Authorization: {authorization}\r\n" if authorization else "")
+    phone.send(
+        request(
+            "REGISTER",
+            "sip:example.com",
+            phone,
+            user=user,
+            to=f"sip:{user}@example.com",
+            extra=extra,
+            call_id=call_id,
+            cseq=cseq,
+        ),
+        port,
+    )
+    return await phone.response()
+
+
+def shape(response: Response) -> tuple[int, list[tuple[str, list[str]]]]:
+    """Status and header/parameter names: what an attacker could compare."""
+    names = []
+    for value in response.get_all("WWW-Authenticate") + response.get_all("Proxy-Authenticate"):
+        names.append((value.split()[0], sorted(AuthParams.parse(value).params)))
+    return response.status, names
+
+
+def test_register_is_challenged_with_sha256_first_then_md5(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            phone = await open_phone()
+            challenge = await register(phone, udp_port(s), "2001")
+            assert challenge.status == 401
+            offered = [AuthParams.parse(v).params for v in challenge.get_all("WWW-Authenticate")]
+            assert [p["algorithm"] for p in offered] == ["SHA-256", "MD5"]
+            assert all(p["qop"] == "auth" for p in offered)
+            assert all(p["realm"] == "example.com" for p in offered)
+
+    run(scenario())
+
+
+def test_sha256_and_md5_clients_register_with_the_right_password(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port = udp_port(s)
+            for index, algorithm in enumerate(("SHA-256", "MD5")):
+                phone = await open_phone()
+                challenge = await register(phone, port, "2001", call_id=f"c{index}")
+                header = challenge.get_all("WWW-Authenticate")[index]
+                credentials = digest(
+                    header, "2001", "secret-2001", "REGISTER", "sip:example.com", algorithm
+                )
+                ok = await register(phone, port, "2001", credentials, call_id=f"c{index}", cseq=2)
+                assert ok.status == 200, algorithm
+
+    run(scenario())
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port = udp_port(s)
+            answers = []
+            for user in ("2001", "7777"):
+                phone = await open_phone()
+                challenge = await register(phone, port, user, call_id=f"x{user}")
+                header = challenge.get_all("WWW-Authenticate")[0]
+                credentials = digest(
+                    header, user, "wrong", "REGISTER", "sip:example.com", "SHA-256"
+                )
+                answers.append(
+                    shape(
+                        await register(phone, port, user, credentials, call_id=f"x{user}", cseq=2)
+                    )
+                )
+            assert answers[0] == answers[1]
+            assert answers[0][0] == 401
+
+    run(scenario())
+
+
+def test_calls_from_our_users_are_challenged_with_407_and_then_assert_identity(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port = udp_port(s)
+            callee, caller = await open_phone(), await open_phone()
+            # The callee registers with credentials too.
+            challenge = await register(callee, port, "2001", call_id="cr")
+            creds = digest(
+                challenge.get_all("WWW-Authenticate")[0],
+                "2001",
+                "secret-2001",
+                "REGISTER",
+                "sip:example.com",
+                "SHA-256",
+            )
+            assert (await register(callee, port, "2001", creds, call_id="cr", cseq=2)).status == 200
+            invite = request(
+                "MESSAGE",
+                "sip:2001@example.com",
+                caller,
+                user="2001",
+                call_id="m",
+                body="hi",
+                extra="P-Asserted-Identity: <sip:boss@example.com>\r\n",
+            )
+            caller.send(invite, port)
+            challenge = await caller.response()
+            assert challenge.status == 407
+            header = challenge.get_all("Proxy-Authenticate")[0]
+            creds = digest(
+                header, "2001", "secret-2001", "MESSAGE", "sip:2001@example.com", "SHA-256"
+            )
+            caller.send(
+                request(
+                    "MESSAGE",
+                    "sip:2001@example.com",
+                    caller,
+                    user="2001",
+                    call_id="m",
+                    cseq=2,
+                    body="hi",
+                    extra=f"Proxy-Authorization: {creds}\r\n"
+                    "P-Asserted-Identity: <sip:boss@example.com>\r\n",
+                ),
+                port,
+            )
+            forwarded = await callee.request()
+            assert forwarded.get_all("P-Asserted-Identity") == ["<sip:2001@example.com>"]
+
+    run(scenario())
+
+
+def test_an_untrusted_p_asserted_identity_is_removed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port = udp_port(s)
+            callee, outsider = await open_phone(), await open_phone()
+            challenge = await register(callee, port, "2001", call_id="cr2")
+            creds = digest(
+                challenge.get_all("WWW-Authenticate")[0],
+                "2001",
+                "secret-2001",
+                "REGISTER",
+                "sip:example.com",
+                "SHA-256",
+            )
+            await register(callee, port, "2001", creds, call_id="cr2", cseq=2)
+            # A caller from another domain is not challenged, but may not assert anyone.
+            data = request(
+                "MESSAGE",
+                "sip:2001@example.com",
+                outsider,
+                body="x",
+                extra="P-Asserted-Identity: <sip:2001@example.com>\r\n",
+            ).replace("From: <sip:1001@example.com>", "From: <sip:eve@elsewhere.example>")
+            outsider.send(data, port)
+            forwarded = await callee.request()
+            assert "P-Asserted-Identity" not in forwarded
+
+    run(scenario())
+
+
+def test_a_trusted_peer_is_not_challenged(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        auth = AUTH_ON.format(more='trusted = ["127.0.0.0/8"]\n')
+        async with running_server(tmp_path, auth=auth, extra=PASSWORDS) as s:
+            phone = await open_phone()
+            assert (await register(phone, udp_port(s), "2001")).status == 200
+
+    run(scenario())
+
+
+def test_repeated_failures_ban_the_address_silently(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port = udp_port(s)
+            attacker = await open_phone("127.0.0.2")
+            for attempt in range(3):
+                challenge = await register(attacker, port, "2001", call_id=f"b{attempt}")
+                creds = digest(
+                    challenge.get_all("WWW-Authenticate")[0],
+                    "2001",
+                    f"guess{attempt}",
+                    "REGISTER",
+                    "sip:example.com",
+                    "SHA-256",
+                )
+                assert (
+                    await register(attacker, port, "2001", creds, call_id=f"b{attempt}", cseq=2)
+                ).status == 401
+            attacker.send(request("OPTIONS", "sip:example.com", attacker), port)
+            try:
+                answer = await attacker.response(timeout=0.5)
+            except TimeoutError:
+                answer = None
+            assert answer is None
+            # Someone else is still served.
+            other = await open_phone()
+            other.send(request("OPTIONS", "sip:example.com", other), port)
+            assert (await other.response()).status == 200
+
+    run(scenario())
+
+
+def test_known_scanners_get_no_answer(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            phone = await open_phone()
+            phone.send(
+                request(
+                    "OPTIONS",
+                    "sip:100@example.com",
+                    phone,
+                    extra="User-Agent: friendly-scanner\r\n",
+                ),
+                udp_port(s),
+            )
+            try:
+                answer = await phone.response(timeout=0.5)
+            except TimeoutError:
+                answer = None
+            assert answer is None
+
+    run(scenario())

@@ -172,6 +172,110 @@ def registrations(config_path: Path | None) -> None:
         )
 
 
+# -- users and bans ---------------------------------------------------------------------------
+
+
+def _existing_config(config_path: Path | None) -> tuple[Path, Settings]:
+    if config_path is None:
+        click.echo("this command edits a settings file: give it with --config FILE", err=True)
+        sys.exit(2)
+    return config_path, _load(config_path)
+
+
+def _realm(settings: Settings) -> str:
+    return settings.auth.realm or settings.server.effective_domains()[0]
+
+
+@main.group()
+def user() -> None:
+    """Add users and set their passwords (stored as digest hashes, never in plain text)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--description", default="", help="Who or what this user is.")
+@CONFIG_OPTION
+def user_add(name: str, description: str, config_path: Path | None) -> None:
+    """Add user NAME to the settings file, prompting for its password."""
+    from centrex.auth.credentials import UserFileError, add_user
+
+    path, settings = _existing_config(config_path)
+    password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        text = add_user(
+            path.read_text(encoding="utf-8"),
+            name,
+            _realm(settings),
+            password,
+            description=description,
+            case_sensitive=settings.registrar.case_sensitive,
+        )
+    except UserFileError as exc:
+        click.echo(f"{path}: {exc}", err=True)
+        sys.exit(2)
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"added {name} to {path} (realm {_realm(settings)}); send SIGHUP to reload")
+
+
+@user.command("passwd")
+@click.argument("name")
+@CONFIG_OPTION
+def user_passwd(name: str, config_path: Path | None) -> None:
+    """Set the password of user NAME, prompting for it."""
+    from centrex.auth.credentials import UserFileError, set_password
+
+    path, settings = _existing_config(config_path)
+    password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        text = set_password(
+            path.read_text(encoding="utf-8"),
+            name,
+            _realm(settings),
+            password,
+            case_sensitive=settings.registrar.case_sensitive,
+        )
+    except UserFileError as exc:
+        click.echo(f"{path}: {exc}", err=True)
+        sys.exit(2)
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"password of {name} set in {path}; send SIGHUP to reload")
+
+
+@main.group()
+def bans() -> None:
+    """Addresses banned after repeated authentication failures."""
+
+
+@bans.command("list")
+@CONFIG_OPTION
+def bans_list(config_path: Path | None) -> None:
+    """The bans in force, as the running server last published them."""
+    import time
+
+    from centrex.auth.bans_file import read_bans
+
+    settings = _load(config_path)
+    now = time.time()
+    current = read_bans(settings.resolve_paths(config_path).data_dir, now)
+    if not current:
+        click.echo("no bans")
+        return
+    for ban in current:
+        click.echo(f"{ban.ip:<40} {ban.failures:>4} failures  {int(ban.until - now):>6} s left")
+
+
+@bans.command("clear")
+@click.argument("ip", required=False)
+@CONFIG_OPTION
+def bans_clear(ip: str | None, config_path: Path | None) -> None:
+    """Lift the ban of IP (every ban without IP); the server acts within a second."""
+    from centrex.auth.bans_file import request_clear
+
+    settings = _load(config_path)
+    request_clear(settings.resolve_paths(config_path).data_dir, ip)
+    click.echo(f"asked the server to lift {'the ban of ' + ip if ip else 'every ban'}")
+
+
 # -- tls -------------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from centrex.auth.abuse import FailureTracker, RateLimiter
+from centrex.auth.bans_file import apply_clear_requests, write_bans
 from centrex.auth.gate import AuthGate
 from centrex.config import Settings
 from centrex.directory import Directory
@@ -249,13 +250,23 @@ class Server:
         await self._stopped.wait()
 
     async def _housekeeping(self) -> None:
-        """Purge expired bindings and flush the recovery file on their intervals."""
+        """Purge expired bindings and flush the recovery file on their intervals;
+        publish the bans and carry out `centrex bans clear` requests."""
+        published: list[tuple[str, float]] | None = None
         while True:
             await asyncio.sleep(1.0)
+            now = time.time()
             try:
                 if self.registrar is not None:
-                    await self.registrar.maintain(time.time())
+                    await self.registrar.maintain(now)
                 self.trace.flush()
+                if apply_clear_requests(self.paths.data_dir, self.failures):
+                    logger.info("bans lifted on request")
+                bans = self.failures.bans(now)
+                current = [(b.ip, b.until) for b in bans]
+                if current != published:
+                    write_bans(self.paths.data_dir, bans)
+                    published = current
             except Exception:
                 logger.exception("housekeeping failed")
 
@@ -270,6 +281,11 @@ class Server:
             logger.error("directory not reloaded: %s", exc)
             return
         self.directory.replace(directory)
+        if self.auth is not None:
+            realm = self.settings.auth.realm
+            self.auth.reload_users(
+                users, [realm] if realm else self.domains, self.settings.registrar.case_sensitive
+            )
         logger.info("directory reloaded: %d users", len(directory))
 
     # -- input ------------------------------------------------------------------------

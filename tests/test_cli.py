@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from centrex.cli import main
+from centrex.config import load_settings
 
 OPTIONS = (
     b"OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
@@ -45,3 +50,74 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     assert "parse" in result.output
     assert "serve" in result.output
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "centrex.toml"
+    path.write_text(
+        '# my office\n[server]\ndomains = ["example.com"]\n'
+        f'data_dir = "{tmp_path / "data"}"\n\n[[users]]\nuser = "1001"\ndescription = "Alice"\n'
+    )
+    return path
+
+
+def test_user_add_stores_hashes_never_the_password(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    result = CliRunner().invoke(
+        main,
+        ["user", "add", "1002", "--description", "Bob", "--config", str(path)],
+        input="s3cret\ns3cret\n",
+    )
+    assert result.exit_code == 0, result.output
+    text = path.read_text()
+    assert "# my office" in text
+    assert "s3cret" not in text
+    settings = load_settings(path)
+    bob = settings.users[1]
+    expected = hashlib.md5(b"1002:example.com:s3cret").hexdigest()
+    assert (bob.user, bob.description, bob.realm, bob.ha1_md5) == (
+        "1002",
+        "Bob",
+        "example.com",
+        expected,
+    )
+    assert bob.ha1_sha256 == hashlib.sha256(b"1002:example.com:s3cret").hexdigest()
+
+
+def test_user_passwd_replaces_the_hashes_of_an_existing_user(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    result = CliRunner().invoke(
+        main, ["user", "passwd", "1001", "--config", str(path)], input="pw1\npw1\n"
+    )
+    assert result.exit_code == 0, result.output
+    alice = load_settings(path).users[0]
+    assert alice.ha1_md5 == hashlib.md5(b"1001:example.com:pw1").hexdigest()
+
+
+def test_user_passwd_of_an_unknown_user_names_the_file(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    result = CliRunner().invoke(
+        main, ["user", "passwd", "9999", "--config", str(path)], input="pw\npw\n"
+    )
+    assert result.exit_code == 2
+    assert str(path) in result.output
+
+
+def test_bans_list_shows_what_the_server_published_and_clear_asks_it(tmp_path: Path) -> None:
+    from centrex.auth.abuse import Ban, FailureTracker
+    from centrex.auth.bans_file import apply_clear_requests, write_bans
+
+    path = _config(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    now = time.time()
+    write_bans(data, [Ban("192.0.2.66", now - 10, now + 600, 10)])
+    listed = CliRunner().invoke(main, ["bans", "list", "--config", str(path)])
+    assert "192.0.2.66" in listed.output
+    cleared = CliRunner().invoke(main, ["bans", "clear", "192.0.2.66", "--config", str(path)])
+    assert cleared.exit_code == 0
+    tracker = FailureTracker(1, 60, 600, 100)
+    tracker.record_failure("192.0.2.66", now)
+    assert tracker.is_banned("192.0.2.66", now)
+    assert apply_clear_requests(data, tracker) == 1
+    assert not tracker.is_banned("192.0.2.66", now)

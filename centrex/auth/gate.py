@@ -61,6 +61,12 @@ class AuthGate:
         self.limiter = limiter
         self.drop_scanners = drop_scanners
 
+    def reload_users(
+        self, users: Iterable[UserEntry], realms: Sequence[str], case_sensitive: bool
+    ) -> None:
+        """New credentials after the settings file changed (SIGHUP)."""
+        self.authenticator.credentials = _credentials(users, realms, case_sensitive)
+
     def admit(self, source_ip: str, now: float) -> bool:
         """Whether to read a message from ``source_ip`` at all: not banned, not flooding.
 
@@ -94,3 +100,12 @@ class AuthGate:
 
     def is_trusted(self, source_ip: str) -> bool:
         return self.authenticator.is_trusted(source_ip)
+
+
+def _credentials(
+    users: Iterable[UserEntry], realms: Sequence[str], case_sensitive: bool
+) -> Credentials:
+    credentials, warnings = Credentials.from_users(users, realms, case_sensitive=case_sensitive)
+    for warning in warnings:
+        logger.warning(warning)
+    return credentials

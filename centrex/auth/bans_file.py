@@ -1,0 +1,65 @@
+"""How ``centrex bans list|clear`` reaches a running server: two small files.
+
+The server writes the bans in force to ``bans.json`` in its data folder when
+they change (checked every second); ``centrex bans clear`` drops a
+``bans-clear.json`` request there, which the server carries out and deletes
+within a second. Files keep the command free of any listening control port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from centrex.auth.abuse import Ban, FailureTracker
+
+BANS_FILE = "bans.json"
+CLEAR_FILE = "bans-clear.json"
+
+
+def write_bans(data_dir: Path, bans: list[Ban]) -> None:
+    rows = [{"ip": b.ip, "since": b.since, "until": b.until, "failures": b.failures} for b in bans]
+    path = data_dir / BANS_FILE
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"bans": rows}), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def read_bans(data_dir: Path, now: float) -> list[Ban]:
+    """The bans the server last wrote, without those that have run out."""
+    try:
+        data = json.loads((data_dir / BANS_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    bans = [Ban(r["ip"], r["since"], r["until"], r["failures"]) for r in data.get("bans", [])]
+    return [b for b in bans if b.until > now]
+
+
+def request_clear(data_dir: Path, ip: str | None) -> None:
+    """Ask the server to lift the ban of ``ip`` (every ban when None)."""
+    path = data_dir / CLEAR_FILE
+    try:
+        wanted = json.loads(path.read_text(encoding="utf-8")).get("clear", [])
+    except (FileNotFoundError, json.JSONDecodeError):
+        wanted = []
+    wanted.append(ip if ip is not None else "*")
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"clear": wanted}), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def apply_clear_requests(data_dir: Path, failures: FailureTracker) -> int:
+    """Carry out a pending ``bans-clear.json``; returns how many bans were lifted."""
+    path = data_dir / CLEAR_FILE
+    try:
+        wanted = json.loads(path.read_text(encoding="utf-8")).get("clear", [])
+    except FileNotFoundError:
+        return 0
+    except json.JSONDecodeError:
+        wanted = []
+    path.unlink(missing_ok=True)
+    lifted = 0
+    for ip in wanted:
+        lifted += failures.clear(None if ip == "*" else str(ip))
+    return lifted

@@ -172,6 +172,39 @@ def registrations(config_path: Path | None) -> None:
         )
 
 
+@main.command()
+@CONFIG_OPTION
+def subscriptions(config_path: Path | None) -> None:
+    """List the current watchers (SUBSCRIBE), from the server's recovery file.
+
+    The file is as fresh as its last save (about once a second while it changes).
+    """
+    import time
+
+    from centrex.presence import RECOVERY_FILE_NAME
+    from centrex.presence.service import load_watchers
+    from centrex.registrar.recovery import RecoveryFileError
+
+    settings = _load(config_path)
+    data_dir = settings.resolve_paths(config_path).data_dir
+    path = data_dir / RECOVERY_FILE_NAME
+    if not path.exists():
+        click.echo(f"no subscriptions ({path} does not exist yet)")
+        return
+    try:
+        watchers = load_watchers(data_dir, time.time())
+    except RecoveryFileError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"{len(watchers)} subscription(s)")
+    rows = [("SUBSCRIBER", "EVENT", "RESOURCE", "EXPIRES", "SOURCE", "CONTACT")]
+    for w in watchers:
+        rows.append((w.subscriber, w.event, w.resource, str(w.expires_in), w.source, w.contact))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        click.echo("  ".join(c.ljust(widths[i]) for i, c in enumerate(row[:5])) + "  " + row[5])
+
+
 # -- users and bans ---------------------------------------------------------------------------
 
 

@@ -25,6 +25,8 @@ from centrex.auth.gate import AuthGate
 from centrex.config import Settings
 from centrex.directory import Directory
 from centrex.logs import open_sip_trace
+from centrex.presence import PresenceSettings
+from centrex.presence.service import PresenceService
 from centrex.proxy.core import Inbound, Proxy, ProxyConfig
 from centrex.proxy.local import LocalIdentity
 from centrex.proxy.resolve import resolve_uri
@@ -150,6 +152,7 @@ class Server:
         self.store = MemoryLocationStore.from_settings(settings.registrar, self.paths.data_dir)
         self.domains = settings.server.effective_domains()
         self.registrar: Registrar | None = None
+        self.presence: PresenceService | None = None
         self.proxy: Proxy | None = None
         self.local: LocalIdentity | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -204,7 +207,25 @@ class Server:
             server_id=settings.server.effective_instance_id(),
             alias=self.local.canonical_domain,
         )
+        if settings.registrar.presence_events:
+            self.presence = PresenceService(
+                PresenceSettings.from_registrar(
+                    settings.registrar, user_agent=settings.server.user_agent
+                ),
+                self.directory,
+                transactions=self.transactions,
+                data_dir=self.paths.data_dir,
+                clock=self._loop.time,
+                wall_clock=time.time,
+                flush=self._drain,
+                sent_by=self._sent_by,
+                resolve=self._resolve,
+                domain_of=self.local.canonical_domain,
+            )
+            self.registrar.listeners.add(self.presence.on_aor_event)
         await self.registrar.start(time.time())
+        if self.presence is not None:
+            await self.presence.start(await self.store.bindings(), time.time())
         self.proxy = Proxy(
             transactions=self.transactions,
             local=self.local,
@@ -222,6 +243,7 @@ class Server:
             resolve=self._resolve,
             secret=secret,
             auth=self.auth,
+            presence=self.presence,
         )
         self._spawn(self._housekeeping())
         logger.info(
@@ -239,6 +261,10 @@ class Server:
                 await task
         if self._timer is not None:
             self._timer.cancel()
+        if self.presence is not None:
+            if self.registrar is not None:
+                self.registrar.listeners.remove(self.presence.on_aor_event)
+            await self.presence.stop(time.time())
         await self.transport.stop()
         if self.registrar is not None:
             await self.registrar.stop(time.time())
@@ -259,6 +285,8 @@ class Server:
             try:
                 if self.registrar is not None:
                     await self.registrar.maintain(now)
+                if self.presence is not None:
+                    await self.presence.tick(now)
                 self.trace.flush()
                 if apply_clear_requests(self.paths.data_dir, self.failures):
                     logger.info("bans lifted on request")
@@ -336,6 +364,7 @@ class Server:
     def _drain_outputs(self) -> None:
         proxy = self.proxy
         assert proxy is not None
+        presence = self.presence
         while True:
             outputs = self.transactions.take_outputs()
             if not outputs:
@@ -343,6 +372,8 @@ class Server:
             for out in outputs:
                 if isinstance(out, Send):
                     self._send(out.transaction, out.message, out.peer)
+                elif presence is not None and presence.route_output(out):
+                    continue
                 elif isinstance(out, RequestEvent):
                     inbound = out.peer
                     assert isinstance(inbound, Inbound)
@@ -393,6 +424,15 @@ class Server:
         data = message.to_bytes()
         if not self.transport.send(data, hop):
             self._spawn(self.transport.send_to(data, hop))
+
+    def _sent_by(self, peer: Peer) -> str:
+        """Our Via sent-by (host:port) toward ``peer``."""
+        assert self.local is not None
+        found = self.local.socket_for(peer.transport, peer.host)
+        if found is None:
+            return "127.0.0.1"
+        host, port = found
+        return f"{self.local.address_toward(host, peer.host)}:{port}"
 
     async def _resolve(self, uri: SipURI) -> Peer | None:
         return await resolve_uri(uri)

@@ -105,6 +105,20 @@ NonEmptyText = Annotated[str, AfterValidator(_no_control_characters), AfterValid
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
+def _event_name(value: str) -> str:
+    if not value or not set(value) <= _TOKEN_CHARACTERS or value in ("reg", "presence"):
+        raise ValueError(
+            'must be a SIP token other than "reg" and "presence", e.g. "user-available"'
+        )
+    return value
+
+
+_TOKEN_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+)
+EventName = Annotated[str, AfterValidator(_event_name)]
+
+
 class _Table(BaseModel):
     """One table of the file: unknown keys are errors, types are not coerced."""
 
@@ -246,7 +260,8 @@ class RegistrarSettings(_Table):
     """REGISTER handling and the location service (RFC 3261 10)."""
 
     name: NonEmptyText = Field(
-        default="Registrar", description="name of the registrar in logs and the web admin"
+        default="Registrar",
+        description="user part of the registrar's address sip:<name>@<domain> (presence events)",
     )
     case_sensitive: bool = Field(
         default=False, description='treat user names differing in case ("Alice", "alice") as two'
@@ -289,6 +304,38 @@ class RegistrarSettings(_Table):
     allow_unknown_users: bool = Field(
         default=False, description="accept registrations for users not listed in [[users]]"
     )
+    presence_events: bool = Field(
+        default=True,
+        description="answer SUBSCRIBE sip:<name>@<domain> with who is registered (issue 4)",
+    )
+    event_available: EventName = Field(
+        default="user-available", description="Event package listing users who are registered"
+    )
+    event_unavailable: EventName = Field(
+        default="user-unavailable", description="Event package listing users who are not"
+    )
+    presence_compat: Literal["", "lanscape"] = Field(
+        default="",
+        description='NOTIFY form: "" = in the dialog (RFC 6665); "lanscape" = original phones',
+    )
+    presence_standard_packages: bool = Field(
+        default=True, description="also serve the reg (RFC 3680) and presence (RFC 3856) packages"
+    )
+    notify_max_bytes: int = Field(
+        default=1300, ge=560, description="split user lists so each NOTIFY stays this small"
+    )
+    notify_failures_before_drop: int = Field(
+        default=3, ge=1, description="failed NOTIFYs in a row that end a subscription"
+    )
+    subscribe_min_expires: int = Field(
+        default=60, ge=1, description="shorter SUBSCRIBE lifetimes get 423"
+    )
+    subscribe_default_expires: int = Field(
+        default=3600, ge=1, description="SUBSCRIBE lifetime when none is asked"
+    )
+    subscribe_max_expires: int = Field(
+        default=7200, ge=1, description="longer SUBSCRIBE lifetimes are cut to this"
+    )
 
     @model_validator(mode="after")
     def _expires_in_order(self) -> RegistrarSettings:
@@ -304,6 +351,26 @@ class RegistrarSettings(_Table):
                 self.default_expires,
                 f"must be between min_expires and max_expires "
                 f"({self.min_expires} to {self.max_expires} seconds)",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _presence_in_order(self) -> RegistrarSettings:
+        if self.event_available == self.event_unavailable:
+            raise SettingProblem(
+                ("event_unavailable",), self.event_unavailable, "must differ from event_available"
+            )
+        low, default, high = (
+            self.subscribe_min_expires,
+            self.subscribe_default_expires,
+            self.subscribe_max_expires,
+        )
+        if not low <= default <= high:
+            raise SettingProblem(
+                ("subscribe_default_expires",),
+                default,
+                "must be between subscribe_min_expires and subscribe_max_expires "
+                f"({low} to {high})",
             )
         return self
 

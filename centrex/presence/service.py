@@ -40,10 +40,14 @@ for every package it serves from registration state, and only for those.
    registrar event names sent to a user rather than to the registrar, ...):
    not ours; the proxy forwards it to the user's phones.
 
-Who may subscribe (``may_subscribe``, checked by the caller): a user of the
-domain. Once authentication exists that is a subscriber whose credentials
-were verified for the From user; until then, a From user with at least one
-registration. A user disabled in the directory never may.
+Who may subscribe (``may_subscribe``, checked by the caller; ``answer_subscribe``
+does it all for the proxy): a user of the domain. That is a subscriber whose
+digest credentials were verified for the From user, or, without credentials
+(authentication off, a trusted peer), a From user with at least one
+registration. A SUBSCRIBE inside an existing dialog (never challenged) is
+let through to the table, which answers 481 to an unknown dialog and 403 to
+another From than the dialog's subscriber. A user disabled in the directory
+never may. Anyone else gets 403.
 
 Clocks: the table, the recovery file and ``now`` arguments use wall-clock
 seconds (``wall_clock``), as the registrar does, so that expiry times
@@ -313,13 +317,19 @@ class PresenceService:
             return None
         return f"{key[: key.rfind('@') + 1]}{domain}"
 
-    def may_subscribe(self, aor: str, *, has_bindings: bool, authenticated: bool) -> bool:
+    def may_subscribe(
+        self, aor: str, *, has_bindings: bool, authenticated: bool, in_dialog: bool = False
+    ) -> bool:
         """Whether ``aor`` (a canonical AOR of a served domain) may subscribe.
 
         The rule of the issue, "only users of the domain": a user disabled in
         the directory never; one whose credentials were verified for this
-        AOR's user (``authenticated``) always; until authentication exists,
-        one with at least one registration (``has_bindings``).
+        AOR's user (``authenticated``) always; one without credentials (auth
+        off, or a trusted peer) when it has at least one registration
+        (``has_bindings``). A SUBSCRIBE inside a dialog (``in_dialog``: a To
+        tag; authentication never challenges those) needs no more: only the
+        subscriber that created the dialog can refresh or end it, the table
+        answers 481 for an unknown dialog and 403 for another From.
         """
         user = aor_user(aor)
         if not user:
@@ -328,7 +338,7 @@ class PresenceService:
         entry = self.directory.find(name, include_disabled=True)
         if entry is not None and not entry.enabled:
             return False
-        return authenticated or has_bindings
+        return authenticated or in_dialog or has_bindings
 
     # -- SUBSCRIBE ----------------------------------------------------------------------
 
@@ -377,8 +387,8 @@ class PresenceService:
         for the proxy: 403 to a subscriber that is not a user of the domain.
 
         ``registered(aor)`` tells whether the AOR has bindings (the registrar's
-        lookup); ``identity`` is the user name authentication verified, None
-        when the request was not authenticated.
+        lookup; asked only when it matters); ``identity`` is the user name
+        authentication verified, None when the request was not authenticated.
         """
         subscriber = self.subscriber_of(request)
         allowed = False
@@ -386,12 +396,17 @@ class PresenceService:
             key = self.directory.key
             user = unescape(aor_user(subscriber) or "")
             authenticated = identity is not None and key(identity) == key(user)
+            in_dialog = request.to_tag is not None
             if identity is not None and not authenticated:
                 subscriber = None  # credentials of someone else: 403 below
             else:
-                has_bindings = False if authenticated else await registered(subscriber)
+                asks = not (authenticated or in_dialog)
+                has_bindings = asks and await registered(subscriber)
                 allowed = self.may_subscribe(
-                    subscriber, has_bindings=has_bindings, authenticated=authenticated
+                    subscriber,
+                    has_bindings=has_bindings,
+                    authenticated=authenticated,
+                    in_dialog=in_dialog,
                 )
         if subscriber is None or not allowed:
             response = make_response(
@@ -524,14 +539,16 @@ class PresenceService:
             await asyncio.wait(list(self._tasks))
 
     def _dispatch(self, notifies: list[Notify]) -> None:
-        """Send ``notifies`` in order: now when few and nothing waits, else
-        through the outbox, ``batch`` per turn of the loop."""
+        """Send ``notifies`` in order: when nothing waits, the first ``batch``
+        now; the rest through the outbox, ``batch`` per turn of the loop."""
         if not notifies:
             return
-        if not self._outbox and len(notifies) <= self.batch:
-            self._send_each(notifies)
+        if not self._outbox:
+            self._send_each(notifies[: self.batch])
             self._flush()
-            return
+            notifies = notifies[self.batch :]
+            if not notifies:
+                return
         self._outbox.extend(notifies)
         if self._sender is None or self._sender.done():
             self._sender = self._spawn(self._drain_outbox())

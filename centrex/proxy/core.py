@@ -74,6 +74,21 @@ class Registrar(Protocol):
     async def lookup(self, aor: str, now: float) -> list[Binding]: ...
 
 
+class Presence(Protocol):
+    def is_for_registrar(self, request: Request) -> bool: ...
+
+    async def answer_subscribe(
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        inbound_peer: Peer,
+        *,
+        registered: Callable[[str], Awaitable[bool]],
+        identity: str | None = None,
+        local: str = "",
+    ) -> Response: ...
+
+
 class Directory(Protocol):
     def find(self, name: str, *, include_disabled: bool = False) -> object | None: ...
 
@@ -124,9 +139,11 @@ class Proxy:
         resolve: Callable[[SipURI], Awaitable[Peer | None]],
         secret: bytes,
         auth: AuthGate | None = None,
+        presence: Presence | None = None,
     ) -> None:
         self._secret = secret
         self.auth = auth
+        self.presence = presence
         self.transactions = transactions
         self.local = local
         self.registrar = registrar
@@ -278,6 +295,21 @@ class Proxy:
                 )
                 self._respond(tx, response)
                 return
+            if (
+                method == "SUBSCRIBE"
+                and domain is not None
+                and self.presence is not None
+                and self.presence.is_for_registrar(request)
+            ):
+                await self.presence.answer_subscribe(
+                    tx,
+                    request,
+                    inbound.peer,
+                    registered=self._has_bindings,
+                    identity=identity,
+                    local=str(inbound.local),
+                )
+                return
             if domain is not None and ruri.user is not None:
                 await self._proxy_to_user(tx, request, inbound, ruri, domain)
                 return
@@ -315,6 +347,9 @@ class Proxy:
             domain = self.local.canonical_domain(host) or host
             assert_identity(request, decision.user, domain)
         return decision.user
+
+    async def _has_bindings(self, aor: str) -> bool:
+        return bool(await self.registrar.lookup(aor, self._wall()))
 
     def _dialog_token(self, request: Request) -> str:
         """What our Record-Route carries to prove a later Route came from it: an

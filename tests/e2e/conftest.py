@@ -292,15 +292,28 @@ def _tail(path: Path, lines: int) -> str:
 def make_server(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., CentrexServer]]:
-    """``make_server(registrar={...}, users=(...))``: a started CentrexServer."""
+    """``make_server(registrar={...}, users=(...))``: a started CentrexServer;
+    ``auth={...}`` and ``passwords={user: password}`` turn authentication on."""
     servers: list[CentrexServer] = []
 
     def make(
         registrar: dict[str, object] | None = None,
         users: tuple[tuple[str, str], ...] = DEFAULT_USERS,
+        *,
+        auth: dict[str, object] | None = None,
+        passwords: dict[str, str] | None = None,
     ) -> CentrexServer:
+        security: dict[str, Any] = {}
+        if auth is not None:
+            security["auth"] = auth
+        if passwords is not None:
+            security["passwords"] = passwords
         server = CentrexServer(
-            tmp_path / f"server{len(servers)}", pick_free_port(), registrar or {}, users
+            tmp_path / f"server{len(servers)}",
+            pick_free_port(),
+            registrar or {},
+            users,
+            **security,
         )
         servers.append(server)
         server.start()
@@ -442,8 +455,15 @@ class Phones:
         calls: int = 1,
         name: str | None = None,
         extra: tuple[str, ...] = (),
+        local_ip: str = HOST,
+        send_to: str | None = None,
     ) -> SippRun:
-        """Start sipp with scenarios/``scenario``, as user ``service`` (-s) if given."""
+        """Start sipp with scenarios/``scenario``, as user ``service`` (-s) if given.
+
+        ``local_ip`` is the address sipp binds (another loopback address, e.g.
+        127.0.0.3, is another source for the server); ``send_to`` ("ip:port")
+        sends everything there instead of to the server (-rsa; a relay).
+        """
         name = name or f"{len(self.runs)}-{Path(scenario).stem}"
         local_port = pick_free_port()
         media_port = pick_free_port(also_free=(2,))
@@ -453,11 +473,11 @@ class Phones:
             remote,
             "-sf", str(SCENARIOS / scenario),
             *(("-s", service) if service is not None else ()),
-            "-i", HOST,
+            "-i", local_ip,
             "-p", str(local_port),
-            "-mi", HOST,
+            "-mi", local_ip,
             "-mp", str(media_port),
-            "-rsa", remote,
+            "-rsa", send_to or remote,
             "-t", "u1" if transport == "udp" else "t1",
             "-m", str(calls),
             "-timeout", f"{SIPP_TIMEOUT_S}s",
@@ -537,3 +557,41 @@ def phones(
 ) -> Phones:
     """sipp phones talking to ``server``."""
     return make_phones(server)
+
+
+# -- sipvicious -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sipvicious:
+    """The sipvicious tools (Debian package ``sipvicious``): ``svwar`` enumerates
+    extensions, ``svcrack`` guesses passwords. ``python`` and ``module_dir`` run
+    their code in-process from a wrapper script (``python -c``)."""
+
+    svwar: str
+    svcrack: str
+    python: str
+    module_dir: Path
+
+
+@pytest.fixture(scope="session")
+def sipvicious() -> Sipvicious:
+    """sipvicious' svwar and svcrack (Debian package sipvicious)."""
+    svwar, svcrack = shutil.which("svwar"), shutil.which("svcrack")
+    message = ""
+    if svwar is None or svcrack is None:
+        message = "sipvicious (Debian sipvicious: svwar, svcrack) is not installed"
+    else:
+        # Debian: /usr/bin/svcrack -> /usr/share/sipvicious/sipvicious_svcrack,
+        # next to the package "sipvicious"; its shebang names the interpreter.
+        script = Path(svcrack).resolve()
+        first = script.read_text(encoding="utf-8", errors="replace").splitlines()[:1]
+        python = first[0][2:].strip().split()[0] if first and first[0].startswith("#!") else ""
+        if not (script.parent / "sipvicious").is_dir() or not python:
+            message = f"sipvicious found at {script}, but not its Python package next to it"
+    if message:
+        if os.environ.get("CENTREX_TEST_STRICT") == "1":
+            pytest.fail(message + " and CENTREX_TEST_STRICT=1", pytrace=False)
+        pytest.skip(message)
+    assert svwar is not None and svcrack is not None
+    return Sipvicious(svwar, svcrack, python, script.parent)

@@ -1,0 +1,120 @@
+"""Registrar presence events on a real server over loopback UDP (issue 4)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from centrex.sip.build import make_response
+from centrex.sip.message import Request
+
+from .harness import Phone, open_phone, register, request, running_server, udp_port
+
+
+def run(coro: object) -> None:
+    asyncio.run(asyncio.wait_for(coro, 30))  # type: ignore[arg-type]
+
+
+async def notify(phone: Phone, port: int, timeout: float = 2.0) -> Request:
+    """The next NOTIFY, answered 200 as a phone would."""
+    while True:
+        message = await phone.request(timeout)
+        if message.method == "NOTIFY":
+            phone.send(make_response(message, 200).to_bytes(), port)
+            return message
+
+
+async def no_notify(phone: Phone, timeout: float = 1.0) -> bool:
+    try:
+        await phone.request(timeout)
+    except TimeoutError:
+        return True
+    return False
+
+
+def subscribe(phone: Phone, event: str, expires: int, **kwargs: object) -> str:
+    return request(
+        "SUBSCRIBE",
+        "sip:Registrar@example.com",
+        phone,
+        extra=f"Event: {event}\r\nExpires: {expires}\r\n",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def scenario_for(compat: str) -> object:
+    async def scenario(tmp_path: Path) -> None:
+        registrar = f'presence_compat = "{compat}"' if compat else ""
+        async with running_server(tmp_path, registrar=registrar) as server:
+            port = udp_port(server)
+            watcher, bob, carol = await open_phone(), await open_phone(), await open_phone()
+            assert (await register(server, watcher, "1001")).status == 200
+            original = subscribe(watcher, "user-available", 3600, call_id="sub-a")
+            watcher.send(original, port)
+            ok = await watcher.response()
+            assert ok.status == 200
+            first = await notify(watcher, port)
+            assert first.get("Event") == "user-available;param=1001|Alice"
+            if compat:
+                assert first.call_id != "sub-a"
+                assert first.to_tag is None
+                assert "Subscription-State" not in first
+            else:
+                assert first.call_id == "sub-a"
+                assert first.to_tag is not None
+                assert (first.get("Subscription-State") or "").startswith("active")
+
+            watcher.send(subscribe(watcher, "user-unavailable", 3600, call_id="sub-u"), port)
+            assert (await watcher.response()).status == 200
+            offline = await notify(watcher, port)
+            names = (offline.get("Event") or "").split("param=")[1].split("|")[0::2]
+            assert sorted(names) == ["1002", "1003"]
+
+            assert (await register(server, bob, "1002")).status == 200
+            joined = await notify(watcher, port)
+            assert joined.get("Event") == "user-available;param=1002|Bob"
+
+            assert (await register(server, bob, "1002", expires=0)).status == 200
+            left = await notify(watcher, port)
+            assert left.get("Event") == "user-unavailable;param=1002|Bob"
+
+            # Expires 0 ends the user-available subscription.
+            to_tag = "" if compat else f";tag={ok.to_tag}"
+            unsubscribe = (
+                original.replace("Expires: 3600", "Expires: 0")
+                .replace("CSeq: 1 SUBSCRIBE", "CSeq: 2 SUBSCRIBE")
+                .replace("branch=z9hG4bKt", "branch=z9hG4bKu")
+                .replace(
+                    "To: <sip:Registrar@example.com>", f"To: <sip:Registrar@example.com>{to_tag}"
+                )
+            )
+            watcher.send(unsubscribe, port)
+            assert (await watcher.response()).status == 200
+            if not compat:
+                final = await notify(watcher, port)
+                assert (final.get("Subscription-State") or "").startswith("terminated")
+            assert (await register(server, carol, "1003")).status == 200
+            assert await no_notify(watcher)
+
+    return scenario
+
+
+def test_user_available_and_unavailable_in_the_rfc_6665_form(tmp_path: Path) -> None:
+    run(scenario_for("")(tmp_path))  # type: ignore[operator]
+
+
+def test_user_available_and_unavailable_in_the_lanscape_form(tmp_path: Path) -> None:
+    run(scenario_for("lanscape")(tmp_path))  # type: ignore[operator]
+
+
+def test_only_users_of_the_domain_may_subscribe(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            stranger = await open_phone()
+            data = subscribe(stranger, "user-available", 3600).replace(
+                "From: <sip:1001@example.com>", "From: <sip:eve@elsewhere.example>"
+            )
+            stranger.send(data, udp_port(server))
+            assert (await stranger.response()).status == 403
+
+    run(scenario())

@@ -198,6 +198,7 @@ class Server:
             failures=self.failures,
             limiter=self.limiter,
             drop_scanners=auth.drop_scanners,
+            algorithms=auth.algorithms,
         )
         self.registrar = Registrar(
             settings.registrar,

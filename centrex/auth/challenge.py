@@ -41,7 +41,7 @@ replays detectable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from centrex.auth.credentials import Credentials
@@ -171,7 +171,12 @@ class Authenticator:
         trusted: Iterable[str] = (),
         relax_from_match: bool = False,
         nonce_counter: NonceCounter | None = None,
+        algorithms: Sequence[str] = ALGORITHMS,
     ) -> None:
+        unknown = [a for a in algorithms if a not in ALGORITHMS]
+        if unknown or not algorithms:
+            raise ValueError(f"algorithms must be some of {list(ALGORITHMS)}, not {unknown}")
+        self.algorithms = tuple(algorithms)
         self.realm_for_domain = realm_for_domain
         self.credentials = credentials
         self.codec = codec
@@ -250,7 +255,7 @@ class Authenticator:
         kind = _REGISTRAR if request.method == "REGISTER" else _PROXY
         nonce = self.codec.new(now, realm)
         headers = []
-        for algorithm in ALGORITHMS:
+        for algorithm in self.algorithms:
             params = {"realm": realm, "nonce": nonce, "algorithm": algorithm, "qop": "auth"}
             if stale:
                 params["stale"] = "true"
@@ -267,7 +272,7 @@ class Authenticator:
         if any(not params.get(name) for name in _REQUIRED):
             raise _Failure("incomplete credentials")
         algorithm = normalize_algorithm(params.get("algorithm"))
-        if algorithm is None:
+        if algorithm is None or algorithm not in self.algorithms:
             raise _Failure("algorithm not offered")
         qop = params.get("qop")
         if qop is None:

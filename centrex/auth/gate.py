@@ -45,6 +45,7 @@ class AuthGate:
         failures: FailureTracker,
         limiter: RateLimiter,
         drop_scanners: bool,
+        algorithms: Sequence[str] = ("SHA-256", "MD5"),
     ) -> None:
         self.enabled = enabled
         credentials, warnings = Credentials.from_users(users, realms, case_sensitive=case_sensitive)
@@ -56,6 +57,7 @@ class AuthGate:
             NonceCodec(secret, nonce_lifetime_s),
             trusted=trusted,
             relax_from_match=relax_from_match,
+            algorithms=algorithms,
         )
         self.failures = failures
         self.limiter = limiter

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -19,6 +19,11 @@ def _network(value: str) -> str:
 
 
 Network = Annotated[str, AfterValidator(_network)]
+Algorithm = Literal["SHA-256", "MD5"]
+
+
+def _both_algorithms() -> list[Algorithm]:
+    return ["SHA-256", "MD5"]
 
 
 class AuthSettings(BaseModel):
@@ -32,6 +37,14 @@ class AuthSettings(BaseModel):
         description="challenge REGISTER (401) and calls from our users (407); off = trust everyone",
     )
     realm: str = Field(default="", description="digest realm; empty = the domain itself")
+    algorithms: list[Algorithm] = Field(
+        default_factory=_both_algorithms,
+        min_length=1,
+        description=(
+            "digest algorithms offered, in order; put MD5 first for phones that only "
+            "read the first challenge"
+        ),
+    )
     nonce_lifetime_s: int = Field(
         default=300, ge=10, description="a nonce older than this is answered with stale=true"
     )

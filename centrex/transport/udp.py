@@ -8,6 +8,7 @@ and can share its port number with an IPv4 one, as the TCP listeners do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from typing import Protocol, cast
@@ -60,12 +61,21 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         return True
 
 
+#: Receive buffer asked for each UDP listening socket.
+RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
+
+
 def bind_udp_socket(family: socket.AddressFamily, sockaddr: tuple[str | int, ...]) -> socket.socket:
     """A non-blocking UDP socket bound to ``sockaddr``; IPv6 sockets IPv6-only."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        # A burst (a flood, or many phones re-registering at once) must not
+        # overflow the kernel's queue and drop honest packets with it: ask for
+        # a large receive buffer; the kernel caps it at net.core.rmem_max.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         sock.bind(sockaddr)
         sock.setblocking(False)
     except BaseException:

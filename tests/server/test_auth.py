@@ -271,3 +271,17 @@ def test_known_scanners_get_no_answer(tmp_path: Path) -> None:
             assert answer is None
 
     run(scenario())
+
+
+def test_md5_first_is_a_setting_for_phones_that_read_only_the_first_challenge(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        auth = AUTH_ON.format(more='algorithms = ["MD5", "SHA-256"]\n')
+        async with running_server(tmp_path, auth=auth, extra=PASSWORDS) as s:
+            phone = await open_phone()
+            challenge = await register(phone, udp_port(s), "2001")
+            offered = [AuthParams.parse(v).params for v in challenge.get_all("WWW-Authenticate")]
+            assert [p["algorithm"] for p in offered] == ["MD5", "SHA-256"]
+
+    run(scenario())

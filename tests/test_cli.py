@@ -121,3 +121,23 @@ def test_bans_list_shows_what_the_server_published_and_clear_asks_it(tmp_path: P
     assert tracker.is_banned("192.0.2.66", now)
     assert apply_clear_requests(data, tracker) == 1
     assert not tracker.is_banned("192.0.2.66", now)
+
+
+def test_tls_selfsigned_writes_a_certificate_a_tls_listener_accepts(tmp_path: Path) -> None:
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    result = CliRunner().invoke(
+        main, ["tls", "selfsigned", str(cert), str(key), "--host", "127.0.0.1"]
+    )
+    assert result.exit_code == 0, result.output
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)  # raises if the pair does not match
+    assert key.stat().st_mode & 0o077 == 0
+
+
+def test_subscriptions_reads_the_servers_recovery_file(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    result = CliRunner().invoke(main, ["subscriptions", "--config", str(path)])
+    assert result.exit_code == 0
+    assert "no subscriptions" in result.output

@@ -266,3 +266,32 @@ def test_sip_trace_shows_the_bytes_as_they_crossed_the_wire(tmp_path: Path) -> N
         assert sent.startswith(" (") and f"To: 127.0.0.1:{phone.port}) >>>>\nSIP/2.0 200 OK" in sent
 
     run(scenario())
+
+
+def test_sighup_reload_takes_new_users_from_the_settings_file(tmp_path: Path) -> None:
+    from centrex.config import load_settings
+    from centrex.server import Server
+
+    async def scenario() -> None:
+        path = tmp_path / "centrex.toml"
+        base = (
+            '[server]\ndomains = ["example.com"]\n'
+            f'data_dir = "{tmp_path / "data"}"\n'
+            '[network]\nlisten = ["udp:127.0.0.1:0"]\n[auth]\nenabled = false\n'
+        )
+        path.write_text(base + '[[users]]\nuser = "1001"\n')
+        server = Server(load_settings(path), path)
+        await server.start()
+        try:
+            phone = await open_phone()
+            port = udp_port(server)
+            phone.send(request("INVITE", "sip:1005@example.com", phone), port)
+            assert (await phone.response()).status == 404
+            path.write_text(base + '[[users]]\nuser = "1001"\n[[users]]\nuser = "1005"\n')
+            server.reload_directory(path)
+            phone.send(request("INVITE", "sip:1005@example.com", phone), port)
+            assert (await phone.response()).status == 480  # known now, not registered
+        finally:
+            await server.stop()
+
+    run(scenario())

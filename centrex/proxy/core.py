@@ -578,7 +578,7 @@ class Proxy:
         elif response.status == 503:
             # 16.7 step 6: a 503 would make the caller think *we* are overloaded.
             response = response.copy()
-            response.status, response.reason = 500, "Server Internal Error"
+            response.set_status(500, "Server Internal Error")
         if response.status in (401, 407):
             response = response.copy()
             response.remove("www-authenticate")

@@ -583,6 +583,12 @@ class Response(Message):
     def start_line(self) -> bytes:
         return _encode(f"{self.version} {self.status} {self.reason}")
 
+    def set_status(self, status: int, reason: str) -> None:
+        """Change the status line (a proxy turning a 503 into 500, 16.7 step 6)."""
+        self.status = status
+        self.reason = reason
+        self._raw = None
+
     def copy(self) -> Response:
         lines, keys = self.copy_lines()
         return Response(self.status, self.reason, lines, keys, self.body, self._raw, self.version)

@@ -222,3 +222,10 @@ def test_set_top_via_replaces_only_the_first_value_of_a_combined_line() -> None:
     ]
     assert response.top_via.received == "10.0.0.1"
     assert response.count("Via") == 1
+
+
+def test_changing_the_status_of_an_unedited_response_renders_the_new_status() -> None:
+    response = parse_message(RESPONSE_180)
+    assert isinstance(response, Response)
+    response.set_status(183, "Session Progress")
+    assert response.to_bytes().startswith(b"SIP/2.0 183 Session Progress\r\n")

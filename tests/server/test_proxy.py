@@ -295,3 +295,20 @@ def test_sighup_reload_takes_new_users_from_the_settings_file(tmp_path: Path) ->
             await server.stop()
 
     run(scenario())
+
+
+def test_a_503_from_the_only_callee_reaches_the_caller_as_500(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            caller, callee = await open_phone(), await open_phone()
+            await register(server, callee, "1002")
+            port = udp_port(server)
+            caller.send(request("MESSAGE", "sip:1002@example.com", caller, body="x"), port)
+            forwarded = await callee.request()
+            from centrex.sip.build import make_response
+
+            callee.send(make_response(forwarded, 503, to_tag="o").to_bytes(), port)
+            response = await caller.response()
+            assert (response.status, response.reason) == (500, "Server Internal Error")
+
+    run(scenario())

@@ -309,6 +309,64 @@ def bans_clear(ip: str | None, config_path: Path | None) -> None:
     click.echo(f"asked the server to lift {'the ban of ' + ip if ip else 'every ban'}")
 
 
+# -- db ------------------------------------------------------------------------------------
+
+
+def _database_url(config_path: Path | None, url: str | None) -> str:
+    if url:
+        return url
+    settings = _load(config_path)
+    if not settings.registrar.database.url:
+        click.echo("no database: set registrar.database.url, or pass --url", err=True)
+        sys.exit(2)
+    return settings.registrar.database.url
+
+
+URL_OPTION = click.option("--url", default=None, help="Database URL (default: from the settings).")
+
+
+@main.group()
+def db() -> None:
+    """The shared registration database (registrar.store = "database")."""
+
+
+@db.command("init")
+@CONFIG_OPTION
+@URL_OPTION
+def db_init(config_path: Path | None, url: str | None) -> None:
+    """Create the schema, or upgrade it to this version of Centrex."""
+    from centrex.registrar.sql import init_schema
+
+    target = _database_url(config_path, url)
+    try:
+        revision = asyncio.run(init_schema(target))
+    except Exception as exc:
+        click.echo(f"centrex db init: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"schema at revision {revision}")
+
+
+@db.command("check")
+@CONFIG_OPTION
+@URL_OPTION
+def db_check(config_path: Path | None, url: str | None) -> None:
+    """Test the connection: server version, schema version, round-trip time, or what is wrong."""
+    from centrex.registrar.sql import check_database
+
+    result = asyncio.run(check_database(_database_url(config_path, url)))
+    if result.server_version:
+        click.echo(f"server      {result.server_version}")
+    if result.round_trip_ms is not None:
+        click.echo(f"round trip  {result.round_trip_ms:.1f} ms")
+    click.echo(
+        f"schema      {result.schema_revision or 'none'} (expected {result.expected_revision})"
+    )
+    if not result.ok:
+        click.echo(f"problem: {result.problem}", err=True)
+        sys.exit(1)
+    click.echo("OK")
+
+
 # -- tls -------------------------------------------------------------------------------------
 
 

@@ -33,6 +33,8 @@ from centrex.proxy.resolve import resolve_uri
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.memory import MemoryLocationStore
 from centrex.registrar.registrar import Registrar
+from centrex.registrar.sql import SqlLocationStore
+from centrex.registrar.store import LocationStore
 from centrex.sip.message import Request, Response
 from centrex.sip.uri import SipURI
 from centrex.transaction.events import (
@@ -105,10 +107,10 @@ def _refuse_what_is_not_built(settings: Settings) -> None:
                 f"network.listen: {address}: WebSocket transports are not available yet; "
                 "use udp, tcp or tls"
             )
-    if settings.registrar.store != "memory":
+    if settings.registrar.store == "database" and not settings.registrar.database.url:
         raise NotSupportedError(
-            'registrar.store = "database": the shared database store is not available yet; '
-            'use "memory"'
+            'registrar.store = "database" needs registrar.database.url, e.g. '
+            '"postgresql+asyncpg://centrex@db.example.net/centrex"'
         )
     if settings.server.workers != 1:
         logger.warning("server.workers = %d: one process serves for now", settings.server.workers)
@@ -149,7 +151,15 @@ class Server:
             trace=self.trace,
         )
         self.directory = Directory(settings.users, case_sensitive=settings.registrar.case_sensitive)
-        self.store = MemoryLocationStore.from_settings(settings.registrar, self.paths.data_dir)
+        self.store: LocationStore
+        if settings.registrar.store == "database":
+            self.store = SqlLocationStore(
+                settings.registrar.database.url,
+                server_id=settings.server.effective_instance_id(),
+                migrate=settings.registrar.database.migrate_on_start,
+            )
+        else:
+            self.store = MemoryLocationStore.from_settings(settings.registrar, self.paths.data_dir)
         self.domains = settings.server.effective_domains()
         self.registrar: Registrar | None = None
         self.presence: PresenceService | None = None
@@ -208,6 +218,7 @@ class Server:
             server_id=settings.server.effective_instance_id(),
             alias=self.local.canonical_domain,
         )
+        self.registrar.retry_after_s = settings.registrar.database.retry_after_s
         if settings.registrar.presence_events:
             self.presence = PresenceService(
                 PresenceSettings.from_registrar(

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from centrex.config.addresses import ListenAddress, check_host, parse_host_port
-from centrex.config.auth_settings import AuthSettings
+from centrex.config.auth_settings import AuthSettings, DatabaseSettings
 from centrex.config.errors import SettingProblem
 
 _ALPHANUMERIC = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -303,6 +303,10 @@ class RegistrarSettings(_Table):
     )
     allow_unknown_users: bool = Field(
         default=False, description="accept registrations for users not listed in [[users]]"
+    )
+    database: DatabaseSettings = Field(
+        default_factory=DatabaseSettings,
+        description='The shared registration database, used when store = "database".',
     )
     presence_events: bool = Field(
         default=True,

@@ -69,9 +69,21 @@ def _render(settings: Settings, *, header: str, mask_secrets: bool, effective: b
 
 def _table(model: BaseModel, mask_secrets: bool) -> Table:
     table = tomlkit.table()
+    nested: list[tuple[str, FieldInfo, BaseModel]] = []
     for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            nested.append((name, info, value))
+            continue
         _add_comment(table, info.description)
-        table.add(name, _value(getattr(model, name), info, mask_secrets))
+        table.add(name, _value(value, info, mask_secrets))
+    # Sub-tables ([registrar.database]) after every plain key of their parent.
+    for name, info, value in nested:
+        table.add(tomlkit.nl())
+        _add_comment(table, info.description)
+        sub = _table(value, mask_secrets)
+        table.add(name, sub)
+        sub.trivia.indent = ""
     return table
 
 

@@ -95,6 +95,8 @@ class Registrar:
         self.directory = directory
         self.server_id = server_id
         self.alias = alias
+        #: Retry-After of the 503 sent when the store cannot commit a change.
+        self.retry_after_s = 30
         self.listeners = EventListeners()
         self._new_id = new_id
         self._new_tag = new_tag
@@ -193,7 +195,9 @@ class Registrar:
         except Exception:
             # 10.3 step 7: a failed commit fails the request; the store applied nothing.
             logger.exception("location store failed to update %s", reg.aor)
-            return self._respond(request, 500, "Location service unavailable")
+            # Never a 200 for a binding that was not stored; the phone retries.
+            retry = (("Retry-After", str(self.retry_after_s)),)
+            return self._respond(request, 503, "Location service unavailable", retry)
         if not outcome.ok:
             return self._respond(request, outcome.status, outcome.reason)
         self._emit_update(reg.aor, outcome, now)

@@ -164,9 +164,10 @@ class FailingStore(MemoryLocationStore):
         raise OSError("database gone")
 
 
-def test_store_failure_fails_the_request_with_500() -> None:
+def test_store_failure_is_503_with_retry_after_never_a_200() -> None:
     response = handle(make_registrar(FailingStore(None)), register())
-    assert response.status == 500
+    assert response.status == 503
+    assert response.get("Retry-After") == "30"
 
 
 # -- connections -------------------------------------------------------------------

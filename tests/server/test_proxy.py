@@ -312,3 +312,21 @@ def test_a_503_from_the_only_callee_reaches_the_caller_as_500(tmp_path: Path) ->
             assert (response.status, response.reason) == (500, "Server Internal Error")
 
     run(scenario())
+
+
+def test_calls_route_through_the_database_store(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        registrar = (
+            'store = "database"\n[registrar.database]\n'
+            f'url = "sqlite+aiosqlite:///{tmp_path / "loc.db"}"\nmigrate_on_start = true\n'
+        )
+        async with running_server(tmp_path, registrar=registrar) as server:
+            caller, callee = await open_phone(), await open_phone()
+            assert (await register(server, callee, "1002")).status == 200
+            caller.send(
+                request("MESSAGE", "sip:1002@example.com", caller, body="x"), udp_port(server)
+            )
+            forwarded = await callee.request()
+            assert forwarded.uri == f"sip:1002@127.0.0.1:{callee.port}"
+
+    run(scenario())

@@ -1,0 +1,85 @@
+"""Async engines for the three supported databases, each set up the same way.
+
+PostgreSQL (``postgresql+asyncpg://``) and MariaDB / MySQL
+(``mysql+aiomysql://``, ``mysql+asyncmy://``) run at READ COMMITTED, so a
+statement after a lock sees what the lock holder committed. SQLite
+(``sqlite+aiosqlite:///file``) has no row locks: a writing transaction starts
+with ``BEGIN IMMEDIATE``, which takes the database's write lock up front.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+#: The execution option that marks a connection about to write (SQLite: BEGIN IMMEDIATE).
+WRITE = "centrex_write"
+
+_DRIVERS = {
+    "postgresql": {"asyncpg"},
+    "mysql": {"aiomysql", "asyncmy"},
+    "mariadb": {"aiomysql", "asyncmy"},
+    "sqlite": {"aiosqlite"},
+}
+
+
+class DatabaseUrlError(ValueError):
+    """A database URL this store cannot use, with what is expected."""
+
+
+def parse_url(url: str | URL) -> URL:
+    """``url`` parsed and checked for a supported async driver."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise DatabaseUrlError(f"not a database URL: {url!s}: {exc}") from exc
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if driver not in _DRIVERS.get(backend, set()):
+        raise DatabaseUrlError(
+            f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
+            "expected postgresql+asyncpg://, mysql+aiomysql://, mysql+asyncmy:// "
+            "or sqlite+aiosqlite:///"
+        )
+    if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
+
+
+def make_engine(url: str | URL, *, pooled: bool = True, **options: Any) -> AsyncEngine:
+    """An engine for ``url``; ``pooled=False`` opens a connection per use (checks, init)."""
+    parsed = parse_url(url)
+    kwargs: dict[str, Any] = dict(options)
+    if not pooled:
+        kwargs["poolclass"] = NullPool
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
+        engine = create_async_engine(parsed, **kwargs)
+        _sqlite_transactions(engine)
+        return engine
+    kwargs.setdefault("isolation_level", "READ COMMITTED")
+    if pooled:
+        # A connection the database dropped (restart, failover) is replaced, not used.
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_recycle", 1800)
+    return create_async_engine(parsed, **kwargs)
+
+
+def _sqlite_transactions(engine: AsyncEngine) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, emit BEGIN (the documented recipe)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

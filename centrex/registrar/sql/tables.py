@@ -1,0 +1,136 @@
+"""The location tables, as SQLAlchemy Core objects, and the row <-> Binding mapping.
+
+``centrex_binding`` holds one row per binding, keyed by (aor, id).
+``centrex_aor`` holds one row per address-of-record that ever had a binding:
+it is the lock every writer takes before touching that AOR's bindings (so
+updates of one AOR serialize even when it has no binding yet, and
+multi-AOR writers lock in AOR order, which rules out deadlocks) and its
+``version`` counts committed changes (for the cache invalidation to come).
+
+The migrations in ``centrex/registrar/migrations`` create exactly these
+tables; ``tests/registrar/test_sql_store.py`` checks that they agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from centrex.registrar.binding import Binding, Source
+
+#: Alembic's own bookkeeping table (named so it cannot clash with other apps').
+VERSION_TABLE = "centrex_alembic_version"
+
+# MariaDB compares strings case-insensitively by default; AORs and binding ids
+# are compared exactly (the registrar has already folded case where it should).
+_MYSQL: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+metadata = MetaData()
+
+aor_table = Table(
+    "centrex_aor",
+    metadata,
+    Column("aor", String(255), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    **_MYSQL,
+)
+
+binding_table = Table(
+    "centrex_binding",
+    metadata,
+    Column("aor", String(255), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("contact", Text, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("q", Double, nullable=True),
+    Column("call_id", String(255), nullable=False),
+    Column("cseq", BigInteger, nullable=False),
+    Column("transport", String(8), nullable=False),
+    Column("source_host", String(255), nullable=False),
+    Column("source_port", Integer, nullable=False),
+    Column("local", String(255), nullable=False),
+    Column("connection_id", BigInteger, nullable=True),
+    Column("instance", String(255), nullable=True),
+    Column("reg_id", Integer, nullable=True),
+    Column("path", Text, nullable=False),
+    Column("user_agent", Text, nullable=True),
+    Column("server_id", String(128), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index("ix_centrex_binding_expires_at", "expires_at"),
+    Index("ix_centrex_binding_connection", "server_id", "connection_id"),
+    **_MYSQL,
+)
+
+
+def binding_row(binding: Binding) -> dict[str, Any]:
+    """The column values of ``binding``."""
+    source = binding.source
+    return {
+        "aor": binding.aor,
+        "id": binding.id,
+        "contact": binding.contact,
+        "expires_at": binding.expires_at,
+        "q": binding.q,
+        "call_id": binding.call_id,
+        "cseq": binding.cseq,
+        "transport": source.transport,
+        "source_host": source.host,
+        "source_port": source.port,
+        "local": source.local,
+        "connection_id": source.connection_id,
+        "instance": binding.instance,
+        "reg_id": binding.reg_id,
+        "path": json.dumps(list(binding.path)),
+        "user_agent": binding.user_agent,
+        "server_id": binding.server_id,
+        "created_at": binding.created_at,
+        "updated_at": binding.updated_at,
+    }
+
+
+def row_binding(row: Mapping[Any, Any]) -> Binding:
+    """The binding stored in ``row`` (a mapping of ``binding_table``'s columns)."""
+    q = row["q"]
+    connection_id = row["connection_id"]
+    reg_id = row["reg_id"]
+    return Binding(
+        id=row["id"],
+        aor=row["aor"],
+        contact=row["contact"],
+        expires_at=float(row["expires_at"]),
+        q=None if q is None else float(q),
+        call_id=row["call_id"],
+        cseq=int(row["cseq"]),
+        source=Source(
+            row["transport"],
+            row["source_host"],
+            int(row["source_port"]),
+            row["local"],
+            None if connection_id is None else int(connection_id),
+        ),
+        instance=row["instance"],
+        reg_id=None if reg_id is None else int(reg_id),
+        path=tuple(json.loads(row["path"])),
+        user_agent=row["user_agent"],
+        server_id=row["server_id"],
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+    )

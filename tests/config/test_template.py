@@ -19,12 +19,39 @@ from centrex.config import (
 )
 
 
+def _is_table(annotation: object) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 def table_models() -> dict[str, type[BaseModel]]:
-    models = {}
+    """Every table by its dotted name, sub-tables ([registrar.database]) included."""
+    models: dict[str, type[BaseModel]] = {}
     for name, info in Settings.model_fields.items():
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+        if _is_table(info.annotation):
+            assert isinstance(info.annotation, type)
             models[name] = info.annotation
+            for sub, sub_info in info.annotation.model_fields.items():
+                if _is_table(sub_info.annotation):
+                    assert isinstance(sub_info.annotation, type)
+                    models[f"{name}.{sub}"] = sub_info.annotation
     return models
+
+
+def table_descriptions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in table_models():
+        parent, _, sub = name.partition(".")
+        info = Settings.model_fields[parent]
+        if sub:
+            assert isinstance(info.annotation, type)
+            info = info.annotation.model_fields[sub]
+        out[name] = info.description
+    return out
+
+
+def plain_keys(model: type[BaseModel]) -> list[str]:
+    """The keys written in a table itself (its sub-tables come after them)."""
+    return [k for k, info in model.model_fields.items() if not _is_table(info.annotation)]
 
 
 def test_default_config_loads_back_to_the_defaults(tmp_path: Path) -> None:
@@ -38,13 +65,17 @@ def test_default_config_writes_every_table_and_key() -> None:
     assert data == Settings().model_dump(exclude={"users"})
     # Every key written out, not left to the defaults:
     for name, model in table_models().items():
-        assert list(data[name]) == list(model.model_fields)
+        table = data
+        for part in name.split("."):
+            table = table[part]
+        subs = [k for k in model.model_fields if k not in plain_keys(model)]
+        assert list(table) == plain_keys(model) + subs
 
 
 def test_every_key_is_preceded_by_its_description() -> None:
     lines = render_default_config().splitlines()
     tables = table_models()
-    descriptions = {name: Settings.model_fields[name].description for name in tables}
+    descriptions = table_descriptions()
     table_name = ""
     for index, line in enumerate(lines):
         if line.startswith("[") and not line.startswith("[["):

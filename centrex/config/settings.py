@@ -21,7 +21,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from centrex.config.addresses import ListenAddress, check_host, parse_host_port
-from centrex.config.auth_settings import AuthSettings, DatabaseSettings
+from centrex.config.auth_settings import AuthSettings
+from centrex.config.database_settings import DatabaseSettings
 from centrex.config.errors import SettingProblem
 
 _ALPHANUMERIC = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -183,7 +183,8 @@ def write_atomically(path: Path, data: bytes) -> None:
     cut. On any failure the temporary file is removed and ``path`` is untouched.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique per write: a save still running in a thread at stop must not share it.
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         with open(temp, "wb") as file:
             file.write(data)

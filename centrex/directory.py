@@ -19,6 +19,8 @@ class Directory:
 
     def __init__(self, users: Iterable[User], case_sensitive: bool) -> None:
         self.case_sensitive = case_sensitive
+        #: Grows with every ``replace``: what was derived from the users is stale.
+        self.version = 0
         self._users: dict[str, User] = {}
         for user in users:
             key = self.key(user.user)
@@ -30,6 +32,7 @@ class Directory:
         """Take the users of ``other`` (a reload), keeping this object for its holders."""
         self.case_sensitive = other.case_sensitive
         self._users = dict(other._users)
+        self.version += 1
 
     def key(self, name: str) -> str:
         """How ``name`` is compared: as written, or lower-cased."""

@@ -332,6 +332,13 @@ class RegistrarSettings(_Table):
     notify_failures_before_drop: int = Field(
         default=3, ge=1, description="failed NOTIFYs in a row that end a subscription"
     )
+    notify_min_interval_ms: int = Field(
+        default=1000,
+        ge=0,
+        le=60000,
+        description="changes within this time of a subscriber's last change NOTIFY are merged "
+        "into one (0 = each change at once)",
+    )
     subscribe_min_expires: int = Field(
         default=60, ge=1, description="shorter SUBSCRIBE lifetimes get 423"
     )

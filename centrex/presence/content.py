@@ -26,7 +26,7 @@ from centrex.presence.bodies import (
 from centrex.presence.dialog import Notify, Subscription
 from centrex.presence.roster import Roster
 from centrex.presence.settings import PresenceSettings
-from centrex.presence.userlist import PARAM_PREFIX, encode_all, event_value, pack
+from centrex.presence.userlist import PARAM_PREFIX, event_value, pack
 from centrex.registrar.binding import Binding
 from centrex.registrar.events import AorEvent
 from centrex.sip.message import Request
@@ -190,11 +190,7 @@ class NotifyBuilder:
             return [self.presence_notify(sub, now)]
         if not initial:
             return [self.list_notify(sub, now)]
-        if sub.kind == "available":
-            users = self.roster.available_users(sub.domain)
-        else:
-            users = self.roster.unavailable_users(sub.domain)
-        encoded, sizes = encode_all(users)
+        encoded, sizes = self.roster.encoded_list(sub.domain, available=sub.kind == "available")
         return self.list_notifies(sub, encoded, sizes, now)
 
     def final(

@@ -94,6 +94,10 @@ class Subscription:
     # and the NOTIFYs sent and not yet answered (id -> sent at).
     queue: deque[Notify] = field(default_factory=deque)
     outstanding: dict[str, float] = field(default_factory=dict)
+    # Not persisted: when the last burst of change NOTIFYs started, and until
+    # when the waiting ones are held back (the throttle; 0: not held).
+    burst_at: float = float("-inf")
+    held_until: float = 0.0
 
     @property
     def dialog_key(self) -> tuple[str, str, str]:

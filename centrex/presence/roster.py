@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from centrex.directory import Directory
-from centrex.presence.userlist import UserEntry
+from centrex.presence.userlist import UserEntry, encode_all
 from centrex.registrar.aor import aor_host, aor_user
 from centrex.registrar.binding import Binding, lookup_order
 from centrex.sip.uri import unescape
@@ -26,6 +26,9 @@ class Roster:
         self.directory = directory
         self.case_sensitive = case_sensitive
         self._domains: dict[str, dict[str, tuple[Binding, ...]]] = {}
+        # Who is in each domain changed this many times (for the list cache).
+        self._versions: dict[str, int] = {}
+        self._lists: dict[tuple[bool, str], tuple[int, int, list[str], list[int]]] = {}
 
     def load(self, bindings: Iterable[Binding], now: float) -> int:
         """Replace the roster with the live ``bindings`` (at start); returns the AOR count."""
@@ -34,6 +37,7 @@ class Roster:
             if binding.live(now):
                 grouped.setdefault(binding.aor, []).append(binding)
         self._domains = {}
+        self._lists.clear()
         for aor, found in grouped.items():
             self.set(aor, tuple(lookup_order(found)))
         return len(grouped)
@@ -44,9 +48,12 @@ class Roster:
         table = self._domains.get(domain)
         before = table.get(aor, ()) if table is not None else ()
         if bindings:
+            if not before:
+                self._versions[domain] = self._versions.get(domain, 0) + 1
             self._domains.setdefault(domain, {})[aor] = bindings
         elif table is not None:
-            table.pop(aor, None)
+            if table.pop(aor, None) is not None:
+                self._versions[domain] = self._versions.get(domain, 0) + 1
             if not table:
                 del self._domains[domain]
         return before
@@ -84,3 +91,22 @@ class Roster:
             if f"sip:{name}@{domain}" not in online:
                 out.append(UserEntry(user.user, user.description))
         return out
+
+    def encoded_list(self, domain: str, *, available: bool) -> tuple[list[str], list[int]]:
+        """``available_users`` (or ``unavailable_users``) of ``domain`` encoded for
+        the Event header, with their byte sizes (``encode_all``).
+
+        Kept until someone joins or leaves the domain or the directory is
+        reloaded, so the subscribers that ask for a list in between (all the
+        phones of an office after a restart) share one build of it. The lists
+        returned are shared: do not change them.
+        """
+        key = (available, domain)
+        stamp = (self._versions.get(domain, 0), self.directory.version)
+        cached = self._lists.get(key)
+        if cached is not None and cached[:2] == stamp:
+            return cached[2], cached[3]
+        users = self.available_users(domain) if available else self.unavailable_users(domain)
+        encoded, sizes = encode_all(users)
+        self._lists[key] = (*stamp, encoded, sizes)
+        return encoded, sizes

@@ -193,6 +193,8 @@ class PresenceService:
         self._save_lock = asyncio.Lock()
         self._saved_changes = self.table.changes
         self._saved_at: float | None = None
+        self._release_timer: asyncio.TimerHandle | None = None
+        self._release_at: float | None = None
         #: NOTIFYs handed to the transaction layer, and those that failed.
         self.notifies_sent = 0
         self.notifies_failed = 0
@@ -227,6 +229,9 @@ class PresenceService:
     async def stop(self, now: float) -> None:
         """Stop sending and write the recovery file. NOTIFYs not sent yet are
         dropped; their CSeqs are covered by the restart gap (``recovery``)."""
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()
@@ -448,6 +453,28 @@ class PresenceService:
             logger.exception("presence: cannot fan out %s of %s", event.kind, event.aor)
             return
         self._dispatch(notifies)
+        self._arm_release()
+
+    def _arm_release(self) -> None:
+        """Have the loop call ``_release_due`` when the table's first held
+        NOTIFYs are due (the throttle); ``tick`` is the fallback without a loop."""
+        due = self.table.next_release()
+        if due is None or (self._release_at is not None and self._release_at <= due):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+        self._release_at = due
+        self._release_timer = loop.call_later(max(0.0, due - self._wall()), self._release_due)
+
+    def _release_due(self) -> None:
+        self._release_timer = None
+        self._release_at = None
+        self._dispatch(self.table.release_due(self._wall()))
+        self._arm_release()
 
     def on_bindings(self, aor: str, bindings: Iterable[Binding]) -> None:
         """An AOR that stays available changed bindings: its ``reg`` watchers

@@ -35,6 +35,10 @@ class PresenceSettings:
     bound subscription lifetimes (RFC 6665 4.2.1.1). ``notify_timeout_s`` is how
     long a NOTIFY may stay unanswered before it counts as timed out even when
     the sender never reports it (twice Timer F by default).
+    ``notify_min_interval_s`` throttles change NOTIFYs per subscription: the
+    first change after a quiet spell goes at once, the changes that follow
+    within this time wait and go together (RFC 6665 4.2.2 leaves the rate to
+    the notifier; RFC 3856 6.4 suggests throttling presence). 0: no throttle.
     """
 
     enabled: bool = True
@@ -50,6 +54,7 @@ class PresenceSettings:
     default_expires: int = 3600
     max_expires: int = 7200
     notify_timeout_s: float = 64.0
+    notify_min_interval_s: float = 1.0
     case_sensitive: bool = False
     user_agent: str = ""
 
@@ -71,6 +76,8 @@ class PresenceSettings:
             raise ValueError("notify_max_bytes leaves no room for a NOTIFY")
         if self.notify_failures_before_drop < 1:
             raise ValueError("notify_failures_before_drop must be at least 1")
+        if self.notify_min_interval_s < 0:
+            raise ValueError("notify_min_interval_s must not be negative")
 
     @property
     def wire_form(self) -> WireForm:
@@ -105,6 +112,10 @@ class PresenceSettings:
             notify_failures_before_drop=read(
                 "notify_failures_before_drop", default.notify_failures_before_drop
             ),
+            notify_min_interval_s=read(
+                "notify_min_interval_ms", default.notify_min_interval_s * 1000
+            )
+            / 1000,
             min_expires=read("subscribe_min_expires", default.min_expires),
             default_expires=read("subscribe_default_expires", default.default_expires),
             max_expires=read("subscribe_max_expires", default.max_expires),

@@ -15,9 +15,20 @@ Choices where the issue and the RFCs leave room:
   whose Event has no ``param``.
 - In the RFC 6665 form a subscription has at most one NOTIFY in flight; the
   others wait in order, so CSeq order is arrival order over UDP too (RFC 3261
-  12.2.2 would answer a late lower CSeq with 500). A name for a subscriber
-  whose list NOTIFYs are waiting joins the last waiting NOTIFY when it fits.
-  Lanscape NOTIFYs are separate requests and all go at once.
+  12.2.2 would answer a late lower CSeq with 500). Lanscape NOTIFYs are
+  separate requests; ``LANSCAPE_WINDOW`` of them may be in flight at once.
+  Either way a subscriber that answers slowly (or not at all) holds back
+  only its own NOTIFYs, and never gets more than it can take in. A name for
+  a subscriber whose list NOTIFYs are waiting joins the last waiting NOTIFY
+  when it fits.
+- Change NOTIFYs of the registrar events are throttled per subscription
+  (``notify_min_interval_s``): the first change after a quiet spell goes at
+  once; changes within the interval after it wait, their names merged, and
+  go together when it ends (plus a fixed per-subscription share of up to half
+  an interval, so that subscribers told of the same change are not all told
+  again in the same instant). ``release_due`` sends what is due;
+  ``next_release`` says when. Under a registration storm each subscriber
+  gets about one burst per interval instead of one NOTIFY per user.
 - A refresh in the RFC 6665 form sends the NOTIFY RFC 6665 4.2.1.2 requires:
   for the registrar events without ``param`` (nothing new: the list is not
   sent again), for reg the full state, for presence the PIDF. Lanscape: none.
@@ -76,7 +87,11 @@ from centrex.sip.errors import ParseError
 from centrex.sip.message import Request, Response
 from centrex.sip.uri import unescape
 
-__all__ = ["Notify", "Subscription", "SubscriptionTable", "Watcher"]
+__all__ = ["LANSCAPE_WINDOW", "Notify", "Subscription", "SubscriptionTable", "Watcher"]
+
+#: How many lanscape NOTIFYs of one subscription may be unanswered at once
+#: (in a dialog it is one, for CSeq order).
+LANSCAPE_WINDOW = 4
 
 
 def _token() -> str:
@@ -123,6 +138,7 @@ class SubscriptionTable:
         self._topics: dict[tuple[str, str], dict[str, None]] = {}
         self._by_subscriber: dict[str, dict[str, None]] = {}
         self._pending: dict[str, str] = {}
+        self._held: dict[str, None] = {}
         self.changes = 0
 
     # -- the table ----------------------------------------------------------------------
@@ -181,6 +197,8 @@ class SubscriptionTable:
             self._pending.pop(notify_id, None)
         sub.outstanding.clear()
         sub.queue.clear()
+        self._held.pop(sub.id, None)
+        sub.held_until = 0.0
         self.changes += 1
 
     def _watching(self, kind: Kind, key: str, now: float) -> list[Subscription]:
@@ -380,6 +398,7 @@ class SubscriptionTable:
             encoded, sizes = encode_all([self.roster.entry(event.aor)])
             for sub in listeners:
                 out += self._append_list(sub, encoded, sizes, now)
+                out += self._throttle(sub, now)
         changed = contact_changes(event, before)
         for sub in self._watching("reg", event.aor, now):
             out += self._enqueue(sub, [self.build.reg_notify(sub, now, changed)], now)
@@ -407,30 +426,85 @@ class SubscriptionTable:
             start = self.build.fill(sub, sub.queue[-1], encoded, sizes, 0, at_least_one=False)
             if start >= len(encoded):
                 return []
-        return self._enqueue(sub, self.build.list_notifies(sub, encoded, sizes, now, start), now)
+        notifies = self.build.list_notifies(sub, encoded, sizes, now, start)
+        return self._enqueue(sub, notifies, now, change=True)
 
     # -- sending order and outcomes -----------------------------------------------------
 
-    def _enqueue(self, sub: Subscription, notifies: list[Notify], now: float) -> list[Notify]:
-        """What to send now: every lanscape NOTIFY; in a dialog, one at a time."""
-        if sub.form == "lanscape":
-            for notify in notifies:
-                self._track(sub, notify, now)
-            return notifies
+    def _enqueue(
+        self, sub: Subscription, notifies: list[Notify], now: float, *, change: bool = False
+    ) -> list[Notify]:
+        """Queue ``notifies`` and return what to send now (``_release``).
+
+        A change of the registrar events (``change``) is left to the caller's
+        ``_throttle``; anything else (initial state, a refresh's NOTIFY) lifts
+        a hold and goes as soon as the window allows.
+        """
         sub.queue.extend(notifies)
+        if change:
+            return []
+        if sub.held_until:
+            self._held.pop(sub.id, None)
+            sub.held_until = 0.0
         return self._release(sub, now)
 
-    def _release(self, sub: Subscription, now: float) -> list[Notify]:
-        if sub.outstanding or not sub.queue:
+    def _throttle(self, sub: Subscription, now: float) -> list[Notify]:
+        """A change is queued for ``sub``: release it now, or hold it until the
+        subscription's interval is over (module docstring)."""
+        if sub.held_until:
+            return []  # held already: it goes with the others
+        if sub.outstanding:
+            # Still sending (a long list, an earlier burst): the names ride
+            # along at the pace the subscriber answers.
+            return self._release(sub, now)
+        interval = self.settings.notify_min_interval_s
+        if interval > 0 and now - sub.burst_at < interval:
+            share = (hash(sub.id) % 1024) / 2048 * interval
+            sub.held_until = sub.burst_at + interval + share
+            self._held[sub.id] = None
             return []
-        notify = sub.queue.popleft()
-        old = notify.request.get("Subscription-State") or ""
-        new = f"active;expires={sub.remaining(now)}"
-        # Never longer than when it was sized: an older, shorter expires is harmless.
-        if old.startswith("active") and len(new) <= len(old):
-            notify.request.set("Subscription-State", new)
-        self._track(sub, notify, now)
-        return [notify]
+        sub.burst_at = now
+        return self._release(sub, now)
+
+    def release_due(self, now: float) -> list[Notify]:
+        """Send the held change NOTIFYs whose interval is over."""
+        out: list[Notify] = []
+        for sub_id in list(self._held):
+            sub = self._subs.get(sub_id)
+            if sub is None:
+                del self._held[sub_id]
+            elif sub.held_until <= now:
+                del self._held[sub_id]
+                sub.held_until = 0.0
+                sub.burst_at = now
+                out += self._release(sub, now)
+        return out
+
+    def next_release(self) -> float | None:
+        """When ``release_due`` next has something to send (None: nothing held)."""
+        subs = self._subs
+        return min(
+            (subs[sub_id].held_until for sub_id in self._held if sub_id in subs), default=None
+        )
+
+    def _release(self, sub: Subscription, now: float) -> list[Notify]:
+        """The waiting NOTIFYs of ``sub`` that may go now: none while it is held,
+        else while fewer than its window are unanswered."""
+        if not sub.queue or sub.held_until:
+            return []
+        window = LANSCAPE_WINDOW if sub.form == "lanscape" else 1
+        out: list[Notify] = []
+        while sub.queue and len(sub.outstanding) < window:
+            notify = sub.queue.popleft()
+            if sub.form != "lanscape":
+                old = notify.request.get("Subscription-State") or ""
+                new = f"active;expires={sub.remaining(now)}"
+                # Never longer than when it was sized: an older, shorter expires is harmless.
+                if old.startswith("active") and len(new) <= len(old):
+                    notify.request.set("Subscription-State", new)
+            self._track(sub, notify, now)
+            out.append(notify)
+        return out
 
     def _track(self, sub: Subscription, notify: Notify, now: float) -> None:
         sub.outstanding[notify.id] = now
@@ -470,7 +544,7 @@ class SubscriptionTable:
         """End the subscriptions past their expiry (RFC 6665 4.2.2: a final NOTIFY
         with ``terminated;reason=timeout`` in the RFC 6665 form) and count the
         NOTIFYs unanswered for ``notify_timeout_s`` as timed out."""
-        out: list[Notify] = []
+        out: list[Notify] = self.release_due(now)
         timeout = self.settings.notify_timeout_s
         for sub in list(self._subs.values()):
             if not sub.live(now):
@@ -486,6 +560,9 @@ class SubscriptionTable:
         timeout = self.settings.notify_timeout_s
         times = [sub.expires_at for sub in self._subs.values()]
         times += [t + timeout for sub in self._subs.values() for t in sub.outstanding.values()]
+        held = self.next_release()
+        if held is not None:
+            times.append(held)
         return min(times, default=None)
 
     def _end(self, sub: Subscription, now: float, reason: str) -> list[Notify]:

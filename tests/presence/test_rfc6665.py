@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from centrex.presence import Notify, SubscriptionTable
+from centrex.presence.subscriptions import LANSCAPE_WINDOW
 from centrex.registrar.binding import Source
 from centrex.sip.message import Request, Response
 
@@ -59,12 +60,68 @@ def test_in_dialog_notifies_go_one_at_a_time_with_cseq_one_higher_each() -> None
     assert names(sent) == [name for name, _ in _many_users(100)]
 
 
-def test_lanscape_notifies_all_go_at_once() -> None:
+def test_lanscape_notifies_go_a_window_at_a_time_each_its_own_request() -> None:
     table = _registered_table(100, compat="lanscape")
-    _, notifies = _subscribe(table, subscribe())
-    assert len(notifies) > 2
-    assert len({n.request.call_id for n in notifies}) == len(notifies)
-    assert names(notifies) == [name for name, _ in _many_users(100)]
+    _, first = _subscribe(table, subscribe())
+    assert len(first) == LANSCAPE_WINDOW  # the rest waits for answers
+    sent = answer_all(table, first, T0)
+    assert len(sent) > LANSCAPE_WINDOW
+    assert len({n.request.call_id for n in sent}) == len(sent)
+    assert names(sent) == [name for name, _ in _many_users(100)]
+
+
+def test_a_lanscape_phone_that_never_answers_is_never_sent_more_than_the_window() -> None:
+    table = _registered_table(100, compat="lanscape", notify_min_interval_s=0)
+    _, first = _subscribe(table, subscribe())
+    sent = list(first)
+    for i in range(50):  # a registration storm, the phone silent
+        sent += table.on_aor_event(came(f"30{i:02}"), T0 + 1 + i / 100)
+    assert len(sent) == LANSCAPE_WINDOW
+    # Its names are all still owed: the first answers release them.
+    sent += answer_all(table, sent, T0 + 2)
+    assert names(sent)[-50:] == [f"30{i:02}" for i in range(50)]
+
+
+def test_changes_soon_after_a_change_wait_for_the_interval_and_go_together() -> None:
+    table = make_table(notify_min_interval_s=1.0)
+    _, first = _subscribe(table, subscribe())
+    answer_all(table, first, T0)
+    (told,) = table.on_aor_event(came("1234"), T0 + 10)  # after a quiet spell: at once
+    assert names([told]) == ["1234"]
+    assert table.notify_result(told.id, 200, T0 + 10) == []
+    assert table.on_aor_event(came("1235"), T0 + 10.2) == []  # within the interval: held
+    assert table.on_aor_event(came("voicemail"), T0 + 10.4) == []
+    due = table.next_release()
+    assert due is not None and T0 + 11 <= due <= T0 + 11.5
+    assert table.release_due(due - 0.01) == []
+    (together,) = table.release_due(due)
+    assert names([together]) == ["1235", "voicemail"]
+    assert table.release_due(due + 5) == []
+    assert table.next_release() is None
+
+
+def test_a_refresh_is_not_held_by_the_throttle() -> None:
+    table = make_table(notify_min_interval_s=5.0)
+    request = subscribe(expires=600)
+    ok, first = _subscribe(table, request)
+    answer_all(table, first, T0)
+    (told,) = table.on_aor_event(came("1234"), T0 + 10)
+    table.notify_result(told.id, 200, T0 + 10)
+    assert table.on_aor_event(came("1235"), T0 + 11) == []  # held
+    _, sent = _subscribe(table, within(ok, request, expires=600), T0 + 12)
+    assert names(sent) == ["1235"]  # the refresh's NOTIFY goes, the held name with it
+    assert table.next_release() is None
+
+
+def test_without_the_throttle_every_change_goes_at_once() -> None:
+    table = make_table(notify_min_interval_s=0)
+    _, first = _subscribe(table, subscribe())
+    answer_all(table, first, T0)
+    for i, user in enumerate(["1234", "1235", "voicemail"]):
+        (told,) = table.on_aor_event(came(user), T0 + 1 + i / 100)
+        assert names([told]) == [user]
+        table.notify_result(told.id, 200, T0 + 1 + i / 100)
+    assert table.next_release() is None
 
 
 def test_names_arriving_while_notifies_wait_join_the_last_waiting_one() -> None:

@@ -118,3 +118,32 @@ def test_only_users_of_the_domain_may_subscribe(tmp_path: Path) -> None:
             assert (await stranger.response()).status == 403
 
     run(scenario())
+
+
+def test_registrations_in_quick_succession_reach_a_watcher_together(tmp_path: Path) -> None:
+    """The throttle (notify_min_interval_ms, default 1 s): the first change
+    after a quiet spell is told at once, the next ones within the interval
+    wait and arrive in one NOTIFY."""
+
+    async def scenario() -> None:
+        dave = '[[users]]\nuser = "1004"\ndescription = "Dave"\n'
+        async with running_server(tmp_path, extra=dave) as server:
+            port = udp_port(server)
+            watcher, bob, carol, dave_phone = [await open_phone() for _ in range(4)]
+            assert (await register(server, watcher, "1001")).status == 200
+            watcher.send(subscribe(watcher, "user-available", 3600), port)
+            assert (await watcher.response()).status == 200
+            await notify(watcher, port)  # the initial list
+            loop = asyncio.get_running_loop()
+            assert (await register(server, bob, "1002")).status == 200
+            started = loop.time()
+            first = await notify(watcher, port, timeout=0.5)
+            assert first.get("Event") == "user-available;param=1002|Bob"
+            assert (await register(server, carol, "1003")).status == 200
+            assert (await register(server, dave_phone, "1004")).status == 200
+            together = await notify(watcher, port, timeout=3.0)
+            waited = loop.time() - started
+            assert together.get("Event") == "user-available;param=1003|Carol|1004|Dave"
+            assert 0.9 <= waited <= 2.5
+
+    run(scenario())

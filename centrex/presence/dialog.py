@@ -51,6 +51,9 @@ class Notify:
     final: bool = False
     #: The encoded user-list entries this NOTIFY carries (registrar events only).
     listed: list[str] | None = None
+    #: When a registration change made it (None: initial state, a refresh's
+    #: NOTIFY, ...); only such NOTIFYs are throttled.
+    change_at: float | None = None
 
 
 @dataclass(slots=True, eq=False)

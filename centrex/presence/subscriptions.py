@@ -23,12 +23,13 @@ Choices where the issue and the RFCs leave room:
   when it fits.
 - Change NOTIFYs of the registrar events are throttled per subscription
   (``notify_min_interval_s``): the first change after a quiet spell goes at
-  once; changes within the interval after it wait, their names merged, and
-  go together when it ends (plus a fixed per-subscription share of up to half
-  an interval, so that subscribers told of the same change are not all told
-  again in the same instant). ``release_due`` sends what is due;
-  ``next_release`` says when. Under a registration storm each subscriber
-  gets about one burst per interval instead of one NOTIFY per user.
+  once and starts a burst; a change made after a burst began waits until the
+  interval since that burst is over, its names merged with the others that
+  wait, and goes in the next burst (held a further fixed per-subscription
+  share of up to half an interval, so that subscribers told of the same
+  change are not all told again in the same instant). ``release_due`` sends
+  what is due; ``next_release`` says when. Under a registration storm each
+  subscriber gets about one burst per interval instead of one NOTIFY per user.
 - A refresh in the RFC 6665 form sends the NOTIFY RFC 6665 4.2.1.2 requires:
   for the registrar events without ``param`` (nothing new: the list is not
   sent again), for reg the full state, for presence the PIDF. Lanscape: none.
@@ -398,7 +399,6 @@ class SubscriptionTable:
             encoded, sizes = encode_all([self.roster.entry(event.aor)])
             for sub in listeners:
                 out += self._append_list(sub, encoded, sizes, now)
-                out += self._throttle(sub, now)
         changed = contact_changes(event, before)
         for sub in self._watching("reg", event.aor, now):
             out += self._enqueue(sub, [self.build.reg_notify(sub, now, changed)], now)
@@ -436,34 +436,18 @@ class SubscriptionTable:
     ) -> list[Notify]:
         """Queue ``notifies`` and return what to send now (``_release``).
 
-        A change of the registrar events (``change``) is left to the caller's
-        ``_throttle``; anything else (initial state, a refresh's NOTIFY) lifts
-        a hold and goes as soon as the window allows.
+        ``change``: they tell of a registration change (the throttle applies);
+        anything else (initial state, a refresh's NOTIFY) lifts a hold, so
+        that it and whatever waits before it go as soon as the window allows.
         """
-        sub.queue.extend(notifies)
         if change:
-            return []
-        if sub.held_until:
+            for notify in notifies:
+                notify.change_at = now
+        sub.queue.extend(notifies)
+        if not change and sub.held_until:
             self._held.pop(sub.id, None)
             sub.held_until = 0.0
-        return self._release(sub, now)
-
-    def _throttle(self, sub: Subscription, now: float) -> list[Notify]:
-        """A change is queued for ``sub``: release it now, or hold it until the
-        subscription's interval is over (module docstring)."""
-        if sub.held_until:
-            return []  # held already: it goes with the others
-        if sub.outstanding:
-            # Still sending (a long list, an earlier burst): the names ride
-            # along at the pace the subscriber answers.
-            return self._release(sub, now)
-        interval = self.settings.notify_min_interval_s
-        if interval > 0 and now - sub.burst_at < interval:
-            share = (hash(sub.id) % 1024) / 2048 * interval
-            sub.held_until = sub.burst_at + interval + share
-            self._held[sub.id] = None
-            return []
-        sub.burst_at = now
+            sub.burst_at = now
         return self._release(sub, now)
 
     def release_due(self, now: float) -> list[Notify]:
@@ -488,14 +472,25 @@ class SubscriptionTable:
         )
 
     def _release(self, sub: Subscription, now: float) -> list[Notify]:
-        """The waiting NOTIFYs of ``sub`` that may go now: none while it is held,
-        else while fewer than its window are unanswered."""
+        """The waiting NOTIFYs of ``sub`` that may go now: while fewer than its
+        window are unanswered, and, for a change made after the current burst
+        began, only once the interval since that burst is over (else the
+        subscription is held: ``release_due`` goes on at ``held_until``)."""
         if not sub.queue or sub.held_until:
             return []
         window = LANSCAPE_WINDOW if sub.form == "lanscape" else 1
+        interval = self.settings.notify_min_interval_s
         out: list[Notify] = []
         while sub.queue and len(sub.outstanding) < window:
-            notify = sub.queue.popleft()
+            notify = sub.queue[0]
+            if notify.change_at is not None and notify.change_at > sub.burst_at:
+                if interval > 0 and now - sub.burst_at < interval:
+                    share = (hash(sub.id) % 1024) / 2048 * interval
+                    sub.held_until = sub.burst_at + interval + share
+                    self._held[sub.id] = None
+                    break
+                sub.burst_at = now  # a new burst: what waits now goes in it
+            sub.queue.popleft()
             if sub.form != "lanscape":
                 old = notify.request.get("Subscription-State") or ""
                 new = f"active;expires={sub.remaining(now)}"

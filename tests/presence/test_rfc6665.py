@@ -100,6 +100,34 @@ def test_changes_soon_after_a_change_wait_for_the_interval_and_go_together() -> 
     assert table.next_release() is None
 
 
+def test_a_registration_storm_reaches_a_watcher_in_about_one_burst_per_interval() -> None:
+    users = [(f"{2000 + i}", "") for i in range(100)]  # short: a burst fits one NOTIFY
+    table = make_table(users, notify_min_interval_s=1.0)
+    _, first = _subscribe(table, subscribe())
+    answer_all(table, first, T0)
+    sent: list[Notify] = []
+    in_flight: list[tuple[float, Notify]] = []
+
+    def step(now: float, out: list[Notify]) -> None:
+        sent.extend(out)
+        in_flight.extend((now + 0.01, n) for n in out)  # the phone answers in 10 ms
+        for answered_at, n in [x for x in in_flight if x[0] <= now]:
+            in_flight.remove((answered_at, n))
+            step(now, table.notify_result(n.id, 200, answered_at))
+
+    start = T0 + 10
+    for i in range(100):  # 100 users register over 2 seconds
+        now = start + i * 0.02
+        step(now, table.on_aor_event(came(f"{2000 + i}"), now) + table.release_due(now))
+    for k in range(1, 400):  # then time passes
+        now = start + 2 + k * 0.01
+        step(now, table.release_due(now))
+    assert names(sent) == [f"{2000 + i}" for i in range(100)]
+    # The first change at once, then one burst per interval (1-1.5 s): 2 or 3 more.
+    assert 3 <= len(sent) <= 4
+    assert table.next_release() is None
+
+
 def test_a_refresh_is_not_held_by_the_throttle() -> None:
     table = make_table(notify_min_interval_s=5.0)
     request = subscribe(expires=600)

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
@@ -81,6 +80,7 @@ from centrex.registrar.recovery import (
 )
 from centrex.sip.build import make_response
 from centrex.sip.errors import ParseError
+from centrex.sip.ids import token_hex
 from centrex.sip.message import Request, Response
 from centrex.sip.uri import SipURI, parse_uri, unescape
 from centrex.transaction.events import (
@@ -418,7 +418,7 @@ class PresenceService:
                 request,
                 403,
                 "Only users of the domain may subscribe",
-                to_tag=secrets.token_hex(6),
+                to_tag=token_hex(6),
             )
             self.transactions.respond(tx, response, self._clock())
             self._flush()
@@ -624,7 +624,7 @@ class PresenceService:
 
     def _start(self, notify: Notify, peer: Peer) -> list[Notify]:
         request = notify.request
-        branch = f"{BRANCH_PREFIX}{secrets.token_hex(8)}"
+        branch = f"{BRANCH_PREFIX}{token_hex(8)}"
         request.push_via(
             f"SIP/2.0/{peer.transport.upper()} {self._sent_by(peer)};branch={branch};rport"
         )

@@ -56,7 +56,6 @@ Choices where the issue and the RFCs leave room:
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -85,6 +84,7 @@ from centrex.registrar.binding import Binding, Source
 from centrex.registrar.events import AorEvent
 from centrex.sip.build import make_response
 from centrex.sip.errors import ParseError
+from centrex.sip.ids import token_hex
 from centrex.sip.message import Request, Response
 from centrex.sip.uri import unescape
 
@@ -96,7 +96,7 @@ LANSCAPE_WINDOW = 4
 
 
 def _token() -> str:
-    return secrets.token_hex(8)
+    return token_hex(8)
 
 
 class SubscriptionTable:

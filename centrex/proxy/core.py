@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -38,6 +37,7 @@ from centrex.registrar.aor import aor_of
 from centrex.registrar.binding import Binding
 from centrex.sip.build import make_response
 from centrex.sip.errors import ParseError
+from centrex.sip.ids import token_hex
 from centrex.sip.message import Request, Response
 from centrex.sip.uri import SipURI
 from centrex.transaction.layer import TransactionLayer
@@ -109,7 +109,7 @@ class _Call:
     inbound: Inbound
     context: ResponseContext[_Target]
     prefix: str
-    to_tag: str = field(default_factory=lambda: secrets.token_hex(6))
+    to_tag: str = field(default_factory=lambda: token_hex(6))
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +335,7 @@ class Proxy:
         source = inbound.peer.host
         decision = gate.check(request, source, self._wall())
         if isinstance(decision, Challenge | Forbidden):
-            self._respond(tx, decision.to_response(request, to_tag=secrets.token_hex(6)))
+            self._respond(tx, decision.to_response(request, to_tag=token_hex(6)))
             return _REFUSED
         if not isinstance(decision, Trusted) and not gate.is_trusted(source):
             strip_untrusted_identity(request)
@@ -646,7 +646,7 @@ class Proxy:
         reason: str | None = None,
         headers: list[tuple[str, str]] | None = None,
     ) -> None:
-        to_tag = secrets.token_hex(6) if status > 100 else None
+        to_tag = token_hex(6) if status > 100 else None
         response = make_response(request, status, reason, to_tag=to_tag, headers=headers)
         self._respond(tx, response)
 

@@ -10,7 +10,6 @@ transport ``Source`` and the wall-clock time ``now`` with every call.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
 
@@ -30,6 +29,7 @@ from centrex.registrar.rules import Outcome, decide
 from centrex.registrar.store import AorRemoval, LocationStore
 from centrex.sip.build import make_response
 from centrex.sip.fields import quote_string
+from centrex.sip.ids import token_hex
 from centrex.sip.message import Request, Response
 from centrex.sip.uri import URI
 
@@ -37,11 +37,11 @@ logger = logging.getLogger(__name__)
 
 
 def _random_id() -> str:
-    return secrets.token_hex(8)
+    return token_hex(8)
 
 
 def _random_tag() -> str:
-    return secrets.token_hex(6)
+    return token_hex(6)
 
 
 def render_q(q: float) -> str:

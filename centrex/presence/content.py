@@ -126,13 +126,17 @@ class NotifyBuilder:
     ) -> int:
         """Add the entries from ``start`` that fit to ``notify``; the new start."""
         listed = notify.listed if notify.listed is not None else []
-        room = self.settings.build_limit - len(notify.request.to_bytes())
-        room -= 1 if listed else len(PARAM_PREFIX)
+        if notify.size is None:
+            notify.size = len(notify.request.to_bytes())
+        joint = 1 if listed else len(PARAM_PREFIX)
+        room = self.settings.build_limit - notify.size - joint
         end = pack(sizes, room, start, at_least_one=at_least_one)
         if end > start:
             listed.extend(encoded[start:end])
             notify.listed = listed
             notify.request.set("Event", event_value(sub.event, listed, sub.event_id))
+            # The Event value grew by exactly the new entries and their separators.
+            notify.size += joint + sum(sizes[start:end]) + (end - start - 1)
         return end
 
     def list_notifies(

@@ -54,6 +54,9 @@ class Notify:
     #: When a registration change made it (None: initial state, a refresh's
     #: NOTIFY, ...); only such NOTIFYs are throttled.
     change_at: float | None = None
+    #: The request's size in bytes as last measured or grown by the list
+    #: (None: not measured yet), so adding a name does not render it again.
+    size: int | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -101,6 +104,11 @@ class Subscription:
     # when the waiting ones are held back (the throttle; 0: not held).
     burst_at: float = float("-inf")
     held_until: float = 0.0
+    # Not persisted: names of registrar-event changes not yet put in a NOTIFY
+    # (encoded entries, their sizes, when the first came).
+    pending: list[str] = field(default_factory=list)
+    pending_sizes: list[int] = field(default_factory=list)
+    pending_at: float = 0.0
 
     @property
     def dialog_key(self) -> tuple[str, str, str]:
@@ -175,6 +183,6 @@ def watcher_of(sub: Subscription, now: float) -> Watcher:
         form=sub.form,
         expires_in=sub.remaining(now),
         failures=sub.failures,
-        waiting=len(sub.queue) + len(sub.outstanding),
+        waiting=len(sub.queue) + len(sub.outstanding) + (1 if sub.pending else 0),
         created_at=sub.created_at,
     )

@@ -18,9 +18,9 @@ Choices where the issue and the RFCs leave room:
   12.2.2 would answer a late lower CSeq with 500). Lanscape NOTIFYs are
   separate requests; ``LANSCAPE_WINDOW`` of them may be in flight at once.
   Either way a subscriber that answers slowly (or not at all) holds back
-  only its own NOTIFYs, and never gets more than it can take in. A name for
-  a subscriber whose list NOTIFYs are waiting joins the last waiting NOTIFY
-  when it fits.
+  only its own NOTIFYs, and never gets more than it can take in. The names
+  of registration changes wait in a list of their own until the NOTIFYs
+  before them are answered, and then go in as few NOTIFYs as hold them.
 - Change NOTIFYs of the registrar events are throttled per subscription
   (``notify_min_interval_s``): the first change after a quiet spell goes at
   once and starts a burst; a change made after a burst began waits until the
@@ -198,6 +198,7 @@ class SubscriptionTable:
             self._pending.pop(notify_id, None)
         sub.outstanding.clear()
         sub.queue.clear()
+        sub.pending, sub.pending_sizes = [], []
         self._held.pop(sub.id, None)
         sub.held_until = 0.0
         self.changes += 1
@@ -420,31 +421,23 @@ class SubscriptionTable:
     def _append_list(
         self, sub: Subscription, encoded: list[str], sizes: list[int], now: float
     ) -> list[Notify]:
-        """Name more users: in the last waiting NOTIFY while they fit, then in new ones."""
-        start = 0
-        if sub.queue and sub.queue[-1].listed is not None:
-            start = self.build.fill(sub, sub.queue[-1], encoded, sizes, 0, at_least_one=False)
-            if start >= len(encoded):
-                return []
-        notifies = self.build.list_notifies(sub, encoded, sizes, now, start)
-        return self._enqueue(sub, notifies, now, change=True)
+        """Name more users: they wait with the other names not sent yet and go
+        in as few NOTIFYs as hold them once ``_release`` lets them."""
+        if not sub.pending:
+            sub.pending_at = now
+        sub.pending.extend(encoded)
+        sub.pending_sizes.extend(sizes)
+        return self._release(sub, now)
 
     # -- sending order and outcomes -----------------------------------------------------
 
-    def _enqueue(
-        self, sub: Subscription, notifies: list[Notify], now: float, *, change: bool = False
-    ) -> list[Notify]:
-        """Queue ``notifies`` and return what to send now (``_release``).
-
-        ``change``: they tell of a registration change (the throttle applies);
-        anything else (initial state, a refresh's NOTIFY) lifts a hold, so
-        that it and whatever waits before it go as soon as the window allows.
-        """
-        if change:
-            for notify in notifies:
-                notify.change_at = now
+    def _enqueue(self, sub: Subscription, notifies: list[Notify], now: float) -> list[Notify]:
+        """Queue ``notifies`` (initial state, a refresh's NOTIFY, reg or
+        presence state) and return what to send now (``_release``). They
+        lift a hold of the throttle: they and whatever waits before them go as
+        soon as the window allows."""
         sub.queue.extend(notifies)
-        if not change and sub.held_until:
+        if sub.held_until:
             self._held.pop(sub.id, None)
             sub.held_until = 0.0
             sub.burst_at = now
@@ -472,24 +465,27 @@ class SubscriptionTable:
         )
 
     def _release(self, sub: Subscription, now: float) -> list[Notify]:
-        """The waiting NOTIFYs of ``sub`` that may go now: while fewer than its
-        window are unanswered, and, for a change made after the current burst
-        began, only once the interval since that burst is over (else the
-        subscription is held: ``release_due`` goes on at ``held_until``)."""
-        if not sub.queue or sub.held_until:
+        """The NOTIFYs of ``sub`` that may go now: while fewer than its window
+        are unanswered, the waiting ones in order, then the names not sent
+        yet in NOTIFYs built now. A change made after the current burst began
+        goes only once the interval since that burst is over; until then the
+        subscription is held (``release_due`` goes on at ``held_until``)."""
+        if sub.held_until:
             return []
         window = LANSCAPE_WINDOW if sub.form == "lanscape" else 1
-        interval = self.settings.notify_min_interval_s
         out: list[Notify] = []
-        while sub.queue and len(sub.outstanding) < window:
-            notify = sub.queue[0]
-            if notify.change_at is not None and notify.change_at > sub.burst_at:
-                if interval > 0 and now - sub.burst_at < interval:
-                    share = (hash(sub.id) % 1024) / 2048 * interval
-                    sub.held_until = sub.burst_at + interval + share
-                    self._held[sub.id] = None
+        while len(sub.outstanding) < window:
+            if not sub.queue:
+                if not sub.pending or self._hold(sub, sub.pending_at, now):
                     break
-                sub.burst_at = now  # a new burst: what waits now goes in it
+                notifies = self.build.list_notifies(sub, sub.pending, sub.pending_sizes, now)
+                for notify in notifies:
+                    notify.change_at = sub.pending_at
+                sub.queue.extend(notifies)
+                sub.pending, sub.pending_sizes = [], []
+            notify = sub.queue[0]
+            if notify.change_at is not None and self._hold(sub, notify.change_at, now):
+                break
             sub.queue.popleft()
             if sub.form != "lanscape":
                 old = notify.request.get("Subscription-State") or ""
@@ -500,6 +496,21 @@ class SubscriptionTable:
             self._track(sub, notify, now)
             out.append(notify)
         return out
+
+    def _hold(self, sub: Subscription, made_at: float, now: float) -> bool:
+        """The throttle, for a change made at ``made_at`` about to go: True (and
+        ``sub`` held) when it must wait for the interval since the current
+        burst; False when it goes, starting a new burst if it came after."""
+        if made_at <= sub.burst_at:
+            return False
+        interval = self.settings.notify_min_interval_s
+        if interval > 0 and now - sub.burst_at < interval:
+            share = (hash(sub.id) % 1024) / 2048 * interval
+            sub.held_until = sub.burst_at + interval + share
+            self._held[sub.id] = None
+            return True
+        sub.burst_at = now  # a new burst: what waits now goes in it
+        return False
 
     def _track(self, sub: Subscription, notify: Notify, now: float) -> None:
         sub.outstanding[notify.id] = now

@@ -136,9 +136,11 @@ def test_a_refresh_is_not_held_by_the_throttle() -> None:
     (told,) = table.on_aor_event(came("1234"), T0 + 10)
     table.notify_result(told.id, 200, T0 + 10)
     assert table.on_aor_event(came("1235"), T0 + 11) == []  # held
-    _, sent = _subscribe(table, within(ok, request, expires=600), T0 + 12)
-    assert names(sent) == ["1235"]  # the refresh's NOTIFY goes, the held name with it
+    _, (refreshed,) = _subscribe(table, within(ok, request, expires=600), T0 + 12)
+    assert names([refreshed]) == []  # the refresh's NOTIFY goes at once...
     assert table.next_release() is None
+    (then,) = table.notify_result(refreshed.id, 200, T0 + 12)
+    assert names([then]) == ["1235"]  # ...and the held name right after it
 
 
 def test_without_the_throttle_every_change_goes_at_once() -> None:
@@ -427,3 +429,19 @@ def test_end_all_terminates_every_dialog() -> None:
     (final,) = table.end_all(T0 + 1)
     assert final.request.get("Subscription-State") == "terminated;reason=noresource"
     assert len(table) == 0
+
+
+def test_names_merged_into_a_waiting_notify_keep_it_within_the_size_limit() -> None:
+    users = [(f"{3000 + i}", f"Büro {i} — Zweiter Stock; Ost|Flügel") for i in range(200)]
+    table = make_table(users, notify_min_interval_s=0)
+    _, (first,) = _subscribe(table, subscribe())  # in flight: the rest waits
+    for i in range(200):
+        table.on_aor_event(came(f"{3000 + i}"), T0 + 1)
+    sent = answer_all(table, [first], T0 + 2)
+    assert names(sent) == [f"{3000 + i}" for i in range(200)]
+    limit = table.settings.build_limit
+    for notify in sent:
+        wire = len(notify.request.to_bytes())
+        assert wire <= limit
+        assert notify.size is None or notify.size >= wire  # never underestimated
+    assert max(len(n.request.to_bytes()) for n in sent) > limit - 100  # and filled

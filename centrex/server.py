@@ -29,6 +29,7 @@ from centrex.presence import PresenceSettings
 from centrex.presence.service import PresenceService
 from centrex.proxy.core import Inbound, Proxy, ProxyConfig
 from centrex.proxy.local import LocalIdentity
+from centrex.proxy.owner import OwnerRouting
 from centrex.proxy.resolve import resolve_uri
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.memory import MemoryLocationStore
@@ -153,10 +154,12 @@ class Server:
         self.directory = Directory(settings.users, case_sensitive=settings.registrar.case_sensitive)
         self.store: LocationStore
         if settings.registrar.store == "database":
+            database = settings.registrar.database
             self.store = SqlLocationStore(
-                settings.registrar.database.url,
+                database.url,
                 server_id=settings.server.effective_instance_id(),
-                migrate=settings.registrar.database.migrate_on_start,
+                migrate=database.migrate_on_start,
+                staleness_s=database.staleness_s,
             )
         else:
             self.store = MemoryLocationStore.from_settings(settings.registrar, self.paths.data_dir)
@@ -219,6 +222,17 @@ class Server:
             alias=self.local.canonical_domain,
         )
         self.registrar.retry_after_s = settings.registrar.database.retry_after_s
+        owners: OwnerRouting | None = None
+        if isinstance(self.store, SqlLocationStore):
+            store = self.store
+            store.address = self._instance_address()
+            owners = OwnerRouting(
+                store.server_id,
+                key=lambda: store.routing_key,
+                instance=store.instance,
+                down_after_s=settings.registrar.database.instance_down_after_s,
+                wall_clock=time.time,
+            )
         if settings.registrar.presence_events:
             self.presence = PresenceService(
                 PresenceSettings.from_registrar(
@@ -247,6 +261,7 @@ class Server:
                 record_route=settings.server.record_route,
                 allow_relay=settings.server.allow_relay,
                 case_sensitive=settings.registrar.case_sensitive,
+                related_domains=tuple(settings.registrar.related_domains),
             ),
             clock=self._loop.time,
             wall_clock=time.time,
@@ -256,6 +271,7 @@ class Server:
             secret=secret,
             auth=self.auth,
             presence=self.presence,
+            owners=owners,
         )
         self._spawn(self._housekeeping())
         logger.info(
@@ -286,6 +302,17 @@ class Server:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+
+    def _instance_address(self) -> str:
+        """The SIP URI the other instances sharing the database reach this one at."""
+        configured = self.settings.registrar.database.instance_address
+        if configured:
+            return configured
+        assert self.local is not None
+        first = self.transport.bound[0]
+        host = self.local.address_toward(first.host, "192.0.2.1")
+        param = "" if first.transport == "udp" else f";transport={first.transport}"
+        return f"sip:{host}:{first.port}{param}"
 
     async def _housekeeping(self) -> None:
         """Purge expired bindings and flush the recovery file on their intervals;

@@ -112,6 +112,11 @@ class LocationStore(ABC):
     async def bindings(self) -> list[Binding]:
         """Every stored binding (for the admin and for tests)."""
 
+    async def sync(self) -> None:
+        """Catch up now with the changes other servers made (a shared store
+        with a cache does so by itself within its staleness bound)."""
+        return None
+
     async def maybe_flush(self, now: float) -> bool:
         """Persist pending changes if a periodic write is due; True if it wrote.
 

@@ -66,6 +66,10 @@ def make_engine(url: str | URL, *, pooled: bool = True, **options: Any) -> Async
         # A connection the database dropped (restart, failover) is replaced, not used.
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_recycle", 1800)
+        # A database that is gone must cost a REGISTER seconds, not a minute.
+        kwargs.setdefault("pool_timeout", 10)
+        timeout = {"postgresql": "timeout"}.get(backend, "connect_timeout")
+        kwargs.setdefault("connect_args", {}).setdefault(timeout, 5)
     return create_async_engine(parsed, **kwargs)
 
 

@@ -309,7 +309,10 @@ class Server:
         if configured:
             return configured
         assert self.local is not None
-        first = self.transport.bound[0]
+        # TCP when there is a listener for it: a stopped instance then refuses
+        # at once, where a datagram to it would wait out Timer B.
+        bound = self.transport.bound
+        first = next((s for s in bound if s.transport == "tcp"), bound[0])
         host = self.local.address_toward(first.host, "192.0.2.1")
         param = "" if first.transport == "udp" else f";transport={first.transport}"
         return f"sip:{host}:{first.port}{param}"

@@ -41,7 +41,7 @@ class DatabaseSettings(BaseModel):
         default="",
         description=(
             'SIP URI the other instances reach this one at, e.g. "sip:10.0.0.1:5060"; '
-            "empty = the first listen address"
+            "empty = the first tcp listen address (else the first one)"
         ),
     )
     instance_down_after_s: float = Field(

@@ -32,6 +32,7 @@ import pytest
 from centrex.registrar.sql import check_database
 from tests.e2e import wire
 from tests.e2e.conftest import CentrexServer, Phones
+from tests.e2e.test_security import PASSWORDS, USERS, sipp_credentials
 from tests.private_postgres import PrivatePostgres
 
 SHARED_PG = os.environ.get(
@@ -84,9 +85,9 @@ def _instance(
     make_server: Callable[..., CentrexServer], url: str, name: str, **more: Any
 ) -> CentrexServer:
     registrar = {"store": "database", "allow_unknown_users": True, **more.pop("registrar", {})}
+    more.setdefault("auth", NO_LIMITS)
     return make_server(
         registrar,
-        auth=NO_LIMITS,
         database={
             "url": url,
             "migrate_on_start": True,
@@ -256,23 +257,45 @@ def _ack_for(invite: bytes, response: bytes) -> bytes:
 # -- three instances ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("digest", [False, True], ids=["open", "digest"])
 def test_callee_registered_through_a_is_called_through_c(
     make_server: Callable[..., CentrexServer],
     make_phones: Callable[[CentrexServer], Phones],
     database: str,
+    digest: bool,
 ) -> None:
-    a = _instance(make_server, database, "A")
-    _instance(make_server, database, "B")
-    c = _instance(make_server, database, "C")
+    # With digest on, the caller answers C's 407 and the callee A's 401; A
+    # must not challenge the INVITE C forwards to it (C authenticated it).
+    security: dict[str, Any] = {}
+    if digest:
+        security = {
+            "auth": {**NO_LIMITS, "enabled": True, "algorithms": ["MD5"]},
+            "users": USERS,
+            "passwords": PASSWORDS,
+        }
+    a = _instance(make_server, database, "A", **security)
+    _instance(make_server, database, "B", **security)
+    c = _instance(make_server, database, "C", **security)
     at_a, at_c = make_phones(a), make_phones(c)
     at_c.cid_str = at_a.cid_str  # the callee maps the caller's INVITE by Call-ID
-    callee = at_a.start("uas_register.xml", service="1002")
+    scenario, credentials = ("auth_", "sipp_credentials") if digest else ("", None)
+    callee = at_a.start(
+        f"{scenario}uas_register.xml",
+        service="1002",
+        extra=sipp_credentials("1002", "sip:example.com") if credentials else (),
+    )
     callee.wait_logged("REGISTERED")
     time.sleep(STALENESS_S + 0.5)
     # C sends the INVITE to A (which holds the callee's flow); A to the phone.
-    caller = at_c.start("uac_call.xml", service="1002")
+    caller = at_c.start(
+        f"{scenario}uac_call.xml",
+        service="1002",
+        extra=sipp_credentials("1001", "sip:1002@example.com") if credentials else (),
+    )
     at_a.finish(caller, callee)
     assert "cxo=" in a.trace(), "the INVITE did not reach A with a flow token"
+    if digest:
+        assert "SIP/2.0 407" not in a.trace(), "A challenged the INVITE C forwarded"
 
 
 def test_unregister_on_a_is_seen_on_b_within_the_staleness_bound(
@@ -437,3 +460,22 @@ def test_database_restart_under_registration_load(
         print(f"REGISTER outcomes across the database restart: {dict(counts)}")
     finally:
         pg.cleanup()
+
+
+def test_a_forged_flow_token_does_not_make_an_instance_relay(
+    make_server: Callable[..., CentrexServer], database: str
+) -> None:
+    a = _instance(make_server, database, "A")
+    with wire.UdpPeer(a.port) as outsider:
+        forged = wire.request(
+            "INVITE",
+            "sip:victim@198.51.100.1",
+            transport="udp",
+            local_port=outsider.port,
+            headers={
+                "To": "<sip:victim@198.51.100.1>",
+                "Route": f"<sip:{wire.HOST}:{a.port};lr;cxo=c2lwOng.b1.{'0' * 32}>",
+            },
+        )
+        answer = _answer(outsider, forged, 5)
+    assert answer is not None and answer.startswith(b"SIP/2.0 403"), answer

@@ -56,6 +56,7 @@ from sqlalchemy.sql.dml import Insert
 from centrex.registrar.binding import Binding
 from centrex.registrar.sql.cache import BindingCache
 from centrex.registrar.sql.engine import WRITE, make_engine, parse_url
+from centrex.registrar.sql.fast_pg import FastPath
 from centrex.registrar.sql.schema import SchemaError, init_schema, schema_problem, schema_revision
 from centrex.registrar.sql.tables import (
     aor_table,
@@ -80,6 +81,8 @@ FULL_RELOAD_S = 300.0
 HEARTBEAT_S = 1.0
 #: The PostgreSQL channel the trigger of migration 0002 notifies.
 CHANNEL = "centrex_location"
+#: Connections of the PostgreSQL single-statement write path.
+FAST_POOL_SIZE = 10
 #: The centrex_cluster row holding the key routing tokens are signed with.
 ROUTING_KEY = "routing_key"
 
@@ -143,6 +146,10 @@ class SqlLocationStore(LocationStore):
         self._last_full = 0.0
         self._last_heartbeat = 0.0
         self._lost_at: float | None = None
+        self._fast: FastPath | None = None
+        #: Writes done by the single-statement path / fallen back to the locking one.
+        self.fast_writes = 0
+        self.fast_misses = 0
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -214,6 +221,8 @@ class SqlLocationStore(LocationStore):
         await self._heartbeat(started, starting=True)
         await self._read_instances()
         self._wake = asyncio.Event()
+        if self.url.get_backend_name() == "postgresql":
+            self._fast = await FastPath.connect(self.url, FAST_POOL_SIZE)
         await self._listen()
         self._watcher = asyncio.create_task(self._watch())
         logger.info(
@@ -231,6 +240,9 @@ class SqlLocationStore(LocationStore):
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
         await self._unlisten()
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            await fast.close()
         engine = self._engine
         if engine is not None:
             # Tell the others at once that this instance's flows are gone.
@@ -250,6 +262,27 @@ class SqlLocationStore(LocationStore):
     async def update(
         self, aor: str, decide: Callable[[list[Binding]], DecisionT], now: float
     ) -> DecisionT:
+        if self._fast is not None:
+            # PostgreSQL: decide on the cache, write in one version-checked statement.
+            cached = self.cache.get(aor)
+            version = self.cache.version(aor)
+            result = decide(list(cached))
+            changes = result.changes
+            if changes.empty:
+                return result
+            if FastPath.usable(changes):
+                try:
+                    written = await self._fast.update(
+                        aor, max(version, 0), changes, self._clock(), self.server_id
+                    )
+                except Exception:
+                    self._suspect()
+                    raise
+                if written is not None:
+                    self.fast_writes += 1
+                    self.cache.put(aor, written, apply_changes(cached, changes))
+                    return result
+                self.fast_misses += 1
         try:
             async with self.engine.connect() as connection:
                 await connection.execution_options(**{WRITE: True})

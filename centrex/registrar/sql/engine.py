@@ -49,6 +49,19 @@ def parse_url(url: str | URL) -> URL:
     return parsed
 
 
+def asyncpg_arguments(url: URL) -> dict[str, Any]:
+    """The ``asyncpg.connect`` / ``create_pool`` arguments naming the server of ``url``
+    (for the connections Centrex holds outside SQLAlchemy: LISTEN, the fast path)."""
+    return {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "database": url.database,
+        "timeout": 5,
+    }
+
+
 def make_engine(url: str | URL, *, pooled: bool = True, **options: Any) -> AsyncEngine:
     """An engine for ``url``; ``pooled=False`` opens a connection per use (checks, init)."""
     parsed = parse_url(url)

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
+from centrex.registrar.sql.engine import asyncpg_arguments
 from centrex.registrar.sql.tables import binding_row
 from centrex.registrar.store import Changes
 
@@ -93,14 +94,9 @@ class FastPath:
         import asyncpg  # type: ignore[import-untyped]
 
         pool = await asyncpg.create_pool(
-            host=url.host,
-            port=url.port,
-            user=url.username,
-            password=url.password,
-            database=url.database,
+            **asyncpg_arguments(url),
             min_size=1,
             max_size=size,
-            timeout=5,
             command_timeout=10,
             reset=_keep_session,
         )

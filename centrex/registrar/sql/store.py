@@ -55,7 +55,7 @@ from sqlalchemy.sql.dml import Insert
 
 from centrex.registrar.binding import Binding
 from centrex.registrar.sql.cache import BindingCache
-from centrex.registrar.sql.engine import WRITE, make_engine, parse_url
+from centrex.registrar.sql.engine import WRITE, asyncpg_arguments, make_engine, parse_url
 from centrex.registrar.sql.fast_pg import FastPath
 from centrex.registrar.sql.schema import SchemaError, init_schema, schema_problem, schema_revision
 from centrex.registrar.sql.tables import (
@@ -562,15 +562,7 @@ class SqlLocationStore(LocationStore):
             return
         import asyncpg  # type: ignore[import-untyped]
 
-        url = self.url
-        listener = await asyncpg.connect(
-            host=url.host,
-            port=url.port,
-            user=url.username,
-            password=url.password,
-            database=url.database,
-            timeout=5,
-        )
+        listener = await asyncpg.connect(**asyncpg_arguments(self.url))
         await listener.add_listener(CHANNEL, self._notified)
         self._listener = listener
 

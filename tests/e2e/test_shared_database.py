@@ -341,6 +341,7 @@ def test_kill_of_a_loses_no_binding_and_calls_from_b_fail_fast_until_a_is_back(
             ("sip:1001@example.com", "A")
         ]
         assert len(_contacts_seen_by(b.port, "1001")) == 1
+        assert a.registrations() == ["sip:1001@example.com"]  # `centrex registrations`
         # A is down: right away (A refuses B's TCP connection) and once its
         # heartbeat is stale (B does not even try), calls fail within seconds.
         timings = []

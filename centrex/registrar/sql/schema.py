@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from centrex.registrar.binding import Binding
 from centrex.registrar.sql.engine import make_engine, parse_url
 from centrex.registrar.sql.tables import VERSION_TABLE
 
@@ -98,6 +99,22 @@ async def init_schema(url: str | URL) -> str:
         await engine.dispose()
     assert revision is not None
     return revision
+
+
+async def read_bindings(url: str | URL, now: float) -> list[Binding]:
+    """The live bindings stored at ``url`` (``centrex registrations``)."""
+    from sqlalchemy import select
+
+    from centrex.registrar.sql.tables import binding_table, row_binding
+
+    engine = make_engine(url, pooled=False)
+    try:
+        async with engine.connect() as connection:
+            query = select(binding_table).where(binding_table.c.expires_at > now)
+            rows = await connection.execute(query)
+            return [row_binding(row) for row in rows.mappings()]
+    finally:
+        await engine.dispose()
 
 
 @dataclass(frozen=True, slots=True)

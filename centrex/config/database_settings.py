@@ -46,10 +46,10 @@ class DatabaseSettings(BaseModel):
     )
     instance_down_after_s: float = Field(
         default=5.0,
-        gt=0,
+        ge=3,
         description=(
-            "an instance silent this long is down: calls to the phones it holds "
-            "are answered 480 at once"
+            "an instance whose heartbeat (written every second) is this old is down: "
+            "calls to the phones it holds are answered 480 at once"
         ),
     )
 

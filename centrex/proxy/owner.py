@@ -13,7 +13,10 @@ just a Route to B, so outsiders cannot use this to relay.
 
 An instance whose heartbeat is older than ``down_after_s`` (or that said it
 stopped) is down: its bindings are skipped, so a call to its phones gets a
-480 at once instead of waiting out a transaction timeout.
+480 at once instead of waiting out a transaction timeout. While this
+instance cannot read the database (``heartbeats_current`` is False) the
+heartbeats it knows are old news, not a sign that their instances are down,
+so the owners are tried anyway.
 """
 
 from __future__ import annotations
@@ -68,12 +71,14 @@ class OwnerRouting:
         instance: Callable[[str], InstanceInfo | None],
         down_after_s: float,
         wall_clock: Callable[[], float],
+        heartbeats_current: Callable[[], bool] = lambda: True,
     ) -> None:
         self.server_id = server_id
         self._key = key
         self._instance = instance
         self.down_after_s = down_after_s
         self._wall = wall_clock
+        self._heartbeats_current = heartbeats_current
 
     def held_elsewhere(self, binding: Binding) -> bool:
         """True when another instance holds ``binding``'s flow."""
@@ -86,7 +91,8 @@ class OwnerRouting:
         owner = self._instance(binding.server_id)
         if owner is None or not owner.address:
             return None
-        if self._wall() - owner.heartbeat_at > self.down_after_s:
+        stale = self._wall() - owner.heartbeat_at > self.down_after_s
+        if stale and self._heartbeats_current():
             return None
         try:
             uri = parse_uri(owner.address)

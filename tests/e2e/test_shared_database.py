@@ -480,3 +480,42 @@ def test_a_forged_flow_token_does_not_make_an_instance_relay(
         )
         answer = _answer(outsider, forged, 5)
     assert answer is not None and answer.startswith(b"SIP/2.0 403"), answer
+
+
+def test_calls_route_from_the_cache_across_instances_while_the_database_is_down(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    pg = PrivatePostgres()
+    phone = BusyPhone()
+    try:
+        pg.start()
+        a = _instance(make_server, pg.url, "A")
+        b = _instance(make_server, pg.url, "B")
+        ok = phone.register(a.port, "1001")
+        assert ok is not None and ok.startswith(b"SIP/2.0 200"), ok
+        phone.start()
+        time.sleep(STALENESS_S + 0.5)
+        pg.stop("immediate")
+        time.sleep(DOWN_AFTER_S + 1)  # the heartbeats B knows are old now
+        for server in (a, b):
+            status, took = _call(server.port, "1001", 10)
+            assert status.startswith("SIP/2.0 486"), f"through {server.port}: {status}"
+            assert took < 2
+        with wire.UdpPeer(b.port) as other:
+            refused = _register(other, b.port, "1002")
+        assert refused is not None and refused.startswith(b"SIP/2.0 503"), refused
+        assert b"\r\nRetry-After: " in refused
+        assert phone.invites == 2
+        pg.start()
+        with wire.UdpPeer(b.port) as other:
+            deadline = time.monotonic() + 15
+            while True:
+                answer = _register(other, b.port, "1002")
+                if answer is not None and answer.startswith(b"SIP/2.0 200"):
+                    break
+                assert time.monotonic() < deadline, f"REGISTER still refused: {answer!r}"
+                time.sleep(0.2)
+        assert a.running and b.running
+    finally:
+        phone.close()
+        pg.cleanup()

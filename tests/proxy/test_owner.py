@@ -38,7 +38,9 @@ def held_by_b(aor: str = "sip:1002@example.com") -> Binding:
     return Binding("b1", aor, "sip:1002@10.0.0.2", NOW + 600, None, "c", 1, source, server_id="B")
 
 
-def routing(server_id: str, key: bytes = KEY, heartbeat_at: float = NOW) -> OwnerRouting:
+def routing(
+    server_id: str, key: bytes = KEY, heartbeat_at: float = NOW, database_up: bool = True
+) -> OwnerRouting:
     instances = {"B": Known("sip:10.0.0.2:5060;transport=tcp", heartbeat_at)}
     return OwnerRouting(
         server_id,
@@ -46,6 +48,7 @@ def routing(server_id: str, key: bytes = KEY, heartbeat_at: float = NOW) -> Owne
         instance=instances.get,
         down_after_s=5,
         wall_clock=lambda: NOW,
+        heartbeats_current=lambda: database_up,
     )
 
 
@@ -79,6 +82,9 @@ def test_a_token_is_refused_for_another_call_another_key_or_when_edited() -> Non
 
 def test_no_route_to_an_owner_that_is_down_or_unknown() -> None:
     assert routing("A", heartbeat_at=NOW - 6).owner_route(held_by_b(), invite()) is None
+    # The database is lost: an old heartbeat says nothing, the owner is tried.
+    lost = routing("A", heartbeat_at=NOW - 60, database_up=False)
+    assert lost.owner_route(held_by_b(), invite()) is not None
     stray = held_by_b()
     unknown = Binding(
         stray.id, stray.aor, stray.contact, stray.expires_at, None, "c", 1, stray.source,

@@ -430,7 +430,9 @@ class SqlLocationStore(LocationStore):
         assert self._wake is not None
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.staleness_s):
+                # At least every HEARTBEAT_S, whatever staleness_s is: the others
+                # judge this instance by its heartbeat.
+                async with asyncio.timeout(min(self.staleness_s, HEARTBEAT_S)):
                     await self._wake.wait()
             self._wake.clear()
             await self._tick()

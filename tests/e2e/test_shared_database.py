@@ -259,9 +259,9 @@ def _ack_for(invite: bytes, response: bytes) -> bytes:
 
 @pytest.mark.parametrize("digest", [False, True], ids=["open", "digest"])
 def test_callee_registered_through_a_is_called_through_c(
+    database: str,
     make_server: Callable[..., CentrexServer],
     make_phones: Callable[[CentrexServer], Phones],
-    database: str,
     digest: bool,
 ) -> None:
     # With digest on, the caller answers C's 407 and the callee A's 401; A
@@ -298,8 +298,26 @@ def test_callee_registered_through_a_is_called_through_c(
         assert "SIP/2.0 407" not in a.trace(), "A challenged the INVITE C forwarded"
 
 
+def test_cancel_through_c_reaches_the_callee_registered_through_a(
+    database: str,
+    make_server: Callable[..., CentrexServer],
+    make_phones: Callable[[CentrexServer], Phones],
+) -> None:
+    # The caller's CANCEL goes to C, C cancels its branch to A, A its branch
+    # to the phone; the phone's 487 comes back the same way.
+    a = _instance(make_server, database, "A")
+    c = _instance(make_server, database, "C")
+    at_a, at_c = make_phones(a), make_phones(c)
+    at_c.cid_str = at_a.cid_str
+    callee = at_a.start("uas_cancel_two_proxies.xml", service="1002")
+    callee.wait_logged("REGISTERED")
+    time.sleep(STALENESS_S + 0.5)
+    caller = at_c.start("uac_cancel.xml", service="1002")
+    at_a.finish(caller, callee)
+
+
 def test_unregister_on_a_is_seen_on_b_within_the_staleness_bound(
-    make_server: Callable[..., CentrexServer], database: str
+    database: str, make_server: Callable[..., CentrexServer]
 ) -> None:
     a = _instance(make_server, database, "A")
     b = _instance(make_server, database, "B")
@@ -323,7 +341,7 @@ def test_unregister_on_a_is_seen_on_b_within_the_staleness_bound(
 
 
 def test_kill_of_a_loses_no_binding_and_calls_from_b_fail_fast_until_a_is_back(
-    make_server: Callable[..., CentrexServer], database: str
+    database: str, make_server: Callable[..., CentrexServer]
 ) -> None:
     a = _instance(make_server, database, "A")
     b = _instance(make_server, database, "B")
@@ -363,7 +381,7 @@ def test_kill_of_a_loses_no_binding_and_calls_from_b_fail_fast_until_a_is_back(
 
 
 def test_a_number_dialled_on_one_domain_reaches_it_registered_on_a_related_domain(
-    make_server: Callable[..., CentrexServer], database: str
+    database: str, make_server: Callable[..., CentrexServer]
 ) -> None:
     related = {"related_domains": ["site-a.example", "site-b.example"]}
     a = _instance(make_server, database, "A", registrar=related, domains=("site-a.example",))
@@ -464,7 +482,7 @@ def test_database_restart_under_registration_load(
 
 
 def test_a_forged_flow_token_does_not_make_an_instance_relay(
-    make_server: Callable[..., CentrexServer], database: str
+    database: str, make_server: Callable[..., CentrexServer]
 ) -> None:
     a = _instance(make_server, database, "A")
     with wire.UdpPeer(a.port) as outsider:

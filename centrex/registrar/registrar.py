@@ -194,7 +194,10 @@ class Registrar:
             )
         except Exception:
             # 10.3 step 7: a failed commit fails the request; the store applied nothing.
-            logger.exception("location store failed to update %s", reg.aor)
+            if self.store.available:
+                logger.exception("location store failed to update %s", reg.aor)
+            else:  # the store has logged the outage once; not a traceback per REGISTER
+                logger.debug("location store unavailable: 503 for %s", reg.aor)
             # Never a 200 for a binding that was not stored; the phone retries.
             retry = (("Retry-After", str(self.retry_after_s)),)
             return self._respond(request, 503, "Location service unavailable", retry)

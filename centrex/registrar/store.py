@@ -112,6 +112,11 @@ class LocationStore(ABC):
     async def bindings(self) -> list[Binding]:
         """Every stored binding (for the admin and for tests)."""
 
+    @property
+    def available(self) -> bool:
+        """False while the store knows its storage is unreachable (it has said so in the log)."""
+        return True
+
     async def sync(self) -> None:
         """Catch up now with the changes other servers made (a shared store
         with a cache does so by itself within its staleness bound)."""

@@ -404,8 +404,9 @@ def test_a_number_dialled_on_one_domain_reaches_it_registered_on_a_related_domai
                 },
             )
             answer = _answer(caller, invite, 10)
-            assert answer is not None and answer.startswith(b"SIP/2.0 486"), answer
+            assert answer is not None, "no answer"
             caller.send(_ack_for(invite, answer))
+        assert answer.startswith(b"SIP/2.0 486"), answer
         assert phone.invites == 1
         with wire.UdpPeer(a.port) as caller:
             other = wire.request(

@@ -496,7 +496,7 @@ class SqlLocationStore(LocationStore):
                 versions = await connection.execute(select(_a.aor, _a.version))
                 loaded = {aor: int(version) for aor, version in versions.all()}
                 rows = await connection.execute(select(binding_table))
-                _into_cache(self.cache, loaded, rows.mappings())
+                await self._into_cache(connection, loaded, rows.mappings())
                 return
             wanted = sorted(aors)
             for start in range(0, len(wanted), LOCK_BATCH):
@@ -506,7 +506,22 @@ class SqlLocationStore(LocationStore):
                 )
                 loaded = {aor: int(version) for aor, version in versions.all()}
                 rows = await connection.execute(select(binding_table).where(_b.aor.in_(batch)))
-                _into_cache(self.cache, loaded, rows.mappings())
+                await self._into_cache(connection, loaded, rows.mappings())
+
+    async def _into_cache(
+        self, connection: AsyncConnection, versions: dict[str, int], rows: Iterable[Any]
+    ) -> None:
+        by_aor: dict[str, list[Binding]] = {}
+        owners: set[str] = set()
+        for row in rows:
+            binding = row_binding(row)
+            by_aor.setdefault(binding.aor, []).append(binding)
+            owners.add(binding.server_id)
+        if owners - self.instances.keys():
+            # A binding held by an instance not known yet (it just started):
+            # learn its address before a lookup can find the binding.
+            await self._read_instances(connection)
+        self.cache.load(versions, by_aor)
 
     async def _heartbeat(self, now: float, *, starting: bool = False) -> None:
         """Say this instance is alive (and, at start, where it is reached)."""
@@ -525,18 +540,21 @@ class SqlLocationStore(LocationStore):
             )
         self._last_heartbeat = now
 
-    async def _read_instances(self) -> None:
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(select(instance_table))
-            self.instances = {
-                row["server_id"]: Instance(
-                    row["server_id"],
-                    row["address"],
-                    float(row["started_at"]),
-                    float(row["heartbeat_at"]),
-                )
-                for row in rows.mappings()
-            }
+    async def _read_instances(self, connection: AsyncConnection | None = None) -> None:
+        if connection is None:
+            async with self.engine.connect() as own:
+                await self._read_instances(own)
+            return
+        rows = await connection.execute(select(instance_table))
+        self.instances = {
+            row["server_id"]: Instance(
+                row["server_id"],
+                row["address"],
+                float(row["started_at"]),
+                float(row["heartbeat_at"]),
+            )
+            for row in rows.mappings()
+        }
 
     async def _routing_key(self) -> bytes:
         """The cluster's routing key, created by the first instance that needs it."""
@@ -600,14 +618,6 @@ async def _read_locked(connection: AsyncConnection, aor: str) -> tuple[int, list
         if row["id"] is not None:
             current.append(row_binding(row))
     return version, current
-
-
-def _into_cache(cache: BindingCache, versions: dict[str, int], rows: Iterable[Any]) -> None:
-    by_aor: dict[str, list[Binding]] = {}
-    for row in rows:
-        binding = row_binding(row)
-        by_aor.setdefault(binding.aor, []).append(binding)
-    cache.load(versions, by_aor)
 
 
 def _reason(exc: BaseException) -> str:

@@ -38,17 +38,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, insert, select, update
-from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
@@ -57,15 +52,16 @@ from centrex.registrar.binding import Binding
 from centrex.registrar.sql.cache import BindingCache
 from centrex.registrar.sql.engine import WRITE, asyncpg_arguments, make_engine, parse_url
 from centrex.registrar.sql.fast_pg import FastPath
-from centrex.registrar.sql.schema import SchemaError, init_schema, schema_problem, schema_revision
-from centrex.registrar.sql.tables import (
-    aor_table,
-    binding_row,
-    binding_table,
-    cluster_table,
-    instance_table,
-    row_binding,
+from centrex.registrar.sql.instances import (
+    Instance,
+    clear_heartbeat,
+    read_instances,
+    routing_key,
+    upsert,
+    write_heartbeat,
 )
+from centrex.registrar.sql.schema import SchemaError, init_schema, schema_problem, schema_revision
+from centrex.registrar.sql.tables import aor_table, binding_row, binding_table, row_binding
 from centrex.registrar.store import AorRemoval, Changes, DecisionT, LocationStore, apply_changes
 
 logger = logging.getLogger(__name__)
@@ -83,22 +79,9 @@ HEARTBEAT_S = 1.0
 CHANNEL = "centrex_location"
 #: Connections of the PostgreSQL single-statement write path.
 FAST_POOL_SIZE = 10
-#: The centrex_cluster row holding the key routing tokens are signed with.
-ROUTING_KEY = "routing_key"
 
 _b = binding_table.c
 _a = aor_table.c
-_i = instance_table.c
-
-
-@dataclass(frozen=True, slots=True)
-class Instance:
-    """Another (or this) instance sharing the database, as it last said."""
-
-    server_id: str
-    address: str
-    started_at: float
-    heartbeat_at: float
 
 
 class SqlLocationStore(LocationStore):
@@ -174,25 +157,11 @@ class SqlLocationStore(LocationStore):
             async with connection.begin():
                 yield connection
 
-    def _upsert(
-        self, dialect: str, table: Any, key: str, row: dict[str, Any], **set_: Any
-    ) -> Insert:
-        """INSERT ``row`` into ``table``, or on a duplicate ``key`` UPDATE ``set_``."""
-        if dialect == "postgresql":
-            pg = postgresql_insert(table).values(**row)
-            return pg.on_conflict_do_update(index_elements=[key], set_=set_)
-        if dialect == "sqlite":
-            lite = sqlite_insert(table).values(**row)
-            return lite.on_conflict_do_update(index_elements=[key], set_=set_)
-        # MySQL / MariaDB: ON DUPLICATE KEY UPDATE takes the exclusive lock at
-        # once (INSERT IGNORE would take a shared one and deadlock on upgrade).
-        return mysql_insert(table).values(**row).on_duplicate_key_update(**set_)
-
     def _lock_aor(self, dialect: str, aor: str) -> Insert:
         """An upsert of ``aor``'s lock row: creates it, or locks it and bumps its version."""
         stamp = {"changed_at": self._clock(), "changed_by": self.server_id}
         row = {"aor": aor, "version": 1, **stamp}
-        return self._upsert(dialect, aor_table, "aor", row, version=_a.version + 1, **stamp)
+        return upsert(dialect, aor_table, "aor", row, version=_a.version + 1, **stamp)
 
     # -- LocationStore ------------------------------------------------------------------
 
@@ -217,7 +186,8 @@ class SqlLocationStore(LocationStore):
         await self._reload(None)
         self._last_full = self._last_poll = started
         self._since = started - CLOCK_MARGIN
-        self.routing_key = await self._routing_key()
+        async with self._writing() as connection:
+            self.routing_key = await routing_key(connection)
         await self._heartbeat(started, starting=True)
         await self._read_instances()
         self._wake = asyncio.Event()
@@ -248,11 +218,7 @@ class SqlLocationStore(LocationStore):
             # Tell the others at once that this instance's flows are gone.
             with contextlib.suppress(Exception):
                 async with self._writing() as connection:
-                    await connection.execute(
-                        update(instance_table)
-                        .where(_i.server_id == self.server_id)
-                        .values(heartbeat_at=0.0)
-                    )
+                    await clear_heartbeat(connection, self.server_id)
             self._engine = None
             await engine.dispose()
 
@@ -526,55 +492,15 @@ class SqlLocationStore(LocationStore):
     async def _heartbeat(self, now: float, *, starting: bool = False) -> None:
         """Say this instance is alive (and, at start, where it is reached)."""
         async with self._writing() as connection:
-            row = {
-                "server_id": self.server_id,
-                "address": self.address,
-                "started_at": now,
-                "heartbeat_at": now,
-            }
-            set_: dict[str, Any] = {"heartbeat_at": now}
-            if starting:
-                set_.update(address=self.address, started_at=now)
-            await connection.execute(
-                self._upsert(connection.dialect.name, instance_table, "server_id", row, **set_)
-            )
+            await write_heartbeat(connection, self.server_id, self.address, now, starting=starting)
         self._last_heartbeat = now
 
     async def _read_instances(self, connection: AsyncConnection | None = None) -> None:
         if connection is None:
             async with self.engine.connect() as own:
-                await self._read_instances(own)
-            return
-        rows = await connection.execute(select(instance_table))
-        self.instances = {
-            row["server_id"]: Instance(
-                row["server_id"],
-                row["address"],
-                float(row["started_at"]),
-                float(row["heartbeat_at"]),
-            )
-            for row in rows.mappings()
-        }
-
-    async def _routing_key(self) -> bytes:
-        """The cluster's routing key, created by the first instance that needs it."""
-        select_key = select(cluster_table.c.value).where(cluster_table.c.name == ROUTING_KEY)
-        async with self._writing() as connection:
-            found = (await connection.execute(select_key)).scalar_one_or_none()
-            if found is None:
-                row = {"name": ROUTING_KEY, "value": secrets.token_hex(32)}
-                dialect = connection.dialect.name
-                if dialect == "postgresql":
-                    statement: Any = postgresql_insert(cluster_table).values(**row)
-                    statement = statement.on_conflict_do_nothing()
-                elif dialect == "sqlite":
-                    statement = sqlite_insert(cluster_table).values(**row)
-                    statement = statement.on_conflict_do_nothing()
-                else:
-                    statement = mysql_insert(cluster_table).values(**row).prefix_with("IGNORE")
-                await connection.execute(statement)
-                found = (await connection.execute(select_key)).scalar_one()
-        return bytes.fromhex(found)
+                self.instances = await read_instances(own)
+        else:
+            self.instances = await read_instances(connection)
 
     async def _listen(self) -> None:
         """PostgreSQL: LISTEN on a connection of its own (other databases: nothing)."""

@@ -65,12 +65,21 @@ class AorRemoval:
     remaining: tuple[Binding, ...]
 
 
+#: Called by a shared store when another server's change of an AOR reaches it:
+#: (aor, bindings before, bindings after, now).
+RemoteChange = Callable[[str, tuple[Binding, ...], tuple[Binding, ...], float], None]
+
+
 class LocationStore(ABC):
     """Where bindings live: memory with a recovery file, or a shared database.
 
     Every method may touch storage and is async. ``lookup`` may return expired
     bindings that no purge has removed yet; the ``Registrar`` filters them.
+    A shared store calls ``on_remote_change`` (when set) for the changes
+    other servers made, as they reach it.
     """
+
+    on_remote_change: RemoteChange | None = None
 
     @abstractmethod
     async def open(self, now: float) -> None:

@@ -598,3 +598,32 @@ def test_instances_know_each_others_address_and_share_one_routing_key(db: str) -
             await a.close(T0)
 
     run(scenario)
+
+
+def test_another_servers_registration_and_unregistration_are_events_here(db: str) -> None:
+    async def scenario() -> None:
+        # The stores judge liveness by their clock: the scenario's.
+        a = make_registrar(SqlLocationStore(db, server_id="A", clock=lambda: T0), server_id="A")
+        b = make_registrar(SqlLocationStore(db, server_id="B", clock=lambda: T0), server_id="B")
+        await a.start(T0)
+        await b.start(T0)
+        events: list[AorEvent] = []
+        b.listeners.add(events.append)
+        try:
+            await send(a, register(expires=600, call_id="x"), T0)
+            await b.store.sync()
+            await send(a, register("<sip:alice@10.0.0.9>", expires=600, call_id="y"), T0)
+            await b.store.sync()  # a second device: no event, alice stays available
+            await send(a, register("*", expires=0, call_id="x", cseq=2), T0)
+            await b.store.sync()
+            await b.listeners.drain()
+            assert [(e.kind, e.aor, e.reason) for e in events] == [
+                ("available", AOR, "registered"),
+                ("unavailable", AOR, "unregistered"),
+            ]
+            assert [x.contact for x in events[0].bindings] == ["sip:alice@192.0.2.10:5060"]
+        finally:
+            await a.stop(T0)
+            await b.stop(T0)
+
+    run(scenario)

@@ -43,17 +43,19 @@ class BindingCache:
             self._aors[aor] = (version, ())
         return True
 
-    def load(self, versions: Mapping[str, int], bindings: Mapping[str, list[Binding]]) -> int:
+    def load(
+        self, versions: Mapping[str, int], bindings: Mapping[str, list[Binding]]
+    ) -> list[tuple[str, tuple[Binding, ...], tuple[Binding, ...]]]:
         """Apply a read of the database: the ``versions`` of the AORs read
         (read before their ``bindings``, so a change committed in between
         leaves an older version and is read again). AOR rows are never
         deleted, so an AOR the read did not see was created after it and stays.
-        Returns how many AORs changed."""
-        changed = 0
+        Returns the AORs whose bindings changed, with their bindings before and after."""
+        changed = []
         for aor, version in versions.items():
             before = self.get(aor)
             if self.put(aor, version, bindings.get(aor, ())) and before != self.get(aor):
-                changed += 1
+                changed.append((aor, before, self.get(aor)))
         return changed
 
     def all(self) -> list[Binding]:

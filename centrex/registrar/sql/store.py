@@ -487,7 +487,12 @@ class SqlLocationStore(LocationStore):
             # A binding held by an instance not known yet (it just started):
             # learn its address before a lookup can find the binding.
             await self._read_instances(connection)
-        self.cache.load(versions, by_aor)
+        changed = self.cache.load(versions, by_aor)
+        report = self.on_remote_change
+        if report is not None:
+            now = self._clock()
+            for aor, before, after in changed:
+                report(aor, before, after, now)
 
     async def _heartbeat(self, now: float, *, starting: bool = False) -> None:
         """Say this instance is alive (and, at start, where it is reached)."""

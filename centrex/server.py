@@ -37,7 +37,7 @@ from centrex.registrar.registrar import Registrar
 from centrex.registrar.sql import SqlLocationStore
 from centrex.registrar.store import LocationStore
 from centrex.sip.message import Request, Response
-from centrex.sip.uri import SipURI
+from centrex.sip.uri import SipURI, parse_uri
 from centrex.transaction.events import (
     RequestEvent,
     ResponseEvent,
@@ -226,6 +226,10 @@ class Server:
         if isinstance(self.store, SqlLocationStore):
             store = self.store
             store.address = self._instance_address()
+            published = parse_uri(store.address)
+            if isinstance(published, SipURI):
+                # The others' Routes name us by this address, even if it is a DNS name.
+                self.local.names.add(published.host.lower().strip("[]"))
             owners = OwnerRouting(
                 store.server_id,
                 key=lambda: store.routing_key,

@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -379,6 +380,14 @@ def db_check(config_path: Path | None, url: str | None) -> None:
     if not result.ok:
         click.echo(f"problem: {result.problem}", err=True)
         sys.exit(1)
+    now = time.time()
+    for instance in result.instances:
+        state = (
+            "stopped"
+            if instance.heartbeat_at == 0
+            else f"heartbeat {max(0.0, now - instance.heartbeat_at):.1f} s ago"
+        )
+        click.echo(f"instance    {instance.server_id} at {instance.address or '?'}: {state}")
     click.echo("OK")
 
 

@@ -590,6 +590,11 @@ def test_instances_know_each_others_address_and_share_one_routing_key(db: str) -
             found = a.instance("B")
             assert found is not None and found.address == "sip:127.0.0.1:5072"
             assert found.heartbeat_at > 0
+            check = await check_database(db)  # `centrex db check` lists them
+            assert [(i.server_id, i.address) for i in check.instances] == [
+                ("A", "sip:127.0.0.1:5071"),
+                ("B", "sip:127.0.0.1:5072"),
+            ]
         finally:
             await b.close(T0)
             await a.sync()

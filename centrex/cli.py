@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -140,7 +141,8 @@ def config_show(config_path: Path | None) -> None:
 @main.command()
 @CONFIG_OPTION
 def registrations(config_path: Path | None) -> None:
-    """List the current bindings, from the server's recovery file.
+    """List the current bindings: from the server's recovery file, or from the
+    shared database when registrar.store = "database".
 
     The file is as fresh as its last flush (see registrar.recovery_every_seconds).
     """
@@ -149,26 +151,40 @@ def registrations(config_path: Path | None) -> None:
     from centrex.registrar.recovery import FILE_NAME, RecoveryFileError, load
 
     settings = _load(config_path)
-    path = settings.resolve_paths(config_path).data_dir / FILE_NAME
-    if not path.exists():
-        click.echo(f"no registrations ({path} does not exist yet)")
-        return
     now = time.time()
-    try:
-        bindings = load(path, now)
-    except RecoveryFileError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
-    saved = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M:%S")
-    click.echo(f"{len(bindings)} binding(s), as saved at {saved}")
-    rows = [("AOR", "CONTACT", "EXPIRES", "SOURCE", "USER-AGENT")]
+    if settings.registrar.store == "database":
+        import asyncio
+
+        from centrex.registrar.sql import read_bindings
+
+        try:
+            bindings = asyncio.run(read_bindings(settings.registrar.database.url, now))
+        except Exception as exc:
+            click.echo(f"cannot read the registration database: {exc}", err=True)
+            sys.exit(1)
+        click.echo(f"{len(bindings)} binding(s), in the database")
+    else:
+        path = settings.resolve_paths(config_path).data_dir / FILE_NAME
+        if not path.exists():
+            click.echo(f"no registrations ({path} does not exist yet)")
+            return
+        try:
+            bindings = load(path, now)
+        except RecoveryFileError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        mtime = path.stat().st_mtime
+        saved = datetime.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{len(bindings)} binding(s), as saved at {saved}")
+    rows = [("AOR", "CONTACT", "EXPIRES", "SOURCE", "INSTANCE", "USER-AGENT")]
     for b in sorted(bindings, key=lambda b: (b.aor, b.contact)):
         source = f"{b.source.transport}:{b.source.host}:{b.source.port}"
-        rows.append((b.aor, b.contact, str(b.remaining(now)), source, b.user_agent or ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        remaining = str(b.remaining(now))
+        rows.append((b.aor, b.contact, remaining, source, b.server_id, b.user_agent or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
         click.echo(
-            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5]
         )
 
 
@@ -364,6 +380,14 @@ def db_check(config_path: Path | None, url: str | None) -> None:
     if not result.ok:
         click.echo(f"problem: {result.problem}", err=True)
         sys.exit(1)
+    now = time.time()
+    for instance in result.instances:
+        state = (
+            "stopped"
+            if instance.heartbeat_at == 0
+            else f"heartbeat {max(0.0, now - instance.heartbeat_at):.1f} s ago"
+        )
+        click.echo(f"instance    {instance.server_id} at {instance.address or '?'}: {state}")
     click.echo("OK")
 
 

@@ -29,6 +29,7 @@ from centrex.presence import PresenceSettings
 from centrex.presence.service import PresenceService
 from centrex.proxy.core import Inbound, Proxy, ProxyConfig
 from centrex.proxy.local import LocalIdentity
+from centrex.proxy.owner import OwnerRouting
 from centrex.proxy.resolve import resolve_uri
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.memory import MemoryLocationStore
@@ -36,7 +37,7 @@ from centrex.registrar.registrar import Registrar
 from centrex.registrar.sql import SqlLocationStore
 from centrex.registrar.store import LocationStore
 from centrex.sip.message import Request, Response
-from centrex.sip.uri import SipURI
+from centrex.sip.uri import SipURI, parse_uri
 from centrex.transaction.events import (
     RequestEvent,
     ResponseEvent,
@@ -153,10 +154,12 @@ class Server:
         self.directory = Directory(settings.users, case_sensitive=settings.registrar.case_sensitive)
         self.store: LocationStore
         if settings.registrar.store == "database":
+            database = settings.registrar.database
             self.store = SqlLocationStore(
-                settings.registrar.database.url,
+                database.url,
                 server_id=settings.server.effective_instance_id(),
-                migrate=settings.registrar.database.migrate_on_start,
+                migrate=database.migrate_on_start,
+                staleness_s=database.staleness_s,
             )
         else:
             self.store = MemoryLocationStore.from_settings(settings.registrar, self.paths.data_dir)
@@ -219,6 +222,22 @@ class Server:
             alias=self.local.canonical_domain,
         )
         self.registrar.retry_after_s = settings.registrar.database.retry_after_s
+        owners: OwnerRouting | None = None
+        if isinstance(self.store, SqlLocationStore):
+            store = self.store
+            store.address = self._instance_address()
+            published = parse_uri(store.address)
+            if isinstance(published, SipURI):
+                # The others' Routes name us by this address, even if it is a DNS name.
+                self.local.names.add(published.host.lower().strip("[]"))
+            owners = OwnerRouting(
+                store.server_id,
+                key=lambda: store.routing_key,
+                instance=store.instance,
+                down_after_s=settings.registrar.database.instance_down_after_s,
+                wall_clock=time.time,
+                heartbeats_current=lambda: store.available,
+            )
         if settings.registrar.presence_events:
             self.presence = PresenceService(
                 PresenceSettings.from_registrar(
@@ -247,6 +266,7 @@ class Server:
                 record_route=settings.server.record_route,
                 allow_relay=settings.server.allow_relay,
                 case_sensitive=settings.registrar.case_sensitive,
+                related_domains=tuple(settings.registrar.related_domains),
             ),
             clock=self._loop.time,
             wall_clock=time.time,
@@ -256,6 +276,7 @@ class Server:
             secret=secret,
             auth=self.auth,
             presence=self.presence,
+            owners=owners,
         )
         self._spawn(self._housekeeping())
         logger.info(
@@ -286,6 +307,20 @@ class Server:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+
+    def _instance_address(self) -> str:
+        """The SIP URI the other instances sharing the database reach this one at."""
+        configured = self.settings.registrar.database.instance_address
+        if configured:
+            return configured
+        assert self.local is not None
+        # TCP when there is a listener for it: a stopped instance then refuses
+        # at once, where a datagram to it would wait out Timer B.
+        bound = self.transport.bound
+        first = next((s for s in bound if s.transport == "tcp"), bound[0])
+        host = self.local.address_toward(first.host, "192.0.2.1")
+        param = "" if first.transport == "udp" else f";transport={first.transport}"
+        return f"sip:{host}:{first.port}{param}"
 
     async def _housekeeping(self) -> None:
         """Purge expired bindings and flush the recovery file on their intervals;

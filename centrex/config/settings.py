@@ -287,6 +287,13 @@ class RegistrarSettings(_Table):
         default="memory",
         description='"memory" (with a recovery file in data_dir) or "database" (shared)',
     )
+    related_domains: list[Domain] = Field(
+        default_factory=list,
+        description=(
+            "domains sharing one set of users: a call to 1236 at one of them reaches "
+            "1236 registered at any of them (served here or by another instance)"
+        ),
+    )
     recovery_every_registrations: int = Field(
         default=100, ge=1, description="write the recovery file after this many changes"
     )

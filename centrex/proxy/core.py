@@ -33,8 +33,9 @@ from centrex.auth.identity import assert_identity, strip_untrusted_identity
 from centrex.proxy.checks import SUPPORTED, branch_prefix, is_loop, unsupported_proxy_require
 from centrex.proxy.context import Action, Branch, Cancel, Final, Forward, ResponseContext, Start
 from centrex.proxy.local import LocalIdentity
+from centrex.proxy.owner import Flow, OwnerRouting
 from centrex.registrar.aor import aor_of
-from centrex.registrar.binding import Binding
+from centrex.registrar.binding import Binding, lookup_order
 from centrex.sip.build import make_response
 from centrex.sip.errors import ParseError
 from centrex.sip.ids import token_hex
@@ -98,6 +99,8 @@ class ProxyConfig:
     record_route: bool = True
     allow_relay: bool = False
     case_sensitive: bool = False
+    #: Domains sharing one set of users (``registrar.related_domains``).
+    related_domains: tuple[str, ...] = ()
 
 
 @dataclass(eq=False)
@@ -140,8 +143,10 @@ class Proxy:
         secret: bytes,
         auth: AuthGate | None = None,
         presence: Presence | None = None,
+        owners: OwnerRouting | None = None,
     ) -> None:
         self._secret = secret
+        self.owners = owners
         self.auth = auth
         self.presence = presence
         self.transactions = transactions
@@ -268,7 +273,12 @@ class Proxy:
         if unsupported:
             self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
             return
+        flow = self._flow(request) if self.owners is not None and "route" in request else None
         route_token = self._preprocess_routes(request)
+        if flow is not None:
+            # Another instance of ours asks for a flow we hold: it authenticated the caller.
+            await self._proxy_to_flow(tx, request, inbound, flow)
+            return
         ruri = request.request_uri
         routes = request.get_all("route")
         # A request in a dialog we record-routed (our Route carried this
@@ -442,11 +452,56 @@ class Proxy:
             self._reply(tx, request, 404)  # a disabled user is no one (directory.py)
             return
         bindings = await self.registrar.lookup(aor, self._wall())
+        related = self.config.related_domains
+        if domain in related:
+            user_part = aor[: aor.rfind("@") + 1]
+            for other in related:
+                if other != domain:
+                    bindings += await self.registrar.lookup(user_part + other, self._wall())
+            bindings = lookup_order(bindings)
         if not bindings:
             self._reply(tx, request, 480 if self.directory.find(user) is not None else 404)
             return
-        targets = [(_binding_target(b), b.q) for b in bindings]
+        targets = []
+        for binding in bindings:
+            target = await self._target(binding, request)
+            if target is not None:
+                targets.append((target, binding.q))
+        if not targets:
+            self._reply(tx, request, 480)  # every instance holding its flows is down
+            return
         self._start(tx, request, inbound, targets)
+
+    async def _target(self, binding: Binding, request: Request) -> _Target | None:
+        """Where ``binding`` is reached: directly, or through the instance of
+        ours that holds its flow (None when that instance is down)."""
+        owners = self.owners
+        if owners is None or not owners.held_elsewhere(binding):
+            return _binding_target(binding)
+        owner = owners.owner_route(binding, request)
+        if owner is None:
+            return None
+        hop = await self._resolve(owner[0])
+        return None if hop is None else _Target(binding.contact, hop, (owner[1],))
+
+    def _flow(self, request: Request) -> Flow | None:
+        """The flow a signed token in our top Route names (see owner.py)."""
+        assert self.owners is not None
+        top = request.addresses("route")[0].uri
+        if not isinstance(top, SipURI) or not self.local.is_myself(top):
+            return None
+        return self.owners.verify(top, request)
+
+    async def _proxy_to_flow(
+        self, tx: ServerTransaction, request: Request, inbound: Inbound, flow: Flow
+    ) -> None:
+        """Forward over the flow of binding ``flow``, which this instance holds."""
+        assert self.owners is not None
+        for binding in await self.registrar.lookup(flow.aor, self._wall()):
+            if binding.id == flow.binding_id and not self.owners.held_elsewhere(binding):
+                self._start(tx, request, inbound, [(_binding_target(binding), None)])
+                return
+        self._reply(tx, request, 480)
 
     async def _proxy_to_uri(
         self, tx: ServerTransaction, request: Request, inbound: Inbound

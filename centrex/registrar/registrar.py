@@ -118,6 +118,7 @@ class Registrar:
         """Open the store. Bindings this server held over connections are gone
         with those connections (a restart closes them all), so they are removed."""
         await self.store.open(now)
+        self.store.on_remote_change = self._remote_change
         self._last_purge = now
         if self.settings.remove_on_connection_close:
             removals = await self.store.remove_connections(self.server_id, None, now)
@@ -194,7 +195,10 @@ class Registrar:
             )
         except Exception:
             # 10.3 step 7: a failed commit fails the request; the store applied nothing.
-            logger.exception("location store failed to update %s", reg.aor)
+            if self.store.available:
+                logger.exception("location store failed to update %s", reg.aor)
+            else:  # the store has logged the outage once; not a traceback per REGISTER
+                logger.debug("location store unavailable: 503 for %s", reg.aor)
             # Never a 200 for a binding that was not stored; the phone retries.
             retry = (("Retry-After", str(self.retry_after_s)),)
             return self._respond(request, 503, "Location service unavailable", retry)
@@ -253,6 +257,22 @@ class Registrar:
             event = AorEvent("unavailable", aor, reason, now)
         if event is not None:
             logger.info("%s aor=%s reason=%s", event.kind, aor, event.reason)
+            self.listeners.emit([event])
+
+    def _remote_change(
+        self, aor: str, before: tuple[Binding, ...], after: tuple[Binding, ...], now: float
+    ) -> None:
+        """Another server changed ``aor`` (shared store): the same events as a
+        change made here, so presence watchers of this server hear of it."""
+        was = any(b.expires_at > now for b in before)
+        live = live_bindings(after, now)
+        event: AorEvent | None = None
+        if live and not was:
+            event = AorEvent("available", aor, "registered", now, tuple(live))
+        elif was and not live:
+            event = AorEvent("unavailable", aor, "unregistered", now)
+        if event is not None:
+            logger.info("%s aor=%s reason=%s (another instance)", event.kind, aor, event.reason)
             self.listeners.emit([event])
 
     def _emit_removals(self, removals: list[AorRemoval], reason: EventReason, now: float) -> None:

@@ -65,12 +65,21 @@ class AorRemoval:
     remaining: tuple[Binding, ...]
 
 
+#: Called by a shared store when another server's change of an AOR reaches it:
+#: (aor, bindings before, bindings after, now).
+RemoteChange = Callable[[str, tuple[Binding, ...], tuple[Binding, ...], float], None]
+
+
 class LocationStore(ABC):
     """Where bindings live: memory with a recovery file, or a shared database.
 
     Every method may touch storage and is async. ``lookup`` may return expired
     bindings that no purge has removed yet; the ``Registrar`` filters them.
+    A shared store calls ``on_remote_change`` (when set) for the changes
+    other servers made, as they reach it.
     """
+
+    on_remote_change: RemoteChange | None = None
 
     @abstractmethod
     async def open(self, now: float) -> None:
@@ -111,6 +120,16 @@ class LocationStore(ABC):
     @abstractmethod
     async def bindings(self) -> list[Binding]:
         """Every stored binding (for the admin and for tests)."""
+
+    @property
+    def available(self) -> bool:
+        """False while the store knows its storage is unreachable (it has said so in the log)."""
+        return True
+
+    async def sync(self) -> None:
+        """Catch up now with the changes other servers made (a shared store
+        with a cache does so by itself within its staleness bound)."""
+        return None
 
     async def maybe_flush(self, now: float) -> bool:
         """Persist pending changes if a periodic write is due; True if it wrote.

@@ -129,6 +129,11 @@ class CentrexServer:
     # test turns it on (with ``passwords`` for the users).
     auth: dict[str, object] = field(default_factory=lambda: {"enabled": False})
     passwords: dict[str, str] = field(default_factory=dict)
+    #: ``[registrar.database]`` keys (with registrar store = "database").
+    database: dict[str, object] = field(default_factory=dict)
+    #: More ``[server]`` keys (instance_id...).
+    server: dict[str, object] = field(default_factory=dict)
+    domains: tuple[str, ...] = ("example.com",)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -141,14 +146,18 @@ class CentrexServer:
         registrar = {"recovery_every_seconds": 1, **self.registrar}
         lines = [
             "[server]",
-            'domains = ["example.com"]',
+            f"domains = {_toml_value(self.domains)}",
             f"data_dir = {_toml_value(str(self.data_dir))}",
+            *(f"{key} = {_toml_value(value)}" for key, value in self.server.items()),
             "",
             "[network]",
             f'listen = ["udp:{HOST}:{self.port}", "tcp:{HOST}:{self.port}"]',
             "",
             "[registrar]",
             *(f"{key} = {_toml_value(value)}" for key, value in registrar.items()),
+            "",
+            *(["[registrar.database]"] if self.database else []),
+            *(f"{key} = {_toml_value(value)}" for key, value in self.database.items()),
             "",
             "[logging]",
             'level = "debug"',
@@ -302,8 +311,9 @@ def make_server(
         *,
         auth: dict[str, object] | None = None,
         passwords: dict[str, str] | None = None,
+        **more: Any,
     ) -> CentrexServer:
-        security: dict[str, Any] = {}
+        security: dict[str, Any] = dict(more)
         if auth is not None:
             security["auth"] = auth
         if passwords is not None:

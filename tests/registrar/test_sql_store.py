@@ -286,6 +286,7 @@ def test_connection_close_removes_only_this_servers_tcp_bindings(stores: StoreFa
         await send(mine, register("<sip:alice@10.0.0.3>", call_id="c"), T0, UDP)
         await send(other, register("<sip:alice@10.0.0.4;transport=tcp>", call_id="d"), T0, tcp(7))
         assert await mine.connection_closed(7, T0 + 1) == 1
+        await other.store.sync()  # what the watcher does within staleness_s
         found = sorted(b.contact for b in await other.lookup(AOR, T0 + 1))
         assert found == [
             "sip:alice@10.0.0.2;transport=tcp",
@@ -312,11 +313,13 @@ def test_servers_see_each_others_bindings_and_a_restart_keeps_the_others(db: str
         b._new_id = lambda: "bob1"
         await send(b, register(to=BOB), T0 + 1, tcp(1, 40001))
         assert len(await b.lookup(AOR, T0 + 1)) == 2
+        await a.store.sync()  # what the watcher does within staleness_s
         assert len(await a.lookup(BOB, T0 + 1)) == 1
         # A restarts: its TCP connections died with it; B's binding stays.
         await a.stop(T0 + 2)
         restarted = make_registrar(SqlLocationStore(db, server_id="A"), server_id="A")
         await restarted.start(T0 + 3)
+        await b.store.sync()
         assert [x.contact for x in await b.lookup(AOR, T0 + 3)] == ["sip:alice@10.0.0.2"]
         assert len(await restarted.lookup(BOB, T0 + 3)) == 1
         await restarted.stop(T0)
@@ -349,7 +352,12 @@ def test_concurrent_updates_of_one_aor_from_two_servers_serialize(db: str) -> No
             results = await asyncio.gather(
                 *((a if n % 2 else b).update(AOR, adding(n), T0) for n in range(count))
             )
+            await a.sync()
             assert len(await a.lookup(AOR)) == count
+            if a.url.get_backend_name() == "postgresql":
+                # The single-statement path wrote some and found the AOR moved on for others.
+                assert a.fast_writes + b.fast_writes > 0
+                assert a.fast_misses + b.fast_misses > 0
             return sorted(r.saw for r in results)
         finally:
             await a.close(T0)
@@ -506,3 +514,121 @@ def test_migration_creates_exactly_the_tables_the_store_uses(db: str) -> None:
             await engine.dispose()
 
     assert asyncio.run(scenario()) == []
+
+
+# -- the cache and the other instances' changes -----------------------------------------
+
+
+async def _seen_within(check: Callable[[], Awaitable[bool]], limit: float) -> float:
+    """Seconds until ``check()`` holds; fails after ``limit``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not await check():
+        assert loop.time() - start < limit, f"not seen within {limit} s"
+        await asyncio.sleep(0.01)
+    return loop.time() - start
+
+
+def test_another_servers_register_and_unregister_reach_the_cache_within_the_bound(
+    db: str,
+) -> None:
+    bound = 0.5
+
+    async def scenario() -> None:
+        a = make_registrar(SqlLocationStore(db, server_id="A", staleness_s=bound), server_id="A")
+        b = make_registrar(SqlLocationStore(db, server_id="B", staleness_s=bound), server_id="B")
+        await a.start(T0)
+        await b.start(T0)
+        try:
+            for n in range(3):
+                b._new_id = lambda n=n: f"b{n}"
+                ok = await send(b, register(call_id=f"c{n}", cseq=1, expires=600), T0)
+                assert ok.status == 200
+
+                async def present() -> bool:
+                    return len(await a.lookup(AOR, T0)) == 1
+
+                assert await _seen_within(present, bound + 1.0) <= bound + 1.0
+                gone = await send(b, register(call_id=f"c{n}", cseq=2, expires=0), T0)
+                assert gone.status == 200
+
+                async def absent() -> bool:
+                    return not await a.lookup(AOR, T0)
+
+                assert await _seen_within(absent, bound + 1.0) <= bound + 1.0
+        finally:
+            await a.stop(T0)
+            await b.stop(T0)
+
+    run(scenario)
+
+
+def test_lookups_answer_from_the_cache_when_the_database_is_gone(db: str) -> None:
+    async def scenario() -> None:
+        store = SqlLocationStore(db, server_id="A")
+        registrar = await started(lambda _: store)
+        assert (await send(registrar, register(expires=600))).status == 200
+        await drop_tables(db)
+        assert [b.contact for b in await registrar.lookup(AOR, T0)] == ["sip:alice@192.0.2.10:5060"]
+        failed = await send(registrar, register("<sip:alice@192.0.2.99>", call_id="z"))
+        assert failed.status == 503
+        assert [b.contact for b in await registrar.lookup(AOR, T0)] == ["sip:alice@192.0.2.10:5060"]
+        await registrar.stop(T0)
+
+    run(scenario)
+
+
+def test_instances_know_each_others_address_and_share_one_routing_key(db: str) -> None:
+    async def scenario() -> None:
+        a = SqlLocationStore(db, server_id="A", address="sip:127.0.0.1:5071")
+        b = SqlLocationStore(db, server_id="B", address="sip:127.0.0.1:5072")
+        await a.open(T0)
+        await b.open(T0)
+        await a.sync()
+        try:
+            assert len(a.routing_key) == 32 and a.routing_key == b.routing_key
+            found = a.instance("B")
+            assert found is not None and found.address == "sip:127.0.0.1:5072"
+            assert found.heartbeat_at > 0
+            check = await check_database(db)  # `centrex db check` lists them
+            assert [(i.server_id, i.address) for i in check.instances] == [
+                ("A", "sip:127.0.0.1:5071"),
+                ("B", "sip:127.0.0.1:5072"),
+            ]
+        finally:
+            await b.close(T0)
+            await a.sync()
+            stopped = a.instance("B")
+            assert stopped is not None and stopped.heartbeat_at == 0.0  # B said it left
+            await a.close(T0)
+
+    run(scenario)
+
+
+def test_another_servers_registration_and_unregistration_are_events_here(db: str) -> None:
+    async def scenario() -> None:
+        # The stores judge liveness by their clock: the scenario's.
+        a = make_registrar(SqlLocationStore(db, server_id="A", clock=lambda: T0), server_id="A")
+        b = make_registrar(SqlLocationStore(db, server_id="B", clock=lambda: T0), server_id="B")
+        await a.start(T0)
+        await b.start(T0)
+        events: list[AorEvent] = []
+        b.listeners.add(events.append)
+        try:
+            await send(a, register(expires=600, call_id="x"), T0)
+            await b.store.sync()
+            await send(a, register("<sip:alice@10.0.0.9>", expires=600, call_id="y"), T0)
+            await b.store.sync()  # a second device: no event, alice stays available
+            await send(a, register("*", expires=0, call_id="x", cseq=2), T0)
+            await b.store.sync()
+            await b.listeners.drain()
+            assert [(e.kind, e.aor, e.reason) for e in events] == [
+                ("available", AOR, "registered"),
+                ("unavailable", AOR, "unregistered"),
+            ]
+            assert [x.contact for x in events[0].bindings] == ["sip:alice@192.0.2.10:5060"]
+        finally:
+            await a.stop(T0)
+            await b.stop(T0)
+
+    run(scenario)

@@ -12,6 +12,7 @@ from centrex.registrar.sql.schema import (
     check_database,
     expected_revision,
     init_schema,
+    read_bindings,
 )
 from centrex.registrar.sql.store import SqlLocationStore
 
@@ -23,4 +24,5 @@ __all__ = [
     "check_database",
     "expected_revision",
     "init_schema",
+    "read_bindings",
 ]

@@ -49,6 +49,19 @@ def parse_url(url: str | URL) -> URL:
     return parsed
 
 
+def asyncpg_arguments(url: URL) -> dict[str, Any]:
+    """The ``asyncpg.connect`` / ``create_pool`` arguments naming the server of ``url``
+    (for the connections Centrex holds outside SQLAlchemy: LISTEN, the fast path)."""
+    return {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "database": url.database,
+        "timeout": 5,
+    }
+
+
 def make_engine(url: str | URL, *, pooled: bool = True, **options: Any) -> AsyncEngine:
     """An engine for ``url``; ``pooled=False`` opens a connection per use (checks, init)."""
     parsed = parse_url(url)
@@ -66,6 +79,10 @@ def make_engine(url: str | URL, *, pooled: bool = True, **options: Any) -> Async
         # A connection the database dropped (restart, failover) is replaced, not used.
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_recycle", 1800)
+        # A database that is gone must cost a REGISTER seconds, not a minute.
+        kwargs.setdefault("pool_timeout", 10)
+        timeout = {"postgresql": "timeout"}.get(backend, "connect_timeout")
+        kwargs.setdefault("connect_args", {}).setdefault(timeout, 5)
     return create_async_engine(parsed, **kwargs)
 
 

@@ -21,7 +21,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from centrex.registrar.binding import Binding
 from centrex.registrar.sql.engine import make_engine, parse_url
+from centrex.registrar.sql.instances import Instance, read_instances
 from centrex.registrar.sql.tables import VERSION_TABLE
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -100,6 +102,22 @@ async def init_schema(url: str | URL) -> str:
     return revision
 
 
+async def read_bindings(url: str | URL, now: float) -> list[Binding]:
+    """The live bindings stored at ``url`` (``centrex registrations``)."""
+    from sqlalchemy import select
+
+    from centrex.registrar.sql.tables import binding_table, row_binding
+
+    engine = make_engine(url, pooled=False)
+    try:
+        async with engine.connect() as connection:
+            query = select(binding_table).where(binding_table.c.expires_at > now)
+            rows = await connection.execute(query)
+            return [row_binding(row) for row in rows.mappings()]
+    finally:
+        await engine.dispose()
+
+
 @dataclass(frozen=True, slots=True)
 class DbCheck:
     """What ``centrex db check`` reports. ``problem`` says plainly what is wrong."""
@@ -110,6 +128,8 @@ class DbCheck:
     expected_revision: str
     round_trip_ms: float | None
     problem: str | None
+    #: The instances sharing the database (when the schema is current).
+    instances: tuple[Instance, ...] = ()
 
 
 async def server_version(connection: AsyncConnection) -> str:
@@ -165,6 +185,10 @@ async def check_database(url: str | URL, *, timeout: float = CHECK_TIMEOUT) -> D
                 await connection.execute(text("SELECT 1"))
                 trips.append((time.perf_counter() - start) * 1000)
             revision = await schema_revision(connection)
+            instances: tuple[Instance, ...] = ()
+            if schema_problem(revision) is None:
+                found = await read_instances(connection)
+                instances = tuple(found[name] for name in sorted(found))
         except Exception as exc:
             return failed(f"query failed: {_message(exc)}")
         finally:
@@ -172,7 +196,9 @@ async def check_database(url: str | URL, *, timeout: float = CHECK_TIMEOUT) -> D
     finally:
         await engine.dispose()
     problem = schema_problem(revision)
-    return DbCheck(problem is None, version, revision, expected, round(min(trips), 3), problem)
+    return DbCheck(
+        problem is None, version, revision, expected, round(min(trips), 3), problem, instances
+    )
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

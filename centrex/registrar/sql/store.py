@@ -18,34 +18,67 @@ AOR's bindings and commits before returning. So:
 A server only ever removes, on its own initiative, the connection bindings
 it holds itself (``remove_connections`` with its own server id) and expired
 bindings: starting a server never deletes another server's live bindings.
-There is no in-memory cache yet: every lookup reads the database.
+
+Lookups never touch the database: they read a ``BindingCache`` holding every
+binding, loaded at ``open``. This instance's own changes enter it when they
+commit; the other instances' are found by a watcher that, every
+``staleness_s`` seconds, reads the AORs others changed recently
+(``centrex_aor.changed_at``, with a margin for clock differences and slow
+commits) and reloads those whose version moved. On PostgreSQL a trigger also
+NOTIFYs every change in the changing transaction, so the watcher reloads the
+AOR at once. The same watcher writes this instance's heartbeat in
+``centrex_instance``, reads the other instances' addresses, and notices when
+the database is lost (logged once) and back (logged once, then everything is
+read again); while it is lost, lookups keep answering from the cache and
+updates fail (the registrar answers 503).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, insert, select, update
-from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from centrex.registrar.binding import Binding
-from centrex.registrar.sql.engine import WRITE, make_engine, parse_url
+from centrex.registrar.sql.cache import BindingCache
+from centrex.registrar.sql.engine import WRITE, asyncpg_arguments, make_engine, parse_url
+from centrex.registrar.sql.fast_pg import FastPath
+from centrex.registrar.sql.instances import (
+    Instance,
+    clear_heartbeat,
+    read_instances,
+    routing_key,
+    upsert,
+    write_heartbeat,
+)
 from centrex.registrar.sql.schema import SchemaError, init_schema, schema_problem, schema_revision
 from centrex.registrar.sql.tables import aor_table, binding_row, binding_table, row_binding
-from centrex.registrar.store import AorRemoval, Changes, DecisionT, LocationStore
+from centrex.registrar.store import AorRemoval, Changes, DecisionT, LocationStore, apply_changes
 
 logger = logging.getLogger(__name__)
 
-#: How many AORs one statement of a purge or connection cleanup locks at most.
+#: How many AORs one statement of a purge, cleanup or reload names at most.
 LOCK_BATCH = 500
+#: How far back a poll looks before the previous one started: covers commits
+#: that took long and instance clocks that differ (keep them in sync with NTP).
+CLOCK_MARGIN = 10.0
+#: How often everything is read again anyway.
+FULL_RELOAD_S = 300.0
+#: How often this instance writes its heartbeat, at most.
+HEARTBEAT_S = 1.0
+#: The PostgreSQL channel the trigger of migration 0002 notifies.
+CHANNEL = "centrex_location"
+#: Connections of the PostgreSQL single-statement write path.
+FAST_POOL_SIZE = 10
 
 _b = binding_table.c
 _a = aor_table.c
@@ -55,10 +88,12 @@ class SqlLocationStore(LocationStore):
     """Bindings in the database at ``url`` (``postgresql+asyncpg://``,
     ``mysql+aiomysql://`` / ``mysql+asyncmy://``, ``sqlite+aiosqlite:///file``).
 
-    ``server_id`` names this server among those sharing the database.
-    ``migrate`` lets ``open`` create or upgrade the schema (``centrex db
-    init``); otherwise ``open`` raises ``SchemaError`` unless the schema is
-    current. ``engine_options`` go to ``create_async_engine`` (pool size...).
+    ``server_id`` names this server among those sharing the database, and
+    ``address`` is the SIP URI they reach it at. ``migrate`` lets ``open``
+    create or upgrade the schema (``centrex db init``); otherwise ``open``
+    raises ``SchemaError`` unless the schema is current. ``staleness_s``
+    bounds how long the cache may miss another instance's change.
+    ``engine_options`` go to ``create_async_engine`` (pool size...).
     """
 
     def __init__(
@@ -68,12 +103,36 @@ class SqlLocationStore(LocationStore):
         server_id: str,
         migrate: bool = False,
         engine_options: dict[str, Any] | None = None,
+        staleness_s: float = 1.0,
+        address: str = "",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = parse_url(url)
         self.server_id = server_id
         self.migrate = migrate
         self.engine_options = dict(engine_options or {})
+        self.staleness_s = staleness_s
+        self.address = address
+        self.cache = BindingCache()
+        #: The instances sharing the database, by server id (this one included).
+        self.instances: dict[str, Instance] = {}
+        #: The shared key instances sign routing tokens with (read at ``open``).
+        self.routing_key = b""
+        self._clock = clock
         self._engine: AsyncEngine | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._dirty: set[str] = set()
+        self._listener: Any = None
+        self._since = 0.0
+        self._last_poll = 0.0
+        self._last_full = 0.0
+        self._last_heartbeat = 0.0
+        self._lost_at: float | None = None
+        self._fast: FastPath | None = None
+        #: Writes done by the single-statement path / fallen back to the locking one.
+        self.fast_writes = 0
+        self.fast_misses = 0
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -83,6 +142,11 @@ class SqlLocationStore(LocationStore):
         if self._engine is None:
             raise RuntimeError("SqlLocationStore is not open")
         return self._engine
+
+    @property
+    def available(self) -> bool:
+        """False from the moment the database is found lost until it is back."""
+        return self._lost_at is None
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
@@ -95,16 +159,9 @@ class SqlLocationStore(LocationStore):
 
     def _lock_aor(self, dialect: str, aor: str) -> Insert:
         """An upsert of ``aor``'s lock row: creates it, or locks it and bumps its version."""
-        bump = {"version": _a.version + 1}
-        if dialect == "postgresql":
-            pg = postgresql_insert(aor_table).values(aor=aor, version=1)
-            return pg.on_conflict_do_update(index_elements=[_a.aor], set_=bump)
-        if dialect == "sqlite":
-            lite = sqlite_insert(aor_table).values(aor=aor, version=1)
-            return lite.on_conflict_do_update(index_elements=[_a.aor], set_=bump)
-        # MySQL / MariaDB: ON DUPLICATE KEY UPDATE takes the exclusive lock at
-        # once (INSERT IGNORE would take a shared one and deadlock on upgrade).
-        return mysql_insert(aor_table).values(aor=aor, version=1).on_duplicate_key_update(**bump)
+        stamp = {"changed_at": self._clock(), "changed_by": self.server_id}
+        row = {"aor": aor, "version": 1, **stamp}
+        return upsert(dialect, aor_table, "aor", row, version=_a.version + 1, **stamp)
 
     # -- LocationStore ------------------------------------------------------------------
 
@@ -125,40 +182,90 @@ class SqlLocationStore(LocationStore):
         self._engine = engine
         # Only expired rows: another server's live bindings are never touched here.
         removals = await self.purge(now)
+        started = self._clock()
+        await self._reload(None)
+        self._last_full = self._last_poll = started
+        self._since = started - CLOCK_MARGIN
+        async with self._writing() as connection:
+            self.routing_key = await routing_key(connection)
+        await self._heartbeat(started, starting=True)
+        await self._read_instances()
+        self._wake = asyncio.Event()
+        if self.url.get_backend_name() == "postgresql":
+            self._fast = await FastPath.connect(self.url, FAST_POOL_SIZE)
+        await self._listen()
+        self._watcher = asyncio.create_task(self._watch())
         logger.info(
-            "location database %s open as server %s (%d expired bindings purged)",
+            "location database %s open as server %s (%d bindings, %d expired purged)",
             self.url.render_as_string(hide_password=True),
             self.server_id,
+            len(self.cache.all()),
             sum(len(r.removed) for r in removals),
         )
 
     async def close(self, now: float) -> None:
-        engine, self._engine = self._engine, None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await self._unlisten()
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            await fast.close()
+        engine = self._engine
         if engine is not None:
+            # Tell the others at once that this instance's flows are gone.
+            with contextlib.suppress(Exception):
+                async with self._writing() as connection:
+                    await clear_heartbeat(connection, self.server_id)
+            self._engine = None
             await engine.dispose()
 
     async def lookup(self, aor: str) -> list[Binding]:
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(select(binding_table).where(_b.aor == aor))
-            return [row_binding(row) for row in rows.mappings()]
+        return list(self.cache.get(aor))
 
     async def update(
         self, aor: str, decide: Callable[[list[Binding]], DecisionT], now: float
     ) -> DecisionT:
-        async with self.engine.connect() as connection:
-            await connection.execution_options(**{WRITE: True})
-            async with connection.begin() as transaction:
-                await connection.execute(self._lock_aor(connection.dialect.name, aor))
-                query = select(binding_table).where(_b.aor == aor).with_for_update()
-                rows = await connection.execute(query)
-                current = [row_binding(row) for row in rows.mappings()]
-                result = decide(current)
-                changes = result.changes
-                if changes.empty:
-                    # Nothing to write: do not count a version for it either.
-                    await transaction.rollback()
+        if self._fast is not None:
+            # PostgreSQL: decide on the cache, write in one version-checked statement.
+            cached = self.cache.get(aor)
+            version = self.cache.version(aor)
+            result = decide(list(cached))
+            changes = result.changes
+            if changes.empty:
+                return result
+            if FastPath.usable(changes):
+                try:
+                    written = await self._fast.update(
+                        aor, max(version, 0), changes, self._clock(), self.server_id
+                    )
+                except Exception:
+                    self._suspect()
+                    raise
+                if written is not None:
+                    self.fast_writes += 1
+                    self.cache.put(aor, written, apply_changes(cached, changes))
                     return result
-                await _apply(connection, aor, {b.id for b in current}, changes)
+                self.fast_misses += 1
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execution_options(**{WRITE: True})
+                async with connection.begin() as transaction:
+                    await connection.execute(self._lock_aor(connection.dialect.name, aor))
+                    version, current = await _read_locked(connection, aor)
+                    result = decide(current)
+                    changes = result.changes
+                    if changes.empty:
+                        # Nothing to write: do not count a version for it either.
+                        await transaction.rollback()
+                        return result
+                    await _apply(connection, aor, {b.id for b in current}, changes)
+        except Exception:
+            self._suspect()
+            raise
+        self.cache.put(aor, version, apply_changes(tuple(current), changes))
         return result
 
     async def remove_connections(
@@ -194,6 +301,17 @@ class SqlLocationStore(LocationStore):
     async def maybe_flush(self, now: float) -> bool:
         return False  # every update is committed before it returns
 
+    async def sync(self) -> None:
+        """Read now what the other instances changed (instead of within ``staleness_s``)."""
+        self._last_poll = self._last_heartbeat = 0.0
+        await self._tick()
+
+    # -- the other instances ----------------------------------------------------------
+
+    def instance(self, server_id: str) -> Instance | None:
+        """What ``server_id`` last wrote in ``centrex_instance`` (None: unknown)."""
+        return self.instances.get(server_id)
+
     # -- removal across AORs ----------------------------------------------------------------
 
     async def _remove(
@@ -205,55 +323,237 @@ class SqlLocationStore(LocationStore):
     ) -> list[AorRemoval]:
         """Delete the bindings matching ``condition`` (``doomed`` is the same
         test in Python), AOR by AOR under the AORs' locks, in one transaction."""
-        async with self._writing() as connection:
-            found = await connection.execute(
-                select(_b.aor).where(condition).distinct().order_by(_b.aor)
+        done: list[tuple[AorRemoval, int]] = []
+        try:
+            async with self._writing() as connection:
+                found = await connection.execute(
+                    select(_b.aor).where(condition).distinct().order_by(_b.aor)
+                )
+                candidates = list(found.scalars())
+                for start in range(0, len(candidates), LOCK_BATCH):
+                    batch = candidates[start : start + LOCK_BATCH]
+                    done += await self._remove_batch(connection, batch, doomed, skip_locked)
+        except Exception:
+            self._suspect()
+            raise
+        for removal, version in done:
+            self.cache.put(removal.aor, version, removal.remaining)
+        return [removal for removal, _ in done]
+
+    async def _remove_batch(
+        self,
+        connection: AsyncConnection,
+        aors: Sequence[str],
+        doomed: Callable[[Binding], bool],
+        skip_locked: bool,
+    ) -> list[tuple[AorRemoval, int]]:
+        lock = (
+            select(_a.aor, _a.version)
+            .where(_a.aor.in_(aors))
+            .order_by(_a.aor)
+            .with_for_update(skip_locked=skip_locked)
+        )
+        locked = {aor: int(version) for aor, version in (await connection.execute(lock)).all()}
+        if not locked:
+            return []
+        # Re-read under the lock: what was refreshed meanwhile is no longer doomed.
+        rows = await connection.execute(
+            select(binding_table).where(_b.aor.in_(sorted(locked))).order_by(_b.aor, _b.id)
+        )
+        by_aor: dict[str, list[Binding]] = {}
+        for row in rows.mappings():
+            binding = row_binding(row)
+            by_aor.setdefault(binding.aor, []).append(binding)
+        removals: list[tuple[AorRemoval, int]] = []
+        for aor, bindings in by_aor.items():
+            removed = tuple(b for b in bindings if doomed(b))
+            if not removed:
+                continue
+            remaining = tuple(b for b in bindings if not doomed(b))
+            await connection.execute(
+                delete(binding_table).where(_b.aor == aor, _b.id.in_([b.id for b in removed]))
             )
-            candidates = list(found.scalars())
-            removals: list[AorRemoval] = []
-            for start in range(0, len(candidates), LOCK_BATCH):
-                batch = candidates[start : start + LOCK_BATCH]
-                removals += await _remove_batch(connection, batch, doomed, skip_locked)
-            return removals
+            await connection.execute(
+                update(aor_table)
+                .where(_a.aor == aor)
+                .values(
+                    version=_a.version + 1,
+                    changed_at=self._clock(),
+                    changed_by=self.server_id,
+                )
+            )
+            removals.append((AorRemoval(aor, removed, remaining), locked[aor] + 1))
+        return removals
+
+    # -- the watcher: other instances' changes, heartbeat, outage -------------------------
+
+    def _suspect(self) -> None:
+        """A statement failed: let the watcher find out now whether the database is lost."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _watch(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                # At least every HEARTBEAT_S, whatever staleness_s is: the others
+                # judge this instance by its heartbeat.
+                async with asyncio.timeout(min(self.staleness_s, HEARTBEAT_S)):
+                    await self._wake.wait()
+            self._wake.clear()
+            await self._tick()
+
+    async def _tick(self) -> None:
+        """One round of the watcher; never raises (a failure means the database is lost)."""
+        started = self._clock()
+        try:
+            if self._lost_at is not None or started - self._last_full >= FULL_RELOAD_S:
+                await self._reload(None)
+                self._last_full = self._last_poll = started
+                self._since = started - CLOCK_MARGIN
+            elif started - self._last_poll >= self.staleness_s * 0.9:
+                await self._poll()
+                self._last_poll = started
+                self._since = started - CLOCK_MARGIN
+            elif self._dirty:
+                dirty, self._dirty = self._dirty, set()
+                await self._reload(dirty)
+            if started - self._last_heartbeat >= HEARTBEAT_S:
+                await self._heartbeat(started)
+                await self._read_instances()
+            if self._listener is None or self._listener.is_closed():
+                await self._listen()
+        except Exception as exc:
+            if self._lost_at is None:
+                self._lost_at = started
+                logger.error(
+                    "location database lost: %s; calls route from the cache, "
+                    "REGISTERs are answered 503 until it is back",
+                    _reason(exc),
+                )
+            await self._unlisten()
+            return
+        if self._lost_at is not None:
+            logger.warning(
+                "location database back after %.1f s; bindings read again (%d)",
+                started - self._lost_at,
+                len(self.cache.all()),
+            )
+            self._lost_at = None
+
+    async def _poll(self) -> None:
+        """Reload the AORs the other instances changed since the last poll (with margin)."""
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(_a.aor, _a.version).where(
+                    _a.changed_at >= self._since, _a.changed_by != self.server_id
+                )
+            )
+            stale = {aor for aor, version in rows.all() if version > self.cache.version(aor)}
+        stale |= self._dirty
+        self._dirty = set()
+        if stale:
+            await self._reload(stale)
+
+    async def _reload(self, aors: Iterable[str] | None) -> None:
+        """Read ``aors`` (every AOR when None) into the cache: versions first."""
+        async with self.engine.connect() as connection:
+            if aors is None:
+                versions = await connection.execute(select(_a.aor, _a.version))
+                loaded = {aor: int(version) for aor, version in versions.all()}
+                rows = await connection.execute(select(binding_table))
+                await self._into_cache(connection, loaded, rows.mappings())
+                return
+            wanted = sorted(aors)
+            for start in range(0, len(wanted), LOCK_BATCH):
+                batch = wanted[start : start + LOCK_BATCH]
+                versions = await connection.execute(
+                    select(_a.aor, _a.version).where(_a.aor.in_(batch))
+                )
+                loaded = {aor: int(version) for aor, version in versions.all()}
+                rows = await connection.execute(select(binding_table).where(_b.aor.in_(batch)))
+                await self._into_cache(connection, loaded, rows.mappings())
+
+    async def _into_cache(
+        self, connection: AsyncConnection, versions: dict[str, int], rows: Iterable[Any]
+    ) -> None:
+        by_aor: dict[str, list[Binding]] = {}
+        owners: set[str] = set()
+        for row in rows:
+            binding = row_binding(row)
+            by_aor.setdefault(binding.aor, []).append(binding)
+            owners.add(binding.server_id)
+        if owners - self.instances.keys():
+            # A binding held by an instance not known yet (it just started):
+            # learn its address before a lookup can find the binding.
+            await self._read_instances(connection)
+        changed = self.cache.load(versions, by_aor)
+        report = self.on_remote_change
+        if report is not None:
+            now = self._clock()
+            for aor, before, after in changed:
+                report(aor, before, after, now)
+
+    async def _heartbeat(self, now: float, *, starting: bool = False) -> None:
+        """Say this instance is alive (and, at start, where it is reached)."""
+        async with self._writing() as connection:
+            await write_heartbeat(connection, self.server_id, self.address, now, starting=starting)
+        self._last_heartbeat = now
+
+    async def _read_instances(self, connection: AsyncConnection | None = None) -> None:
+        if connection is None:
+            async with self.engine.connect() as own:
+                self.instances = await read_instances(own)
+        else:
+            self.instances = await read_instances(connection)
+
+    async def _listen(self) -> None:
+        """PostgreSQL: LISTEN on a connection of its own (other databases: nothing)."""
+        if self.url.get_backend_name() != "postgresql":
+            return
+        import asyncpg  # type: ignore[import-untyped]
+
+        listener = await asyncpg.connect(**asyncpg_arguments(self.url))
+        await listener.add_listener(CHANNEL, self._notified)
+        self._listener = listener
+
+    async def _unlisten(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(listener.close(), 2)
+
+    def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        """A NOTIFY of the trigger: ``<changed_by> <version> <aor>``."""
+        by, _, rest = payload.partition(" ")
+        version, _, aor = rest.partition(" ")
+        if by == self.server_id or not version.isdigit():
+            return
+        if int(version) > self.cache.version(aor):
+            self._dirty.add(aor)
+            if self._wake is not None:
+                self._wake.set()
 
 
-async def _remove_batch(
-    connection: AsyncConnection,
-    aors: Sequence[str],
-    doomed: Callable[[Binding], bool],
-    skip_locked: bool,
-) -> list[AorRemoval]:
-    lock = (
-        select(_a.aor)
-        .where(_a.aor.in_(aors))
-        .order_by(_a.aor)
-        .with_for_update(skip_locked=skip_locked)
+async def _read_locked(connection: AsyncConnection, aor: str) -> tuple[int, list[Binding]]:
+    """Under ``aor``'s lock: its version and its bindings, in one statement."""
+    query = (
+        select(_a.version.label("aor_version"), binding_table)
+        .select_from(aor_table.outerjoin(binding_table, _b.aor == _a.aor))
+        .where(_a.aor == aor)
     )
-    locked = list((await connection.execute(lock)).scalars())
-    if not locked:
-        return []
-    # Re-read under the lock: what was refreshed meanwhile is no longer doomed.
-    rows = await connection.execute(
-        select(binding_table).where(_b.aor.in_(locked)).order_by(_b.aor, _b.id)
-    )
-    by_aor: dict[str, list[Binding]] = {}
-    for row in rows.mappings():
-        binding = row_binding(row)
-        by_aor.setdefault(binding.aor, []).append(binding)
-    removals: list[AorRemoval] = []
-    for aor, bindings in by_aor.items():
-        removed = tuple(b for b in bindings if doomed(b))
-        if not removed:
-            continue
-        remaining = tuple(b for b in bindings if not doomed(b))
-        await connection.execute(
-            delete(binding_table).where(_b.aor == aor, _b.id.in_([b.id for b in removed]))
-        )
-        await connection.execute(
-            update(aor_table).where(_a.aor == aor).values(version=_a.version + 1)
-        )
-        removals.append(AorRemoval(aor, removed, remaining))
-    return removals
+    version = 0
+    current: list[Binding] = []
+    for row in (await connection.execute(query)).mappings():
+        version = int(row["aor_version"])
+        if row["id"] is not None:
+            current.append(row_binding(row))
+    return version, current
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 async def _apply(

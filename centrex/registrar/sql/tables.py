@@ -4,8 +4,13 @@
 ``centrex_aor`` holds one row per address-of-record that ever had a binding:
 it is the lock every writer takes before touching that AOR's bindings (so
 updates of one AOR serialize even when it has no binding yet, and
-multi-AOR writers lock in AOR order, which rules out deadlocks) and its
-``version`` counts committed changes (for the cache invalidation to come).
+multi-AOR writers lock in AOR order, which rules out deadlocks); its
+``version`` counts committed changes and ``changed_at`` / ``changed_by`` say
+when and by which instance the last one was made, which is what the other
+instances poll (PostgreSQL also NOTIFYs them, see migration 0002).
+``centrex_instance`` lists the instances sharing the database (id, the SIP
+address the others reach it at, heartbeat); ``centrex_cluster`` holds the
+key their routing tokens are signed with.
 
 The migrations in ``centrex/registrar/migrations`` create exactly these
 tables; ``tests/registrar/test_sql_store.py`` checks that they agree.
@@ -49,6 +54,9 @@ aor_table = Table(
     metadata,
     Column("aor", String(255), primary_key=True),
     Column("version", BigInteger, nullable=False),
+    Column("changed_at", Double, nullable=False, server_default="0"),
+    Column("changed_by", String(128), nullable=False, server_default=""),
+    Index("ix_centrex_aor_changed_at", "changed_at"),
     **_MYSQL,
 )
 
@@ -76,6 +84,25 @@ binding_table = Table(
     Column("updated_at", Double, nullable=False),
     Index("ix_centrex_binding_expires_at", "expires_at"),
     Index("ix_centrex_binding_connection", "server_id", "connection_id"),
+    **_MYSQL,
+)
+
+
+instance_table = Table(
+    "centrex_instance",
+    metadata,
+    Column("server_id", String(128), primary_key=True),
+    Column("address", String(255), nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("heartbeat_at", Double, nullable=False),
+    **_MYSQL,
+)
+
+cluster_table = Table(
+    "centrex_cluster",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
     **_MYSQL,
 )
 

@@ -1,0 +1,126 @@
+"""Reaching a phone whose flow another instance holds (shared database, issue 6).
+
+A phone is reachable only from the instance it registered through: that
+instance holds its TCP/TLS connection, and the NAT in front of the phone lets
+in only what comes from the address the phone sent its REGISTER to. So when
+instance A finds a binding held by instance B, A sends the request to B with
+a Route to B carrying a *flow token*: the binding's AOR and id, signed with
+the key the instances share through the database (``centrex_cluster``) and
+bound to the request's Call-ID. B checks the signature, finds the binding in
+its own cache and forwards the request over the flow it holds, without
+challenging it (A has authenticated the caller). A token nobody signed is
+just a Route to B, so outsiders cannot use this to relay.
+
+An instance whose heartbeat is older than ``down_after_s`` (or that said it
+stopped) is down: its bindings are skipped, so a call to its phones gets a
+480 at once instead of waiting out a transaction timeout. While this
+instance cannot read the database (``heartbeats_current`` is False) the
+heartbeats it knows are old news, not a sign that their instances are down,
+so the owners are tried anyway.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from centrex.registrar.binding import Binding
+from centrex.sip.errors import ParseError
+from centrex.sip.message import Request
+from centrex.sip.uri import SipURI, parse_uri
+
+#: The Route URI parameter carrying the flow token.
+TOKEN_PARAM = "cxo"
+
+
+class InstanceInfo(Protocol):
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def heartbeat_at(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """The binding a verified flow token names."""
+
+    aor: str
+    binding_id: str
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> str:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+
+
+class OwnerRouting:
+    """Which instance holds a binding's flow, and the tokens that ask it to use it."""
+
+    def __init__(
+        self,
+        server_id: str,
+        *,
+        key: Callable[[], bytes],
+        instance: Callable[[str], InstanceInfo | None],
+        down_after_s: float,
+        wall_clock: Callable[[], float],
+        heartbeats_current: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.server_id = server_id
+        self._key = key
+        self._instance = instance
+        self.down_after_s = down_after_s
+        self._wall = wall_clock
+        self._heartbeats_current = heartbeats_current
+
+    def held_elsewhere(self, binding: Binding) -> bool:
+        """True when another instance holds ``binding``'s flow."""
+        return binding.server_id not in ("", self.server_id)
+
+    def owner_route(self, binding: Binding, request: Request) -> tuple[SipURI, str] | None:
+        """The owner of ``binding`` (held elsewhere): its URI, to send to, and
+        the Route value naming it with the flow token; None when the owner is
+        unknown or down."""
+        owner = self._instance(binding.server_id)
+        if owner is None or not owner.address:
+            return None
+        stale = self._wall() - owner.heartbeat_at > self.down_after_s
+        if stale and self._heartbeats_current():
+            return None
+        try:
+            uri = parse_uri(owner.address)
+        except ParseError:
+            return None
+        if not isinstance(uri, SipURI):
+            return None
+        token = f"{_b64(binding.aor)}.{binding.id}.{self._mac(binding.aor, binding.id, request)}"
+        lr = "" if uri.lr else ";lr"
+        return uri, f"<{uri}{lr};{TOKEN_PARAM}={token}>"
+
+    def verify(self, uri: SipURI, request: Request) -> Flow | None:
+        """The binding ``uri``'s flow token names, if this cluster signed it for this request."""
+        token = uri.param(TOKEN_PARAM)
+        if not token:
+            return None
+        parts = token.split(".")
+        if len(parts) != 3:
+            return None
+        encoded, binding_id, mac = parts
+        try:
+            aor = _unb64(encoded)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not hmac.compare_digest(mac, self._mac(aor, binding_id, request)):
+            return None
+        return Flow(aor, binding_id)
+
+    def _mac(self, aor: str, binding_id: str, request: Request) -> str:
+        message = f"{aor}\n{binding_id}\n{request.call_id}".encode("utf-8", "surrogateescape")
+        return hmac.new(self._key(), message, "sha256").hexdigest()[:32]

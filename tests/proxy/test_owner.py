@@ -1,0 +1,95 @@
+"""Flow tokens between instances sharing a database (centrex/proxy/owner.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from centrex.proxy.owner import Flow, OwnerRouting
+from centrex.registrar.binding import Binding, Source
+from centrex.sip.message import Request
+from centrex.sip.parser import parse_message
+from centrex.sip.uri import SipURI, parse_uri
+
+NOW = 1_700_000_000.0
+KEY = b"k" * 32
+
+
+@dataclass
+class Known:
+    address: str
+    heartbeat_at: float
+
+
+def invite(call_id: str = "call-1@example.net") -> Request:
+    data = (
+        "INVITE sip:1002@example.com SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:1001@example.com>;tag=a\r\n"
+        f"To: <sip:1002@example.com>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+    message = parse_message(data)
+    assert isinstance(message, Request)
+    return message
+
+
+def held_by_b(aor: str = "sip:1002@example.com") -> Binding:
+    source = Source("udp", "198.51.100.7", 40000, "udp:0.0.0.0:5060")
+    return Binding("b1", aor, "sip:1002@10.0.0.2", NOW + 600, None, "c", 1, source, server_id="B")
+
+
+def routing(
+    server_id: str, key: bytes = KEY, heartbeat_at: float = NOW, database_up: bool = True
+) -> OwnerRouting:
+    instances = {"B": Known("sip:10.0.0.2:5060;transport=tcp", heartbeat_at)}
+    return OwnerRouting(
+        server_id,
+        key=lambda: key,
+        instance=instances.get,
+        down_after_s=5,
+        wall_clock=lambda: NOW,
+        heartbeats_current=lambda: database_up,
+    )
+
+
+def route_uri(value: str) -> SipURI:
+    uri = parse_uri(value.strip("<>"))
+    assert isinstance(uri, SipURI)
+    return uri
+
+
+def test_a_token_made_by_one_instance_is_accepted_by_the_owner_for_that_request() -> None:
+    found = routing("A").owner_route(held_by_b(), invite())
+    assert found is not None
+    hop, value = found
+    assert (hop.host, hop.port) == ("10.0.0.2", 5060)
+    assert value.startswith("<sip:10.0.0.2:5060;transport=tcp;lr;cxo=")
+    assert routing("B").verify(route_uri(value), invite()) == Flow("sip:1002@example.com", "b1")
+
+
+def test_a_token_is_refused_for_another_call_another_key_or_when_edited() -> None:
+    found = routing("A").owner_route(held_by_b(), invite())
+    assert found is not None
+    uri = route_uri(found[1])
+    assert routing("B").verify(uri, invite("other@example.net")) is None
+    assert routing("B", key=b"x" * 32).verify(uri, invite()) is None
+    token = uri.param("cxo") or ""
+    encoded, _, mac = token.split(".")
+    forged = found[1].replace(token, f"{encoded}.other.{mac}")
+    assert routing("B").verify(route_uri(forged), invite()) is None
+    assert routing("B").verify(route_uri("<sip:10.0.0.2;lr;cxo=garbage>"), invite()) is None
+
+
+def test_no_route_to_an_owner_that_is_down_or_unknown() -> None:
+    assert routing("A", heartbeat_at=NOW - 6).owner_route(held_by_b(), invite()) is None
+    # The database is lost: an old heartbeat says nothing, the owner is tried.
+    lost = routing("A", heartbeat_at=NOW - 60, database_up=False)
+    assert lost.owner_route(held_by_b(), invite()) is not None
+    stray = held_by_b()
+    unknown = Binding(
+        stray.id, stray.aor, stray.contact, stray.expires_at, None, "c", 1, stray.source,
+        server_id="Z",
+    )  # fmt: skip
+    assert routing("A").owner_route(unknown, invite()) is None
+    assert not routing("B").held_elsewhere(held_by_b())
+    assert routing("A").held_elsewhere(held_by_b())

@@ -1,0 +1,102 @@
+"""Two in-process servers on one SQLite database: a call through the owner instance.
+
+The owner publishes its address as a DNS name (``registrar.database.
+instance_address``); the caller's instance resolves it (here: a stand-in for
+DNS, which this machine cannot serve) and the owner must take the Route
+naming it by that name as its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+from centrex.config import parse_settings
+from centrex.server import Server
+from centrex.sip.message import Request
+from centrex.sip.uri import SipURI
+from centrex.transport import Peer
+
+from .harness import open_phone, request, udp_port
+
+
+def free_port() -> int:
+    with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        tcp.bind(("127.0.0.1", 0))
+        port: int = tcp.getsockname()[1]
+        udp.bind(("127.0.0.1", port))
+        return port
+
+
+def settings_text(tmp_path: Path, name: str, port: int, address: str) -> str:
+    return f"""
+[server]
+domains = ["example.com"]
+data_dir = "{tmp_path / name}"
+instance_id = "{name}"
+[network]
+listen = ["udp:127.0.0.1:{port}", "tcp:127.0.0.1:{port}"]
+[registrar]
+store = "database"
+allow_unknown_users = true
+[registrar.database]
+url = "sqlite+aiosqlite:///{tmp_path / "location.db"}"
+migrate_on_start = true
+staleness_s = 0.2
+instance_address = "{address}"
+[auth]
+enabled = false
+[logging]
+level = "warning"
+[admin]
+enabled = false
+"""
+
+
+def test_a_call_reaches_a_phone_through_its_owner_published_by_name(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        port_a, port_b = free_port(), free_port()
+        a = Server(
+            parse_settings(settings_text(tmp_path, "A", port_a, f"sip:127.0.0.1:{port_a}"))
+        )
+        owner = f"sip:pbx-b.example.net:{port_b};transport=tcp"
+        b = Server(parse_settings(settings_text(tmp_path, "B", port_b, owner)))
+        await a.start()
+        await b.start()
+        phone = await open_phone()
+        caller = await open_phone()
+        try:
+            assert a.proxy is not None
+
+            async def dns(uri: SipURI) -> Peer | None:
+                if uri.host == "pbx-b.example.net":
+                    return Peer("tcp", "127.0.0.1", port_b)
+                return Peer("udp", uri.host, uri.port or 5060)
+
+            a.proxy._resolve = dns  # the one thing this machine cannot do: DNS
+            phone.send(
+                request(
+                    "REGISTER",
+                    "sip:example.com",
+                    phone,
+                    user="1002",
+                    to="sip:1002@example.com",
+                    extra="Expires: 60\r\n",
+                ),
+                udp_port(b),
+            )
+            assert (await phone.response()).status == 200
+            await a.store.sync()
+            caller.send(request("INVITE", "sip:1002@example.com", caller), udp_port(a))
+            invite = await phone.request(5)
+            assert isinstance(invite, Request) and invite.method == "INVITE"
+            assert "route" not in invite  # B took its own Route (named by DNS name) off
+            assert len(invite.vias) == 3  # caller, A, B
+        finally:
+            phone.close()
+            caller.close()
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))

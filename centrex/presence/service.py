@@ -453,7 +453,6 @@ class PresenceService:
             logger.exception("presence: cannot fan out %s of %s", event.kind, event.aor)
             return
         self._dispatch(notifies)
-        self._arm_release()
 
     def _arm_release(self) -> None:
         """Have the loop call ``_release_due`` when the table's first held
@@ -474,7 +473,6 @@ class PresenceService:
         self._release_timer = None
         self._release_at = None
         self._dispatch(self.table.release_due(self._wall()))
-        self._arm_release()
 
     def on_bindings(self, aor: str, bindings: Iterable[Binding]) -> None:
         """An AOR that stays available changed bindings: its ``reg`` watchers
@@ -567,7 +565,10 @@ class PresenceService:
 
     def _dispatch(self, notifies: list[Notify]) -> None:
         """Send ``notifies`` in order: when nothing waits, the first ``batch``
-        now; the rest through the outbox, ``batch`` per turn of the loop."""
+        now; the rest through the outbox, ``batch`` per turn of the loop.
+        Every table call that returned them may have held a subscription:
+        the release timer is armed for it here."""
+        self._arm_release()
         if not notifies:
             return
         if not self._outbox:

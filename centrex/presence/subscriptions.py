@@ -56,6 +56,7 @@ Choices where the issue and the RFCs leave room:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -139,7 +140,9 @@ class SubscriptionTable:
         self._topics: dict[tuple[str, str], dict[str, None]] = {}
         self._by_subscriber: dict[str, dict[str, None]] = {}
         self._pending: dict[str, str] = {}
-        self._held: dict[str, None] = {}
+        # (held until, subscription id) of held subscriptions; an entry whose
+        # subscription is gone or no longer held until then is skipped.
+        self._held: list[tuple[float, str]] = []
         self.changes = 0
 
     # -- the table ----------------------------------------------------------------------
@@ -199,7 +202,6 @@ class SubscriptionTable:
         sub.outstanding.clear()
         sub.queue.clear()
         sub.pending, sub.pending_sizes = [], []
-        self._held.pop(sub.id, None)
         sub.held_until = 0.0
         self.changes += 1
 
@@ -438,31 +440,34 @@ class SubscriptionTable:
         soon as the window allows."""
         sub.queue.extend(notifies)
         if sub.held_until:
-            self._held.pop(sub.id, None)
-            sub.held_until = 0.0
+            sub.held_until = 0.0  # its entry in _held is skipped from now on
             sub.burst_at = now
         return self._release(sub, now)
 
     def release_due(self, now: float) -> list[Notify]:
         """Send the held change NOTIFYs whose interval is over."""
         out: list[Notify] = []
-        for sub_id in list(self._held):
+        held = self._held
+        while held and held[0][0] <= now:
+            until, sub_id = heapq.heappop(held)
             sub = self._subs.get(sub_id)
-            if sub is None:
-                del self._held[sub_id]
-            elif sub.held_until <= now:
-                del self._held[sub_id]
-                sub.held_until = 0.0
-                sub.burst_at = now
-                out += self._release(sub, now)
+            if sub is None or sub.held_until != until:
+                continue  # gone, or released meanwhile
+            sub.held_until = 0.0
+            sub.burst_at = now
+            out += self._release(sub, now)
         return out
 
     def next_release(self) -> float | None:
         """When ``release_due`` next has something to send (None: nothing held)."""
-        subs = self._subs
-        return min(
-            (subs[sub_id].held_until for sub_id in self._held if sub_id in subs), default=None
-        )
+        held = self._held
+        while held:
+            until, sub_id = held[0]
+            sub = self._subs.get(sub_id)
+            if sub is not None and sub.held_until == until:
+                return until
+            heapq.heappop(held)
+        return None
 
     def _release(self, sub: Subscription, now: float) -> list[Notify]:
         """The NOTIFYs of ``sub`` that may go now: while fewer than its window
@@ -507,7 +512,7 @@ class SubscriptionTable:
         if interval > 0 and now - sub.burst_at < interval:
             share = (hash(sub.id) % 1024) / 2048 * interval
             sub.held_until = sub.burst_at + interval + share
-            self._held[sub.id] = None
+            heapq.heappush(self._held, (sub.held_until, sub.id))
             return True
         sub.burst_at = now  # a new burst: what waits now goes in it
         return False

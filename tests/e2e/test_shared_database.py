@@ -267,9 +267,7 @@ def _call(port: int, user: str, timeout: float) -> tuple[str, float]:
 def _ack_for(invite: bytes, response: bytes) -> bytes:
     """The ACK of a non-2xx final response (RFC 3261 17.1.1.3)."""
     lines = invite.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
-    to = next(
-        line for line in response.split(b"\r\n") if line.lower().startswith((b"to:", b"t:"))
-    )
+    to = next(line for line in response.split(b"\r\n") if line.lower().startswith((b"to:", b"t:")))
     out = [lines[0].replace(b"INVITE ", b"ACK ", 1)]
     for line in lines[1:]:
         name = line.split(b":", 1)[0].strip().lower()
@@ -499,9 +497,9 @@ def test_database_restart_under_registration_load(
         assert server.running, "centrex serve died"
         counts = Counter(s.split(" ")[1] if s != "none" else s for s in statuses.values())
         assert counts["503"] > 0, counts
-        assert all(
-            u in retry_after for u, s in statuses.items() if s.startswith("SIP/2.0 503")
-        ), "a 503 without Retry-After"
+        assert all(u in retry_after for u, s in statuses.items() if s.startswith("SIP/2.0 503")), (
+            "a 503 without Retry-After"
+        )
         stored = {aor for aor, _, _ in asyncio.run(_bindings(pg.url))}
         ok = {f"sip:{u}@example.com" for u, s in statuses.items() if s.startswith("SIP/2.0 200")}
         assert ok - stored == set(), f"200 OK for bindings not in the database: {ok - stored}"

@@ -147,3 +147,34 @@ def test_registrations_in_quick_succession_reach_a_watcher_together(tmp_path: Pa
             assert 0.9 <= waited <= 2.5
 
     run(scenario())
+
+
+def test_a_change_held_while_the_watcher_was_answering_goes_when_its_interval_ends(
+    tmp_path: Path,
+) -> None:
+    """The hold starts when the watcher's answer comes in (not at a
+    registration): the loop still sends the held NOTIFY on time (at the
+    interval plus at most half of it), not at a later housekeeping tick."""
+
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            watcher, bob, carol = [await open_phone() for _ in range(3)]
+            assert (await register(server, watcher, "1001")).status == 200
+            watcher.send(subscribe(watcher, "user-available", 3600), port)
+            assert (await watcher.response()).status == 200
+            await notify(watcher, port)  # the initial list
+            loop = asyncio.get_running_loop()
+            assert (await register(server, bob, "1002")).status == 200
+            started = loop.time()
+            first = await watcher.request(0.5)  # not answered yet
+            assert first.get("Event") == "user-available;param=1002|Bob"
+            assert (await register(server, carol, "1003")).status == 200
+            await asyncio.sleep(0.3)
+            watcher.send(make_response(first, 200).to_bytes(), port)  # the hold starts here
+            held = await notify(watcher, port, timeout=3.0)
+            waited = loop.time() - started
+            assert held.get("Event") == "user-available;param=1003|Carol"
+            assert 0.9 <= waited <= 1.5 + 0.3
+
+    run(scenario())

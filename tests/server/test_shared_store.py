@@ -57,9 +57,7 @@ enabled = false
 def test_a_call_reaches_a_phone_through_its_owner_published_by_name(tmp_path: Path) -> None:
     async def scenario() -> None:
         port_a, port_b = free_port(), free_port()
-        a = Server(
-            parse_settings(settings_text(tmp_path, "A", port_a, f"sip:127.0.0.1:{port_a}"))
-        )
+        a = Server(parse_settings(settings_text(tmp_path, "A", port_a, f"sip:127.0.0.1:{port_a}")))
         owner = f"sip:pbx-b.example.net:{port_b};transport=tcp"
         b = Server(parse_settings(settings_text(tmp_path, "B", port_b, owner)))
         await a.start()

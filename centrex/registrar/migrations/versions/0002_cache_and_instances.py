@@ -48,9 +48,7 @@ FOR EACH ROW EXECUTE FUNCTION centrex_aor_notify()
 def upgrade() -> None:
     with op.batch_alter_table("centrex_aor") as batch:
         batch.add_column(sa.Column("changed_at", sa.Double, nullable=False, server_default="0"))
-        batch.add_column(
-            sa.Column("changed_by", sa.String(128), nullable=False, server_default="")
-        )
+        batch.add_column(sa.Column("changed_by", sa.String(128), nullable=False, server_default=""))
     op.create_index("ix_centrex_aor_changed_at", "centrex_aor", ["changed_at"])
     op.create_table(
         "centrex_instance",

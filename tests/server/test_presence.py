@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from centrex.server import Server
 from centrex.sip.build import make_response
 from centrex.sip.message import Request
 
@@ -120,6 +121,17 @@ def test_only_users_of_the_domain_may_subscribe(tmp_path: Path) -> None:
     run(scenario())
 
 
+async def watching(server: Server) -> tuple[int, Phone]:
+    """1001 registered and subscribed to user-available, its initial list read."""
+    port = udp_port(server)
+    watcher = await open_phone()
+    assert (await register(server, watcher, "1001")).status == 200
+    watcher.send(subscribe(watcher, "user-available", 3600), port)
+    assert (await watcher.response()).status == 200
+    await notify(watcher, port)  # the initial list
+    return port, watcher
+
+
 def test_registrations_in_quick_succession_reach_a_watcher_together(tmp_path: Path) -> None:
     """The throttle (notify_min_interval_ms, default 1 s): the first change
     after a quiet spell is told at once, the next ones within the interval
@@ -128,12 +140,8 @@ def test_registrations_in_quick_succession_reach_a_watcher_together(tmp_path: Pa
     async def scenario() -> None:
         dave = '[[users]]\nuser = "1004"\ndescription = "Dave"\n'
         async with running_server(tmp_path, extra=dave) as server:
-            port = udp_port(server)
-            watcher, bob, carol, dave_phone = [await open_phone() for _ in range(4)]
-            assert (await register(server, watcher, "1001")).status == 200
-            watcher.send(subscribe(watcher, "user-available", 3600), port)
-            assert (await watcher.response()).status == 200
-            await notify(watcher, port)  # the initial list
+            port, watcher = await watching(server)
+            bob, carol, dave_phone = [await open_phone() for _ in range(3)]
             loop = asyncio.get_running_loop()
             assert (await register(server, bob, "1002")).status == 200
             started = loop.time()
@@ -158,12 +166,8 @@ def test_a_change_held_while_the_watcher_was_answering_goes_when_its_interval_en
 
     async def scenario() -> None:
         async with running_server(tmp_path) as server:
-            port = udp_port(server)
-            watcher, bob, carol = [await open_phone() for _ in range(3)]
-            assert (await register(server, watcher, "1001")).status == 200
-            watcher.send(subscribe(watcher, "user-available", 3600), port)
-            assert (await watcher.response()).status == 200
-            await notify(watcher, port)  # the initial list
+            port, watcher = await watching(server)
+            bob, carol = [await open_phone() for _ in range(2)]
             loop = asyncio.get_running_loop()
             assert (await register(server, bob, "1002")).status == 200
             started = loop.time()

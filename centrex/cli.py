@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -60,13 +61,15 @@ def serve(config_path: Path | None) -> None:
     """
     settings = _load(config_path)
     from centrex.logs import setup_event_log
-    from centrex.transport import best_loop_factory
+    from centrex.transport import loop_factory
 
     paths = settings.resolve_paths(config_path)
     setup_event_log(settings.logging, paths.log_file)
     from centrex.server import NotSupportedError
 
-    with asyncio.Runner(loop_factory=best_loop_factory()) as runner:
+    factory, loop_name = loop_factory(settings.server.event_loop)
+    logging.getLogger("centrex").info("event loop: %s", loop_name)
+    with asyncio.Runner(loop_factory=factory) as runner:
         try:
             runner.run(_serve(settings, config_path))
         except NotSupportedError as exc:

@@ -149,7 +149,7 @@ def registrations(config_path: Path | None) -> None:
     """
     import time
 
-    from centrex.registrar.recovery import FILE_NAME, RecoveryFileError, load
+    from centrex.registrar.recovery import FILE_NAME, RecoveryFileError, journal_path, load
 
     settings = _load(config_path)
     path = settings.resolve_paths(config_path).data_dir / FILE_NAME
@@ -162,7 +162,9 @@ def registrations(config_path: Path | None) -> None:
     except RecoveryFileError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    saved = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M:%S")
+    journal = journal_path(path)
+    mtime = max(path.stat().st_mtime, journal.stat().st_mtime if journal.exists() else 0.0)
+    saved = datetime.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M:%S")
     click.echo(f"{len(bindings)} binding(s), as saved at {saved}")
     rows = [("AOR", "CONTACT", "EXPIRES", "SOURCE", "USER-AGENT")]
     for b in sorted(bindings, key=lambda b: (b.aor, b.contact)):

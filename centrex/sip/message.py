@@ -165,6 +165,16 @@ class Message:
             for slot in _VIEWS_OF.get(key, (key,)):
                 cache.pop(slot, None)
 
+    def forget_views(self) -> None:
+        """Drop the typed views read so far; a later read parses its header again.
+
+        A transaction that waits out Timer J keeps its request and response
+        for up to 32 s. Without their views (URIs, addresses, Vias, dicts) a
+        pair is a few objects instead of dozens, which keeps the garbage
+        collector's passes over the long-lived generation short.
+        """
+        self._cache.clear()
+
     # -- generic header access -------------------------------------------------
 
     def get(self, name: str) -> str | None:

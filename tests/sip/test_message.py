@@ -229,3 +229,29 @@ def test_changing_the_status_of_an_unedited_response_renders_the_new_status() ->
     assert isinstance(response, Response)
     response.set_status(183, "Session Progress")
     assert response.to_bytes().startswith(b"SIP/2.0 183 Session Progress\r\n")
+
+
+def test_forgotten_views_read_the_same_and_render_the_same_bytes() -> None:
+    message = req(INVITE)
+    before = (
+        message.request_uri,
+        message.vias,
+        message.from_addr,
+        message.to_addr,
+        message.cseq,
+        message.contacts,
+        message.max_forwards,
+    )
+    message.decrement_max_forwards()
+    edited = message.to_bytes()
+    message.forget_views()
+    assert message.to_bytes() == edited
+    assert message.max_forwards == before[-1] - 1  # type: ignore[operator]
+    assert (
+        message.request_uri,
+        message.vias,
+        message.from_addr,
+        message.to_addr,
+        message.cseq,
+        message.contacts,
+    ) == before[:-1]

@@ -96,6 +96,36 @@ def config_text(data_dir: Path, overrides: list[str]) -> str:
     return "\n".join(lines)
 
 
+def preload(data_dir: Path, count: int) -> None:
+    """A recovery file with ``count`` registrations (users 100000...), as a server
+    restarted with a full registrar finds it."""
+    from centrex.registrar import recovery
+    from centrex.registrar.binding import Binding, Source
+
+    now = time.time()
+    bindings = [
+        Binding(
+            id=f"{i:016x}",
+            aor=f"sip:{100000 + i}@example.com",
+            contact=f"sip:{100000 + i}@127.0.1.{i % 250 + 1}:{5060 + i % 1000}",
+            expires_at=now + 3600,
+            q=None,
+            call_id=f"preload-{i}@127.0.1.1",
+            cseq=1,
+            source=Source(
+                "udp", f"127.0.1.{i % 250 + 1}", 5060 + i % 1000, f"udp:{SERVER_IP}:{PORT}"
+            ),
+            user_agent="preloaded",
+            server_id="bench",
+            created_at=now,
+            updated_at=now,
+        )
+        for i in range(count)
+    ]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    recovery.save(data_dir / recovery.FILE_NAME, bindings, now)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` (all its threads, live or ended)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -155,8 +185,12 @@ def register_callee() -> None:
 
 
 @contextlib.contextmanager
-def centrex_server(root: Path, overrides: list[str], py_spy: str | None) -> Iterator[int]:
+def centrex_server(
+    root: Path, overrides: list[str], py_spy: str | None, preloaded: int = 0
+) -> Iterator[int]:
     """A running ``centrex serve``; yields its pid."""
+    if preloaded:
+        preload(root / "data", preloaded)
     config = root / "centrex.toml"
     config.write_text(config_text(root / "data", overrides), encoding="utf-8")
     log = (root / "server.log").open("wb")
@@ -375,6 +409,13 @@ def main() -> int:
         metavar="TABLE.KEY=VALUE",
         help="a server setting (TOML value), e.g. server.event_loop='\"asyncio\"'",
     )
+    parser.add_argument(
+        "--preload",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start with N other registrations in the recovery file (a restart)",
+    )
     parser.add_argument("--py-spy", metavar="FILE", help="profile the server with py-spy (raw)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
@@ -389,7 +430,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="centrex-hotpath-"))
     phases: list[Phase] = []
     try:
-        with centrex_server(work, args.set, args.py_spy) as pid:
+        with centrex_server(work, args.set, args.py_spy, args.preload) as pid:
             if args.registers:
                 rate = None if args.top else args.register_rate
                 phases.append(run_registers(work, pid, args.registers, rate, args.window))

@@ -67,8 +67,10 @@ PHASE_TIMEOUT_S = 300
 
 
 def centrex_command() -> list[str]:
+    """``centrex``, after the words of $HOTPATH_WRAP (e.g. a valgrind command line)."""
     script = Path(sys.executable).parent / "centrex"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "centrex.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "centrex.cli"]
+    return os.environ.get("HOTPATH_WRAP", "").split() + command
 
 
 def config_text(data_dir: Path, overrides: list[str]) -> str:
@@ -124,6 +126,18 @@ def preload(data_dir: Path, count: int) -> None:
     ]
     data_dir.mkdir(parents=True, exist_ok=True)
     recovery.save(data_dir / recovery.FILE_NAME, bindings, now)
+
+
+def callgrind_dump(pid: int, name: str) -> None:
+    """Under ``HOTPATH_WRAP="valgrind --tool=callgrind ..."``: close a profile part
+    here, so each phase's instruction count stands in a file of its own."""
+    if "callgrind" in os.environ.get("HOTPATH_WRAP", ""):
+        subprocess.run(
+            ["callgrind_control", f"--dump={name}", str(pid)],
+            stdout=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -202,7 +216,7 @@ def centrex_server(
     )
     spy: subprocess.Popen[bytes] | None = None
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + (300 if os.environ.get("HOTPATH_WRAP") else 20)
         while not options_answered(0.3):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(
@@ -431,14 +445,17 @@ def main() -> int:
     phases: list[Phase] = []
     try:
         with centrex_server(work, args.set, args.py_spy, args.preload) as pid:
+            callgrind_dump(pid, "start")
             if args.registers:
                 rate = None if args.top else args.register_rate
                 phases.append(run_registers(work, pid, args.registers, rate, args.window))
                 print(phases[-1].line(), flush=True)
+                callgrind_dump(pid, "registers")
             if args.calls:
                 rate = None if args.top else args.call_rate
                 phases.append(run_calls(work, pid, args.calls, rate, args.window))
                 print(phases[-1].line(), flush=True)
+                callgrind_dump(pid, "calls")
     finally:
         if args.keep:
             print(f"# work folder: {work}")

@@ -140,11 +140,11 @@ def callgrind_dump(pid: int, name: str) -> None:
         )
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads, live or ended)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU time of process ``pid`` (all its threads, live or ended)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 def options_answered(timeout: float) -> bool:
@@ -253,6 +253,7 @@ class Phase:
     name: str
     count: int
     server_cpu: float
+    server_system: float
     sipp_cpu: float
     wall: float
     failed: int
@@ -267,7 +268,8 @@ class Phase:
             f"{self.name:<9} {self.count:>7,} in {self.wall:6.2f} s"
             f" ({self.count / self.wall:7,.0f}/s)"
             f"  server CPU {self.server_cpu:6.2f} s = {1000 * self.server_cpu / self.count:6.3f}"
-            f" s/1000 ({100 * self.server_cpu / self.wall:3.0f}% of a CPU)"
+            f" s/1000 ({100 * self.server_cpu / self.wall:3.0f}% of a CPU,"
+            f" {100 * self.server_system / max(self.server_cpu, 1e-9):2.0f}% in the kernel)"
             f"  sipp CPU {self.sipp_cpu:5.2f} s ({100 * self.sipp_cpu / self.wall:3.0f}%)"
             f"  failed {self.failed}  retrans {self.retransmissions}"
             f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms"
@@ -348,7 +350,7 @@ def run_registers(work: Path, pid: int, count: int, rate: float | None, window: 
         "SEQUENTIAL\n" + "".join(f"{FIRST_USER + i}\n" for i in range(count)), encoding="ascii"
     )
     shutil.copy(SCENARIOS / "register.xml", work / "register.xml")
-    before, start = cpu_seconds(pid), time.monotonic()
+    (user0, system0), start = cpu_times(pid), time.monotonic()
     process = sipp(
         work,
         "register",
@@ -357,12 +359,21 @@ def run_registers(work: Path, pid: int, count: int, rate: float | None, window: 
     )  # fmt: skip
     status, sipp_cpu = wait_rusage(process, PHASE_TIMEOUT_S + 30)
     wall = time.monotonic() - start
-    server_cpu = cpu_seconds(pid) - before
+    user1, system1 = cpu_times(pid)
+    server_cpu, server_system = user1 + system1 - user0 - system0, system1 - system0
     failed, retrans = stat_counts(work, "register")
     if status != 0:
         failed = max(failed, 1)
     return Phase(
-        "REGISTER", count, server_cpu, sipp_cpu, wall, failed, retrans, rtt_times(work, "register")
+        "REGISTER",
+        count,
+        server_cpu,
+        server_system,
+        sipp_cpu,
+        wall,
+        failed,
+        retrans,
+        rtt_times(work, "register"),
     )
 
 
@@ -376,7 +387,7 @@ def run_calls(work: Path, pid: int, count: int, rate: float | None, window: int)
         ["-sf", "uas.xml", "-m", str(count), "-i", CALLEE_IP, "-p", str(CALLEE_PORT)],
     )
     time.sleep(0.5)
-    before, start = cpu_seconds(pid), time.monotonic()
+    (user0, system0), start = cpu_times(pid), time.monotonic()
     caller = sipp(
         work,
         "uac",
@@ -386,7 +397,8 @@ def run_calls(work: Path, pid: int, count: int, rate: float | None, window: int)
     status, caller_cpu = wait_rusage(caller, PHASE_TIMEOUT_S + 30)
     callee_status, callee_cpu = wait_rusage(callee, 30)
     wall = time.monotonic() - start
-    server_cpu = cpu_seconds(pid) - before
+    user1, system1 = cpu_times(pid)
+    server_cpu, server_system = user1 + system1 - user0 - system0, system1 - system0
     failed, retrans = stat_counts(work, "uac")
     callee_failed, callee_retrans = stat_counts(work, "uas")
     failed += callee_failed
@@ -396,6 +408,7 @@ def run_calls(work: Path, pid: int, count: int, rate: float | None, window: int)
         "call",
         count,
         server_cpu,
+        server_system,
         caller_cpu + callee_cpu,
         wall,
         failed,

@@ -440,6 +440,11 @@ class Server:
         if isinstance(tx, ServerTransaction):
             assert isinstance(peer, Inbound) and isinstance(message, Response)
             self.transport.send_response(message, peer.peer, peer.local)
+            if message.status >= 200 and not tx.is_invite:
+                # The transaction only answers retransmissions from now on
+                # (Timer J), with the bytes already rendered.
+                message.forget_views()
+                tx.request.forget_views()
             return
         assert isinstance(tx, ClientTransaction) and isinstance(peer, Peer)
         data = message.to_bytes()

@@ -141,3 +141,18 @@ def test_subscriptions_reads_the_servers_recovery_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["subscriptions", "--config", str(path)])
     assert result.exit_code == 0
     assert "no subscriptions" in result.output
+
+
+def test_serving_process_freezes_start_up_objects_and_defers_full_collections() -> None:
+    import gc
+
+    from centrex.cli import GC_THRESHOLDS, tune_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

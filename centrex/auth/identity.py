@@ -58,23 +58,39 @@ def parse_networks(entries: Iterable[str]) -> list[IPNetwork]:
     return networks
 
 
+#: Sources whose trust is remembered (forgotten all at once past this many).
+_MAX_REMEMBERED_SOURCES = 4096
+
+
 class TrustedPeers:
     """The sources that are not challenged: gateways, trunks, other proxies."""
 
     def __init__(self, entries: Iterable[str] = ()) -> None:
         self.networks = parse_networks(entries)
+        # Every message asks (before it is parsed); the answer for one source
+        # string never changes, so it is kept rather than parsed again.
+        self._answers: dict[str, IPNetwork | None] = {}
 
     def match(self, source_ip: str) -> IPNetwork | None:
         """The trusted network ``source_ip`` belongs to, or None."""
         if not self.networks:
             return None
+        answers = self._answers
+        try:
+            return answers[source_ip]
+        except KeyError:
+            pass
+        found: IPNetwork | None = None
         address = parse_source(source_ip)
-        if address is None:
-            return None
-        for network in self.networks:
-            if address.version == network.version and address in network:
-                return network
-        return None
+        if address is not None:
+            for network in self.networks:
+                if address.version == network.version and address in network:
+                    found = network
+                    break
+        if len(answers) >= _MAX_REMEMBERED_SOURCES:
+            answers.clear()
+        answers[source_ip] = found
+        return found
 
     def __contains__(self, source_ip: object) -> bool:
         return isinstance(source_ip, str) and self.match(source_ip) is not None

@@ -153,6 +153,11 @@ class ServerSettings(_Table):
     workers: int = Field(
         default=1, ge=1, description="number of worker processes sharing the listen sockets"
     )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description='"uvloop" (faster), "asyncio" (the standard one), or "auto" = uvloop '
+        "when installed",
+    )
 
     @model_validator(mode="after")
     def _unique_domains(self) -> ServerSettings:

@@ -9,6 +9,11 @@ which the server calls from its timer), and on ``close``. A crash loses at most
 what those two settings allow (DESIGN.md: "nothing is lost beyond what the
 configuration allows"). Writing runs in a worker thread on an immutable
 snapshot, so the event loop keeps serving meanwhile.
+
+A flush appends the AORs changed since the last one to the file's journal
+(see ``recovery``), so it costs in proportion to the changes, not the table;
+the whole table is written again (compacted) on the first flush after
+``open`` and when the journal reaches half the file's size.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from centrex.registrar.store import AorRemoval, DecisionT, LocationStore, apply_
 logger = logging.getLogger(__name__)
 
 _ConnectionKey = tuple[str, int]
+
+#: The journal is compacted into the file when it reaches half the file's size,
+#: or this size when the file is smaller.
+MIN_COMPACT_BYTES = 256 * 1024
 
 
 def _connection_key(binding: Binding) -> _ConnectionKey | None:
@@ -54,6 +63,12 @@ class MemoryLocationStore(LocationStore):
         self._by_connection: dict[_ConnectionKey, set[str]] = {}
         self._pending = 0
         self._dirty_since: float | None = None
+        # AORs changed since the last flush, for the journal.
+        self._dirty: set[str] = set()
+        self._generation = 0
+        self._compact_next = True
+        self._file_bytes = 0
+        self._journal_bytes = 0
         self._write_lock = asyncio.Lock()
         #: How many times the recovery file was written (for tests and metrics).
         self.flush_count = 0
@@ -92,6 +107,7 @@ class MemoryLocationStore(LocationStore):
                     del self._by_connection[key]
         for key in new_keys - old_keys:
             self._by_connection.setdefault(key, set()).add(aor)
+        self._dirty.add(aor)
         if bindings:
             self._aors[aor] = bindings
             self._expiry[aor] = min(b.expires_at for b in bindings)
@@ -107,11 +123,15 @@ class MemoryLocationStore(LocationStore):
         self._by_connection.clear()
         self._pending = 0
         self._dirty_since = None
+        self._dirty = set()
+        # The first flush writes the whole table: a journal left by the last
+        # run may end in a line cut short, and nothing may follow that.
+        self._compact_next = True
         path = self.recovery_file
         if path is None:
             return
         try:
-            table = await asyncio.to_thread(_read, path, now)
+            table, self._generation = await asyncio.to_thread(_read, path, now)
         except recovery.RecoveryFileError as exc:
             moved = recovery.set_aside(path, now)
             logger.error(
@@ -198,18 +218,35 @@ class MemoryLocationStore(LocationStore):
         never replaces a newer file.
         """
         async with self._write_lock:
-            pending = self._pending
-            self._pending, self._dirty_since = 0, None
+            pending, dirty = self._pending, self._dirty
+            self._pending, self._dirty_since, self._dirty = 0, None, set()
             path = self.recovery_file
             if path is None:
                 return
-            snapshot = list(self._aors.values())
+            compact = self._compact_next or self._journal_bytes >= max(
+                self._file_bytes // 2, MIN_COMPACT_BYTES
+            )
             try:
-                await asyncio.to_thread(_save, path, snapshot, now)
+                if compact:
+                    generation = self._generation + 1
+                    snapshot = list(self._aors.values())
+                    size = await asyncio.to_thread(_save, path, snapshot, now, generation)
+                    self._generation, self._file_bytes = generation, size
+                    self._journal_bytes, self._compact_next = 0, False
+                else:
+                    aors = self._aors
+                    changes = [(aor, aors.get(aor, ())) for aor in dirty]
+                    start = self._generation if self._journal_bytes == 0 else None
+                    self._journal_bytes += await asyncio.to_thread(
+                        recovery.append_journal, path, changes, start
+                    )
             except BaseException:
-                # Still pending; the timed retry comes one interval later.
+                # Still pending; the timed retry comes one interval later, and
+                # writes the whole table (a failed append may have left half a line).
                 self._pending += pending
                 self._dirty_since = now
+                self._dirty |= dirty
+                self._compact_next = True
                 raise
             self.flush_count += 1
 
@@ -226,9 +263,10 @@ class MemoryLocationStore(LocationStore):
 _Table = tuple[dict[str, tuple[Binding, ...]], dict[str, float], dict[_ConnectionKey, set[str]]]
 
 
-def _read(path: Path, now: float) -> _Table:
-    """The store's tables built from recovery file ``path`` (in a worker thread)."""
-    loaded = recovery.load(path, now)
+def _read(path: Path, now: float) -> tuple[_Table, int]:
+    """The store's tables built from recovery file ``path`` and its journal (in a
+    worker thread), and the journal generation."""
+    loaded, generation, _ = recovery.read(path, now)
     aors: dict[str, tuple[Binding, ...]] = {}
     expiry: dict[str, float] = {}
     by_connection: dict[_ConnectionKey, set[str]] = {}
@@ -245,8 +283,8 @@ def _read(path: Path, now: float) -> _Table:
             source = binding.source
             if source.connection_id is not None and source.transport != "udp":
                 by_connection.setdefault((binding.server_id, source.connection_id), set()).add(aor)
-    return aors, expiry, by_connection
+    return (aors, expiry, by_connection), generation
 
 
-def _save(path: Path, snapshot: list[tuple[Binding, ...]], now: float) -> None:
-    recovery.save(path, (b for bindings in snapshot for b in bindings), now)
+def _save(path: Path, snapshot: list[tuple[Binding, ...]], now: float, generation: int) -> int:
+    return recovery.save(path, (b for bindings in snapshot for b in bindings), now, generation)

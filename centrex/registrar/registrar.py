@@ -65,6 +65,18 @@ def render_contact(binding: Binding, now: float) -> str:
     return text
 
 
+
+_last_date: tuple[int, str] = (-1, "")
+
+
+def _date_header(now: float) -> str:
+    """The Date of a 200 (RFC 3261 10.3 step 8, 20.17), rendered once a second."""
+    global _last_date
+    second = int(now)
+    if _last_date[0] != second:
+        _last_date = (second, formatdate(second, usegmt=True))
+    return _last_date[1]
+
 class Registrar:
     """A registrar for ``domains`` over ``store`` (RFC 3261 10.3).
 
@@ -240,7 +252,7 @@ class Registrar:
         if reg.path_supported:
             # RFC 3327 5.3: the Path of the REGISTER goes back to a UA that supports it.
             headers.extend(("Path", value) for value in reg.path)
-        headers.append(("Date", formatdate(now, usegmt=True)))
+        headers.append(("Date", _date_header(now)))
         return self._respond(request, 200, None, headers)
 
     # -- events -------------------------------------------------------------------------

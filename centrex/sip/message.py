@@ -28,7 +28,7 @@ _MISSING: Any = object()
 
 # The cached typed views that an edit of a header key makes stale.
 _VIEWS_OF: dict[str, tuple[str, ...]] = {
-    "via": ("vias", "branch"),
+    "via": ("vias", "top_via", "branch"),
     "from": ("from", "from_tag"),
     "to": ("to", "to_tag"),
     "call-id": ("call_id",),
@@ -164,6 +164,16 @@ class Message:
         if cache:
             for slot in _VIEWS_OF.get(key, (key,)):
                 cache.pop(slot, None)
+
+    def forget_views(self) -> None:
+        """Drop the typed views read so far; a later read parses its header again.
+
+        A transaction that waits out Timer J keeps its request and response
+        for up to 32 s. Without their views (URIs, addresses, Vias, dicts) a
+        pair is a few objects instead of dozens, which keeps the garbage
+        collector's passes over the long-lived generation short.
+        """
+        self._cache.clear()
 
     # -- generic header access -------------------------------------------------
 
@@ -310,8 +320,21 @@ class Message:
 
     @property
     def top_via(self) -> Via:
-        """The topmost Via value."""
-        return self.vias[0]
+        """The topmost Via value; only the first Via line is parsed for it."""
+        cache = self._cache
+        vias = cache.get("vias")
+        if vias is not None:
+            return vias[0]  # type: ignore[no-any-return]
+        found = cache.get("top_via")
+        if found is None:
+            pos = self._first("via")
+            if pos < 0:
+                raise ParseError("Missing Via header")
+            try:
+                found = cache["top_via"] = parse_via_list(self._line_value(pos))[0]
+            except ParseError as exc:
+                raise ParseError(f"Bad Via header: {exc.reason}") from None
+        return found
 
     @property
     def branch(self) -> str | None:
@@ -425,8 +448,13 @@ class Message:
         """Add ``value`` as the new topmost Via (RFC 3261 16.6 step 8)."""
         self.add("Via", value, first=True)
 
-    def set_top_via(self, value: str) -> None:
-        """Replace the topmost Via value in place (18.2.1 received / RFC 3581 rport)."""
+    def set_top_via(self, value: str, parsed: Via | None = None) -> None:
+        """Replace the topmost Via value in place (18.2.1 received / RFC 3581 rport).
+
+        ``parsed`` is ``value`` as a ``Via`` when the caller has it: the Vias
+        already read then stay read, with it on top, instead of being parsed
+        again on the next read.
+        """
         pos = self._first("via")
         if pos < 0:
             raise ParseError("Missing Via header")
@@ -434,7 +462,12 @@ class Message:
         line = self._lines[pos]
         name = line[: line.index(b":")].rstrip(b" \t")
         self._lines[pos] = name + b": " + _encode(", ".join([value, *values[1:]]))
+        vias = self._cache.get("vias")
         self._changed("via")
+        if parsed is not None:
+            self._cache["top_via"] = parsed
+            if vias is not None:
+                self._cache["vias"] = [parsed, *vias[1:]]
 
     def pop_via(self) -> str | None:
         """Remove the topmost Via value and return it (RFC 3261 16.7 step 3)."""

@@ -248,7 +248,7 @@ def _fail(message: Message, reason: str, status: int | None = 400) -> ParseError
     return ParseError(reason, None)
 
 
-def _check_common(message: Message) -> None:
+def _check_present(message: Message) -> None:
     if "via" not in message:
         # Nowhere to send an answer (18.2.2).
         raise ParseError("Missing Via header", None)
@@ -258,6 +258,10 @@ def _check_common(message: Message) -> None:
     for key in _SINGLE_VALUED:
         if message.count(key) > 1:
             raise ParseError(f"More than one {_NAMES[key]} header")
+
+
+def _check_common(message: Message) -> None:
+    _check_present(message)
     message.vias  # noqa: B018 - parses and validates every Via
     if not message.call_id:
         raise ParseError("Empty Call-ID header")
@@ -294,6 +298,26 @@ def validate_request(request: Request) -> None:
         if exc.status is not None:
             exc.request = request
         raise
+
+
+def check_response(response: Response) -> None:
+    """The check of a response that the server forwards or consumes (18.1.2:
+    any fault, dropped): the mandatory headers, once each where single-valued;
+    the top Via (where it goes on to) and the CSeq (which transaction it
+    answers) parse; the Call-ID is not empty.
+
+    Unlike ``validate_response`` it leaves the other Vias, From and To alone:
+    a proxy passes them on as they came, and a later read still parses them
+    (and raises ParseError if they are malformed).
+    """
+    try:
+        _check_present(response)
+        response.top_via  # noqa: B018
+        if not response.call_id:
+            raise ParseError("Empty Call-ID header")
+        response.cseq  # noqa: B018
+    except ParseError as exc:
+        raise ParseError(exc.reason, None) from None
 
 
 def validate_response(response: Response) -> None:

@@ -13,7 +13,7 @@ from centrex.transport.layer import (
     TransportStats,
 )
 from centrex.transport.limits import TransportLimits
-from centrex.transport.loop import best_loop_factory, install_best_event_loop
+from centrex.transport.loop import best_loop_factory, install_best_event_loop, loop_factory
 from centrex.transport.rules import Destination, response_destination, stamp_received
 from centrex.transport.tls import client_context, server_context
 
@@ -31,6 +31,7 @@ __all__ = [
     "client_context",
     "default_port",
     "install_best_event_loop",
+    "loop_factory",
     "response_destination",
     "server_context",
     "stamp_received",

@@ -37,7 +37,7 @@ from typing import Any
 from centrex.logs.sip_trace import NullTrace, SipTraceLog
 from centrex.sip.errors import ParseError
 from centrex.sip.message import Request, Response
-from centrex.sip.parser import parse_message
+from centrex.sip.parser import check_response, parse_message, validate_request
 from centrex.transport.address import ListenAddress, LocalSocket, Peer, ip_family
 from centrex.transport.connection import StreamConnection
 from centrex.transport.limits import TransportLimits
@@ -385,9 +385,13 @@ class TransportLayer:
                 max_header_bytes=limits.max_header_bytes,
                 max_body_bytes=limits.max_body_bytes,
                 max_lines=limits.max_lines,
+                validate=False,
             )
             if isinstance(message, Request):
+                validate_request(message)
                 stamp_received(message, peer.host, peer.port)
+            else:
+                check_response(message)
         except ParseError as exc:
             self._answer_malformed(exc, peer, local)
             return

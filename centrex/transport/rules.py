@@ -65,7 +65,7 @@ def stamp_received(request: Request, source_host: str, source_port: int) -> bool
     if wants_rport:
         new_params["rport"] = str(source_port)
     stamped = Via(via.transport, via.host, via.port, new_params, via.protocol_name, via.version)
-    request.set_top_via(str(stamped))
+    request.set_top_via(str(stamped), stamped)
     return True
 
 

@@ -64,3 +64,11 @@ def test_ipv4_mapped_ipv6_source_is_read_as_ipv4() -> None:
 
 def test_no_trusted_peers_trusts_no_one() -> None:
     assert "127.0.0.1" not in TrustedPeers()
+
+
+def test_trust_answers_stay_right_for_many_sources_asked_again() -> None:
+    peers = TrustedPeers(["198.51.100.0/24"])
+    for _ in range(2):  # the second round is answered from what was kept
+        for i in range(5000):  # more sources than are kept
+            ip = f"198.51.{100 + i % 2}.{i % 256}"
+            assert (ip in peers) == ip.startswith("198.51.100.")

@@ -190,3 +190,84 @@ def test_purge_removes_only_expired_bindings() -> None:
     (removal,) = asyncio.run(store.purge(T0 + 5))
     assert (removal.aor, removal.removed, removal.remaining) == ("sip:u1@example.com", (a,), (b,))
     assert asyncio.run(store.purge(T0 + 6)) == []
+
+
+# -- the journal: flushes cost the changes, not the table --------------------------------
+
+
+def removing(*ids: str) -> Callable[[list[Binding]], Put]:
+    decision = Put(remove=ids)
+    return lambda current: decision
+
+
+def test_later_flushes_append_the_changes_to_a_journal(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=2, flush_every_seconds=3600)
+    asyncio.run(store.open(T0))
+    put(store, numbered(1), numbered(2))  # the first flush writes the whole table
+    table = path.read_bytes()
+    put(store, numbered(3), numbered(4), numbered(5), numbered(6))
+
+    async def unregister_2() -> None:
+        await store.update("sip:u2@example.com", removing("b2"), T0)
+        await store.update("sip:u7@example.com", writing(numbered(7)), T0)
+
+    asyncio.run(unregister_2())
+    assert store.flush_count == 4
+    assert path.read_bytes() == table  # not rewritten
+    journal = recovery.journal_path(path).read_bytes().splitlines()
+    assert len(journal) == 1 + 6  # its header, then one line per changed AOR
+    assert [b.id for b in reopened(path)] == ["b1", "b3", "b4", "b5", "b6", "b7"]
+
+
+def test_a_journal_line_cut_by_a_crash_ends_the_journal(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(store.open(T0))
+    put(store, numbered(1), numbered(2), numbered(3))
+    journal = recovery.journal_path(path)
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[: len(whole) - 10])  # the last append, cut short
+    assert [b.id for b in reopened(path)] == ["b1", "b2"]
+
+    # After a restart the first flush writes the whole table again, so what
+    # follows is readable.
+    again = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(again.open(T0))
+    put(again, numbered(4), numbered(5))
+    assert [b.id for b in reopened(path)] == ["b1", "b2", "b4", "b5"]
+
+
+def test_a_journal_of_another_generation_is_ignored(tmp_path: Path) -> None:
+    # A crash after a compaction and before the next journal started leaves
+    # the older journal, whose changes the file already holds.
+    path = tmp_path / "r.json"
+    recovery.save(path, [numbered(1)], T0, generation=2)
+    recovery.append_journal(path, [("sip:u1@example.com", ())], generation=1)
+    assert [b.id for b in reopened(path)] == ["b1"]
+    recovery.append_journal(path, [("sip:u1@example.com", ())], generation=2)
+    assert reopened(path) == []
+
+
+def test_the_journal_is_folded_into_the_file_when_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("centrex.registrar.memory.MIN_COMPACT_BYTES", 1000)
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(store.open(T0))
+    put(store, *(numbered(i) for i in range(1, 40)))
+    journal = recovery.journal_path(path)
+    # Never much more than half the file (or 1000 bytes) of journal.
+    assert len(journal.read_bytes()) < max(len(path.read_bytes()) // 2, 1000) + 1000
+    assert len(json.loads(path.read_bytes())["bindings"]) > 30
+    assert [b.id for b in reopened(path)] == sorted(f"b{i}" for i in range(1, 40))
+
+
+def test_cli_reader_sees_the_journal(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(store.open(T0))
+    put(store, numbered(1), numbered(2))
+    assert recovery.journal_path(path).exists()
+    assert sorted(b.id for b in recovery.load(path, T0)) == ["b1", "b2"]

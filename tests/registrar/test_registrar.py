@@ -381,3 +381,14 @@ def test_maintain_purges_every_interval_and_flushes() -> None:
         return counts
 
     assert asyncio.run(run()) == [1, 1, 0]
+
+
+def test_date_of_the_200_follows_the_clock_second_by_second() -> None:
+    registrar = make_registrar()
+    dates = [
+        parsedate_to_datetime(
+            handle(registrar, register(call_id=f"d{i}", expires=600), now).get("Date") or ""
+        ).timestamp()
+        for i, now in enumerate((T0, T0 + 0.4, T0 + 0.99, T0 + 1.0, T0 + 61.5, T0))
+    ]
+    assert dates == [T0, T0, T0, T0 + 1, T0 + 61, T0]

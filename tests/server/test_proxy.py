@@ -330,3 +330,21 @@ def test_calls_route_through_the_database_store(tmp_path: Path) -> None:
             assert forwarded.uri == f"sip:1002@127.0.0.1:{callee.port}"
 
     run(scenario())
+
+
+def test_a_retransmitted_register_gets_the_same_200_again(tmp_path: Path) -> None:
+    # The completed transaction keeps answering retransmissions (Timer J)
+    # after it let go of its parsed headers.
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            phone = await open_phone()
+            data = request("REGISTER", "sip:example.com", phone, to="sip:1001@example.com")
+            phone.send(data, udp_port(server))
+            first = await phone.response()
+            assert first.status == 200
+            phone.send(data, udp_port(server))
+            again = await phone.response()
+            assert again.to_bytes() == first.to_bytes()
+            assert len(await server.store.lookup("sip:1001@example.com")) == 1
+
+    run(scenario())

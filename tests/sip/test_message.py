@@ -229,3 +229,48 @@ def test_changing_the_status_of_an_unedited_response_renders_the_new_status() ->
     assert isinstance(response, Response)
     response.set_status(183, "Session Progress")
     assert response.to_bytes().startswith(b"SIP/2.0 183 Session Progress\r\n")
+
+
+def test_forgotten_views_read_the_same_and_render_the_same_bytes() -> None:
+    message = req(INVITE)
+    before = (
+        message.request_uri,
+        message.vias,
+        message.from_addr,
+        message.to_addr,
+        message.cseq,
+        message.contacts,
+        message.max_forwards,
+    )
+    message.decrement_max_forwards()
+    edited = message.to_bytes()
+    message.forget_views()
+    assert message.to_bytes() == edited
+    assert message.max_forwards == before[-1] - 1  # type: ignore[operator]
+    assert (
+        message.request_uri,
+        message.vias,
+        message.from_addr,
+        message.to_addr,
+        message.cseq,
+        message.contacts,
+    ) == before[:-1]
+
+
+def test_stamped_top_via_reads_the_same_as_a_fresh_parse() -> None:
+    from centrex.transport.rules import stamp_received
+
+    message = req(
+        b"OPTIONS sip:example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP phone.example.com:5062;branch=z9hG4bK1;rport\r\n"
+        b"Via: SIP/2.0/TCP 192.0.2.9;branch=z9hG4bK0\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n"
+        b"Call-ID: abc\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert len(message.vias) == 2
+    assert stamp_received(message, "192.0.2.7", 40000)
+    fresh = parse_message(message.to_bytes())
+    assert message.vias == fresh.vias
+    assert message.top_via == fresh.top_via
+    assert message.top_via.params["received"] == "192.0.2.7"
+    assert message.top_via.params["rport"] == "40000"

@@ -6,7 +6,7 @@ import pytest
 
 from centrex.sip.errors import ParseError
 from centrex.sip.message import Request, Response
-from centrex.sip.parser import parse_message
+from centrex.sip.parser import check_response, parse_message, validate_response
 
 from .samples import INVITE, REGISTER, RESPONSE_180, SDP
 
@@ -114,3 +114,53 @@ def test_validation_can_be_left_for_later() -> None:
     message = parse_message(data, validate=False)
     with pytest.raises(ParseError, match="CSeq"):
         message.cseq  # noqa: B018
+
+
+_FORWARDED_180 = (
+    b"SIP/2.0 180 Ringing\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.70:5060;branch=z9hG4bKproxy1\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.73:5060;branch=z9hG4bKcaller;received=127.0.0.73\r\n"
+    b"From: <sip:1001@example.com>;tag=a\r\nTo: <sip:1002@example.com>;tag=b\r\n"
+    b"Call-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+def _checked(data: bytes) -> Response:
+    response = parse_message(data, validate=False)
+    assert isinstance(response, Response)
+    check_response(response)
+    return response
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        ((b"CSeq: 1 INVITE", b"CSeq: x"), "CSeq"),
+        ((b"Via: SIP/2.0/UDP 127.0.0.70:5060;branch=z9hG4bKproxy1", b"Via: nonsense"), "Via"),
+        ((b"Call-ID: c1", b"Call-ID: "), "Call-ID"),
+        ((b"CSeq: 1 INVITE\r\n", b"CSeq: 1 INVITE\r\nCSeq: 2 INVITE\r\n"), "CSeq"),
+        ((b"To: <sip:1002@example.com>;tag=b\r\n", b""), "To"),
+    ],
+)
+def test_a_response_the_server_cannot_match_or_forward_is_dropped(
+    edit: tuple[bytes, bytes], reason: str
+) -> None:
+    with pytest.raises(ParseError, match=reason) as caught:
+        _checked(_FORWARDED_180.replace(*edit))
+    assert caught.value.status is None  # dropped, never answered (18.1.2)
+
+
+def test_a_forwarded_response_is_checked_without_parsing_what_the_proxy_passes_on() -> None:
+    # A malformed second Via or From is the next hop's business: the proxy
+    # matches on the top Via and CSeq and passes the rest on as it came.
+    data = _FORWARDED_180.replace(b"Via: SIP/2.0/UDP 127.0.0.73", b"Via: SIP/2.0/UDP [bad")
+    data = data.replace(b"From: <sip:1001@example.com>", b"From: <sip:1001@exa mple.com")
+    response = _checked(data)
+    assert response.top_via.branch == "z9hG4bKproxy1"
+    assert response.cseq.method == "INVITE"
+    with pytest.raises(ParseError, match="Via"):
+        response.vias  # noqa: B018
+    with pytest.raises(ParseError):
+        response.from_addr  # noqa: B018
+    with pytest.raises(ParseError):
+        validate_response(response)

@@ -241,9 +241,11 @@ class Bench:
     def _deadline(self, calls: int, rate: int) -> float:
         return calls / rate * 1.5 + self.args.pause_ms / 1000 + 20
 
-    def _csv(self, name: str, lines: list[str]) -> Path:
+    def _csv(self, name: str, users: list[str], contact_port: int = 5060) -> Path:
+        """An injection file of ``users``, each with ``contact_port`` for its contact."""
         path = self.workdir / "csv" / f"{name}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"{user};{contact_port}" for user in users]
         path.write_text("SEQUENTIAL\n" + "\n".join(lines) + "\n", encoding="ascii")
         return path
 
@@ -272,7 +274,7 @@ class Bench:
         return Sipp(name, argv, self.workdir / "sipp", trace_messages=trace)
 
     def register_callee(self, server: ServerUnderTest) -> None:
-        users = self._csv("callee", [CALLEE])
+        users = self._csv("callee", [CALLEE], self.uas_port)
         run = self._register_sipp(
             "callee", server.address, users, 10, 1, ip=self.uas_ip, port=self.uas_port
         ).start()

@@ -526,12 +526,14 @@ def response_times(message_file: Path, method: str) -> list[float]:
         state = 0  # 0: wait for a stamp, 1: direction line, 2: blank, 3: start line, 4: headers
         for raw in file:
             line = raw.rstrip(b"\r\n")
-            match = _STAMP.match(line)
-            if match:
+            if line.startswith(b"-" * 20):
                 finish()
-                hours, minutes, seconds = int(match[2]), int(match[3]), float(match[4])
-                stamp = hours * 3600 + minutes * 60 + seconds
-                state, first_line, call_id, cseq = 1, b"", b"", b""
+                state, first_line, call_id, cseq = 0, b"", b"", b""
+                match = _STAMP.match(line)
+                if match:  # a message sent or received (not, e.g., "Ignoring provisional")
+                    hours, minutes, seconds = int(match[2]), int(match[3]), float(match[4])
+                    stamp = hours * 3600 + minutes * 60 + seconds
+                    state = 1
                 continue
             if state == 1:
                 direction = b"sent" if b"sent" in line else b"received"

@@ -155,6 +155,7 @@ def chart(results: Any, path: Path) -> str:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return "no chart: matplotlib is not installed (pip install -e '.[bench]')"
     loads = [load for load in ("register", "call") if load in results.highest]
@@ -182,6 +183,16 @@ def chart(results: Any, path: Path) -> str:
             ax.plot(rates, [st.p50_ms for st in steps], "o", color=colours[server], markersize=4)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.yaxis.set_major_formatter(plain)
+        swept = sorted(
+            {st.rate for st in results.steps if st.load == load and st.purpose == "sweep"}
+        )
+        if swept:
+            ax.set_xticks(swept)
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.tick_params(axis="x", labelrotation=45)
         what = "REGISTER → 200" if load == "register" else "INVITE → 200 (call setup)"
         ax.set_title(f"{'REGISTER' if load == 'register' else 'call'} load: {what}")
         ax.set_xlabel("offered rate (per second, log)")

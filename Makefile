@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit bench clean
+.PHONY: run test lint unit bench bench-kamailio clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: lint unit
 
 bench: $(STAMP)
 	$(PY) bench/parse.py
+
+# Centrex side by side with Kamailio (issue 7); installs kamailio and sip-tester
+# with apt-get when missing. BENCH_ARGS=--window 5 for a quick run; --help says more.
+bench-kamailio: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,211 @@
+"""The table (markdown) and the chart (PNG) of a bench/run.py run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+MB = 1024 * 1024
+SERVERS = ("Kamailio", "Centrex")
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None or theirs == 0:
+        return "—"
+    return f"{ours / theirs:.2f}x"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "—" if ok is None else ("holds" if ok else "**missed**")
+
+
+def _step(results: Any, load: str, server: str, rate: int) -> Any:
+    for step in results.steps:
+        if (step.load, step.server, step.rate, step.purpose) == (load, server, rate, "sweep"):
+            return step
+    return None
+
+
+def _mb(value: object) -> str:
+    return f"{value / MB:.1f}" if isinstance(value, int | float) else "—"
+
+
+def markdown(results: Any) -> str:
+    m = results.machine
+    s = results.settings
+    out = [
+        f"Run of {results.started}: `{results.command}`",
+        "",
+        f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), Linux {m['kernel']}, Python {m['python']} "
+        f"(uvloop: {m['uvloop']}), Centrex {m['centrex']}, Kamailio {m['kamailio']} "
+        f"(children={s['kamailio_children']}), sipp {m['sipp']}. Window {s['window']:g} s, "
+        f"calls of {s['pause_ms']} ms (ACK to BYE), {s['users']:,} REGISTER users.",
+        "",
+        "| measure | Kamailio | Centrex | Centrex / Kamailio | issue 7 target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for load, unit in (("register", "REGISTERs/s"), ("call", "calls/s")):
+        highest = results.highest.get(load)
+        if highest is None:
+            continue
+        k, c = highest.get("Kamailio"), highest.get("Centrex")
+        at_max = "" if c is None or c < s["max_rate"] else " (the highest rate tried)"
+        ok = None if k is None or c is None else c >= 0.5 * k
+        out.append(
+            f"| {load}: highest sustained rate ({unit}){at_max} | {k or '—'} | {c or '—'} "
+            f"| {_ratio(c, k)} | ≥ 0.5x: {_verdict(ok)} |"
+        )
+        common = results.common_rate.get(load)
+        ks, cs = _step(results, load, "Kamailio", common), _step(results, load, "Centrex", common)
+        kc = ks.cpu_per_1000 if ks else None
+        cc = cs.cpu_per_1000 if cs else None
+        ok = None if kc is None or cc is None else cc <= 3 * kc
+        what = "registrations" if load == "register" else "calls"
+        out.append(
+            f"| {load}: server CPU s per 1,000 {what} at {common}/s | {_ms(kc and round(kc, 3))} "
+            f"| {_ms(cc and round(cc, 3))} | {_ratio(cc, kc)} | ≤ 3x: {_verdict(ok)} |"
+        )
+        label = "REGISTER → 200" if load == "register" else "INVITE → 200"
+        for name, attr in (
+            ((label, "p"), ("BYE → 200", "bye_p")) if load == "call" else ((label, "p"),)
+        ):
+            k50, k99 = (
+                (getattr(ks, f"{attr}50_ms"), getattr(ks, f"{attr}99_ms")) if ks else (None,) * 2
+            )
+            c50, c99 = (
+                (getattr(cs, f"{attr}50_ms"), getattr(cs, f"{attr}99_ms")) if cs else (None,) * 2
+            )
+            out.append(
+                f"| {load}: {name} p50 / p99 at {common}/s (ms) | {_ms(k50)} / {_ms(k99)} "
+                f"| {_ms(c50)} / {_ms(c99)} | {_ratio(c50, k50)} / {_ratio(c99, k99)} | |"
+            )
+        if load == "call" and "sipp-to-sipp" in highest:
+            out.append(
+                "| call ceiling: sipp to sipp, no server (calls/s) "
+                f"| {highest['sipp-to-sipp'] or '—'} | | | |"
+            )
+    mem = results.memory
+    if mem:
+        k, c = mem.get("Kamailio", {}), mem.get("Centrex", {})
+        marks = sorted(
+            int(key.split("_")[1]) for key in c if key.startswith("rss_") and key[4:].isdigit()
+        )
+        for mark in marks:
+            ok = None
+            if mark == 100_000 and isinstance(c.get(f"rss_{mark}"), int):
+                ok = c[f"rss_{mark}"] < 100 * MB
+            out.append(
+                f"| memory with {mark:,} registrations (MB): Kamailio PSS of "
+                f"{k.get('processes', '?')} processes (RSS sum; shm in use), Centrex RSS "
+                f"| {_mb(k.get(f'pss_{mark}'))} ({_mb(k.get(f'rss_{mark}'))}; "
+                f"{_mb(k.get(f'shm_used_{mark}'))}) | {_mb(c.get(f'rss_{mark}'))} "
+                f"| {_ratio(c.get(f'rss_{mark}'), k.get(f'pss_{mark}'))} "
+                f"| {'< 100 MB: ' + _verdict(ok) if mark == 100_000 else ''} |"
+            )
+    rec = results.recovery
+    if rec:
+        opened = rec.get("store_open_s")
+        ok = None if opened is None else opened < 1.0
+        out.append(
+            f"| Centrex restart with {rec.get('bindings_in_file', 0):,} registrations: "
+            "store.open (s) | | "
+            f"{opened if opened is not None else '—'} | | < 1 s: {_verdict(ok)} |"
+        )
+        out.append(
+            "| Centrex restart: RSS with the registrations read from the file (MB) "
+            f"| | {_mb(rec.get('rss_after_restart'))} | | |"
+        )
+        out.append(
+            "| Centrex restart: process start → answering OPTIONS (s) [with none] "
+            f"| | {rec.get('start_to_ready_s', '—')} "
+            f"[{mem.get('Centrex', {}).get('ready_after_empty_s', '—')}] | | |"
+        )
+    out += [
+        "",
+        "Every step (response times only in the sweep steps, from sipp's message trace):",
+        "",
+    ]
+    out += [
+        "| load | server | rate/s | purpose | result | completed | retrans | UDP drops "
+        "| server CPU s | CPU s / 1,000 | sipp CPU s | p50 / p99 ms |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for st in results.steps:
+        cpu = st.cpu_per_1000
+        out.append(
+            f"| {st.load} | {st.server} | {st.rate} | {st.purpose} "
+            f"| {'pass' if st.ok else 'FAIL: ' + st.reason} | {st.successful}/{st.calls} "
+            f"| {st.retransmissions} | {st.udp_drops} | {st.server_cpu_s:.2f} "
+            f"| {'—' if cpu is None else f'{cpu:.3f}'} "
+            f"| {st.sipp_cpu_s:.2f} | {_ms(st.p50_ms)} / {_ms(st.p99_ms)} |"
+        )
+    if results.notes:
+        out += ["", *results.notes]
+    return "\n".join(out) + "\n"
+
+
+def chart(results: Any, path: Path) -> str:
+    """Rate vs response time (p50 and p99) per load and server; returns what was done."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError:
+        return "no chart: matplotlib is not installed (pip install -e '.[bench]')"
+    loads = [load for load in ("register", "call") if load in results.highest]
+    if not loads:
+        return "no chart: no load was run"
+    fig, axes = plt.subplots(1, len(loads), figsize=(6.5 * len(loads), 4.8), squeeze=False)
+    colours = {"Kamailio": "tab:blue", "Centrex": "tab:orange"}
+    for ax, load in zip(axes[0], loads, strict=True):
+        for server in SERVERS:
+            steps = sorted(
+                (st for st in results.steps
+                 if st.load == load and st.server == server and st.purpose == "sweep"
+                 and st.p50_ms is not None),
+                key=lambda st: st.rate,
+            )  # fmt: skip
+            if not steps:
+                continue
+            rates = [st.rate for st in steps]
+            for attr, style, label in (("p50_ms", "-", "p50"), ("p99_ms", "--", "p99")):
+                values = [getattr(st, attr) for st in steps]
+                ax.plot(rates, values, style, color=colours[server], label=f"{server} {label}")
+                failed = [(st.rate, getattr(st, attr)) for st in steps if not st.ok]
+                if failed:
+                    ax.plot(*zip(*failed, strict=True), "x", color=colours[server], markersize=9)
+            ax.plot(rates, [st.p50_ms for st in steps], "o", color=colours[server], markersize=4)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.yaxis.set_major_formatter(plain)
+        swept = sorted(
+            {st.rate for st in results.steps if st.load == load and st.purpose == "sweep"}
+        )
+        if swept:
+            ax.set_xticks(swept)
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.tick_params(axis="x", labelrotation=45)
+        what = "REGISTER → 200" if load == "register" else "INVITE → 200 (call setup)"
+        ax.set_title(f"{'REGISTER' if load == 'register' else 'call'} load: {what}")
+        ax.set_xlabel("offered rate (per second, log)")
+        ax.set_ylabel("response time (ms, log)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        f"Centrex vs Kamailio ({results.machine['cpus']} CPUs, {results.started}; "
+        "x = step that failed the pass rule)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"chart: {path}"

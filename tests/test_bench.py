@@ -1,0 +1,78 @@
+"""bench/run.py, the side-by-side benchmark with Kamailio (issue 7), still runs.
+
+The figures in docs/benchmarks.md come from it; these tests keep it working
+as the server changes: Kamailio accepts the bench's config, and a tiny run
+sends calls through both servers and gets every one of them answered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _need(command: str, package: str) -> str:
+    path = shutil.which(command) or (
+        f"/usr/sbin/{command}" if Path("/usr/sbin", command).exists() else None
+    )
+    if path is None:
+        message = f"{command} (Debian {package}) is not installed"
+        if os.environ.get("CENTREX_TEST_STRICT") == "1":
+            pytest.fail(message + " and CENTREX_TEST_STRICT=1", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def test_kamailio_accepts_the_bench_config() -> None:
+    kamailio = _need("kamailio", "kamailio")
+    result = subprocess.run(
+        [kamailio, "-c", "-f", str(ROOT / "bench" / "kamailio" / "kamailio.cfg")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_tiny_bench_run_completes_every_call_through_both_servers(tmp_path: Path) -> None:
+    _need("kamailio", "kamailio")
+    _need("sipp", "sip-tester")
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "run.py"),
+        "--only", "call",
+        "--window", "1",
+        "--start-rate", "20", "--max-rate", "20", "--bisections", "0",
+        "--sweep", "1.0",
+        "--pause-ms", "100",
+        "--no-ceiling", "--skip-memory",
+        "--ip-base", "127.0.0.90",
+        "--out", str(out),
+        "--chart", str(tmp_path / "chart.png"),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text())
+    steps = results["steps"]
+    servers = {step["server"] for step in steps}
+    assert servers == {"Kamailio", "Centrex"}, result.stdout
+    failed = [step for step in steps if not step["ok"]]
+    assert not failed, result.stdout
+    assert results["highest"]["call"] == {"Kamailio": 20, "Centrex": 20}
+    swept = [step for step in steps if step["purpose"] == "sweep"]
+    assert swept and all(step["p50_ms"] is not None for step in swept), result.stdout
+    table = (out / "results.md").read_text()
+    assert re.search(
+        r"\| call: highest sustained rate \(calls/s\)[^|]* \| 20 \| 20 \| 1\.00x \|", table
+    )

@@ -104,10 +104,10 @@ class Subscription:
     # when the waiting ones are held back (the throttle; 0: not held).
     burst_at: float = float("-inf")
     held_until: float = 0.0
-    # Not persisted: names of registrar-event changes not yet put in a NOTIFY
-    # (encoded entries, their sizes, when the first came).
-    pending: list[str] = field(default_factory=list)
-    pending_sizes: list[int] = field(default_factory=list)
+    # Not persisted: users of registrar-event changes not yet put in a NOTIFY
+    # (AOR -> encoded entry and its size, in the order of their latest
+    # change), and when the first of them came.
+    pending: dict[str, tuple[str, int]] = field(default_factory=dict)
     pending_at: float = 0.0
 
     @property

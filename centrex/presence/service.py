@@ -566,20 +566,18 @@ class PresenceService:
     def _dispatch(self, notifies: list[Notify]) -> None:
         """Send ``notifies`` in order: when nothing waits, the first ``batch``
         now; the rest through the outbox, ``batch`` per turn of the loop.
-        Every table call that returned them may have held a subscription:
-        the release timer is armed for it here."""
-        self._arm_release()
-        if not notifies:
-            return
-        if not self._outbox:
+        Every table call that returned them, and every send that failed at
+        once, may have held a subscription: the release timer is armed for
+        it here."""
+        if notifies and not self._outbox:
             self._send_each(notifies[: self.batch])
             self._flush()
             notifies = notifies[self.batch :]
-            if not notifies:
-                return
-        self._outbox.extend(notifies)
-        if self._sender is None or self._sender.done():
-            self._sender = self._spawn(self._drain_outbox())
+        if notifies:
+            self._outbox.extend(notifies)
+            if self._sender is None or self._sender.done():
+                self._sender = self._spawn(self._drain_outbox())
+        self._arm_release()
 
     async def _drain_outbox(self) -> None:
         outbox = self._outbox
@@ -600,7 +598,12 @@ class PresenceService:
     def _send(self, notify: Notify) -> list[Notify]:
         """Start ``notify``'s client transaction; what the table releases when
         it could not be started. A dialog with a route set goes to its first
-        Route, resolved (RFC 3261 12.2.1.1, RFC 3263), in a task of its own."""
+        Route, resolved (RFC 3261 12.2.1.1, RFC 3263), in a task of its own.
+        A NOTIFY whose subscription ended while it waited in the outbox (an
+        unsubscribe, a 481) is dropped: after the 200 to Expires 0 only the
+        final NOTIFY of the RFC 6665 form may follow."""
+        if self._ended(notify):
+            return []
         if "route" in notify.request:
             self._spawn(self._send_routed(notify))
             return []
@@ -614,6 +617,8 @@ class PresenceService:
                 hop = await self._resolve(uri)
         except ParseError:
             hop = None
+        if self._ended(notify):
+            return
         if hop is None:
             logger.info("NOTIFY %s: next hop %s unresolvable", notify.id, notify.next_hop)
             self.notifies_failed += 1
@@ -622,6 +627,10 @@ class PresenceService:
             follow = self._start(notify, hop)
         self._dispatch(follow)
         self._flush()
+
+    def _ended(self, notify: Notify) -> bool:
+        """True for a NOTIFY (not a final one) of a subscription no longer in the table."""
+        return not notify.final and self.table.get(notify.subscription_id) is None
 
     def _start(self, notify: Notify, peer: Peer) -> list[Notify]:
         request = notify.request

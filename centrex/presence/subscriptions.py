@@ -20,7 +20,12 @@ Choices where the issue and the RFCs leave room:
   Either way a subscriber that answers slowly (or not at all) holds back
   only its own NOTIFYs, and never gets more than it can take in. The names
   of registration changes wait in a list of their own until the NOTIFYs
-  before them are answered, and then go in as few NOTIFYs as hold them.
+  before them are answered, and then go in as few NOTIFYs as hold them;
+  a user waits there once, and a user who changes state again before being
+  sent is taken out of the other event's waiting names, so that a phone
+  watching both events never ends up showing the earlier state. (A user
+  already in a NOTIFY built earlier, e.g. an initial list not sent yet, is
+  not taken back out of it.)
 - Change NOTIFYs of the registrar events are throttled per subscription
   (``notify_min_interval_s``): the first change after a quiet spell goes at
   once and starts a burst; a change made after a burst began waits until the
@@ -201,7 +206,7 @@ class SubscriptionTable:
             self._pending.pop(notify_id, None)
         sub.outstanding.clear()
         sub.queue.clear()
-        sub.pending, sub.pending_sizes = [], []
+        sub.pending = {}
         sub.held_until = 0.0
         self.changes += 1
 
@@ -398,10 +403,14 @@ class SubscriptionTable:
         domain = aor_host(event.aor)
         out: list[Notify] = []
         listeners = self._watching("available" if available else "unavailable", domain, now)
+        # A name still waiting to be sent in the other event's list is old
+        # news: dropped, so a phone never ends up with the earlier state.
+        for sub in self._watching("unavailable" if available else "available", domain, now):
+            sub.pending.pop(event.aor, None)
         if listeners:
-            encoded, sizes = encode_all([self.roster.entry(event.aor)])
+            (entry,), (size,) = encode_all([self.roster.entry(event.aor)])
             for sub in listeners:
-                out += self._append_list(sub, encoded, sizes, now)
+                out += self._append_list(sub, event.aor, entry, size, now)
         changed = contact_changes(event, before)
         for sub in self._watching("reg", event.aor, now):
             out += self._enqueue(sub, [self.build.reg_notify(sub, now, changed)], now)
@@ -421,14 +430,16 @@ class SubscriptionTable:
         ]
 
     def _append_list(
-        self, sub: Subscription, encoded: list[str], sizes: list[int], now: float
+        self, sub: Subscription, aor: str, entry: str, size: int, now: float
     ) -> list[Notify]:
-        """Name more users: they wait with the other names not sent yet and go
-        in as few NOTIFYs as hold them once ``_release`` lets them."""
+        """Name a user (``aor``, its encoded ``entry`` of ``size`` bytes): it
+        waits with the other names not sent yet (once each, in the order of
+        their latest change) and goes in as few NOTIFYs as hold them once
+        ``_release`` lets them."""
         if not sub.pending:
             sub.pending_at = now
-        sub.pending.extend(encoded)
-        sub.pending_sizes.extend(sizes)
+        sub.pending.pop(aor, None)
+        sub.pending[aor] = (entry, size)
         return self._release(sub, now)
 
     # -- sending order and outcomes -----------------------------------------------------
@@ -483,11 +494,13 @@ class SubscriptionTable:
             if not sub.queue:
                 if not sub.pending or self._hold(sub, sub.pending_at, now):
                     break
-                notifies = self.build.list_notifies(sub, sub.pending, sub.pending_sizes, now)
+                encoded = [entry for entry, _ in sub.pending.values()]
+                sizes = [size for _, size in sub.pending.values()]
+                notifies = self.build.list_notifies(sub, encoded, sizes, now)
                 for notify in notifies:
                     notify.change_at = sub.pending_at
                 sub.queue.extend(notifies)
-                sub.pending, sub.pending_sizes = [], []
+                sub.pending = {}
             notify = sub.queue[0]
             if notify.change_at is not None and self._hold(sub, notify.change_at, now):
                 break

@@ -65,7 +65,6 @@ def render_contact(binding: Binding, now: float) -> str:
     return text
 
 
-
 _last_date: tuple[int, str] = (-1, "")
 
 
@@ -76,6 +75,7 @@ def _date_header(now: float) -> str:
     if _last_date[0] != second:
         _last_date = (second, formatdate(second, usegmt=True))
     return _last_date[1]
+
 
 class Registrar:
     """A registrar for ``domains`` over ``store`` (RFC 3261 10.3).

@@ -445,3 +445,40 @@ def test_names_merged_into_a_waiting_notify_keep_it_within_the_size_limit() -> N
         assert wire <= limit
         assert notify.size is None or notify.size >= wire  # never underestimated
     assert max(len(n.request.to_bytes()) for n in sent) > limit - 100  # and filled
+
+
+def _watch_both(table: SubscriptionTable) -> tuple[Notify, Notify]:
+    """The phone subscribes to both events; their initial lists are answered."""
+    _, (available,) = _subscribe(table, subscribe("user-available", call_id="a"))
+    _, (unavailable,) = _subscribe(table, subscribe("user-unavailable", call_id="u"))
+    answer_all(table, [available, unavailable], T0)
+    return available, unavailable
+
+
+def test_a_user_who_comes_and_goes_within_the_interval_ends_up_shown_gone() -> None:
+    table = make_table(notify_min_interval_s=1.0)
+    _watch_both(table)
+    (told,) = table.on_aor_event(came("1234"), T0 + 10)  # starts the available burst
+    table.notify_result(told.id, 200, T0 + 10)
+    assert table.on_aor_event(came("1235"), T0 + 10.2) == []  # held
+    gone = table.on_aor_event(left("1235"), T0 + 10.3)  # the unavailable list goes at once
+    assert names(gone) == ["1235"]
+    due = table.next_release()
+    assert due is not None
+    # The held "1235 is available" is old news: never sent after "1235 left".
+    assert names(table.release_due(due)) == []
+
+
+def test_a_user_back_within_the_interval_is_named_once_as_available() -> None:
+    table = make_table(notify_min_interval_s=1.0)
+    _watch_both(table)
+    (told,) = table.on_aor_event(came("1234"), T0 + 10)
+    table.notify_result(told.id, 200, T0 + 10)
+    assert table.on_aor_event(came("1235"), T0 + 10.1) == []  # held
+    (gone,) = table.on_aor_event(left("1235"), T0 + 10.2)
+    table.notify_result(gone.id, 200, T0 + 10.2)
+    assert table.on_aor_event(came("1235"), T0 + 10.3) == []  # back, held again
+    due = table.next_release()
+    assert due is not None
+    (again,) = table.release_due(due)
+    assert names([again]) == ["1235"]

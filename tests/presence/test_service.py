@@ -357,6 +357,29 @@ def test_fan_out_never_blocks_the_event_turn_that_delivers_it(tmp_path: Path) ->
     run(scenario)
 
 
+def test_no_notify_follows_the_200_to_an_unsubscribe_even_from_the_backlog(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, compat="lanscape", batch=2, notify_min_interval_s=0)
+        subscribed = []
+        for i in range(3):
+            request = subscribe(call_id=f"sub-{i}", contact=f"<sip:1244@10.1.1.{i}:5060>")
+            ok, sends = h.subscribe(request)
+            h.answer_all(sends)
+            subscribed.append((ok, request))
+        h.service.on_aor_event(came("1234", h.wall()))
+        assert len(h.outputs()) == 2
+        assert h.service.backlog == 1  # the third subscriber's NOTIFY waits
+        ok, request = subscribed[2]
+        answer, after = h.subscribe(within(ok, request, expires=0))
+        assert answer.status == 200 and after == []
+        await h.service.idle()
+        assert [s for s in h.outputs() if isinstance(s.message, Request)] == []
+
+    run(scenario)
+
+
 # -- route sets -------------------------------------------------------------------------------
 
 

@@ -273,6 +273,8 @@ def append_journal(
     if generation is not None:
         header = {"format": JOURNAL_FORMAT, "generation": generation, "fields": list(FIELDS)}
         lines.insert(0, json.dumps(header, separators=(",", ":")).encode("ascii"))
+    if not lines:
+        return 0
     data = b"\n".join(lines) + b"\n"
     journal = journal_path(path)
     with open(journal, "wb" if generation is not None else "ab") as file:

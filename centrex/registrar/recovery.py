@@ -23,9 +23,10 @@ of its bindings after the change, appended and fsynced::
     ["sip:bob@example.com", []]
 
 and rewrites the file (compacts) only when the journal has grown to half the
-file's size. The file names its ``"journal"`` generation; a journal of
-another generation (one left by a crash between a compaction and the start
-of the next journal) is ignored. A reader applies the lines of the matching
+file's size. The file names its ``"journal"`` generation (a random number
+drawn at each compaction); a journal of another generation (one left by a
+crash between a compaction and the start of the next journal, or beside a
+file that was lost) is ignored. A reader applies the lines of the matching
 journal in order and stops at the first one it cannot read (an append cut by
 a crash).
 """

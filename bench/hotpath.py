@@ -1,7 +1,8 @@
 """The server's hot path under load: CPU seconds per 1,000 REGISTERs and calls.
 
 Starts ``centrex serve`` (this checkout's, as a subprocess) on
-127.0.0.70:15060 UDP with authentication off, registrations in memory with
+127.0.0.70:15060 UDP with authentication off (127.0.0.0/8 trusted, so no
+rate limit applies), registrations in memory with
 the recovery file at its defaults, no SIP trace and logging at ``warning``,
 then drives it with sipp (Debian package ``sip-tester``), every peer on its
 own loopback address:
@@ -28,7 +29,17 @@ and the load generator at that rate.
     .venv/bin/python bench/hotpath.py                       # the figures of docs/benchmarks.md
     .venv/bin/python bench/hotpath.py --top
     .venv/bin/python bench/hotpath.py --set server.event_loop='"asyncio"'
+    .venv/bin/python bench/hotpath.py --preload 50000          # a restart with 50,000 registered
     .venv/bin/python bench/hotpath.py --registers 2000 --calls 200 --py-spy prof.txt
+
+``--py-spy`` needs ``py-spy`` on PATH (``pip install py-spy``). To count
+instructions instead of seconds, ``HOTPATH_WRAP`` puts a command in front
+of the server's, and with callgrind each phase gets a profile part of its
+own (``callgrind_control --dump`` after it)::
+
+    HOTPATH_WRAP="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p.out" \
+        .venv/bin/python bench/hotpath.py --registers 300 --register-rate 20 \
+        --calls 100 --call-rate 4
 
 Every run is bounded: sipp gets ``-m`` (a count) and ``-timeout``, the
 server is stopped with SIGTERM (SIGKILL after 10 s), and all traffic stays

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,7 +229,11 @@ class MemoryLocationStore(LocationStore):
             )
             try:
                 if compact:
-                    generation = self._generation + 1
+                    # Random, not a counter: a journal left beside a file that
+                    # was lost or set aside must never match the next one.
+                    generation = self._generation
+                    while generation in (0, self._generation):
+                        generation = int.from_bytes(os.urandom(6), "big")
                     snapshot = list(self._aors.values())
                     size = await asyncio.to_thread(_save, path, snapshot, now, generation)
                     self._generation, self._file_bytes = generation, size

@@ -23,9 +23,10 @@ of its bindings after the change, appended and fsynced::
     ["sip:bob@example.com", []]
 
 and rewrites the file (compacts) only when the journal has grown to half the
-file's size. The file names its ``"journal"`` generation; a journal of
-another generation (one left by a crash between a compaction and the start
-of the next journal) is ignored. A reader applies the lines of the matching
+file's size. The file names its ``"journal"`` generation (a random number
+drawn at each compaction); a journal of another generation (one left by a
+crash between a compaction and the start of the next journal, or beside a
+file that was lost) is ignored. A reader applies the lines of the matching
 journal in order and stops at the first one it cannot read (an append cut by
 a crash).
 """
@@ -273,6 +274,8 @@ def append_journal(
     if generation is not None:
         header = {"format": JOURNAL_FORMAT, "generation": generation, "fields": list(FIELDS)}
         lines.insert(0, json.dumps(header, separators=(",", ":")).encode("ascii"))
+    if not lines:
+        return 0
     data = b"\n".join(lines) + b"\n"
     journal = journal_path(path)
     with open(journal, "wb" if generation is not None else "ab") as file:

@@ -271,3 +271,25 @@ def test_cli_reader_sees_the_journal(tmp_path: Path) -> None:
     put(store, numbered(1), numbered(2))
     assert recovery.journal_path(path).exists()
     assert sorted(b.id for b in recovery.load(path, T0)) == ["b1", "b2"]
+
+
+def test_a_flush_with_nothing_changed_leaves_the_journal_readable(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(store.open(T0))
+    put(store, numbered(1), numbered(2))
+    asyncio.run(store.flush(T0))  # nothing pending
+    put(store, numbered(3))
+    assert [b.id for b in reopened(path)] == ["b1", "b2", "b3"]
+
+
+def test_a_journal_beside_a_lost_file_is_not_applied_to_the_next_one(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(store.open(T0))
+    put(store, numbered(1), numbered(2))  # b2 is in the journal
+    path.unlink()  # the file is lost; its journal stays
+    again = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(again.open(T0))
+    put(again, numbered(3))  # a new file, before any journal of its own
+    assert [b.id for b in reopened(path)] == ["b3"]

@@ -275,14 +275,22 @@ class Registrar:
         self, aor: str, before: tuple[Binding, ...], after: tuple[Binding, ...], now: float
     ) -> None:
         """Another server changed ``aor`` (shared store): the same events as a
-        change made here, so presence watchers of this server hear of it."""
-        was = any(b.expires_at > now for b in before)
-        live = live_bindings(after, now)
+        change made here, so presence watchers of this server hear of it.
+
+        As for a change made here, the events follow the *stored* bindings
+        (events.py): unavailable when the last one goes, whether it was still
+        live (an unregister) or had expired (another instance's purge: only
+        the instance winning a purge removes the rows, every other one learns
+        of it here, after the bindings expired)."""
         event: AorEvent | None = None
-        if live and not was:
-            event = AorEvent("available", aor, "registered", now, tuple(live))
-        elif was and not live:
-            event = AorEvent("unavailable", aor, "unregistered", now)
+        if before and not after:
+            live_before = any(b.expires_at > now for b in before)
+            reason: EventReason = "unregistered" if live_before else "purged"
+            event = AorEvent("unavailable", aor, reason, now)
+        elif not before:
+            live = live_bindings(after, now)
+            if live:
+                event = AorEvent("available", aor, "registered", now, tuple(live))
         if event is not None:
             logger.info("%s aor=%s reason=%s (another instance)", event.kind, aor, event.reason)
             self.listeners.emit([event])

@@ -632,3 +632,37 @@ def test_another_servers_registration_and_unregistration_are_events_here(db: str
             await b.stop(T0)
 
     run(scenario)
+
+
+def test_a_user_purged_by_another_instance_becomes_unavailable_here_too(db: str) -> None:
+    async def scenario() -> None:
+        clock = [T0]  # both instances' clock: the purge runs after the binding expired
+        a = make_registrar(
+            SqlLocationStore(db, server_id="A", clock=lambda: clock[0]), server_id="A"
+        )
+        b = make_registrar(
+            SqlLocationStore(db, server_id="B", clock=lambda: clock[0]), server_id="B"
+        )
+        await a.start(T0)
+        await b.start(T0)
+        seen_a: list[AorEvent] = []
+        seen_b: list[AorEvent] = []
+        a.listeners.add(seen_a.append)
+        b.listeners.add(seen_b.append)
+        try:
+            assert (await send(a, register(expires=60), T0)).status == 200
+            await b.store.sync()
+            clock[0] = later = T0 + 600
+            assert await a.purge(later) == 1  # A wins the purge...
+            assert await b.purge(later) == 0  # ...and leaves nothing to B
+            await b.store.sync()
+            await a.listeners.drain()
+            await b.listeners.drain()
+            expected = [("available", AOR, "registered"), ("unavailable", AOR, "purged")]
+            assert [(e.kind, e.aor, e.reason) for e in seen_b] == expected
+            assert [(e.kind, e.aor, e.reason) for e in seen_a] == expected
+        finally:
+            await a.stop(T0)
+            await b.stop(T0)
+
+    run(scenario)

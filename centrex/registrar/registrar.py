@@ -26,7 +26,7 @@ from centrex.registrar.request import (
     read_target,
 )
 from centrex.registrar.rules import Outcome, decide
-from centrex.registrar.store import AorRemoval, LocationStore
+from centrex.registrar.store import AorRemoval, LocationStore, StoreDataError
 from centrex.sip.build import make_response
 from centrex.sip.fields import quote_string
 from centrex.sip.ids import token_hex
@@ -113,6 +113,7 @@ class Registrar:
         self._new_id = new_id
         self._new_tag = new_tag
         self._last_purge: float | None = None
+        self._refusals_logged: set[str] = set()
 
     # -- helpers for the rest of the server -------------------------------------
 
@@ -205,6 +206,10 @@ class Registrar:
             outcome = await self.store.update(
                 reg.aor, lambda current: self._decide(reg, current, now), now
             )
+        except StoreDataError as exc:
+            # Not an outage: the store is fine, this change's data was refused.
+            self._log_refused(reg.aor, exc)
+            return self._respond(request, 500, "Binding could not be stored")
         except Exception:
             # 10.3 step 7: a failed commit fails the request; the store applied nothing.
             if self.store.available:
@@ -218,6 +223,17 @@ class Registrar:
             return self._respond(request, outcome.status, outcome.reason)
         self._emit_update(reg.aor, outcome, now)
         return self._ok(request, reg, outcome.bindings, now)
+
+    def _log_refused(self, aor: str, exc: StoreDataError) -> None:
+        """Log a refused change: with its traceback the first time a kind of
+        refusal is seen, in one line after that (a phone retries every minute)."""
+        kind = str(exc)
+        if kind in self._refusals_logged:
+            logger.error("%s: 500 for %s", kind, aor)
+            return
+        if len(self._refusals_logged) < 100:
+            self._refusals_logged.add(kind)
+        logger.exception("%s: 500 for %s", kind, aor)
 
     def _decide(self, reg: RegisterRequest, current: list[Binding], now: float) -> Outcome:
         return decide(

@@ -32,8 +32,9 @@ from centrex.registrar.sql import (
 )
 from centrex.registrar.sql.engine import make_engine
 from centrex.registrar.sql.tables import VERSION_TABLE, metadata
-from centrex.registrar.store import Changes, LocationStore
+from centrex.registrar.store import Changes, LocationStore, StoreDataError
 from centrex.sip.message import Response
+from centrex.sip.parser import parse_message
 
 from .helpers import T0, UDP, binding, make_registrar, register, reparse
 
@@ -403,9 +404,11 @@ def test_failed_update_raises_and_applies_nothing(db: str) -> None:
             await store.update(AOR, lambda _: Added(Changes(put=(binding(),)), 0), T0)
             twice = (binding(id="dup"), binding(id="dup"))  # the second insert violates the key
             broken = Changes(put=twice, remove=("b1",))
-            with pytest.raises(Exception):  # noqa: B017 - any driver's integrity error
+            with pytest.raises(StoreDataError):  # the driver's integrity error, classified
                 await store.update(AOR, lambda _: Added(broken, 1), T0)
             assert [x.id for x in await store.lookup(AOR)] == ["b1"]
+            await store.sync()
+            assert store.available  # a refused change is no outage
         finally:
             await store.close(T0)
 
@@ -661,6 +664,44 @@ def test_a_user_purged_by_another_instance_becomes_unavailable_here_too(db: str)
             expected = [("available", AOR, "registered"), ("unavailable", AOR, "purged")]
             assert [(e.kind, e.aor, e.reason) for e in seen_b] == expected
             assert [(e.kind, e.aor, e.reason) for e in seen_a] == expected
+        finally:
+            await a.stop(T0)
+            await b.stop(T0)
+
+    run(scenario)
+
+
+def latin1_register(contact: str, call_id: str) -> Any:
+    """A REGISTER from a phone whose User-Agent is Latin-1, not UTF-8."""
+    data = register(contact, call_id=call_id, expires=600).to_bytes()
+    message = parse_message(data.replace(b"TestPhone/1.0", b"B\xfcro-Telefon"))
+    assert message.get("User-Agent") == "B\udcfcro-Telefon"  # surrogateescape
+    return message
+
+
+def test_a_phone_with_a_user_agent_that_is_not_utf8_registers_and_reads_back(db: str) -> None:
+    async def scenario() -> None:
+        a = await started(lambda server_id: SqlLocationStore(db, server_id=server_id), "A")
+        b = await started(lambda server_id: SqlLocationStore(db, server_id=server_id), "B")
+        try:
+            first = await send(a, latin1_register("<sip:alice@10.0.0.1>", "x"))
+            assert first.status == 200
+            # B has not seen A's change: on PostgreSQL its single-statement
+            # write misses and the locking path writes.
+            second = await send(b, latin1_register("<sip:alice@10.0.0.2>", "y"))
+            assert second.status == 200
+            assert len(second.get_all("Contact")) == 2
+            fresh = SqlLocationStore(db, server_id="C")
+            await fresh.open(T0)
+            try:
+                for found in (await fresh.lookup(AOR), await fresh.bindings()):
+                    assert sorted((x.contact, x.user_agent) for x in found) == [
+                        ("sip:alice@10.0.0.1", "B\udcfcro-Telefon"),
+                        ("sip:alice@10.0.0.2", "B\udcfcro-Telefon"),
+                    ]
+            finally:
+                await fresh.close(T0)
+            assert b.store.available
         finally:
             await a.stop(T0)
             await b.stop(T0)

@@ -45,6 +45,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, insert, select, update
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
@@ -62,7 +63,14 @@ from centrex.registrar.sql.instances import (
 )
 from centrex.registrar.sql.schema import SchemaError, init_schema, schema_problem, schema_revision
 from centrex.registrar.sql.tables import aor_table, binding_row, binding_table, row_binding
-from centrex.registrar.store import AorRemoval, Changes, DecisionT, LocationStore, apply_changes
+from centrex.registrar.store import (
+    AorRemoval,
+    Changes,
+    DecisionT,
+    LocationStore,
+    StoreDataError,
+    apply_changes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -241,9 +249,8 @@ class SqlLocationStore(LocationStore):
                     written = await self._fast.update(
                         aor, max(version, 0), changes, self._clock(), self.server_id
                     )
-                except Exception:
-                    self._suspect()
-                    raise
+                except Exception as exc:
+                    raise self._failed(exc) from exc
                 if written is not None:
                     self.fast_writes += 1
                     self.cache.put(aor, written, apply_changes(cached, changes))
@@ -262,9 +269,8 @@ class SqlLocationStore(LocationStore):
                         await transaction.rollback()
                         return result
                     await _apply(connection, aor, {b.id for b in current}, changes)
-        except Exception:
-            self._suspect()
-            raise
+        except Exception as exc:
+            raise self._failed(exc) from exc
         self.cache.put(aor, version, apply_changes(tuple(current), changes))
         return result
 
@@ -386,6 +392,16 @@ class SqlLocationStore(LocationStore):
         return removals
 
     # -- the watcher: other instances' changes, heartbeat, outage -------------------------
+
+    def _failed(self, exc: Exception) -> Exception:
+        """What an update that raised ``exc`` raises: ``StoreDataError`` when
+        the database refused the change's data (it is up: nothing to suspect),
+        else ``exc``, after waking the watcher to find out whether the
+        database is lost."""
+        if _refused_data(exc):
+            return StoreDataError(f"location database refused the change: {_reason(exc)}")
+        self._suspect()
+        return exc
 
     def _suspect(self) -> None:
         """A statement failed: let the watcher find out now whether the database is lost."""
@@ -549,6 +565,22 @@ async def _read_locked(connection: AsyncConnection, aor: str) -> tuple[int, list
         if row["id"] is not None:
             current.append(row_binding(row))
     return version, current
+
+
+def _refused_data(exc: BaseException) -> bool:
+    """True when ``exc`` says the database refused a statement's data (a
+    value it cannot hold, a constraint, an impossible change), not that it
+    failed or is gone."""
+    orig = getattr(exc, "orig", None)
+    for error in (exc, orig, getattr(orig, "__cause__", None)):
+        if isinstance(error, DataError | IntegrityError | UnicodeError):
+            return True
+        # PostgreSQL (asyncpg): SQLSTATE classes 21 (cardinality violation),
+        # 22 (data exception), 23 (integrity constraint violation).
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in ("21", "22", "23"):
+            return True
+    return False
 
 
 def _reason(exc: BaseException) -> str:

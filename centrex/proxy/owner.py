@@ -28,9 +28,11 @@ only, is what proves a token came from an instance. The owner does not take
 the request's P-Asserted-Identity on trust because of the token either: it
 keeps it only from an ``auth.trusted`` source (core.py).
 
-An instance whose heartbeat is older than ``down_after_s`` (or that said it
-stopped) is down: its bindings are skipped, so a call to its phones gets a
-480 at once instead of waiting out a transaction timeout. While this
+An instance whose heartbeat has not moved for ``down_after_s`` (measured on
+this instance's monotonic clock, so clocks that differ between machines do
+not matter) or that said it stopped is down: its bindings are skipped, so a
+call to its phones gets a 480 at once instead of waiting out a transaction
+timeout. While this
 instance cannot read the database (``heartbeats_current`` is False) the
 heartbeats it knows are old news, not a sign that their instances are down,
 so the owners are tried anyway.
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -63,6 +66,9 @@ class InstanceInfo(Protocol):
 
     @property
     def heartbeat_at(self) -> float: ...
+
+    @property
+    def heard_at(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,7 @@ class OwnerRouting:
         instance: Callable[[str], InstanceInfo | None],
         down_after_s: float,
         wall_clock: Callable[[], float],
+        clock: Callable[[], float] = time.monotonic,
         heartbeats_current: Callable[[], bool] = lambda: True,
     ) -> None:
         self.server_id = server_id
@@ -99,6 +106,7 @@ class OwnerRouting:
         self._instance = instance
         self.down_after_s = down_after_s
         self._wall = wall_clock
+        self._clock = clock
         self._heartbeats_current = heartbeats_current
 
     def held_elsewhere(self, binding: Binding) -> bool:
@@ -112,7 +120,7 @@ class OwnerRouting:
         owner = self._instance(binding.server_id)
         if owner is None or not owner.address:
             return None
-        stale = self._wall() - owner.heartbeat_at > self.down_after_s
+        stale = owner.heartbeat_at == 0 or self._clock() - owner.heard_at > self.down_after_s
         if stale and self._heartbeats_current():
             return None
         try:

@@ -18,6 +18,10 @@ KEY = b"k" * 32
 class Known:
     address: str
     heartbeat_at: float
+    heard_at: float
+
+
+MONOTONIC = 5000.0
 
 
 def invite(call_id: str = "call-1@example.net") -> Request:
@@ -42,16 +46,21 @@ def routing(
     server_id: str,
     key: bytes = KEY,
     heartbeat_at: float = NOW,
+    heard_ago: float = 0.0,
     database_up: bool = True,
     now: float = NOW,
 ) -> OwnerRouting:
-    instances = {"B": Known("sip:10.0.0.2:5060;transport=tcp", heartbeat_at)}
+    """Instance ``server_id``, knowing B, whose heartbeat (B's clock: ``heartbeat_at``)
+    it last saw move ``heard_ago`` seconds ago."""
+    b = Known("sip:10.0.0.2:5060;transport=tcp", heartbeat_at, MONOTONIC - heard_ago)
+    instances = {"B": b}
     return OwnerRouting(
         server_id,
         key=lambda: key,
         instance=instances.get,
         down_after_s=5,
         wall_clock=lambda: now,
+        clock=lambda: MONOTONIC,
         heartbeats_current=lambda: database_up,
     )
 
@@ -87,9 +96,13 @@ def test_a_token_is_refused_for_another_call_another_key_or_when_edited() -> Non
 
 
 def test_no_route_to_an_owner_that_is_down_or_unknown() -> None:
-    assert routing("A", heartbeat_at=NOW - 6).owner_route(held_by_b(), invite()) is None
+    assert routing("A", heard_ago=6).owner_route(held_by_b(), invite()) is None
+    assert routing("A", heartbeat_at=0).owner_route(held_by_b(), invite()) is None  # stopped
+    # The owner's clock is an hour behind, but its heartbeat moved just now: up.
+    behind = routing("A", heartbeat_at=NOW - 3600, heard_ago=1)
+    assert behind.owner_route(held_by_b(), invite()) is not None
     # The database is lost: an old heartbeat says nothing, the owner is tried.
-    lost = routing("A", heartbeat_at=NOW - 60, database_up=False)
+    lost = routing("A", heard_ago=60, database_up=False)
     assert lost.owner_route(held_by_b(), invite()) is not None
     stray = held_by_b()
     unknown = Binding(

@@ -31,6 +31,7 @@ from centrex.registrar.sql import (
     init_schema,
 )
 from centrex.registrar.sql.engine import make_engine
+from centrex.registrar.sql.store import PURGE_GRACE_S
 from centrex.registrar.sql.tables import VERSION_TABLE, metadata
 from centrex.registrar.store import Changes, LocationStore, StoreDataError
 from centrex.sip.message import Response
@@ -380,7 +381,9 @@ def test_purges_by_two_servers_at_once_delete_each_expired_row_once(db: str) -> 
                 live = binding(aor=aor, id=f"new{n}", call_id="x", expires_at=T0 + 1000)
                 puts = (expired, live) if n % 3 else (expired,)
                 await a.update(aor, lambda _, p=puts: Added(Changes(put=p), 0), T0)
-            first, second = await asyncio.gather(a.purge(T0 + 10), b.purge(T0 + 10))
+            # The bindings are held by neither A nor B: purged PURGE_GRACE_S after expiry.
+            at = T0 + 10 + PURGE_GRACE_S
+            first, second = await asyncio.gather(a.purge(at), b.purge(at))
             removed = [x.id for r in (*first, *second) for x in r.removed]
             assert sorted(removed) == sorted(f"old{n}" for n in range(30))
             left = await a.bindings()
@@ -705,5 +708,62 @@ def test_a_phone_with_a_user_agent_that_is_not_utf8_registers_and_reads_back(db:
         finally:
             await a.stop(T0)
             await b.stop(T0)
+
+    run(scenario)
+
+
+def test_an_instance_whose_clock_runs_ahead_does_not_purge_the_others_live_bindings(
+    db: str,
+) -> None:
+    async def scenario() -> None:
+        a = SqlLocationStore(db, server_id="A")
+        b = SqlLocationStore(db, server_id="B")  # its clock: 20 s ahead of A's
+        await a.open(T0)
+        await b.open(T0)
+        try:
+            held_by_a = binding(id="a1", expires_at=T0 + 60, server_id="A")
+            await a.update(AOR, lambda _: Added(Changes(put=(held_by_a,)), 0), T0)
+            assert await b.purge(T0 + 60 + 20) == []  # live for A: 20 s to go
+            assert [x.id for x in await b.bindings()] == ["a1"]
+            # Expired by more than the clocks can differ: B purges it.
+            gone = await b.purge(T0 + 60 + PURGE_GRACE_S)
+            assert [x.id for r in gone for x in r.removed] == ["a1"]
+            # Its own expired bindings, an instance purges at once.
+            held_by_b = binding(id="b1", expires_at=T0 + 60, server_id="B")
+            await b.update(AOR, lambda _: Added(Changes(put=(held_by_b,)), 0), T0)
+            assert [x.id for r in await b.purge(T0 + 60) for x in r.removed] == ["b1"]
+        finally:
+            await a.close(T0)
+            await b.close(T0)
+
+    run(scenario)
+
+
+def test_an_instance_is_judged_alive_by_its_heartbeat_moving_not_by_its_clock(db: str) -> None:
+    async def scenario() -> None:
+        mono = [100.0]
+        b_wall = [T0 - 3600]  # B's clock is an hour behind A's
+        a = SqlLocationStore(db, server_id="A", clock=lambda: T0, monotonic=lambda: mono[0])
+        b = SqlLocationStore(db, server_id="B", clock=lambda: b_wall[0])
+        await a.open(T0)
+        await b.open(T0)
+        try:
+            await a.sync()
+            first = a.instance("B")
+            # First sight: as old as the clocks say, the only estimate there is.
+            assert first is not None and first.heard_at == 100.0 - 3600
+            b_wall[0] += 1
+            await b.sync()  # B's heartbeat moves...
+            mono[0] = 101.0
+            await a.sync()
+            beating = a.instance("B")
+            assert beating is not None and beating.heard_at == 101.0  # ...and A sees it now
+            mono[0] = 110.0
+            await a.sync()  # no beat since
+            silent = a.instance("B")
+            assert silent is not None and silent.heard_at == 101.0
+        finally:
+            await b.close(T0)
+            await a.close(T0)
 
     run(scenario)

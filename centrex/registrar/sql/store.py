@@ -41,9 +41,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -79,6 +80,9 @@ LOCK_BATCH = 500
 #: How far back a poll looks before the previous one started: covers commits
 #: that took long and instance clocks that differ (keep them in sync with NTP).
 CLOCK_MARGIN = 10.0
+#: How long after another instance's binding expired (by this instance's
+#: clock) the purge here removes it: instance clocks may differ by this much.
+PURGE_GRACE_S = 30.0
 #: How often everything is read again anyway.
 FULL_RELOAD_S = 300.0
 #: How often this instance writes its heartbeat, at most.
@@ -114,6 +118,7 @@ class SqlLocationStore(LocationStore):
         staleness_s: float = 1.0,
         address: str = "",
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = parse_url(url)
         self.server_id = server_id
@@ -127,6 +132,7 @@ class SqlLocationStore(LocationStore):
         #: The shared key instances sign routing tokens with (read at ``open``).
         self.routing_key = b""
         self._clock = clock
+        self._monotonic = monotonic
         self._engine: AsyncEngine | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -295,8 +301,14 @@ class SqlLocationStore(LocationStore):
         return await self._remove(condition, held, skip_locked=False)
 
     async def purge(self, now: float) -> list[AorRemoval]:
+        """Remove this instance's bindings expired at ``now``, and the other
+        instances' expired ``PURGE_GRACE_S`` before: their expiry was set by
+        their clock, and one running ahead here must not delete them early."""
+        own, grace = self.server_id, now - PURGE_GRACE_S
         return await self._remove(
-            _b.expires_at <= now, lambda b: b.expires_at <= now, skip_locked=True
+            and_(_b.expires_at <= now, or_(_b.server_id == own, _b.expires_at <= grace)),
+            lambda b: b.expires_at <= (now if b.server_id == own else grace),
+            skip_locked=True,
         )
 
     async def bindings(self) -> list[Binding]:
@@ -519,9 +531,27 @@ class SqlLocationStore(LocationStore):
     async def _read_instances(self, connection: AsyncConnection | None = None) -> None:
         if connection is None:
             async with self.engine.connect() as own:
-                self.instances = await read_instances(own)
+                found = await read_instances(own)
         else:
-            self.instances = await read_instances(connection)
+            found = await read_instances(connection)
+        self.instances = self._heard(found)
+
+    def _heard(self, found: dict[str, Instance]) -> dict[str, Instance]:
+        """``found`` with ``heard_at``: when this instance saw each heartbeat
+        move (monotonic). At first sight, the only estimate there is: as old
+        as the wall clocks say."""
+        mono, wall = self._monotonic(), self._clock()
+        heard = {}
+        for server_id, instance in found.items():
+            known = self.instances.get(server_id)
+            if known is None:
+                at = mono - max(0.0, wall - instance.heartbeat_at)
+            elif known.heartbeat_at == instance.heartbeat_at:
+                at = known.heard_at
+            else:
+                at = mono
+            heard[server_id] = replace(instance, heard_at=at)
+        return heard
 
     async def _listen(self) -> None:
         """PostgreSQL: LISTEN on a connection of its own (other databases: nothing)."""

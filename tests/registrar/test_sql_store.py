@@ -24,6 +24,7 @@ from centrex.registrar.events import AorEvent
 from centrex.registrar.memory import MemoryLocationStore
 from centrex.registrar.registrar import Registrar
 from centrex.registrar.sql import (
+    DuplicateInstanceError,
     SchemaError,
     SqlLocationStore,
     check_database,
@@ -765,5 +766,37 @@ def test_an_instance_is_judged_alive_by_its_heartbeat_moving_not_by_its_clock(db
         finally:
             await b.close(T0)
             await a.close(T0)
+
+    run(scenario)
+
+
+def test_a_second_instance_with_a_running_instances_id_refuses_to_start(db: str) -> None:
+    async def scenario() -> None:
+        first = SqlLocationStore(db, server_id="pbx", address="sip:127.0.0.1:5071")
+        await first.open(T0)
+        try:
+            await first.sync()  # a heartbeat that is not cleared: "pbx" runs
+            twin = SqlLocationStore(db, server_id="pbx", address="sip:127.0.0.1:5072")
+            with pytest.raises(DuplicateInstanceError, match=r"\[server\] instance_id"):
+                await twin.open(T0)
+            other = SqlLocationStore(db, server_id="pbx-2", address="sip:127.0.0.1:5072")
+            await other.open(T0)  # its own id: fine
+            await other.close(T0)
+        finally:
+            await first.close(T0)
+
+    run(scenario)
+
+
+def test_an_instance_restarted_after_a_crash_starts_with_its_id(db: str) -> None:
+    async def scenario() -> None:
+        crashed = SqlLocationStore(db, server_id="pbx", address="sip:127.0.0.1:5071")
+        await crashed.open(T0)
+        assert crashed._watcher is not None
+        crashed._watcher.cancel()  # dies: its heartbeat stays, but no longer moves
+        again = SqlLocationStore(db, server_id="pbx", address="sip:127.0.0.1:5071")
+        await again.open(T0)
+        await again.close(T0)
+        await crashed.close(T0)
 
     run(scenario)

@@ -45,6 +45,24 @@ class Instance:
     heard_at: float = 0.0
 
 
+class DuplicateInstanceError(RuntimeError):
+    """Another running instance uses this instance's id."""
+
+
+async def read_instance(connection: AsyncConnection, server_id: str) -> Instance | None:
+    """What ``server_id`` last wrote (None: never started)."""
+    row = (
+        (await connection.execute(select(instance_table).where(_i.server_id == server_id)))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    return Instance(
+        row["server_id"], row["address"], float(row["started_at"]), float(row["heartbeat_at"])
+    )
+
+
 def upsert(dialect: str, table: Table, key: str, row: dict[str, Any], **set_: Any) -> Insert:
     """INSERT ``row`` into ``table``, or on a duplicate ``key`` UPDATE ``set_``."""
     if dialect == "postgresql":

@@ -55,8 +55,10 @@ from centrex.registrar.sql.cache import BindingCache
 from centrex.registrar.sql.engine import WRITE, asyncpg_arguments, make_engine, parse_url
 from centrex.registrar.sql.fast_pg import FastPath
 from centrex.registrar.sql.instances import (
+    DuplicateInstanceError,
     Instance,
     clear_heartbeat,
+    read_instance,
     read_instances,
     routing_key,
     upsert,
@@ -87,6 +89,11 @@ PURGE_GRACE_S = 30.0
 FULL_RELOAD_S = 300.0
 #: How often this instance writes its heartbeat, at most.
 HEARTBEAT_S = 1.0
+#: A heartbeat of this instance's id written less than this long ago (by this
+#: clock) may be another running instance's: it is watched before starting...
+DUPLICATE_RECENT_S = 300.0
+#: ...for this long (the heartbeat moves about every HEARTBEAT_S).
+DUPLICATE_WATCH_S = 2.5 * HEARTBEAT_S
 #: The PostgreSQL channel the trigger of migration 0002 notifies.
 CHANNEL = "centrex_location"
 #: Connections of the PostgreSQL single-statement write path.
@@ -193,6 +200,11 @@ class SqlLocationStore(LocationStore):
         except BaseException:
             await engine.dispose()
             raise
+        try:
+            await self._refuse_duplicate(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
         self._engine = engine
         # Only expired rows: another server's live bindings are never touched here.
         removals = await self.purge(now)
@@ -215,6 +227,32 @@ class SqlLocationStore(LocationStore):
             self.server_id,
             len(self.cache.all()),
             sum(len(r.removed) for r in removals),
+        )
+
+    async def _refuse_duplicate(self, engine: AsyncEngine) -> None:
+        """Raise ``DuplicateInstanceError`` if an instance with this id is running.
+
+        Two instances with one id would each remove the other's connection
+        bindings. A heartbeat that is not cleared (no clean stop) and recent
+        is watched for ``DUPLICATE_WATCH_S``: if it moves, its instance runs.
+        Watching, not comparing the heartbeat with this clock, tells a
+        running duplicate from this instance's own earlier run that died."""
+        async with engine.connect() as connection:
+            before = await read_instance(connection, self.server_id)
+        if before is None or before.heartbeat_at == 0:
+            return
+        if self._clock() - before.heartbeat_at > DUPLICATE_RECENT_S:
+            return
+        await asyncio.sleep(DUPLICATE_WATCH_S)
+        async with engine.connect() as connection:
+            after = await read_instance(connection, self.server_id)
+        if after is None or after.heartbeat_at in (0, before.heartbeat_at):
+            return
+        raise DuplicateInstanceError(
+            f"another instance is running with the id {self.server_id!r} "
+            f"(reached at {after.address or 'an unknown address'}): its heartbeat in the "
+            "database is still moving. Give each instance its own [server] instance_id "
+            "(the default is the host name, so two instances on one machine need one each)"
         )
 
     async def close(self, now: float) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.events import AorEvent
@@ -31,8 +31,8 @@ from centrex.registrar.sql import (
     expected_revision,
     init_schema,
 )
-from centrex.registrar.sql.engine import make_engine
-from centrex.registrar.sql.store import PURGE_GRACE_S
+from centrex.registrar.sql.engine import asyncpg_arguments, make_engine
+from centrex.registrar.sql.store import PURGE_GRACE_S, DatabaseUnavailable
 from centrex.registrar.sql.tables import VERSION_TABLE, metadata
 from centrex.registrar.store import Changes, LocationStore, StoreDataError
 from centrex.sip.message import Response
@@ -798,5 +798,84 @@ def test_an_instance_restarted_after_a_crash_starts_with_its_id(db: str) -> None
         await again.open(T0)
         await again.close(T0)
         await crashed.close(T0)
+
+    run(scenario)
+
+
+def test_registers_fail_at_once_while_the_database_is_known_lost_and_work_when_back(
+    db: str,
+) -> None:
+    async def scenario() -> None:
+        store = SqlLocationStore(db, server_id="A")
+        registrar = await started(lambda _: store)
+        try:
+            await drop_tables(db)
+            await store.sync()
+            assert not store.available
+            with pytest.raises(DatabaseUnavailable):  # not even a connection is tried
+                await store.update(AOR, lambda _: Added(Changes(put=(binding(),)), 0), T0)
+            refused = await send(registrar, register(expires=600))
+            assert refused.status == 503 and refused.get("Retry-After") is not None
+            await init_schema(db)
+            await store.sync()
+            assert store.available
+            assert (await send(registrar, register(expires=600, cseq=2))).status == 200
+        finally:
+            await registrar.stop(T0)
+
+    run(scenario)
+
+
+def test_the_postgresql_connections_outside_sqlalchemy_take_the_urls_options() -> None:
+    url = make_url("postgresql+asyncpg://centrex:pw@/centrex?host=/run/pg&ssl=require&timeout=2")
+    arguments = asyncpg_arguments(url)
+    assert arguments["host"] == "/run/pg"
+    assert arguments["ssl"] == "require"
+    assert arguments["timeout"] == 2.0
+    assert (arguments["user"], arguments["password"], arguments["database"]) == (
+        "centrex",
+        "pw",
+        "centrex",
+    )
+
+
+#: PostgreSQL over its Unix socket (Debian's socket directory).
+SOCKET_URL = os.environ.get(
+    "CENTREX_TEST_POSTGRESQL_SOCKET_URL",
+    "postgresql+asyncpg://postgres@/test?host=/var/run/postgresql",
+)
+
+
+def test_postgresql_over_a_unix_socket_named_in_the_url_query(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # asyncpg would find Debian's socket by itself: make the URL the only way there.
+    monkeypatch.setenv("PGHOST", "/nonexistent")
+    if _unreachable("postgresql") is not None or not Path("/var/run/postgresql").is_dir():
+        reason = "PostgreSQL with its socket in /var/run/postgresql is not here"
+        if STRICT:
+            pytest.fail(f"{reason} (CENTREX_TEST_STRICT=1)")
+        pytest.skip(reason)
+
+    async def scenario() -> None:
+        await drop_tables(SOCKET_URL)
+        await init_schema(SOCKET_URL)
+        a = make_registrar(SqlLocationStore(SOCKET_URL, server_id="A"), server_id="A")
+        b = make_registrar(SqlLocationStore(SOCKET_URL, server_id="B"), server_id="B")
+        await a.start(T0)
+        await b.start(T0)
+        try:
+            assert isinstance(a.store, SqlLocationStore)
+            assert isinstance(b.store, SqlLocationStore)
+            assert (await send(a, register(expires=600), T0)).status == 200
+            assert a.store.fast_writes == 1  # the single-statement path's own pool
+            # B hears of it (NOTIFY on its LISTEN connection, or the poll).
+            async with asyncio.timeout(5):
+                while not await b.store.lookup(AOR):
+                    await asyncio.sleep(0.02)
+        finally:
+            await a.stop(T0)
+            await b.stop(T0)
+            await drop_tables(SOCKET_URL)
 
     run(scenario)

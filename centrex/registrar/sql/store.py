@@ -280,6 +280,10 @@ class SqlLocationStore(LocationStore):
     async def update(
         self, aor: str, decide: Callable[[list[Binding]], DecisionT], now: float
     ) -> DecisionT:
+        if self._lost_at is not None:
+            # Known lost: answer now (503) rather than wait for a connection;
+            # the watcher finds out when it is back.
+            raise DatabaseUnavailable("location database unavailable")
         if self._fast is not None:
             # PostgreSQL: decide on the cache, write in one version-checked statement.
             cached = self.cache.get(aor)
@@ -633,6 +637,10 @@ async def _read_locked(connection: AsyncConnection, aor: str) -> tuple[int, list
         if row["id"] is not None:
             current.append(row_binding(row))
     return version, current
+
+
+class DatabaseUnavailable(ConnectionError):
+    """An update refused at once: the database is known to be lost."""
 
 
 def _refused_data(exc: BaseException) -> bool:

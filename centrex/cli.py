@@ -67,6 +67,7 @@ def serve(config_path: Path | None) -> None:
 
     paths = settings.resolve_paths(config_path)
     setup_event_log(settings.logging, paths.log_file)
+    from centrex.registrar.sql import DuplicateInstanceError, SchemaError
     from centrex.server import NotSupportedError
 
     factory, loop_name = loop_factory(settings.server.event_loop)
@@ -76,6 +77,9 @@ def serve(config_path: Path | None) -> None:
             runner.run(_serve(settings, config_path))
         except NotSupportedError as exc:
             click.echo(f"{config_path or 'settings'}: {exc}", err=True)
+            sys.exit(2)
+        except (SchemaError, DuplicateInstanceError) as exc:
+            click.echo(f"centrex serve: {exc}", err=True)
             sys.exit(2)
         except OSError as exc:
             click.echo(f"centrex serve: {exc}", err=True)

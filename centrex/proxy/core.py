@@ -276,7 +276,10 @@ class Proxy:
         flow = self._flow(request) if self.owners is not None and "route" in request else None
         route_token = self._preprocess_routes(request)
         if flow is not None:
-            # Another instance of ours asks for a flow we hold: it authenticated the caller.
+            # Another instance of ours asks for a flow we hold: it authenticated
+            # the caller. Its P-Asserted-Identity is kept only from a trusted source.
+            if self.auth is not None and not self.auth.is_trusted(inbound.peer.host):
+                strip_untrusted_identity(request)
             await self._proxy_to_flow(tx, request, inbound, flow)
             return
         ruri = request.request_uri

@@ -26,7 +26,7 @@ from centrex.registrar.request import (
     read_target,
 )
 from centrex.registrar.rules import Outcome, decide
-from centrex.registrar.store import AorRemoval, LocationStore
+from centrex.registrar.store import AorRemoval, LocationStore, StoreDataError
 from centrex.sip.build import make_response
 from centrex.sip.fields import quote_string
 from centrex.sip.ids import token_hex
@@ -113,6 +113,7 @@ class Registrar:
         self._new_id = new_id
         self._new_tag = new_tag
         self._last_purge: float | None = None
+        self._refusals_logged: set[str] = set()
 
     # -- helpers for the rest of the server -------------------------------------
 
@@ -205,6 +206,10 @@ class Registrar:
             outcome = await self.store.update(
                 reg.aor, lambda current: self._decide(reg, current, now), now
             )
+        except StoreDataError as exc:
+            # Not an outage: the store is fine, this change's data was refused.
+            self._log_refused(reg.aor, exc)
+            return self._respond(request, 500, "Binding could not be stored")
         except Exception:
             # 10.3 step 7: a failed commit fails the request; the store applied nothing.
             if self.store.available:
@@ -218,6 +223,17 @@ class Registrar:
             return self._respond(request, outcome.status, outcome.reason)
         self._emit_update(reg.aor, outcome, now)
         return self._ok(request, reg, outcome.bindings, now)
+
+    def _log_refused(self, aor: str, exc: StoreDataError) -> None:
+        """Log a refused change: with its traceback the first time a kind of
+        refusal is seen, in one line after that (a phone retries every minute)."""
+        kind = str(exc)
+        if kind in self._refusals_logged:
+            logger.error("%s: 500 for %s", kind, aor)
+            return
+        if len(self._refusals_logged) < 100:
+            self._refusals_logged.add(kind)
+        logger.exception("%s: 500 for %s", kind, aor)
 
     def _decide(self, reg: RegisterRequest, current: list[Binding], now: float) -> Outcome:
         return decide(
@@ -275,14 +291,22 @@ class Registrar:
         self, aor: str, before: tuple[Binding, ...], after: tuple[Binding, ...], now: float
     ) -> None:
         """Another server changed ``aor`` (shared store): the same events as a
-        change made here, so presence watchers of this server hear of it."""
-        was = any(b.expires_at > now for b in before)
-        live = live_bindings(after, now)
+        change made here, so presence watchers of this server hear of it.
+
+        As for a change made here, the events follow the *stored* bindings
+        (events.py): unavailable when the last one goes, whether it was still
+        live (an unregister) or had expired (another instance's purge: only
+        the instance winning a purge removes the rows, every other one learns
+        of it here, after the bindings expired)."""
         event: AorEvent | None = None
-        if live and not was:
-            event = AorEvent("available", aor, "registered", now, tuple(live))
-        elif was and not live:
-            event = AorEvent("unavailable", aor, "unregistered", now)
+        if before and not after:
+            live_before = any(b.expires_at > now for b in before)
+            reason: EventReason = "unregistered" if live_before else "purged"
+            event = AorEvent("unavailable", aor, reason, now)
+        elif not before:
+            live = live_bindings(after, now)
+            if live:
+                event = AorEvent("available", aor, "registered", now, tuple(live))
         if event is not None:
             logger.info("%s aor=%s reason=%s (another instance)", event.kind, aor, event.reason)
             self.listeners.emit([event])

@@ -65,6 +65,12 @@ class AorRemoval:
     remaining: tuple[Binding, ...]
 
 
+class StoreDataError(Exception):
+    """The store refused the data of one change (a constraint, a value it
+    cannot hold): a fault of that request or of Centrex, not an outage, so
+    the registrar answers 500 and the store stays available."""
+
+
 #: Called by a shared store when another server's change of an AOR reaches it:
 #: (aor, bindings before, bindings after, now).
 RemoteChange = Callable[[str, tuple[Binding, ...], tuple[Binding, ...], float], None]
@@ -103,7 +109,8 @@ class LocationStore(ABC):
 
         ``decide`` is pure and may be called again if the store retries a
         transaction. If the store fails, the exception propagates and nothing
-        is applied (RFC 3261 10.3 step 7).
+        is applied (RFC 3261 10.3 step 7): ``StoreDataError`` when the change's
+        data was refused, anything else when the storage failed.
         """
 
     @abstractmethod

@@ -18,6 +18,10 @@ KEY = b"k" * 32
 class Known:
     address: str
     heartbeat_at: float
+    heard_at: float
+
+
+MONOTONIC = 5000.0
 
 
 def invite(call_id: str = "call-1@example.net") -> Request:
@@ -39,15 +43,24 @@ def held_by_b(aor: str = "sip:1002@example.com") -> Binding:
 
 
 def routing(
-    server_id: str, key: bytes = KEY, heartbeat_at: float = NOW, database_up: bool = True
+    server_id: str,
+    key: bytes = KEY,
+    heartbeat_at: float = NOW,
+    heard_ago: float = 0.0,
+    database_up: bool = True,
+    now: float = NOW,
 ) -> OwnerRouting:
-    instances = {"B": Known("sip:10.0.0.2:5060;transport=tcp", heartbeat_at)}
+    """Instance ``server_id``, knowing B, whose heartbeat (B's clock: ``heartbeat_at``)
+    it last saw move ``heard_ago`` seconds ago."""
+    b = Known("sip:10.0.0.2:5060;transport=tcp", heartbeat_at, MONOTONIC - heard_ago)
+    instances = {"B": b}
     return OwnerRouting(
         server_id,
         key=lambda: key,
         instance=instances.get,
         down_after_s=5,
-        wall_clock=lambda: NOW,
+        wall_clock=lambda: now,
+        clock=lambda: MONOTONIC,
         heartbeats_current=lambda: database_up,
     )
 
@@ -74,16 +87,22 @@ def test_a_token_is_refused_for_another_call_another_key_or_when_edited() -> Non
     assert routing("B").verify(uri, invite("other@example.net")) is None
     assert routing("B", key=b"x" * 32).verify(uri, invite()) is None
     token = uri.param("cxo") or ""
-    encoded, _, mac = token.split(".")
-    forged = found[1].replace(token, f"{encoded}.other.{mac}")
+    encoded, _, made, mac = token.split(".")
+    forged = found[1].replace(token, f"{encoded}.other.{made}.{mac}")
     assert routing("B").verify(route_uri(forged), invite()) is None
+    younger = found[1].replace(token, f"{encoded}.b1.{int(NOW) + 60}.{mac}")
+    assert routing("B").verify(route_uri(younger), invite()) is None
     assert routing("B").verify(route_uri("<sip:10.0.0.2;lr;cxo=garbage>"), invite()) is None
 
 
 def test_no_route_to_an_owner_that_is_down_or_unknown() -> None:
-    assert routing("A", heartbeat_at=NOW - 6).owner_route(held_by_b(), invite()) is None
+    assert routing("A", heard_ago=6).owner_route(held_by_b(), invite()) is None
+    assert routing("A", heartbeat_at=0).owner_route(held_by_b(), invite()) is None  # stopped
+    # The owner's clock is an hour behind, but its heartbeat moved just now: up.
+    behind = routing("A", heartbeat_at=NOW - 3600, heard_ago=1)
+    assert behind.owner_route(held_by_b(), invite()) is not None
     # The database is lost: an old heartbeat says nothing, the owner is tried.
-    lost = routing("A", heartbeat_at=NOW - 60, database_up=False)
+    lost = routing("A", heard_ago=60, database_up=False)
     assert lost.owner_route(held_by_b(), invite()) is not None
     stray = held_by_b()
     unknown = Binding(
@@ -93,3 +112,17 @@ def test_no_route_to_an_owner_that_is_down_or_unknown() -> None:
     assert routing("A").owner_route(unknown, invite()) is None
     assert not routing("B").held_elsewhere(held_by_b())
     assert routing("A").held_elsewhere(held_by_b())
+
+
+def test_a_token_is_refused_once_its_request_can_no_longer_be_retransmitted() -> None:
+    found = routing("A").owner_route(held_by_b(), invite())
+    assert found is not None
+    uri = route_uri(found[1])
+    flow = Flow("sip:1002@example.com", "b1")
+    # The INVITE's retransmissions (32 s), with clocks apart by up to 32 s either way.
+    assert routing("B", now=NOW + 64).verify(uri, invite()) == flow
+    assert routing("B", now=NOW - 32).verify(uri, invite()) == flow
+    # Replayed later, with the same Call-ID: refused.
+    assert routing("B", now=NOW + 65).verify(uri, invite()) is None
+    assert routing("B", now=NOW + 3600).verify(uri, invite()) is None
+    assert routing("B", now=NOW - 65).verify(uri, invite()) is None

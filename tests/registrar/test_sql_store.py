@@ -17,23 +17,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.events import AorEvent
 from centrex.registrar.memory import MemoryLocationStore
 from centrex.registrar.registrar import Registrar
 from centrex.registrar.sql import (
+    DuplicateInstanceError,
     SchemaError,
     SqlLocationStore,
     check_database,
     expected_revision,
     init_schema,
 )
-from centrex.registrar.sql.engine import make_engine
+from centrex.registrar.sql.engine import asyncpg_arguments, make_engine
+from centrex.registrar.sql.store import PURGE_GRACE_S, DatabaseUnavailable
 from centrex.registrar.sql.tables import VERSION_TABLE, metadata
-from centrex.registrar.store import Changes, LocationStore
+from centrex.registrar.store import Changes, LocationStore, StoreDataError
 from centrex.sip.message import Response
+from centrex.sip.parser import parse_message
 
 from .helpers import T0, UDP, binding, make_registrar, register, reparse
 
@@ -379,7 +382,9 @@ def test_purges_by_two_servers_at_once_delete_each_expired_row_once(db: str) -> 
                 live = binding(aor=aor, id=f"new{n}", call_id="x", expires_at=T0 + 1000)
                 puts = (expired, live) if n % 3 else (expired,)
                 await a.update(aor, lambda _, p=puts: Added(Changes(put=p), 0), T0)
-            first, second = await asyncio.gather(a.purge(T0 + 10), b.purge(T0 + 10))
+            # The bindings are held by neither A nor B: purged PURGE_GRACE_S after expiry.
+            at = T0 + 10 + PURGE_GRACE_S
+            first, second = await asyncio.gather(a.purge(at), b.purge(at))
             removed = [x.id for r in (*first, *second) for x in r.removed]
             assert sorted(removed) == sorted(f"old{n}" for n in range(30))
             left = await a.bindings()
@@ -403,9 +408,11 @@ def test_failed_update_raises_and_applies_nothing(db: str) -> None:
             await store.update(AOR, lambda _: Added(Changes(put=(binding(),)), 0), T0)
             twice = (binding(id="dup"), binding(id="dup"))  # the second insert violates the key
             broken = Changes(put=twice, remove=("b1",))
-            with pytest.raises(Exception):  # noqa: B017 - any driver's integrity error
+            with pytest.raises(StoreDataError):  # the driver's integrity error, classified
                 await store.update(AOR, lambda _: Added(broken, 1), T0)
             assert [x.id for x in await store.lookup(AOR)] == ["b1"]
+            await store.sync()
+            assert store.available  # a refused change is no outage
         finally:
             await store.close(T0)
 
@@ -630,5 +637,245 @@ def test_another_servers_registration_and_unregistration_are_events_here(db: str
         finally:
             await a.stop(T0)
             await b.stop(T0)
+
+    run(scenario)
+
+
+def test_a_user_purged_by_another_instance_becomes_unavailable_here_too(db: str) -> None:
+    async def scenario() -> None:
+        clock = [T0]  # both instances' clock: the purge runs after the binding expired
+        a = make_registrar(
+            SqlLocationStore(db, server_id="A", clock=lambda: clock[0]), server_id="A"
+        )
+        b = make_registrar(
+            SqlLocationStore(db, server_id="B", clock=lambda: clock[0]), server_id="B"
+        )
+        await a.start(T0)
+        await b.start(T0)
+        seen_a: list[AorEvent] = []
+        seen_b: list[AorEvent] = []
+        a.listeners.add(seen_a.append)
+        b.listeners.add(seen_b.append)
+        try:
+            assert (await send(a, register(expires=60), T0)).status == 200
+            await b.store.sync()
+            clock[0] = later = T0 + 600
+            assert await a.purge(later) == 1  # A wins the purge...
+            assert await b.purge(later) == 0  # ...and leaves nothing to B
+            await b.store.sync()
+            await a.listeners.drain()
+            await b.listeners.drain()
+            expected = [("available", AOR, "registered"), ("unavailable", AOR, "purged")]
+            assert [(e.kind, e.aor, e.reason) for e in seen_b] == expected
+            assert [(e.kind, e.aor, e.reason) for e in seen_a] == expected
+        finally:
+            await a.stop(T0)
+            await b.stop(T0)
+
+    run(scenario)
+
+
+def latin1_register(contact: str, call_id: str) -> Any:
+    """A REGISTER from a phone whose User-Agent is Latin-1, not UTF-8."""
+    data = register(contact, call_id=call_id, expires=600).to_bytes()
+    message = parse_message(data.replace(b"TestPhone/1.0", b"B\xfcro-Telefon"))
+    assert message.get("User-Agent") == "B\udcfcro-Telefon"  # surrogateescape
+    return message
+
+
+def test_a_phone_with_a_user_agent_that_is_not_utf8_registers_and_reads_back(db: str) -> None:
+    async def scenario() -> None:
+        a = await started(lambda server_id: SqlLocationStore(db, server_id=server_id), "A")
+        b = await started(lambda server_id: SqlLocationStore(db, server_id=server_id), "B")
+        try:
+            first = await send(a, latin1_register("<sip:alice@10.0.0.1>", "x"))
+            assert first.status == 200
+            # B has not seen A's change: on PostgreSQL its single-statement
+            # write misses and the locking path writes.
+            second = await send(b, latin1_register("<sip:alice@10.0.0.2>", "y"))
+            assert second.status == 200
+            assert len(second.get_all("Contact")) == 2
+            fresh = SqlLocationStore(db, server_id="C")
+            await fresh.open(T0)
+            try:
+                for found in (await fresh.lookup(AOR), await fresh.bindings()):
+                    assert sorted((x.contact, x.user_agent) for x in found) == [
+                        ("sip:alice@10.0.0.1", "B\udcfcro-Telefon"),
+                        ("sip:alice@10.0.0.2", "B\udcfcro-Telefon"),
+                    ]
+            finally:
+                await fresh.close(T0)
+            assert b.store.available
+        finally:
+            await a.stop(T0)
+            await b.stop(T0)
+
+    run(scenario)
+
+
+def test_an_instance_whose_clock_runs_ahead_does_not_purge_the_others_live_bindings(
+    db: str,
+) -> None:
+    async def scenario() -> None:
+        a = SqlLocationStore(db, server_id="A")
+        b = SqlLocationStore(db, server_id="B")  # its clock: 20 s ahead of A's
+        await a.open(T0)
+        await b.open(T0)
+        try:
+            held_by_a = binding(id="a1", expires_at=T0 + 60, server_id="A")
+            await a.update(AOR, lambda _: Added(Changes(put=(held_by_a,)), 0), T0)
+            assert await b.purge(T0 + 60 + 20) == []  # live for A: 20 s to go
+            assert [x.id for x in await b.bindings()] == ["a1"]
+            # Expired by more than the clocks can differ: B purges it.
+            gone = await b.purge(T0 + 60 + PURGE_GRACE_S)
+            assert [x.id for r in gone for x in r.removed] == ["a1"]
+            # Its own expired bindings, an instance purges at once.
+            held_by_b = binding(id="b1", expires_at=T0 + 60, server_id="B")
+            await b.update(AOR, lambda _: Added(Changes(put=(held_by_b,)), 0), T0)
+            assert [x.id for r in await b.purge(T0 + 60) for x in r.removed] == ["b1"]
+        finally:
+            await a.close(T0)
+            await b.close(T0)
+
+    run(scenario)
+
+
+def test_an_instance_is_judged_alive_by_its_heartbeat_moving_not_by_its_clock(db: str) -> None:
+    async def scenario() -> None:
+        mono = [100.0]
+        b_wall = [T0 - 3600]  # B's clock is an hour behind A's
+        a = SqlLocationStore(db, server_id="A", clock=lambda: T0, monotonic=lambda: mono[0])
+        b = SqlLocationStore(db, server_id="B", clock=lambda: b_wall[0])
+        await a.open(T0)
+        await b.open(T0)
+        try:
+            await a.sync()
+            first = a.instance("B")
+            # First sight: as old as the clocks say, the only estimate there is.
+            assert first is not None and first.heard_at == 100.0 - 3600
+            b_wall[0] += 1
+            await b.sync()  # B's heartbeat moves...
+            mono[0] = 101.0
+            await a.sync()
+            beating = a.instance("B")
+            assert beating is not None and beating.heard_at == 101.0  # ...and A sees it now
+            mono[0] = 110.0
+            await a.sync()  # no beat since
+            silent = a.instance("B")
+            assert silent is not None and silent.heard_at == 101.0
+        finally:
+            await b.close(T0)
+            await a.close(T0)
+
+    run(scenario)
+
+
+def test_a_second_instance_with_a_running_instances_id_refuses_to_start(db: str) -> None:
+    async def scenario() -> None:
+        first = SqlLocationStore(db, server_id="pbx", address="sip:127.0.0.1:5071")
+        await first.open(T0)
+        try:
+            await first.sync()  # a heartbeat that is not cleared: "pbx" runs
+            twin = SqlLocationStore(db, server_id="pbx", address="sip:127.0.0.1:5072")
+            with pytest.raises(DuplicateInstanceError, match=r"\[server\] instance_id"):
+                await twin.open(T0)
+            other = SqlLocationStore(db, server_id="pbx-2", address="sip:127.0.0.1:5072")
+            await other.open(T0)  # its own id: fine
+            await other.close(T0)
+        finally:
+            await first.close(T0)
+
+    run(scenario)
+
+
+def test_an_instance_restarted_after_a_crash_starts_with_its_id(db: str) -> None:
+    async def scenario() -> None:
+        crashed = SqlLocationStore(db, server_id="pbx", address="sip:127.0.0.1:5071")
+        await crashed.open(T0)
+        assert crashed._watcher is not None
+        crashed._watcher.cancel()  # dies: its heartbeat stays, but no longer moves
+        again = SqlLocationStore(db, server_id="pbx", address="sip:127.0.0.1:5071")
+        await again.open(T0)
+        await again.close(T0)
+        await crashed.close(T0)
+
+    run(scenario)
+
+
+def test_registers_fail_at_once_while_the_database_is_known_lost_and_work_when_back(
+    db: str,
+) -> None:
+    async def scenario() -> None:
+        store = SqlLocationStore(db, server_id="A")
+        registrar = await started(lambda _: store)
+        try:
+            await drop_tables(db)
+            await store.sync()
+            assert not store.available
+            with pytest.raises(DatabaseUnavailable):  # not even a connection is tried
+                await store.update(AOR, lambda _: Added(Changes(put=(binding(),)), 0), T0)
+            refused = await send(registrar, register(expires=600))
+            assert refused.status == 503 and refused.get("Retry-After") is not None
+            await init_schema(db)
+            await store.sync()
+            assert store.available
+            assert (await send(registrar, register(expires=600, cseq=2))).status == 200
+        finally:
+            await registrar.stop(T0)
+
+    run(scenario)
+
+
+def test_the_postgresql_connections_outside_sqlalchemy_take_the_urls_options() -> None:
+    url = make_url("postgresql+asyncpg://centrex:pw@/centrex?host=/run/pg&ssl=require&timeout=2")
+    arguments = asyncpg_arguments(url)
+    assert arguments["host"] == "/run/pg"
+    assert arguments["ssl"] == "require"
+    assert arguments["timeout"] == 2.0
+    assert (arguments["user"], arguments["password"], arguments["database"]) == (
+        "centrex",
+        "pw",
+        "centrex",
+    )
+
+
+#: PostgreSQL over its Unix socket (Debian's socket directory).
+SOCKET_URL = os.environ.get(
+    "CENTREX_TEST_POSTGRESQL_SOCKET_URL",
+    "postgresql+asyncpg://postgres@/test?host=/var/run/postgresql",
+)
+
+
+def test_postgresql_over_a_unix_socket_named_in_the_url_query(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # asyncpg would find Debian's socket by itself: make the URL the only way there.
+    monkeypatch.setenv("PGHOST", "/nonexistent")
+    if _unreachable("postgresql") is not None or not Path("/var/run/postgresql").is_dir():
+        reason = "PostgreSQL with its socket in /var/run/postgresql is not here"
+        if STRICT:
+            pytest.fail(f"{reason} (CENTREX_TEST_STRICT=1)")
+        pytest.skip(reason)
+
+    async def scenario() -> None:
+        await drop_tables(SOCKET_URL)
+        await init_schema(SOCKET_URL)
+        a = make_registrar(SqlLocationStore(SOCKET_URL, server_id="A"), server_id="A")
+        b = make_registrar(SqlLocationStore(SOCKET_URL, server_id="B"), server_id="B")
+        await a.start(T0)
+        await b.start(T0)
+        try:
+            assert isinstance(a.store, SqlLocationStore)
+            assert isinstance(b.store, SqlLocationStore)
+            assert (await send(a, register(expires=600), T0)).status == 200
+            assert a.store.fast_writes == 1  # the single-statement path's own pool
+            # B hears of it (NOTIFY on its LISTEN connection, or the poll).
+            async with asyncio.timeout(5):
+                while not await b.store.lookup(AOR):
+                    await asyncio.sleep(0.02)
+        finally:
+            await a.stop(T0)
+            await b.stop(T0)
+            await drop_tables(SOCKET_URL)
 
     run(scenario)

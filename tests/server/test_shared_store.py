@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from pathlib import Path
 
 from centrex.config import parse_settings
 from centrex.server import Server
 from centrex.sip.message import Request
+from centrex.sip.parser import parse_message
 from centrex.sip.uri import SipURI
 from centrex.transport import Peer
 
 from .harness import open_phone, request, udp_port
+
+
+def reparse_request(text: str) -> Request:
+    message = parse_message(text.encode())
+    assert isinstance(message, Request)
+    return message
 
 
 def free_port() -> int:
@@ -91,6 +99,25 @@ def test_a_call_reaches_a_phone_through_its_owner_published_by_name(tmp_path: Pa
             assert isinstance(invite, Request) and invite.method == "INVITE"
             assert "route" not in invite  # B took its own Route (named by DNS name) off
             assert len(invite.vias) == 3  # caller, A, B
+
+            # An outsider that captured a token (it is good for this Call-ID
+            # for a minute) and sends it straight to B with an identity of its
+            # choosing: B uses the flow, but takes no identity from it.
+            assert a.proxy.owners is not None
+            (held,) = await a.registrar.lookup("sip:1002@example.com", time.time())
+            forged = request("INVITE", "sip:1002@example.com", caller, call_id="replayed")
+            route = a.proxy.owners.owner_route(held, reparse_request(forged))
+            assert route is not None
+            headers = f"Route: {route[1]}\r\nP-Asserted-Identity: <sip:boss@example.com>\r\n"
+            caller.send(
+                request(
+                    "INVITE", "sip:1002@example.com", caller, call_id="replayed", extra=headers
+                ),
+                udp_port(b),
+            )
+            replayed = await phone.request(5)
+            assert replayed.call_id == "replayed"
+            assert "p-asserted-identity" not in replayed
         finally:
             phone.close()
             caller.close()

@@ -6,6 +6,7 @@ SQLAlchemy 2 Core (async); ``init_schema`` creates or upgrades the tables
 """
 
 from centrex.registrar.sql.engine import DatabaseUrlError
+from centrex.registrar.sql.instances import DuplicateInstanceError
 from centrex.registrar.sql.schema import (
     DbCheck,
     SchemaError,
@@ -19,6 +20,7 @@ from centrex.registrar.sql.store import SqlLocationStore
 __all__ = [
     "DatabaseUrlError",
     "DbCheck",
+    "DuplicateInstanceError",
     "SchemaError",
     "SqlLocationStore",
     "check_database",

@@ -49,17 +49,33 @@ def parse_url(url: str | URL) -> URL:
     return parsed
 
 
+#: How long opening a connection to the database may take.
+CONNECT_TIMEOUT_S = 5.0
+#: How long a REGISTER waits for a free pooled connection: with the connect
+#: and statement times, its 503 must go out well before the phone's
+#: transaction times out (Timer F, 32 s).
+POOL_TIMEOUT_S = 2.0
+
+#: Options of SQLAlchemy's asyncpg dialect that are not ``asyncpg.connect`` arguments.
+_DIALECT_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
+
+
 def asyncpg_arguments(url: URL) -> dict[str, Any]:
-    """The ``asyncpg.connect`` / ``create_pool`` arguments naming the server of ``url``
-    (for the connections Centrex holds outside SQLAlchemy: LISTEN, the fast path)."""
-    return {
-        "host": url.host,
-        "port": url.port,
-        "user": url.username,
-        "password": url.password,
-        "database": url.database,
-        "timeout": 5,
-    }
+    """The ``asyncpg.connect`` / ``create_pool`` arguments for ``url`` (for the
+    connections Centrex holds outside SQLAlchemy: LISTEN, the fast path),
+    made by SQLAlchemy's asyncpg dialect, so they are those of the engine's
+    connections: the query options too (``?ssl=require``,
+    ``?host=/var/run/postgresql`` for a Unix socket, several ``host=``...)."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    _, arguments = dialect().create_connect_args(url)  # type: ignore[no-untyped-call]
+    for name in _DIALECT_ONLY:
+        arguments.pop(name, None)
+    if "timeout" in arguments:
+        arguments["timeout"] = float(arguments["timeout"])
+    else:
+        arguments["timeout"] = CONNECT_TIMEOUT_S
+    return dict(arguments)
 
 
 def make_engine(url: str | URL, *, pooled: bool = True, **options: Any) -> AsyncEngine:
@@ -80,9 +96,9 @@ def make_engine(url: str | URL, *, pooled: bool = True, **options: Any) -> Async
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_recycle", 1800)
         # A database that is gone must cost a REGISTER seconds, not a minute.
-        kwargs.setdefault("pool_timeout", 10)
+        kwargs.setdefault("pool_timeout", POOL_TIMEOUT_S)
         timeout = {"postgresql": "timeout"}.get(backend, "connect_timeout")
-        kwargs.setdefault("connect_args", {}).setdefault(timeout, 5)
+        kwargs.setdefault("connect_args", {}).setdefault(timeout, CONNECT_TIMEOUT_S)
     return create_async_engine(parsed, **kwargs)
 
 

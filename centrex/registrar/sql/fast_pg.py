@@ -25,9 +25,12 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from centrex.registrar.sql.engine import asyncpg_arguments
+from centrex.registrar.sql.engine import POOL_TIMEOUT_S, asyncpg_arguments
 from centrex.registrar.sql.tables import binding_row
 from centrex.registrar.store import Changes
+
+#: The longest the statement may take before the REGISTER gets its 503.
+STATEMENT_TIMEOUT_S = 5.0
 
 _COLUMNS = (
     ("aor", "text"),
@@ -97,7 +100,7 @@ class FastPath:
             **asyncpg_arguments(url),
             min_size=1,
             max_size=size,
-            command_timeout=10,
+            command_timeout=STATEMENT_TIMEOUT_S,
             reset=_keep_session,
         )
         return cls(pool)
@@ -120,9 +123,10 @@ class FastPath:
         """Apply ``changes`` to ``aor`` if it is still at ``version`` (0: absent);
         the new version, or None when the AOR moved on (nothing written)."""
         rows = json.dumps([binding_row(b) for b in changes.put])
-        result = await self._pool.fetchval(
-            FAST_UPDATE, aor, version, changed_at, server_id, list(changes.remove), rows
-        )
+        async with self._pool.acquire(timeout=POOL_TIMEOUT_S) as connection:
+            result = await connection.fetchval(
+                FAST_UPDATE, aor, version, changed_at, server_id, list(changes.remove), rows
+            )
         return None if result is None else int(result)
 
     @staticmethod

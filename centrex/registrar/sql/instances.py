@@ -30,12 +30,37 @@ _i = instance_table.c
 
 @dataclass(frozen=True, slots=True)
 class Instance:
-    """Another (or this) instance sharing the database, as it last said."""
+    """Another (or this) instance sharing the database, as it last said.
+
+    ``heartbeat_at`` is the instance's own wall clock (0: it stopped);
+    ``heard_at`` is when *this* instance last saw that value move, on this
+    instance's monotonic clock, so judging whether it is alive does not
+    compare two machines' clocks (``SqlLocationStore`` fills it in).
+    """
 
     server_id: str
     address: str
     started_at: float
     heartbeat_at: float
+    heard_at: float = 0.0
+
+
+class DuplicateInstanceError(RuntimeError):
+    """Another running instance uses this instance's id."""
+
+
+async def read_instance(connection: AsyncConnection, server_id: str) -> Instance | None:
+    """What ``server_id`` last wrote (None: never started)."""
+    row = (
+        (await connection.execute(select(instance_table).where(_i.server_id == server_id)))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    return Instance(
+        row["server_id"], row["address"], float(row["started_at"]), float(row["heartbeat_at"])
+    )
 
 
 def upsert(dialect: str, table: Table, key: str, row: dict[str, Any], **set_: Any) -> Insert:

@@ -41,10 +41,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
@@ -53,8 +55,10 @@ from centrex.registrar.sql.cache import BindingCache
 from centrex.registrar.sql.engine import WRITE, asyncpg_arguments, make_engine, parse_url
 from centrex.registrar.sql.fast_pg import FastPath
 from centrex.registrar.sql.instances import (
+    DuplicateInstanceError,
     Instance,
     clear_heartbeat,
+    read_instance,
     read_instances,
     routing_key,
     upsert,
@@ -62,7 +66,14 @@ from centrex.registrar.sql.instances import (
 )
 from centrex.registrar.sql.schema import SchemaError, init_schema, schema_problem, schema_revision
 from centrex.registrar.sql.tables import aor_table, binding_row, binding_table, row_binding
-from centrex.registrar.store import AorRemoval, Changes, DecisionT, LocationStore, apply_changes
+from centrex.registrar.store import (
+    AorRemoval,
+    Changes,
+    DecisionT,
+    LocationStore,
+    StoreDataError,
+    apply_changes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +82,18 @@ LOCK_BATCH = 500
 #: How far back a poll looks before the previous one started: covers commits
 #: that took long and instance clocks that differ (keep them in sync with NTP).
 CLOCK_MARGIN = 10.0
+#: How long after another instance's binding expired (by this instance's
+#: clock) the purge here removes it: instance clocks may differ by this much.
+PURGE_GRACE_S = 30.0
 #: How often everything is read again anyway.
 FULL_RELOAD_S = 300.0
 #: How often this instance writes its heartbeat, at most.
 HEARTBEAT_S = 1.0
+#: A heartbeat of this instance's id written less than this long ago (by this
+#: clock) may be another running instance's: it is watched before starting...
+DUPLICATE_RECENT_S = 300.0
+#: ...for this long (the heartbeat moves about every HEARTBEAT_S).
+DUPLICATE_WATCH_S = 2.5 * HEARTBEAT_S
 #: The PostgreSQL channel the trigger of migration 0002 notifies.
 CHANNEL = "centrex_location"
 #: Connections of the PostgreSQL single-statement write path.
@@ -106,6 +125,7 @@ class SqlLocationStore(LocationStore):
         staleness_s: float = 1.0,
         address: str = "",
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = parse_url(url)
         self.server_id = server_id
@@ -119,6 +139,7 @@ class SqlLocationStore(LocationStore):
         #: The shared key instances sign routing tokens with (read at ``open``).
         self.routing_key = b""
         self._clock = clock
+        self._monotonic = monotonic
         self._engine: AsyncEngine | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -179,6 +200,11 @@ class SqlLocationStore(LocationStore):
         except BaseException:
             await engine.dispose()
             raise
+        try:
+            await self._refuse_duplicate(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
         self._engine = engine
         # Only expired rows: another server's live bindings are never touched here.
         removals = await self.purge(now)
@@ -201,6 +227,32 @@ class SqlLocationStore(LocationStore):
             self.server_id,
             len(self.cache.all()),
             sum(len(r.removed) for r in removals),
+        )
+
+    async def _refuse_duplicate(self, engine: AsyncEngine) -> None:
+        """Raise ``DuplicateInstanceError`` if an instance with this id is running.
+
+        Two instances with one id would each remove the other's connection
+        bindings. A heartbeat that is not cleared (no clean stop) and recent
+        is watched for ``DUPLICATE_WATCH_S``: if it moves, its instance runs.
+        Watching, not comparing the heartbeat with this clock, tells a
+        running duplicate from this instance's own earlier run that died."""
+        async with engine.connect() as connection:
+            before = await read_instance(connection, self.server_id)
+        if before is None or before.heartbeat_at == 0:
+            return
+        if self._clock() - before.heartbeat_at > DUPLICATE_RECENT_S:
+            return
+        await asyncio.sleep(DUPLICATE_WATCH_S)
+        async with engine.connect() as connection:
+            after = await read_instance(connection, self.server_id)
+        if after is None or after.heartbeat_at in (0, before.heartbeat_at):
+            return
+        raise DuplicateInstanceError(
+            f"another instance is running with the id {self.server_id!r} "
+            f"(reached at {after.address or 'an unknown address'}): its heartbeat in the "
+            "database is still moving. Give each instance its own [server] instance_id "
+            "(the default is the host name, so two instances on one machine need one each)"
         )
 
     async def close(self, now: float) -> None:
@@ -228,6 +280,10 @@ class SqlLocationStore(LocationStore):
     async def update(
         self, aor: str, decide: Callable[[list[Binding]], DecisionT], now: float
     ) -> DecisionT:
+        if self._lost_at is not None:
+            # Known lost: answer now (503) rather than wait for a connection;
+            # the watcher finds out when it is back.
+            raise DatabaseUnavailable("location database unavailable")
         if self._fast is not None:
             # PostgreSQL: decide on the cache, write in one version-checked statement.
             cached = self.cache.get(aor)
@@ -241,9 +297,8 @@ class SqlLocationStore(LocationStore):
                     written = await self._fast.update(
                         aor, max(version, 0), changes, self._clock(), self.server_id
                     )
-                except Exception:
-                    self._suspect()
-                    raise
+                except Exception as exc:
+                    raise self._failed(exc) from exc
                 if written is not None:
                     self.fast_writes += 1
                     self.cache.put(aor, written, apply_changes(cached, changes))
@@ -262,9 +317,8 @@ class SqlLocationStore(LocationStore):
                         await transaction.rollback()
                         return result
                     await _apply(connection, aor, {b.id for b in current}, changes)
-        except Exception:
-            self._suspect()
-            raise
+        except Exception as exc:
+            raise self._failed(exc) from exc
         self.cache.put(aor, version, apply_changes(tuple(current), changes))
         return result
 
@@ -289,8 +343,14 @@ class SqlLocationStore(LocationStore):
         return await self._remove(condition, held, skip_locked=False)
 
     async def purge(self, now: float) -> list[AorRemoval]:
+        """Remove this instance's bindings expired at ``now``, and the other
+        instances' expired ``PURGE_GRACE_S`` before: their expiry was set by
+        their clock, and one running ahead here must not delete them early."""
+        own, grace = self.server_id, now - PURGE_GRACE_S
         return await self._remove(
-            _b.expires_at <= now, lambda b: b.expires_at <= now, skip_locked=True
+            and_(_b.expires_at <= now, or_(_b.server_id == own, _b.expires_at <= grace)),
+            lambda b: b.expires_at <= (now if b.server_id == own else grace),
+            skip_locked=True,
         )
 
     async def bindings(self) -> list[Binding]:
@@ -386,6 +446,16 @@ class SqlLocationStore(LocationStore):
         return removals
 
     # -- the watcher: other instances' changes, heartbeat, outage -------------------------
+
+    def _failed(self, exc: Exception) -> Exception:
+        """What an update that raised ``exc`` raises: ``StoreDataError`` when
+        the database refused the change's data (it is up: nothing to suspect),
+        else ``exc``, after waking the watcher to find out whether the
+        database is lost."""
+        if _refused_data(exc):
+            return StoreDataError(f"location database refused the change: {_reason(exc)}")
+        self._suspect()
+        return exc
 
     def _suspect(self) -> None:
         """A statement failed: let the watcher find out now whether the database is lost."""
@@ -503,9 +573,27 @@ class SqlLocationStore(LocationStore):
     async def _read_instances(self, connection: AsyncConnection | None = None) -> None:
         if connection is None:
             async with self.engine.connect() as own:
-                self.instances = await read_instances(own)
+                found = await read_instances(own)
         else:
-            self.instances = await read_instances(connection)
+            found = await read_instances(connection)
+        self.instances = self._heard(found)
+
+    def _heard(self, found: dict[str, Instance]) -> dict[str, Instance]:
+        """``found`` with ``heard_at``: when this instance saw each heartbeat
+        move (monotonic). At first sight, the only estimate there is: as old
+        as the wall clocks say."""
+        mono, wall = self._monotonic(), self._clock()
+        heard = {}
+        for server_id, instance in found.items():
+            known = self.instances.get(server_id)
+            if known is None:
+                at = mono - max(0.0, wall - instance.heartbeat_at)
+            elif known.heartbeat_at == instance.heartbeat_at:
+                at = known.heard_at
+            else:
+                at = mono
+            heard[server_id] = replace(instance, heard_at=at)
+        return heard
 
     async def _listen(self) -> None:
         """PostgreSQL: LISTEN on a connection of its own (other databases: nothing)."""
@@ -549,6 +637,26 @@ async def _read_locked(connection: AsyncConnection, aor: str) -> tuple[int, list
         if row["id"] is not None:
             current.append(row_binding(row))
     return version, current
+
+
+class DatabaseUnavailable(ConnectionError):
+    """An update refused at once: the database is known to be lost."""
+
+
+def _refused_data(exc: BaseException) -> bool:
+    """True when ``exc`` says the database refused a statement's data (a
+    value it cannot hold, a constraint, an impossible change), not that it
+    failed or is gone."""
+    orig = getattr(exc, "orig", None)
+    for error in (exc, orig, getattr(orig, "__cause__", None)):
+        if isinstance(error, DataError | IntegrityError | UnicodeError):
+            return True
+        # PostgreSQL (asyncpg): SQLSTATE classes 21 (cardinality violation),
+        # 22 (data exception), 23 (integrity constraint violation).
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in ("21", "22", "23"):
+            return True
+    return False
 
 
 def _reason(exc: BaseException) -> str:

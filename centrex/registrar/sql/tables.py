@@ -107,26 +107,68 @@ cluster_table = Table(
 )
 
 
+#: Where the bytes a phone sent that are not UTF-8 are kept in a text column.
+#: Header values are decoded with ``surrogateescape``: byte 0xNN (0x80-0xFF)
+#: of an invalid sequence becomes the lone surrogate U+DCNN, which no
+#: database accepts as text. It is stored as U+10DCNN instead (a code point of
+#: Supplementary Private Use Area-B, which a phone has no reason to send) and
+#: turned back on reading, so ``User-Agent: B\xfcro`` (Latin-1) reads back
+#: exactly as it was received.
+_RAW_BYTE_SHIFT = 0x100000
+_RAW_BYTES = {chr(c): chr(c + _RAW_BYTE_SHIFT) for c in range(0xDC80, 0xDD00)}
+_RAW_BYTES_BACK = {c + _RAW_BYTE_SHIFT: chr(c) for c in range(0xDC80, 0xDD00)}
+
+
+def store_text(value: str) -> str:
+    """``value`` as a text column can hold it (see ``_RAW_BYTE_SHIFT``)."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join(_RAW_BYTES.get(c, c) for c in value)
+        # Any other lone surrogate (none comes from the parser) cannot be kept.
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def read_text(value: str) -> str:
+    """The inverse of ``store_text``."""
+    if value.isascii():
+        return value
+    return value.translate(_RAW_BYTES_BACK)
+
+
+def _stored(value: str | None) -> str | None:
+    return None if value is None else store_text(value)
+
+
+def _read(value: str | None) -> str | None:
+    return None if value is None else read_text(value)
+
+
 def binding_row(binding: Binding) -> dict[str, Any]:
-    """The column values of ``binding``."""
+    """The column values of ``binding``. The AOR and the binding id are
+    URIs and tokens (ASCII); every other text may hold what a phone sent."""
     source = binding.source
     return {
         "aor": binding.aor,
         "id": binding.id,
-        "contact": binding.contact,
+        "contact": store_text(binding.contact),
         "expires_at": binding.expires_at,
         "q": binding.q,
-        "call_id": binding.call_id,
+        "call_id": store_text(binding.call_id),
         "cseq": binding.cseq,
         "transport": source.transport,
         "source_host": source.host,
         "source_port": source.port,
         "local": source.local,
         "connection_id": source.connection_id,
-        "instance": binding.instance,
+        "instance": _stored(binding.instance),
         "reg_id": binding.reg_id,
+        # json.dumps writes a lone surrogate as an ASCII escape, which loads back.
         "path": json.dumps(list(binding.path)),
-        "user_agent": binding.user_agent,
+        "user_agent": _stored(binding.user_agent),
         "server_id": binding.server_id,
         "created_at": binding.created_at,
         "updated_at": binding.updated_at,
@@ -141,10 +183,10 @@ def row_binding(row: Mapping[Any, Any]) -> Binding:
     return Binding(
         id=row["id"],
         aor=row["aor"],
-        contact=row["contact"],
+        contact=read_text(row["contact"]),
         expires_at=float(row["expires_at"]),
         q=None if q is None else float(q),
-        call_id=row["call_id"],
+        call_id=read_text(row["call_id"]),
         cseq=int(row["cseq"]),
         source=Source(
             row["transport"],
@@ -153,10 +195,10 @@ def row_binding(row: Mapping[Any, Any]) -> Binding:
             row["local"],
             None if connection_id is None else int(connection_id),
         ),
-        instance=row["instance"],
+        instance=_read(row["instance"]),
         reg_id=None if reg_id is None else int(reg_id),
         path=tuple(json.loads(row["path"])),
-        user_agent=row["user_agent"],
+        user_agent=_read(row["user_agent"]),
         server_id=row["server_id"],
         created_at=float(row["created_at"]),
         updated_at=float(row["updated_at"]),

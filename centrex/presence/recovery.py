@@ -10,8 +10,12 @@ Each row keeps its dialog, including our NOTIFY CSeq, so NOTIFYs after a
 restart continue the dialog the subscriber knows (RFC 3261 12.2.2 answers a
 lower CSeq with 500). NOTIFYs built after the last save are lost with the
 process, and their CSeqs with them; loading therefore moves every counter on
-by ``cseq_gap`` (gaps are harmless, going back is not). NOTIFYs waiting or in
-flight at the crash are not sent again.
+by ``cseq_gap`` (gaps are harmless, going back is not). So the file need
+not be rewritten for every NOTIFY: the service saves it when subscriptions
+come, go or are refreshed, and otherwise only once the NOTIFYs built since
+the last save reach ``SAVE_AFTER_NOTIFIES`` (half the gap), which keeps any
+one dialog's lost CSeqs within the gap. NOTIFYs waiting or in flight at the
+crash are not sent again.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ VERSION = 1
 FILE_NAME = "subscriptions.json"
 #: How far a restored NOTIFY CSeq jumps ahead (see the module docstring).
 CSEQ_RESTART_GAP = 1000
+#: NOTIFYs built since the last save that make the file due again (below the gap).
+SAVE_AFTER_NOTIFIES = CSEQ_RESTART_GAP // 2
 
 FIELDS: tuple[str, ...] = (
     "id",

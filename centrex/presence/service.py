@@ -192,6 +192,7 @@ class PresenceService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._save_lock = asyncio.Lock()
         self._saved_changes = self.table.changes
+        self._saved_built = self.table.notifies_built
         self._saved_at: float | None = None
         self._release_timer: asyncio.TimerHandle | None = None
         self._release_at: float | None = None
@@ -223,6 +224,7 @@ class PresenceService:
         except OSError as exc:
             logger.error("cannot read %s, starting without subscriptions: %s", self.path, exc)
         self._saved_changes = self.table.changes
+        self._saved_built = self.table.notifies_built
         self._saved_at = now
         logger.info("presence: %d registered users, %d subscriptions loaded", users, loaded)
 
@@ -248,21 +250,25 @@ class PresenceService:
     async def tick(self, now: float) -> None:
         """The periodic work, about once a second: end expired subscriptions (a
         final NOTIFY in the RFC 6665 form), count NOTIFYs unanswered for
-        ``notify_timeout_s`` as timed out, and save when the table changed."""
+        ``notify_timeout_s`` as timed out, and save when subscriptions changed
+        or enough NOTIFYs were built (``recovery.SAVE_AFTER_NOTIFIES``)."""
         self._dispatch(self.table.expire(now))
         for tx in [tx for tx in self._pending if tx.terminated]:
             # Ended without an event reaching us (should not happen): the
             # table's own timeout has counted it already or will.
             del self._pending[tx]
         due = self._saved_at is None or now - self._saved_at >= self.save_every_s
-        if due and self.table.changes != self._saved_changes:
+        built = self.table.notifies_built - self._saved_built
+        if due and (
+            self.table.changes != self._saved_changes or built >= recovery.SAVE_AFTER_NOTIFIES
+        ):
             await self.save(now)
 
     async def save(self, now: float) -> bool:
         """Write the recovery file now (atomically, in a worker thread); False
         when it cannot be written (logged; the next tick tries again)."""
         async with self._save_lock:
-            changes = self.table.changes
+            changes, built = self.table.changes, self.table.notifies_built
             with gc_paused():
                 data = self.table.to_json(now)
             try:
@@ -270,7 +276,7 @@ class PresenceService:
             except OSError as exc:
                 logger.error("cannot write %s: %s", self.path, exc)
                 return False
-            self._saved_changes = changes
+            self._saved_changes, self._saved_built = changes, built
             self._saved_at = now
             return True
 

@@ -149,6 +149,7 @@ class SubscriptionTable:
         # subscription is gone or no longer held until then is skipped.
         self._held: list[tuple[float, str]] = []
         self.changes = 0
+        self.notifies_built = 0
 
     # -- the table ----------------------------------------------------------------------
 
@@ -533,7 +534,7 @@ class SubscriptionTable:
     def _track(self, sub: Subscription, notify: Notify, now: float) -> None:
         sub.outstanding[notify.id] = now
         self._pending[notify.id] = sub.id
-        self.changes += 1  # the CSeq moved on
+        self.notifies_built += 1  # a CSeq moved on (``recovery.SAVE_AFTER_NOTIFIES``)
 
     def notify_result(self, notify_id: str, status: int | None, now: float) -> list[Notify]:
         """Take a NOTIFY's final response (``None``: it timed out); return what to send next.

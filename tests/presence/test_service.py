@@ -19,6 +19,7 @@ import pytest
 from centrex.config.settings import User
 from centrex.directory import Directory
 from centrex.presence import PresenceSettings, parse_event_list
+from centrex.presence.recovery import SAVE_AFTER_NOTIFIES
 from centrex.presence.service import BRANCH_PREFIX, PresenceService, load_watchers, peer_of
 from centrex.sip.build import make_response
 from centrex.sip.message import Request, Response
@@ -448,6 +449,42 @@ def test_tick_saves_only_when_the_table_changed(tmp_path: Path) -> None:
         path.unlink()
         await h.service.tick(h.wall() + 20)
         assert not path.exists()
+
+    run(scenario)
+
+
+def test_notifies_alone_make_the_file_due_only_well_within_the_cseq_gap(tmp_path: Path) -> None:
+    """The file is not rewritten for every NOTIFY (a write a second under a
+    steady fan-out), but before any dialog's CSeq could outrun the restart gap:
+    after a crash, the next NOTIFY's CSeq is still above every one sent."""
+
+    async def scenario() -> None:
+        h = Harness(tmp_path, notify_min_interval_s=0)
+        await h.service.start([], h.wall())
+        path = tmp_path / "subscriptions.json"
+        _, sends = h.subscribe(subscribe())
+        h.answer_all(sends)
+        await h.service.tick(h.wall() + 1)
+        saved = path.read_bytes()
+        last = 0
+        for i in range(SAVE_AFTER_NOTIFIES):
+            h.service.on_aor_event(came(f"u{i}", h.wall()))
+            (send,) = h.outputs()
+            last = reparse(send.message).cseq.number
+            h.answer(send)
+            if i == SAVE_AFTER_NOTIFIES // 2:
+                await h.service.tick(h.wall() + 2)
+                assert path.read_bytes() == saved  # a few NOTIFYs: not due
+        crashed_at = path.read_bytes()
+        await h.service.tick(h.wall() + 3)
+        assert path.read_bytes() != crashed_at  # due now
+
+        again = Harness(tmp_path)  # a crash: the file as last saved
+        path.write_bytes(crashed_at)
+        await again.service.start([], again.wall())
+        again.service.on_aor_event(came("late", again.wall()))
+        (send,) = again.outputs()
+        assert reparse(send.message).cseq.number > last
 
     run(scenario)
 

@@ -25,10 +25,11 @@ at a time, the servers taking turns step by step:
    seconds per 1,000 registrations or calls at the common rate (utime + stime
    of the server's processes, all of Kamailio's, from /proc/<pid>/stat).
 4. memory: both servers restarted empty, then 10,000 and 100,000 users
-   registered; resident memory of each (Kamailio: the proportional set size
-   of all its processes, with the plain RSS sum and the shared memory in use
-   from `kamcmd core.shmmem`, since its shared memory is one mapping seen by
-   every process). Then Centrex is stopped (it writes its recovery file) and
+   registered (the rate halved for a chunk a server cannot take whole, all
+   within --memory-max-s); resident memory of each (Kamailio: the
+   proportional set size of all its processes, with the plain RSS sum and the
+   shared memory in use from `kamcmd core.shmmem`, since its shared memory is
+   one mapping seen by every process). Then Centrex is stopped (it writes its recovery file) and
    started again: the time from process start to the first answered OPTIONS,
    and the time the location store takes to read the 100,000 registrations
    (MemoryLocationStore.open, in a fresh interpreter, best of three).
@@ -40,8 +41,8 @@ work folder (authentication and presence off, anyone may register, loopback
 trusted, defaults otherwise). Kamailio and sipp are installed with apt-get
 when missing (as root).
 
-    .venv/bin/python bench/run.py                    # the 20-s windows, ~25-35 min
-    .venv/bin/python bench/run.py --window 5         # a quick run, ~10 min
+    .venv/bin/python bench/run.py                    # the 20-s windows, ~40-55 min here
+    .venv/bin/python bench/run.py --window 5         # a quick run, ~16 min here
     .venv/bin/python bench/run.py --only register --window 3 --skip-memory
 
 The run prints its longest possible duration before starting, prints each
@@ -522,17 +523,28 @@ class Bench:
             )
             info["fill_rate"] = rate
             self._measure_memory(server, info, 0)
-            done = 0
+            done = answered = 0
+            began = time.monotonic()
             for mark in marks:
-                chunk = users[done:mark]
-                csv = self._csv(f"memory-{server.name}-{mark}", chunk)
-                run = self._register_sipp(
-                    f"memory-{server.name}-{mark}", server.address, csv, rate, len(chunk),
-                    ip=self.phones_ip, port=self.phones_port,
-                ).start()  # fmt: skip
-                run.wait(self._deadline(len(chunk), rate) + 10)
-                info[f"answered_{mark}"] = done + run.stats.successful
-                done = mark
+                # In chunks of at most 10,000: a chunk the server could not take
+                # whole at this rate is sent again at half the rate, within
+                # --memory-max-s for the whole fill.
+                while done < mark and time.monotonic() - began < self.args.memory_max_s:
+                    chunk = users[done : min(mark, done + 10_000)]
+                    name = f"memory-{server.name}-{done + len(chunk)}"
+                    run = self._register_sipp(
+                        name, server.address, self._csv(name, chunk), rate, len(chunk),
+                        ip=self.phones_ip, port=self.phones_port,
+                    ).start()  # fmt: skip
+                    run.wait(self._deadline(len(chunk), rate) + 10)
+                    answered += run.stats.successful
+                    done += len(chunk)
+                    if run.stats.successful < len(chunk) and rate > 50:
+                        rate //= 2
+                        done -= len(chunk)  # the same users again, at the lower rate
+                        answered -= run.stats.successful
+                        info["fill_rate_lowered_to"] = rate
+                info[f"answered_{mark}"] = answered
                 time.sleep(2)  # let the last recovery write and timers settle
                 self._measure_memory(server, info, mark)
             self.results.memory[server.name] = info
@@ -644,7 +656,7 @@ def estimate_s(args: argparse.Namespace) -> tuple[float, float]:
             total += args.users / args.prefill_rate + 5
     if not args.skip_memory:
         fill = args.fill_rate or 200  # the slowest automatic fill rate
-        total += 2 * (args.memory_users / fill + 10) + 30
+        total += 2 * min(args.memory_users / fill + 10, args.memory_max_s) + 30
     overload = args.window * 0.5 + 30 + pause + 60
     return total, overload
 
@@ -709,6 +721,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=100_000,
         help="registrations of the memory test (also measured at 10,000)",
+    )
+    parser.add_argument(
+        "--memory-max-s",
+        type=float,
+        default=900,
+        help="longest the memory test may take to register the users in one server",
     )
     parser.add_argument(
         "--fill-rate",

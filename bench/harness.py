@@ -266,12 +266,12 @@ class Kamailio(ServerUnderTest):
             kamailio_binary(),
             "-f", str(KAMAILIO_CFG),
             "-DD", "-E",  # stay in the foreground (children forked), log to stderr
-            "-l", f"udp:{self.host}:{self.port}",
             "-n", str(self.children),
             "-m", str(self.shm_mb),
             "-M", "16",
             "-Y", str(self.workdir),
             "-A", f'CTL_SOCKET="unix:{self.ctl}"',
+            "-A", f"LISTEN=udp:{self.host}:{self.port}",
         ]  # fmt: skip
 
     def stop(self) -> int | None:

@@ -110,6 +110,7 @@ def config_text(data_dir: Path, form: str, directory_size: int) -> str:
 
 
 def _serve(text: str, conn: multiprocessing.connection.Connection, profile: str) -> None:
+    from centrex.cli import tune_garbage_collector
     from centrex.config import parse_settings
     from centrex.server import Server
     from centrex.transport import best_loop_factory
@@ -133,6 +134,7 @@ def _serve(text: str, conn: multiprocessing.connection.Connection, profile: str)
     async def main() -> None:
         server = Server(parse_settings(text))
         await server.start()
+        tune_garbage_collector()  # as `centrex serve` does after start-up
         conn.send(server.transport.bound_port("udp"))
         loop = asyncio.get_running_loop()
         while True:

@@ -6,7 +6,7 @@ the layer wants done is appended to an output list drained with
 ``take_outputs()`` (see ``centrex.transaction.events``). The caller sleeps until
 ``next_deadline()`` and then calls ``handle_timer(now)``. All timers of all
 transactions live in a single ``TimerQueue``, so ten thousand transactions cost
-one heap, not ten thousand event-loop handles.
+one queue, not ten thousand event-loop handles.
 
 What the layer does with a message, by RFC section:
 

@@ -34,7 +34,6 @@ from centrex.proxy.resolve import resolve_uri
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.memory import MemoryLocationStore
 from centrex.registrar.registrar import Registrar
-from centrex.registrar.sql import SqlLocationStore
 from centrex.registrar.store import LocationStore
 from centrex.sip.message import Request, Response
 from centrex.sip.uri import SipURI, parse_uri
@@ -154,6 +153,8 @@ class Server:
         self.directory = Directory(settings.users, case_sensitive=settings.registrar.case_sensitive)
         self.store: LocationStore
         if settings.registrar.store == "database":
+            from centrex.registrar.sql import SqlLocationStore  # SQLAlchemy: only when used
+
             database = settings.registrar.database
             self.store = SqlLocationStore(
                 database.url,
@@ -223,8 +224,11 @@ class Server:
         )
         self.registrar.retry_after_s = settings.registrar.database.retry_after_s
         owners: OwnerRouting | None = None
-        if isinstance(self.store, SqlLocationStore):
+        if self.settings.registrar.store == "database":
+            from centrex.registrar.sql import SqlLocationStore
+
             store = self.store
+            assert isinstance(store, SqlLocationStore)
             store.address = self._instance_address()
             published = parse_uri(store.address)
             if isinstance(published, SipURI):

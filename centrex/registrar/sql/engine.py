@@ -16,6 +16,8 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from centrex.registrar.sql.errors import DatabaseUrlError
+
 #: The execution option that marks a connection about to write (SQLite: BEGIN IMMEDIATE).
 WRITE = "centrex_write"
 
@@ -25,10 +27,6 @@ _DRIVERS = {
     "mariadb": {"aiomysql", "asyncmy"},
     "sqlite": {"aiosqlite"},
 }
-
-
-class DatabaseUrlError(ValueError):
-    """A database URL this store cannot use, with what is expected."""
 
 
 def parse_url(url: str | URL) -> URL:

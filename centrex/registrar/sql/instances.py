@@ -45,10 +45,6 @@ class Instance:
     heard_at: float = 0.0
 
 
-class DuplicateInstanceError(RuntimeError):
-    """Another running instance uses this instance's id."""
-
-
 async def read_instance(connection: AsyncConnection, server_id: str) -> Instance | None:
     """What ``server_id`` last wrote (None: never started)."""
     row = (

@@ -32,10 +32,6 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 CHECK_TIMEOUT = 5.0
 
 
-class SchemaError(RuntimeError):
-    """The database's schema is missing or not the one this version of centrex uses."""
-
-
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic config for the shipped migrations, bound to ``connection``."""
     config = Config()

@@ -53,9 +53,9 @@ from sqlalchemy.sql.dml import Insert
 from centrex.registrar.binding import Binding
 from centrex.registrar.sql.cache import BindingCache
 from centrex.registrar.sql.engine import WRITE, asyncpg_arguments, make_engine, parse_url
+from centrex.registrar.sql.errors import DuplicateInstanceError, SchemaError
 from centrex.registrar.sql.fast_pg import FastPath
 from centrex.registrar.sql.instances import (
-    DuplicateInstanceError,
     Instance,
     clear_heartbeat,
     read_instance,
@@ -64,7 +64,7 @@ from centrex.registrar.sql.instances import (
     upsert,
     write_heartbeat,
 )
-from centrex.registrar.sql.schema import SchemaError, init_schema, schema_problem, schema_revision
+from centrex.registrar.sql.schema import init_schema, schema_problem, schema_revision
 from centrex.registrar.sql.tables import aor_table, binding_row, binding_table, row_binding
 from centrex.registrar.store import (
     AorRemoval,

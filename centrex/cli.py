@@ -20,8 +20,6 @@ from centrex.config import (
     Settings,
     check_settings,
     load_settings,
-    render_default_config,
-    render_settings,
 )
 from centrex.sip.errors import ParseError
 from centrex.sip.message import Request
@@ -140,6 +138,8 @@ def config_init(file: Path, force: bool) -> None:
     if file.exists() and not force:
         click.echo(f"{file}: exists; use --force to overwrite it", err=True)
         sys.exit(2)
+    from centrex.config.template import render_default_config
+
     file.write_text(render_default_config(), encoding="utf-8")
     click.echo(f"wrote {file}")
 
@@ -162,6 +162,8 @@ def config_check(file: Path) -> None:
 @CONFIG_OPTION
 def config_show(config_path: Path | None) -> None:
     """Print the settings in effect (passwords masked)."""
+    from centrex.config.template import render_settings
+
     click.echo(render_settings(_load(config_path)), nl=False)
 
 

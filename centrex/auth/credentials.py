@@ -26,12 +26,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import tomlkit
-from tomlkit.items import AoT, Array, InlineTable, Table
+from typing import TYPE_CHECKING, Any, Protocol
 
 from centrex.auth.digest import MD5, SHA256, ha1, is_hash
+
+if TYPE_CHECKING:  # tomlkit is imported by the two editing commands only, not by the server
+    import tomlkit
+    from tomlkit.items import AoT, Array
 
 _USER_NAME_RE = re.compile(r"[A-Za-z0-9._+\-]+")
 _RECORD_KEYS = {MD5: "md5", SHA256: "sha256"}
@@ -191,6 +192,9 @@ def _check_new_password(password: str) -> None:
 
 
 def _users_array(doc: tomlkit.TOMLDocument, *, create: bool) -> AoT | Array | None:
+    import tomlkit
+    from tomlkit.items import AoT, Array
+
     users: Any = doc.get("users")
     if users is None:
         if not create:
@@ -204,6 +208,8 @@ def _users_array(doc: tomlkit.TOMLDocument, *, create: bool) -> AoT | Array | No
 
 
 def _find_entry(users: AoT | Array | None, name: str, case_sensitive: bool) -> Any:
+    from tomlkit.items import InlineTable, Table
+
     if users is None:
         return None
     wanted = name if case_sensitive else name.lower()
@@ -227,6 +233,8 @@ def set_password(
     removes a plain ``password``; everything else (comments included) is kept.
     UserFileError when there is no such user or the password is empty.
     """
+    import tomlkit
+
     _check_new_password(password)
     doc = tomlkit.parse(users_toml_text)
     entry = _find_entry(_users_array(doc, create=False), name, case_sensitive)
@@ -261,6 +269,9 @@ def add_user(
         )
     if any(ord(c) < 32 or ord(c) == 127 for c in description):
         raise UserFileError("the description must not contain control characters")
+    import tomlkit
+    from tomlkit.items import AoT
+
     _check_new_password(password)
     doc = tomlkit.parse(users_toml_text)
     users = _users_array(doc, create=True)

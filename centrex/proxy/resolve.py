@@ -17,9 +17,6 @@ import asyncio
 import logging
 import socket
 
-import dns.asyncresolver
-import dns.exception
-
 from centrex.sip.uri import SipURI
 from centrex.transport.address import Peer, default_port, ip_family, unbracketed
 
@@ -37,6 +34,9 @@ def uri_transport(uri: SipURI) -> str:
 
 
 async def _srv(name: str, transport: str) -> list[tuple[str, int]]:
+    import dns.asyncresolver  # dnspython: 13 MB, loaded with the first name to look up
+    import dns.exception
+
     query = f"{_SRV_PREFIX[transport]}.{name}"
     try:
         answer = await dns.asyncresolver.resolve(query, "SRV", lifetime=3.0)

@@ -17,6 +17,11 @@ A flush appends the AORs changed since the last one to the file's journal
 (see ``recovery``), so it costs in proportion to the changes, not the table;
 the whole table is written again (compacted) on the first flush after
 ``open`` and when the journal reaches half the file's size.
+
+The bindings are held packed, each AOR's as its JSON rows in the file
+(``centrex.registrar.packed.PackedTable``: about 500 bytes per binding, where
+``Binding`` objects took 1.3 KB); ``lookup`` and ``update`` unpack the one AOR
+they are about, and a compaction writes the table's bytes as they are.
 """
 
 from __future__ import annotations
@@ -30,22 +35,14 @@ from pathlib import Path
 from centrex.config.settings import RegistrarSettings
 from centrex.registrar import recovery
 from centrex.registrar.binding import Binding
+from centrex.registrar.packed import PackedTable, connection_key
 from centrex.registrar.store import AorRemoval, DecisionT, LocationStore, apply_changes
 
 logger = logging.getLogger(__name__)
 
-_ConnectionKey = tuple[str, int]
-
 #: The journal is compacted into the file when it reaches half the file's size,
 #: or this size when the file is smaller.
 MIN_COMPACT_BYTES = 256 * 1024
-
-
-def _connection_key(binding: Binding) -> _ConnectionKey | None:
-    cid = binding.source.connection_id
-    if cid is None or not binding.source.connection_oriented:
-        return None
-    return (binding.server_id, cid)
 
 
 class MemoryLocationStore(LocationStore):
@@ -61,10 +58,8 @@ class MemoryLocationStore(LocationStore):
         self.recovery_file = recovery_file
         self.flush_every_changes = flush_every_changes
         self.flush_every_seconds = flush_every_seconds
-        self._aors: dict[str, tuple[Binding, ...]] = {}
+        self._table = PackedTable()
         # The earliest expiry of each AOR, so the purge scans floats, not bindings.
-        self._expiry: dict[str, float] = {}
-        self._by_connection: dict[_ConnectionKey, set[str]] = {}
         self._pending = 0
         self._dirty_since: float | None = None
         # AORs changed since the last flush, for the journal.
@@ -97,35 +92,17 @@ class MemoryLocationStore(LocationStore):
     @property
     def binding_count(self) -> int:
         """How many bindings are stored (expired ones not yet purged included)."""
-        return sum(len(b) for b in self._aors.values())
+        return self._table.count
 
-    def _set(self, aor: str, bindings: tuple[Binding, ...]) -> None:
-        """Store ``bindings`` as all of ``aor``'s, keeping the connection index true."""
-        old = self._aors.get(aor, ())
-        old_keys = {k for b in old if (k := _connection_key(b)) is not None}
-        new_keys = {k for b in bindings if (k := _connection_key(b)) is not None}
-        for key in old_keys - new_keys:
-            aors = self._by_connection.get(key)
-            if aors is not None:
-                aors.discard(aor)
-                if not aors:
-                    del self._by_connection[key]
-        for key in new_keys - old_keys:
-            self._by_connection.setdefault(key, set()).add(aor)
+    def _set(self, aor: str, old: tuple[Binding, ...], new: tuple[Binding, ...]) -> None:
+        """Store ``new`` as all of ``aor``'s bindings in place of ``old``."""
+        self._table.set(aor, old, new)
         self._dirty.add(aor)
-        if bindings:
-            self._aors[aor] = bindings
-            self._expiry[aor] = min(b.expires_at for b in bindings)
-        else:
-            self._aors.pop(aor, None)
-            self._expiry.pop(aor, None)
 
     # -- LocationStore ----------------------------------------------------------
 
     async def open(self, now: float) -> None:
-        self._aors.clear()
-        self._expiry.clear()
-        self._by_connection.clear()
+        self._table = PackedTable()
         self._pending = 0
         self._dirty_since = None
         self._dirty = set()
@@ -136,7 +113,7 @@ class MemoryLocationStore(LocationStore):
         if path is None:
             return
         try:
-            table, self._generation = await asyncio.to_thread(_read, path, now)
+            table, self._generation, _ = await asyncio.to_thread(recovery.read_table, path, now)
         except recovery.RecoveryFileError as exc:
             moved = recovery.set_aside(path, now)
             logger.error(
@@ -145,7 +122,7 @@ class MemoryLocationStore(LocationStore):
                 moved,
             )
             return
-        self._aors, self._expiry, self._by_connection = table
+        self._table = table
         logger.info("loaded %d registrations from %s", self.binding_count, path)
 
     async def close(self, now: float) -> None:
@@ -159,16 +136,16 @@ class MemoryLocationStore(LocationStore):
             await self._flusher
 
     async def lookup(self, aor: str) -> list[Binding]:
-        return list(self._aors.get(aor, ()))
+        return list(self._table.get(aor))
 
     async def update(
         self, aor: str, decide: Callable[[list[Binding]], DecisionT], now: float
     ) -> DecisionT:
-        current = self._aors.get(aor, ())
+        current = self._table.get(aor)
         result = decide(list(current))
         changes = result.changes
         if not changes.empty:
-            self._set(aor, apply_changes(current, changes))
+            self._set(aor, current, apply_changes(current, changes))
             self._changed(changes.size, now)
             if self._pending >= self.flush_every_changes and (
                 self._flusher is None or self._flusher.done()
@@ -179,34 +156,35 @@ class MemoryLocationStore(LocationStore):
     async def remove_connections(
         self, server_id: str, connection_id: int | None, now: float
     ) -> list[AorRemoval]:
+        table = self._table
         if connection_id is None:
-            keys = [k for k in self._by_connection if k[0] == server_id]
+            keys = table.connections(server_id)
         else:
             keys = [(server_id, connection_id)]
         removals: list[AorRemoval] = []
         for key in keys:
-            for aor in sorted(self._by_connection.get(key, ())):
-                current = self._aors.get(aor, ())
-                removed = tuple(b for b in current if _connection_key(b) == key)
-                remaining = tuple(b for b in current if _connection_key(b) != key)
-                self._set(aor, remaining)
+            for aor in table.on_connection(key):
+                current = table.get(aor)
+                removed = tuple(b for b in current if connection_key(b) == key)
+                remaining = tuple(b for b in current if connection_key(b) != key)
+                self._set(aor, current, remaining)
                 removals.append(AorRemoval(aor, removed, remaining))
                 self._changed(len(removed), now)
         return removals
 
     async def purge(self, now: float) -> list[AorRemoval]:
         removals: list[AorRemoval] = []
-        for aor in [aor for aor, first in self._expiry.items() if first <= now]:
-            current = self._aors[aor]
+        for aor in self._table.expiring(now):
+            current = self._table.get(aor)
             remaining = tuple(b for b in current if b.expires_at > now)
             removed = tuple(b for b in current if b.expires_at <= now)
-            self._set(aor, remaining)
+            self._set(aor, current, remaining)
             removals.append(AorRemoval(aor, removed, remaining))
             self._changed(len(removed), now)
         return removals
 
     async def bindings(self) -> list[Binding]:
-        return [b for bindings in self._aors.values() for b in bindings]
+        return list(self._table.bindings())
 
     async def maybe_flush(self, now: float) -> bool:
         since = self._dirty_since
@@ -246,13 +224,15 @@ class MemoryLocationStore(LocationStore):
                     generation = self._generation
                     while generation in (0, self._generation):
                         generation = int.from_bytes(os.urandom(6), "big")
-                    snapshot = list(self._aors.values())
-                    size = await asyncio.to_thread(_save, path, snapshot, now, generation)
+                    snapshot = self._table.values()
+                    size = await asyncio.to_thread(
+                        recovery.save_packed, path, snapshot, now, generation
+                    )
                     self._generation, self._file_bytes = generation, size
                     self._journal_bytes, self._compact_next = 0, False
                 else:
-                    aors = self._aors
-                    changes = [(aor, aors.get(aor, ())) for aor in dirty]
+                    table = self._table
+                    changes = [(aor, table.packed(aor)) for aor in dirty]
                     start = self._generation if self._journal_bytes == 0 else None
                     self._journal_bytes += await asyncio.to_thread(
                         recovery.append_journal, path, changes, start
@@ -275,33 +255,3 @@ class MemoryLocationStore(LocationStore):
             logger.error("cannot write recovery file %s: %s", self.recovery_file, exc)
             return False
         return True
-
-
-_Table = tuple[dict[str, tuple[Binding, ...]], dict[str, float], dict[_ConnectionKey, set[str]]]
-
-
-def _read(path: Path, now: float) -> tuple[_Table, int]:
-    """The store's tables built from recovery file ``path`` and its journal (in a
-    worker thread), and the journal generation."""
-    loaded, generation, _ = recovery.read(path, now)
-    aors: dict[str, tuple[Binding, ...]] = {}
-    expiry: dict[str, float] = {}
-    by_connection: dict[_ConnectionKey, set[str]] = {}
-    with recovery.gc_paused():
-        for binding in loaded:
-            aor = binding.aor
-            have = aors.get(aor)
-            if have is None:
-                aors[aor] = (binding,)
-                expiry[aor] = binding.expires_at
-            else:
-                aors[aor] = (*have, binding)
-                expiry[aor] = min(expiry[aor], binding.expires_at)
-            source = binding.source
-            if source.connection_id is not None and source.transport != "udp":
-                by_connection.setdefault((binding.server_id, source.connection_id), set()).add(aor)
-    return (aors, expiry, by_connection), generation
-
-
-def _save(path: Path, snapshot: list[tuple[Binding, ...]], now: float, generation: int) -> int:
-    return recovery.save(path, (b for bindings in snapshot for b in bindings), now, generation)

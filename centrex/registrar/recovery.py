@@ -4,13 +4,18 @@ One JSON document, written atomically (a temporary file in the same folder,
 fsync, rename over the old file, fsync of the folder), so a crash at any
 moment leaves either the old file or the new one, never half of one::
 
-    {"format": "centrex-registrations", "version": 1, "saved_at": 1700000000.0,
-     "fields": ["id", "aor", ...],
-     "bindings": [["3f2a...", "sip:alice@example.com", ...], ...]}
+    {"format":"centrex-registrations","version":1,"saved_at":1700000000.0,"journal":7,"fields":["id","aor",...],"bindings":[
+    ["3f2a...","sip:alice@example.com",...],["9b1c...","sip:alice@example.com",...],
+    ["77d0...","sip:bob@example.com",...]
+    ]}
 
 Each binding is an array in the order ``fields`` names, which keeps the file
-compact and lets one ``json.loads`` read it; a reader maps columns by name, so
-a later version may add fields.
+compact; a reader maps columns by name, so a later version may add fields.
+The file is laid out one AOR per line (all of its rows), which is still the
+same document to any JSON reader (versions before this layout wrote it on one
+line, and their files load too). The memory store keeps every AOR's rows as
+those bytes (``centrex.registrar.packed``): writing the file joins them, and
+reading it parses one line at a time and keeps each line as it is.
 
 Rewriting the whole table after every hundred changes would cost time in
 proportion to the table (20,000 bindings: two thirds of the server's CPU at
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import gc
 import json
+import json.scanner
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -42,7 +48,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from centrex.registrar.binding import Binding, Source
+from centrex.registrar.binding import Binding
+from centrex.registrar.packed import (
+    EMPTY,
+    PackedTable,
+    from_row,
+    pack,
+    pack_rows,
+    valid_row,
+)
+from centrex.registrar.packed import row as packed_row
 
 FORMAT = "centrex-registrations"
 JOURNAL_FORMAT = "centrex-registrations-journal"
@@ -82,102 +97,189 @@ class RecoveryFileError(Exception):
         self.problem = problem
 
 
-def _row(b: Binding) -> list[Any]:
-    s = b.source
-    return [
-        b.id,
-        b.aor,
-        b.contact,
-        b.expires_at,
-        b.q,
-        b.call_id,
-        b.cseq,
-        s.transport,
-        s.host,
-        s.port,
-        s.local,
-        s.connection_id,
-        b.instance,
-        b.reg_id,
-        list(b.path),
-        b.user_agent,
-        b.server_id,
-        b.created_at,
-        b.updated_at,
-    ]
+#: How the first line of a file in the line layout ends (see ``_chunks``).
+_BINDINGS_OPEN = b',"bindings":['
 
 
-def encode(bindings: Iterable[Binding], saved_at: float, generation: int = 0) -> bytes:
-    """The recovery file content for ``bindings``, continued by journal ``generation``."""
+def _chunks(
+    values: Iterable[bytes], saved_at: float, generation: int
+) -> Iterator[bytes | memoryview]:
+    """The file for the packed AORs ``values``, in pieces.
+
+    One JSON document in the line layout: the header and ``"bindings":[`` on
+    the first line, then one line per AOR with its rows, then ``]}``. Any JSON
+    reader sees the same document as the one-line form; ``read`` loads it line
+    by line, keeping each line's bytes as the AOR's packed bindings.
+    """
     doc = {
         "format": FORMAT,
         "version": VERSION,
         "saved_at": saved_at,
         "journal": generation,
         "fields": list(FIELDS),
-        "bindings": [_row(b) for b in bindings],
     }
-    # ASCII output: header values decoded with surrogateescape stay lossless.
-    return json.dumps(doc, separators=(",", ":")).encode("ascii")
+    yield json.dumps(doc, separators=(",", ":")).encode("ascii")[:-1] + _BINDINGS_OPEN + b"\n"
+    first = True
+    for value in values:
+        if len(value) <= len(EMPTY):
+            continue
+        if not first:
+            yield b",\n"
+        first = False
+        yield memoryview(value)[1:-1]
+    yield b"\n]}\n"
 
 
-def _from_row(row: list[Any]) -> Binding:
-    return Binding(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        row[6],
-        Source(row[7], row[8], row[9], row[10], row[11]),
-        row[12],
-        row[13],
-        tuple(row[14]),
-        row[15],
-        row[16],
-        row[17],
-        row[18],
-    )
+def _grouped(bindings: Iterable[Binding]) -> list[bytes]:
+    by_aor: dict[str, list[Binding]] = {}
+    for b in bindings:
+        by_aor.setdefault(b.aor, []).append(b)
+    return [pack(group) for group in by_aor.values()]
+
+
+def encode(bindings: Iterable[Binding], saved_at: float, generation: int = 0) -> bytes:
+    """The recovery file content for ``bindings``, continued by journal ``generation``."""
+    return b"".join(_chunks(_grouped(bindings), saved_at, generation))
 
 
 def decode(data: bytes, path: Path, now: float) -> list[Binding]:
     """The bindings in recovery file content ``data`` still live at ``now``."""
-    return _decode(data, path, now)[0]
+    table = PackedTable()
+    _decode(table, data, path, now)
+    return list(table.bindings())
 
 
-def _decode(data: bytes, path: Path, now: float) -> tuple[list[Binding], int]:
-    """The live bindings of file content ``data`` and the journal generation it names."""
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise RecoveryFileError(path, f"not JSON ({exc})") from None
+def _header(doc: Any, path: Path) -> tuple[list[Any], int]:
+    """The fields and journal generation a file's document names, checked."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise RecoveryFileError(path, f"not a {FORMAT} file")
     version = doc.get("version")
     if not isinstance(version, int) or version > VERSION:
         raise RecoveryFileError(path, f"version {version!r}; this Centrex reads up to {VERSION}")
     fields = doc.get("fields")
-    rows = doc.get("bindings")
-    if not isinstance(fields, list) or not isinstance(rows, list):
+    if not isinstance(fields, list):
         raise RecoveryFileError(path, "no fields or bindings")
-    if fields != list(FIELDS):
-        rows = _reorder(rows, fields, path)
     generation = doc.get("journal", 0)
     if not isinstance(generation, int):
         raise RecoveryFileError(path, f"journal generation {generation!r}")
-    return _live(rows, path, now), generation
+    return fields, generation
+
+
+def _decode(table: PackedTable, data: bytes, path: Path, now: float) -> int:
+    """Put the live bindings of file content ``data`` in ``table``; the journal
+    generation the file names."""
+    end = data.find(b"\n")
+    if end > 0 and data[:end].endswith(_BINDINGS_OPEN):
+        try:
+            doc = json.loads(data[: end - len(_BINDINGS_OPEN)] + b"}")
+        except ValueError:
+            pass
+        else:
+            fields, generation = _header(doc, path)
+            _decode_lines(table, data, end + 1, fields, path, now)
+            return generation
+    # Any other layout of the same document: read it whole.
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise RecoveryFileError(path, f"not JSON ({exc})") from None
+    fields, generation = _header(doc, path)
+    rows = doc.get("bindings")
+    if not isinstance(rows, list):
+        raise RecoveryFileError(path, "no fields or bindings")
+    if fields != list(FIELDS):
+        rows = _reorder(rows, fields, path)
+    _put(table, _live_rows(rows, path, now), None)
+    return generation
+
+
+def _decode_lines(
+    table: PackedTable, data: bytes, start: int, fields: list[Any], path: Path, now: float
+) -> None:
+    """Read the lines of the line layout from offset ``start``: each is one AOR's
+    rows, kept as they are when they are ours, live and of one AOR.
+
+    Each line is parsed on its own (C scanner, no ``Binding`` built), so
+    reading never holds more than one line's objects besides the table.
+    """
+    ours = fields == list(FIELDS)
+    text = data.decode("ascii", "surrogateescape")
+    size = len(data)
+    view = memoryview(data)
+    while start < size:
+        end = data.find(b"\n", start)
+        if end < 0:
+            end = size
+        stop = end - 1 if data[end - 1] == 0x2C else end  # a trailing ","
+        if stop - start == 2 and data[start:stop] == b"]}":
+            return
+        if stop > start:
+            line = f"[{text[start:stop]}]"
+            try:
+                rows, at = _scan(line, 0)
+            except (ValueError, StopIteration):
+                at = -1
+            if at != len(line) or not isinstance(rows, list):
+                raise RecoveryFileError(path, "bad bindings line")
+            if ours and len(rows) == 1 and valid_row(first := rows[0]):
+                # The common line: one binding, of an AOR not seen yet.
+                if not first[3] > now:
+                    start = end + 1
+                    continue
+                if first[1] not in table:
+                    value = b"".join((b"[", view[start:stop], b"]"))
+                    table.load(first[1], value, first[3], 1, _connections(rows))
+                    start = end + 1
+                    continue
+            if not ours:
+                rows = _reorder(rows, fields, path)
+            live = _live_rows(rows, path, now)
+            if ours and len(live) == len(rows):
+                # One allocation per line: the table keeps it as the AOR's value.
+                _put(table, live, b"".join((b"[", view[start:stop], b"]")))
+            else:
+                _put(table, live, None)
+        start = end + 1
+    raise RecoveryFileError(path, "cut short (no closing ]})")
+
+
+#: The C scanner behind ``json.loads``, called on a str without its per-call checks.
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def _put(table: PackedTable, rows: list[list[Any]], value: bytes | None) -> None:
+    """Add the bindings of (checked, live) ``rows`` to ``table``; ``value`` is
+    their packed form when they are all of one AOR, in this order."""
+    if not rows:
+        return
+    aor = rows[0][1]
+    if value is not None and aor not in table and all(r[1] == aor for r in rows):
+        table.load(aor, value, min(r[3] for r in rows), len(rows), _connections(rows))
+        return
+    by_aor: dict[str, list[list[Any]]] = {}
+    for r in rows:
+        by_aor.setdefault(r[1], []).append(r)
+    for aor, group in by_aor.items():
+        merged = [packed_row(b) for b in table.get(aor)] + group
+        table.load(
+            aor, pack_rows(merged), min(r[3] for r in merged), len(merged), _connections(merged)
+        )
+
+
+def _connections(rows: list[list[Any]]) -> list[tuple[str, int]]:
+    return [(r[16], r[11]) for r in rows if r[11] is not None and r[7] != "udp"]
+
+
+def _live_rows(rows: list[Any], path: Path, now: float) -> list[list[Any]]:
+    """The rows of ``rows`` live at ``now``, each checked to be a binding."""
+    for r in rows:
+        if not valid_row(r):
+            raise RecoveryFileError(path, f"bad binding {r!r:.200}")
+    return [r for r in rows if r[3] > now]
 
 
 def _live(rows: list[Any], path: Path, now: float) -> list[Binding]:
-    out: list[Binding] = []
-    try:
-        for row in rows:
-            if row[3] > now:
-                out.append(_from_row(row))
-    except (TypeError, IndexError, KeyError, ValueError) as exc:
-        raise RecoveryFileError(path, f"bad binding ({exc})") from None
-    return out
+    return [from_row(r) for r in _live_rows(rows, path, now)]
 
 
 # What a file from another version may leave out.
@@ -207,26 +309,32 @@ def _reorder(rows: list[Any], fields: list[Any], path: Path) -> list[Any]:
         raise RecoveryFileError(path, f"bad binding ({exc})") from None
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes | Iterable[bytes | memoryview]) -> int:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file.
 
     The data go to a temporary file next to ``path``, which is fsynced and
     renamed over ``path``; the folder is fsynced so the rename survives a power
     cut. On any failure the temporary file is removed and ``path`` is untouched.
+    ``data`` may come in pieces; the bytes written are returned.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     # Unique per write: a save still running in a thread at stop must not share it.
     temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         with open(temp, "wb") as file:
-            file.write(data)
+            if isinstance(data, bytes):
+                file.write(data)
+            else:
+                file.writelines(data)
             file.flush()
+            size = file.tell()
             os.fsync(file.fileno())
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+    return size
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -249,8 +357,13 @@ def save(path: Path, bindings: Iterable[Binding], saved_at: float, generation: i
     """
     with gc_paused():
         data = encode(bindings, saved_at, generation)
-    write_atomically(path, data)
-    return len(data)
+    return write_atomically(path, data)
+
+
+def save_packed(path: Path, values: Iterable[bytes], saved_at: float, generation: int = 0) -> int:
+    """``save`` for AORs already packed (``PackedTable.values()``): the file is
+    their concatenation, written as it is made."""
+    return write_atomically(path, _chunks(values, saved_at, generation))
 
 
 def journal_path(path: Path) -> Path:
@@ -259,7 +372,7 @@ def journal_path(path: Path) -> Path:
 
 
 def append_journal(
-    path: Path, changes: Iterable[tuple[str, tuple[Binding, ...]]], generation: int | None
+    path: Path, changes: Iterable[tuple[str, bytes | tuple[Binding, ...]]], generation: int | None
 ) -> int:
     """Append one line per changed AOR (all its bindings now) to the journal of
     ``path`` and fsync it; the bytes written.
@@ -268,7 +381,7 @@ def append_journal(
     generation in its first line; None appends to the current one.
     """
     lines = [
-        json.dumps([aor, [_row(b) for b in bindings]], separators=(",", ":")).encode("ascii")
+        b"".join((b"[", json.dumps(aor).encode("ascii"), b",", _packed(bindings), b"]"))
         for aor, bindings in changes
     ]
     if generation is not None:
@@ -287,6 +400,10 @@ def append_journal(
     return len(data)
 
 
+def _packed(bindings: bytes | tuple[Binding, ...]) -> bytes:
+    return bindings if isinstance(bindings, bytes) else pack(bindings)
+
+
 class Recovered(NamedTuple):
     """What a recovery file and its journal hold."""
 
@@ -299,40 +416,47 @@ class Recovered(NamedTuple):
 
 def read(path: Path, now: float) -> Recovered:
     """The live bindings of recovery file ``path`` with its journal applied."""
+    table, generation, applied = read_table(path, now)
+    return Recovered(list(table.bindings()), generation, applied)
+
+
+def read_table(path: Path, now: float) -> tuple[PackedTable, int, int]:
+    """Recovery file ``path`` with its journal applied, as the memory store keeps
+    it; with the journal generation the file names and the journal lines applied."""
+    table = PackedTable()
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return Recovered([], 0, 0)
+        return table, 0, 0
     with gc_paused():
-        bindings, generation = _decode(data, path, now)
+        generation = _decode(table, data, path, now)
+        del data
         if generation == 0:
-            return Recovered(bindings, 0, 0)
+            return table, 0, 0
         try:
             journal = journal_path(path).read_bytes()
         except FileNotFoundError:
-            return Recovered(bindings, generation, 0)
-        return _apply_journal(bindings, generation, journal, path, now)
+            return table, generation, 0
+        return table, generation, _apply_journal(table, generation, journal, path, now)
 
 
 def _apply_journal(
-    bindings: list[Binding], generation: int, journal: bytes, path: Path, now: float
-) -> Recovered:
+    table: PackedTable, generation: int, journal: bytes, path: Path, now: float
+) -> int:
+    """Apply the lines of ``journal`` that continue the file; how many."""
     lines = journal.split(b"\n")
     try:
         header = json.loads(lines[0])
     except ValueError:
-        return Recovered(bindings, generation, 0)
+        return 0
     if (
         not isinstance(header, dict)
         or header.get("format") != JOURNAL_FORMAT
         or header.get("generation") != generation
         or not isinstance(header.get("fields"), list)
     ):
-        return Recovered(bindings, generation, 0)
+        return 0
     fields = header["fields"]
-    by_aor: dict[str, list[Binding]] = {}
-    for binding in bindings:
-        by_aor.setdefault(binding.aor, []).append(binding)
     applied = 0
     for line in lines[1:]:
         try:
@@ -341,12 +465,20 @@ def _apply_journal(
                 break
             if fields != list(FIELDS):
                 rows = _reorder(rows, fields, path)
-            by_aor[aor] = _live(rows, path, now)
+            live = _live_rows(rows, path, now)
         except (ValueError, TypeError, RecoveryFileError):
             break  # the end of what was written whole
+        if any(r[1] != aor for r in live):
+            break  # not a line this store wrote
+        table.load(
+            aor,
+            pack_rows(live),
+            min((r[3] for r in live), default=0.0),
+            len(live),
+            _connections(live),
+        )
         applied += 1
-    out = [b for aor_bindings in by_aor.values() for b in aor_bindings]
-    return Recovered(out, generation, applied)
+    return applied
 
 
 def load(path: Path, now: float) -> list[Binding]:

@@ -1,0 +1,224 @@
+"""The memory store's table: each AOR's bindings kept packed as JSON bytes.
+
+A ``Binding`` with its ``Source`` and a dozen strings and floats takes about
+1.3 KB of Python objects; the same binding as a row of the recovery file
+(``recovery.FIELDS``, compact JSON) is about 250 bytes. The table keeps every
+AOR's bindings as one such row array (``[[row],[row]]``) and builds
+``Binding`` objects only for the AOR a request is about (a REGISTER, a call's
+lookup), which costs a few microseconds; 100,000 registrations then fit in
+about a third of the memory (docs/benchmarks.md). The packed rows are also
+exactly what the recovery file and its journal hold, so writing the file is
+a join of the table's values, not an encoding of it.
+
+Besides the rows, the table keeps what is needed without unpacking: the
+earliest expiry of every AOR (for the purge), the AORs with bindings on each
+stream connection (for a closed connection) and the number of bindings.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from centrex.registrar.binding import TRANSPORTS, Binding, Source
+
+#: The packed form of an AOR with no bindings.
+EMPTY = b"[]"
+
+ConnectionKey = tuple[str, int]
+
+
+def row(b: Binding) -> list[Any]:
+    """``b`` as a recovery-file row, in ``recovery.FIELDS`` order."""
+    s = b.source
+    return [
+        b.id,
+        b.aor,
+        b.contact,
+        b.expires_at,
+        b.q,
+        b.call_id,
+        b.cseq,
+        s.transport,
+        s.host,
+        s.port,
+        s.local,
+        s.connection_id,
+        b.instance,
+        b.reg_id,
+        list(b.path),
+        b.user_agent,
+        b.server_id,
+        b.created_at,
+        b.updated_at,
+    ]
+
+
+def from_row(r: list[Any]) -> Binding:
+    """The binding of a row (TypeError, IndexError or ValueError when it is not one)."""
+    return Binding(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        Source(r[7], r[8], r[9], r[10], r[11]),
+        r[12],
+        r[13],
+        tuple(r[14]),
+        r[15],
+        r[16],
+        r[17],
+        r[18],
+    )
+
+
+def pack(bindings: Iterable[Binding]) -> bytes:
+    """``bindings`` as one JSON array of rows (ASCII: header values decoded with
+    surrogateescape stay lossless)."""
+    return pack_rows([row(b) for b in bindings])
+
+
+def pack_rows(rows: list[list[Any]]) -> bytes:
+    """Rows (``row``) as one JSON array."""
+    return json.dumps(rows, separators=(",", ":")).encode("ascii")
+
+
+def _signatures() -> frozenset[tuple[type, ...]]:
+    """The types a row's fields may have, every combination (384)."""
+    number, maybe_number = (int, float), (int, float, type(None))
+    maybe_int, maybe_str = (int, type(None)), (str, type(None))
+    fields: list[tuple[type, ...]] = [
+        (str,), (str,), (str,), number, maybe_number, (str,), (int,),  # id .. cseq
+        (str,), (str,), (int,), (str,), maybe_int,  # transport .. connection_id
+        maybe_str, maybe_int, (list,), maybe_str, (str,), number, number,  # instance ..
+    ]  # fmt: skip
+    return frozenset(itertools.product(*fields))
+
+
+_SIGNATURES = _signatures()
+
+
+def valid_row(r: Any) -> bool:
+    """True when ``r`` is a row ``from_row`` makes a well-typed binding of
+    (bool is not taken for a number)."""
+    return (
+        type(r) is list
+        and tuple(map(type, r)) in _SIGNATURES
+        and r[7] in TRANSPORTS
+        and (not r[14] or all(type(p) is str for p in r[14]))
+    )
+
+
+def unpack(data: bytes) -> tuple[Binding, ...]:
+    """The bindings ``pack`` wrote."""
+    return tuple(from_row(r) for r in json.loads(data))
+
+
+def connection_key(binding: Binding) -> ConnectionKey | None:
+    """The stream connection ``binding`` lives with (None for UDP)."""
+    cid = binding.source.connection_id
+    if cid is None or not binding.source.connection_oriented:
+        return None
+    return (binding.server_id, cid)
+
+
+class PackedTable:
+    """AOR -> its bindings, packed; with the indexes the store needs."""
+
+    __slots__ = ("_aors", "_by_connection", "_expiry", "count")
+
+    def __init__(self) -> None:
+        self._aors: dict[str, bytes] = {}
+        self._expiry: dict[str, float] = {}
+        self._by_connection: dict[ConnectionKey, set[str]] = {}
+        #: How many bindings the table holds (expired ones not yet purged included).
+        self.count = 0
+
+    def __len__(self) -> int:
+        """How many AORs have bindings."""
+        return len(self._aors)
+
+    def __contains__(self, aor: object) -> bool:
+        return aor in self._aors
+
+    def get(self, aor: str) -> tuple[Binding, ...]:
+        """``aor``'s bindings, unpacked (empty when it has none)."""
+        data = self._aors.get(aor)
+        return unpack(data) if data is not None else ()
+
+    def packed(self, aor: str) -> bytes:
+        """``aor``'s bindings as stored (``EMPTY`` when it has none)."""
+        return self._aors.get(aor, EMPTY)
+
+    def set(self, aor: str, old: tuple[Binding, ...], new: tuple[Binding, ...]) -> None:
+        """Replace ``aor``'s bindings ``old`` (what ``get`` returned) with ``new``."""
+        self._reindex(aor, old, new)
+        self.count += len(new) - len(old)
+        if new:
+            self._aors[aor] = pack(new)
+            self._expiry[aor] = min(b.expires_at for b in new)
+        else:
+            self._aors.pop(aor, None)
+            self._expiry.pop(aor, None)
+
+    def load(
+        self,
+        aor: str,
+        data: bytes,
+        first_expiry: float,
+        count: int,
+        connections: Iterable[ConnectionKey],
+    ) -> None:
+        """Take ``aor``'s bindings from a file, in place of what it had: ``data``
+        is their packed form (kept as it is; checked rows, ``count`` of them),
+        with their earliest expiry and the stream connections they live on."""
+        if aor in self._aors:
+            self.set(aor, self.get(aor), ())
+        if count:
+            self._aors[aor] = data
+            self._expiry[aor] = first_expiry
+            self.count += count
+            for key in connections:
+                self._by_connection.setdefault(key, set()).add(aor)
+
+    def _reindex(self, aor: str, old: tuple[Binding, ...], new: tuple[Binding, ...]) -> None:
+        old_keys = {k for b in old if (k := connection_key(b)) is not None}
+        new_keys = {k for b in new if (k := connection_key(b)) is not None}
+        for key in old_keys - new_keys:
+            aors = self._by_connection.get(key)
+            if aors is not None:
+                aors.discard(aor)
+                if not aors:
+                    del self._by_connection[key]
+        for key in new_keys - old_keys:
+            self._by_connection.setdefault(key, set()).add(aor)
+
+    def expiring(self, now: float) -> list[str]:
+        """The AORs with a binding that has expired at ``now``."""
+        return [aor for aor, first in self._expiry.items() if first <= now]
+
+    def connections(self, server_id: str) -> list[ConnectionKey]:
+        """The connections of ``server_id`` that hold bindings."""
+        return [k for k in self._by_connection if k[0] == server_id]
+
+    def on_connection(self, key: ConnectionKey) -> list[str]:
+        """The AORs with a binding on connection ``key``, sorted."""
+        return sorted(self._by_connection.get(key, ()))
+
+    def values(self) -> list[bytes]:
+        """Every AOR's packed bindings (a snapshot: bytes do not change)."""
+        return list(self._aors.values())
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        """(AOR, packed bindings) pairs."""
+        return iter(self._aors.items())
+
+    def bindings(self) -> Iterator[Binding]:
+        """Every binding, unpacked."""
+        for data in self._aors.values():
+            yield from unpack(data)

@@ -547,6 +547,11 @@ class Bench:
                 info[f"answered_{mark}"] = answered
                 time.sleep(2)  # let the last recovery write and timers settle
                 self._measure_memory(server, info, mark)
+            # The last REGISTERs' transactions end 32 s (Timer J) after their 200:
+            # then the server holds the registrations alone.
+            time.sleep(self.args.memory_settle_s)
+            mem = server.memory()
+            info["rss_settled"], info["pss_settled"] = mem.rss, mem.pss
             self.results.memory[server.name] = info
             print(f"   {server.name}: {info}")
         self.recovery(total)
@@ -627,6 +632,8 @@ class Bench:
     def run(self) -> None:
         self.start_servers("load")
         loads = [load for load in LOADS if self.args.only in (None, load)]
+        if self.args.only == "memory":
+            self.args.skip_memory = False
         for load in loads:
             if load == "register":
                 self.prefill()
@@ -654,9 +661,10 @@ def estimate_s(args: argparse.Namespace) -> tuple[float, float]:
         total += 2 * (2 * len(args.sweep) + 1) * per_step
         if load == "register":
             total += args.users / args.prefill_rate + 5
-    if not args.skip_memory:
+    if not args.skip_memory or args.only == "memory":
         fill = args.fill_rate or 200  # the slowest automatic fill rate
         total += 2 * min(args.memory_users / fill + 10, args.memory_max_s) + 30
+        total += 2 * args.memory_settle_s
     overload = args.window * 0.5 + 30 + pause + 60
     return total, overload
 
@@ -729,6 +737,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="longest the memory test may take to register the users in one server",
     )
     parser.add_argument(
+        "--memory-settle-s",
+        type=float,
+        default=35,
+        help="after the last registrations, wait this long (Timer J is 32 s) and "
+        "measure again: the registrations alone, without their transactions",
+    )
+    parser.add_argument(
         "--fill-rate",
         type=int,
         default=0,
@@ -755,7 +770,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a Centrex setting for this run, VALUE in TOML, e.g. "
         "registrar.recovery_every_registrations=10000 (repeatable)",
     )
-    parser.add_argument("--only", choices=LOADS, default=None, help="run one load only")
+    parser.add_argument(
+        "--only",
+        choices=(*LOADS, "memory"),
+        default=None,
+        help="run one load only, or only the memory and recovery-file measures",
+    )
     parser.add_argument(
         "--no-ceiling", action="store_true", help="skip the sipp-to-sipp call ceiling"
     )

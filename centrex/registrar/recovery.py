@@ -13,9 +13,9 @@ Each binding is an array in the order ``fields`` names, which keeps the file
 compact; a reader maps columns by name, so a later version may add fields.
 The file is laid out one AOR per line (all of its rows), which is still the
 same document to any JSON reader (versions before this layout wrote it on one
-line, and their files load too). The memory store keeps every AOR's rows as
-those bytes (``centrex.registrar.packed``): writing the file joins them, and
-reading it parses one line at a time and keeps each line as it is.
+line, and their files load too). Reading parses one line at a time, so
+loading holds little more than the table it builds (the memory store keeps
+the rows packed, ``centrex.registrar.packed``).
 
 Rewriting the whole table after every hundred changes would cost time in
 proportion to the table (20,000 bindings: two thirds of the server's CPU at
@@ -50,12 +50,13 @@ from typing import Any, NamedTuple
 
 from centrex.registrar.binding import Binding
 from centrex.registrar.packed import (
-    EMPTY,
     PackedTable,
     from_row,
     pack,
     pack_rows,
+    unpack_rows,
     valid_row,
+    valid_rows,
 )
 from centrex.registrar.packed import row as packed_row
 
@@ -101,9 +102,7 @@ class RecoveryFileError(Exception):
 _BINDINGS_OPEN = b',"bindings":['
 
 
-def _chunks(
-    values: Iterable[bytes], saved_at: float, generation: int
-) -> Iterator[bytes | memoryview]:
+def _chunks(values: Iterable[bytes], saved_at: float, generation: int) -> Iterator[bytes]:
     """The file for the packed AORs ``values``, in pieces.
 
     One JSON document in the line layout: the header and ``"bindings":[`` on
@@ -120,17 +119,23 @@ def _chunks(
     }
     yield json.dumps(doc, separators=(",", ":")).encode("ascii")[:-1] + _BINDINGS_OPEN + b"\n"
     first = True
+    encode = _ENCODER.encode
     for value in values:
-        if len(value) <= len(EMPTY):
+        rows = unpack_rows(value)
+        if not rows:
             continue
         if not first:
             yield b",\n"
         first = False
-        yield memoryview(value)[1:-1]
+        yield encode(rows)[1:-1].encode("ascii")
     yield b"\n]}\n"
 
 
-def _grouped(bindings: Iterable[Binding]) -> list[bytes]:
+#: Compact JSON, ASCII only: header values decoded with surrogateescape stay lossless.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _grouped(bindings: Iterable[Binding]) -> list[bytes]:  # packed, per AOR
     by_aor: dict[str, list[Binding]] = {}
     for b in bindings:
         by_aor.setdefault(b.aor, []).append(b)
@@ -189,81 +194,68 @@ def _decode(table: PackedTable, data: bytes, path: Path, now: float) -> int:
         raise RecoveryFileError(path, "no fields or bindings")
     if fields != list(FIELDS):
         rows = _reorder(rows, fields, path)
-    _put(table, _live_rows(rows, path, now), None)
+    _put(table, _live_rows(rows, path, now))
     return generation
+
+
+#: Bytes of the line layout parsed at a time (about 2,000 bindings).
+_CHUNK = 1 << 19
 
 
 def _decode_lines(
     table: PackedTable, data: bytes, start: int, fields: list[Any], path: Path, now: float
 ) -> None:
-    """Read the lines of the line layout from offset ``start``: each is one AOR's
-    rows, kept as they are when they are ours, live and of one AOR.
+    """Read the rows of the line layout, from offset ``start`` to the closing ``]}``.
 
-    Each line is parsed on its own (C scanner, no ``Binding`` built), so
-    reading never holds more than one line's objects besides the table.
+    The rows are parsed a chunk of whole lines at a time (an AOR's rows are on
+    one line), so reading holds one chunk's objects besides the table it
+    builds, never the whole document's.
     """
     ours = fields == list(FIELDS)
+    close = data.rfind(b"\n]}")
+    if close < start - 1 or data[close + 3 :].strip():
+        raise RecoveryFileError(path, "cut short (no closing ]})")
     text = data.decode("ascii", "surrogateescape")
-    size = len(data)
-    view = memoryview(data)
-    while start < size:
-        end = data.find(b"\n", start)
-        if end < 0:
-            end = size
-        stop = end - 1 if data[end - 1] == 0x2C else end  # a trailing ","
-        if stop - start == 2 and data[start:stop] == b"]}":
-            return
-        if stop > start:
-            line = f"[{text[start:stop]}]"
-            try:
-                rows, at = _scan(line, 0)
-            except (ValueError, StopIteration):
-                at = -1
-            if at != len(line) or not isinstance(rows, list):
-                raise RecoveryFileError(path, "bad bindings line")
-            if ours and len(rows) == 1 and valid_row(first := rows[0]):
-                # The common line: one binding, of an AOR not seen yet.
-                if not first[3] > now:
-                    start = end + 1
-                    continue
-                if first[1] not in table:
-                    value = b"".join((b"[", view[start:stop], b"]"))
-                    table.load(first[1], value, first[3], 1, _connections(rows))
-                    start = end + 1
-                    continue
-            if not ours:
-                rows = _reorder(rows, fields, path)
-            live = _live_rows(rows, path, now)
-            if ours and len(live) == len(rows):
-                # One allocation per line: the table keeps it as the AOR's value.
-                _put(table, live, b"".join((b"[", view[start:stop], b"]")))
-            else:
-                _put(table, live, None)
-        start = end + 1
-    raise RecoveryFileError(path, "cut short (no closing ]})")
+    while start < close:
+        cut = data.find(b",\n", min(start + _CHUNK, close))
+        if cut < 0 or cut > close:
+            cut = close
+        chunk = f"[{text[start:cut]}]"
+        try:
+            rows, at = _scan(chunk, 0)
+        except (ValueError, StopIteration):
+            at = -1
+        if at != len(chunk) or not isinstance(rows, list):
+            raise RecoveryFileError(path, "bad bindings line")
+        if not ours:
+            rows = _reorder(rows, fields, path)
+        _put(table, _live_rows(rows, path, now))
+        start = cut + 2
 
 
 #: The C scanner behind ``json.loads``, called on a str without its per-call checks.
 _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
-def _put(table: PackedTable, rows: list[list[Any]], value: bytes | None) -> None:
-    """Add the bindings of (checked, live) ``rows`` to ``table``; ``value`` is
-    their packed form when they are all of one AOR, in this order."""
-    if not rows:
-        return
-    aor = rows[0][1]
-    if value is not None and aor not in table and all(r[1] == aor for r in rows):
-        table.load(aor, value, min(r[3] for r in rows), len(rows), _connections(rows))
-        return
+def _put(table: PackedTable, rows: list[list[Any]]) -> None:
+    """Add the bindings of (checked, live) ``rows`` to ``table``."""
     by_aor: dict[str, list[list[Any]]] = {}
     for r in rows:
-        by_aor.setdefault(r[1], []).append(r)
+        group = by_aor.get(r[1])
+        if group is None:
+            by_aor[r[1]] = [r]
+        else:
+            group.append(r)
+    load = table.load
     for aor, group in by_aor.items():
-        merged = [packed_row(b) for b in table.get(aor)] + group
-        table.load(
-            aor, pack_rows(merged), min(r[3] for r in merged), len(merged), _connections(merged)
-        )
+        if aor in table:
+            group = unpack_rows(table.packed(aor)) + group
+        if len(group) == 1:
+            r = group[0]
+            connections = [] if r[11] is None or r[7] == "udp" else [(r[16], r[11])]
+            load(aor, pack_rows(group), r[3], 1, connections)
+        else:
+            load(aor, pack_rows(group), min(r[3] for r in group), len(group), _connections(group))
 
 
 def _connections(rows: list[list[Any]]) -> list[tuple[str, int]]:
@@ -272,9 +264,9 @@ def _connections(rows: list[list[Any]]) -> list[tuple[str, int]]:
 
 def _live_rows(rows: list[Any], path: Path, now: float) -> list[list[Any]]:
     """The rows of ``rows`` live at ``now``, each checked to be a binding."""
-    for r in rows:
-        if not valid_row(r):
-            raise RecoveryFileError(path, f"bad binding {r!r:.200}")
+    if not valid_rows(rows):
+        bad = next(r for r in rows if not valid_row(r))
+        raise RecoveryFileError(path, f"bad binding {bad!r:.200}")
     return [r for r in rows if r[3] > now]
 
 
@@ -381,7 +373,7 @@ def append_journal(
     generation in its first line; None appends to the current one.
     """
     lines = [
-        b"".join((b"[", json.dumps(aor).encode("ascii"), b",", _packed(bindings), b"]"))
+        b"".join((b"[", json.dumps(aor).encode("ascii"), b",", _json_rows(bindings), b"]"))
         for aor, bindings in changes
     ]
     if generation is not None:
@@ -400,8 +392,11 @@ def append_journal(
     return len(data)
 
 
-def _packed(bindings: bytes | tuple[Binding, ...]) -> bytes:
-    return bindings if isinstance(bindings, bytes) else pack(bindings)
+def _json_rows(bindings: bytes | tuple[Binding, ...]) -> bytes:
+    rows = (
+        unpack_rows(bindings) if isinstance(bindings, bytes) else [packed_row(b) for b in bindings]
+    )
+    return _ENCODER.encode(rows).encode("ascii")
 
 
 class Recovered(NamedTuple):

@@ -28,7 +28,7 @@ _MISSING: Any = object()
 
 # The cached typed views that an edit of a header key makes stale.
 _VIEWS_OF: dict[str, tuple[str, ...]] = {
-    "via": ("vias", "top_via", "branch"),
+    "via": ("vias", "top_via", "top_via_line", "branch"),
     "from": ("from", "from_tag"),
     "to": ("to", "to_tag"),
     "call-id": ("call_id",),
@@ -307,8 +307,12 @@ class Message:
         """Every Via, topmost first."""
         found = self._cache.get("vias", _MISSING)
         if found is _MISSING:
-            vias: list[Via] = []
-            for pos in self._positions("via"):
+            positions = self._positions("via")
+            # The first line's Vias, when top_via has parsed them already.
+            vias: list[Via] = list(self._cache.get("top_via_line", ()))
+            if vias:
+                positions = positions[1:]
+            for pos in positions:
                 try:
                     vias.extend(parse_via_list(self._line_value(pos)))
                 except ParseError as exc:
@@ -331,7 +335,8 @@ class Message:
             if pos < 0:
                 raise ParseError("Missing Via header")
             try:
-                found = cache["top_via"] = parse_via_list(self._line_value(pos))[0]
+                line = cache["top_via_line"] = parse_via_list(self._line_value(pos))
+                found = cache["top_via"] = line[0]
             except ParseError as exc:
                 raise ParseError(f"Bad Via header: {exc.reason}") from None
         return found
@@ -462,12 +467,15 @@ class Message:
         line = self._lines[pos]
         name = line[: line.index(b":")].rstrip(b" \t")
         self._lines[pos] = name + b": " + _encode(", ".join([value, *values[1:]]))
-        vias = self._cache.get("vias")
+        cache = self._cache
+        vias, first_line = cache.get("vias"), cache.get("top_via_line")
         self._changed("via")
         if parsed is not None:
-            self._cache["top_via"] = parsed
+            cache["top_via"] = parsed
             if vias is not None:
-                self._cache["vias"] = [parsed, *vias[1:]]
+                cache["vias"] = [parsed, *vias[1:]]
+            if first_line is not None:
+                cache["top_via_line"] = [parsed, *first_line[1:]]
 
     def pop_via(self) -> str | None:
         """Remove the topmost Via value and return it (RFC 3261 16.7 step 3)."""

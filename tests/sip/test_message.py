@@ -274,3 +274,24 @@ def test_stamped_top_via_reads_the_same_as_a_fresh_parse() -> None:
     assert message.top_via == fresh.top_via
     assert message.top_via.params["received"] == "192.0.2.7"
     assert message.top_via.params["rport"] == "40000"
+
+
+@pytest.mark.parametrize("stamp", [False, True])
+def test_vias_read_after_the_top_via_are_every_via_in_order(stamp: bool) -> None:
+    from centrex.transport.rules import stamp_received
+
+    message = parse_message(
+        b"OPTIONS sip:example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1, SIP/2.0/UDP b.example.com"
+        b";branch=z9hG4bK2\r\n"
+        b"Via: SIP/2.0/TCP 192.0.2.9;branch=z9hG4bK3\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n"
+        b"Call-ID: abc\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        validate=False,  # the Vias are not read yet
+    )
+    assert isinstance(message, Request)
+    assert message.top_via.host == "a.example.com"
+    if stamp:
+        assert stamp_received(message, "192.0.2.7", 40000)
+    assert [v.branch for v in message.vias] == ["z9hG4bK1", "z9hG4bK2", "z9hG4bK3"]
+    assert message.vias == parse_message(message.to_bytes()).vias

@@ -174,8 +174,7 @@ class MemoryLocationStore(LocationStore):
 
     async def purge(self, now: float) -> list[AorRemoval]:
         removals: list[AorRemoval] = []
-        for aor in self._table.expiring(now):
-            current = self._table.get(aor)
+        for aor, current in self._table.expired(now):
             remaining = tuple(b for b in current if b.expires_at > now)
             removed = tuple(b for b in current if b.expires_at <= now)
             self._set(aor, current, remaining)

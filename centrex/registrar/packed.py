@@ -153,14 +153,25 @@ def connection_key(binding: Binding) -> ConnectionKey | None:
     return (binding.server_id, cid)
 
 
+#: Width of an expiry bucket, in seconds.
+BUCKET_S = 4
+
+
+def _bucket(expires_at: float) -> int:
+    return int(expires_at // BUCKET_S)
+
+
 class PackedTable:
     """AOR -> its bindings, packed; with the indexes the store needs."""
 
-    __slots__ = ("_aors", "_by_connection", "_expiry", "count")
+    __slots__ = ("_aors", "_by_connection", "_due", "_swept_through", "count")
 
     def __init__(self) -> None:
         self._aors: dict[str, bytes] = {}
-        self._expiry: dict[str, float] = {}
+        # Expiry buckets: bucket number -> AORs whose earliest expiry falls in it
+        # (an entry may be stale: the AOR refreshed since; it is checked when due).
+        self._due: dict[int, list[str]] = {}
+        self._swept_through = -1  # buckets up to this one have been taken by ``expired``
         self._by_connection: dict[ConnectionKey, set[str]] = {}
         #: How many bindings the table holds (expired ones not yet purged included).
         self.count = 0
@@ -187,10 +198,16 @@ class PackedTable:
         self.count += len(new) - len(old)
         if new:
             self._aors[aor] = pack(new)
-            self._expiry[aor] = min(b.expires_at for b in new)
+            due = _bucket(min(b.expires_at for b in new))
+            # An AOR already listed in a bucket still to come stays listed there.
+            if (
+                not old
+                or due != _bucket(min(b.expires_at for b in old))
+                or due <= self._swept_through
+            ):
+                self._due.setdefault(due, []).append(aor)
         else:
             self._aors.pop(aor, None)
-            self._expiry.pop(aor, None)
 
     def load(
         self,
@@ -207,7 +224,7 @@ class PackedTable:
             self.set(aor, self.get(aor), ())
         if count:
             self._aors[aor] = data
-            self._expiry[aor] = first_expiry
+            self._due.setdefault(_bucket(first_expiry), []).append(aor)
             self.count += count
             for key in connections:
                 self._by_connection.setdefault(key, set()).add(aor)
@@ -224,9 +241,32 @@ class PackedTable:
         for key in new_keys - old_keys:
             self._by_connection.setdefault(key, set()).add(aor)
 
-    def expiring(self, now: float) -> list[str]:
-        """The AORs with a binding that has expired at ``now``."""
-        return [aor for aor, first in self._expiry.items() if first <= now]
+    def expired(self, now: float) -> list[tuple[str, tuple[Binding, ...]]]:
+        """The AORs with a binding that has expired at ``now``, each with all its
+        bindings; the caller ``set``s each without the expired ones.
+
+        Only the AORs listed in the buckets due by ``now`` are unpacked, not the
+        whole table.
+        """
+        last = _bucket(now)
+        listed: list[str] = []
+        for due in [b for b in self._due if b <= last]:
+            listed += self._due.pop(due)
+        out: list[tuple[str, tuple[Binding, ...]]] = []
+        again: list[tuple[int, str]] = []
+        for aor in dict.fromkeys(listed):  # each once, whatever its stale entries
+            if aor not in self._aors:
+                continue
+            current = self.get(aor)
+            first = min(b.expires_at for b in current)
+            if first <= now:
+                out.append((aor, current))
+            elif _bucket(first) <= last:
+                again.append((_bucket(first), aor))  # later in the bucket swept now
+        self._swept_through = max(self._swept_through, last)
+        for due, aor in again:
+            self._due.setdefault(due, []).append(aor)
+        return out
 
     def connections(self, server_id: str) -> list[ConnectionKey]:
         """The connections of ``server_id`` that hold bindings."""

@@ -195,6 +195,40 @@ def test_purge_removes_only_expired_bindings() -> None:
     assert asyncio.run(store.purge(T0 + 6)) == []
 
 
+def _purged(store: MemoryLocationStore, now: float) -> list[str]:
+    return sorted(b.id for r in asyncio.run(store.purge(now)) for b in r.removed)
+
+
+def test_purge_takes_each_binding_exactly_when_it_expires_however_it_moved() -> None:
+    store = MemoryLocationStore(None)
+    asyncio.run(store.open(T0))
+    # Two contacts of one AOR expiring within the same second, a third later.
+    first = numbered(1, expires_at=T0 + 10.25)
+    second = binding("sip:u1@192.0.2.8", id="b8", aor="sip:u1@example.com", expires_at=T0 + 10.75)
+    third = binding("sip:u1@192.0.2.9", id="b9", aor="sip:u1@example.com", expires_at=T0 + 30)
+    put(store, first, second, third)
+    # A phone that refreshes over and over, earlier and later.
+    for expires in (T0 + 5, T0 + 500, T0 + 20, T0 + 11):
+        put(store, numbered(2, expires_at=expires))
+    assert _purged(store, T0 + 10.2) == []
+    assert _purged(store, T0 + 10.5) == ["b1"]
+    assert _purged(store, T0 + 10.6) == []
+    assert _purged(store, T0 + 10.8) == ["b8"]
+    assert _purged(store, T0 + 11) == ["b2"]
+    assert _purged(store, T0 + 29.9) == []
+    assert _purged(store, T0 + 3600) == ["b9"]
+    assert asyncio.run(store.bindings()) == []
+
+
+def test_purge_after_a_restart_takes_what_expired_while_down(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    recovery.save(path, [numbered(n, expires_at=T0 + 60 * n) for n in range(1, 6)], T0)
+    store = MemoryLocationStore(path)
+    asyncio.run(store.open(T0 + 1))
+    assert _purged(store, T0 + 150) == ["b1", "b2"]
+    assert _purged(store, T0 + 10_000) == ["b3", "b4", "b5"]
+
+
 # -- the journal: flushes cost the changes, not the table --------------------------------
 
 

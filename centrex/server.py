@@ -39,6 +39,7 @@ from centrex.sip.message import Request, Response
 from centrex.sip.uri import SipURI, parse_uri
 from centrex.transaction.events import (
     RequestEvent,
+    Resend,
     ResponseEvent,
     Send,
     Terminated,
@@ -93,6 +94,11 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     with os.fdopen(fd, "wb") as handle:
         handle.write(secret)
     return secret
+
+
+#: What a retired transaction keeps to answer a retransmission: the final
+#: response's bytes, where they went, and the socket they left from.
+_Resend = tuple[bytes, Peer, LocalSocket | None]
 
 
 class NotSupportedError(Exception):
@@ -423,6 +429,9 @@ class Server:
             for out in outputs:
                 if isinstance(out, Send):
                     self._send(out.transaction, out.message, out.peer)
+                elif isinstance(out, Resend):
+                    resend: _Resend = out.data  # type: ignore[assignment] # what _send gave retire()
+                    self.transport.send(*resend)
                 elif presence is not None and presence.route_output(out):
                     continue
                 elif isinstance(out, RequestEvent):
@@ -446,7 +455,18 @@ class Server:
             self.transport.send_response(message, peer.peer, peer.local)
             if message.status >= 200 and not tx.is_invite:
                 # The transaction only answers retransmissions from now on
-                # (Timer J), with the bytes already rendered.
+                # (Timer J), with the bytes already rendered: over UDP, for a
+                # request answered here, it keeps those bytes alone.
+                if (
+                    not peer.peer.reliable
+                    and self.proxy is not None
+                    and not self.proxy.forwards(tx)
+                ):
+                    destination = self.transport.response_peer(message)
+                    if destination is not None and self.transactions.retire(
+                        tx, (message.to_bytes(), destination, peer.local)
+                    ):
+                        return
                 message.forget_views()
                 tx.request.forget_views()
             return

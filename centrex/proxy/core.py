@@ -244,6 +244,10 @@ class Proxy:
             self._calls.pop(tx, None)
             self._pending_cancel.discard(tx)
 
+    def forwards(self, tx: ServerTransaction) -> bool:
+        """True while ``tx`` is a request this proxy forwards (not one it answered)."""
+        return tx in self._calls
+
     @property
     def active_calls(self) -> int:
         return len(self._calls)

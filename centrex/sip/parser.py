@@ -22,6 +22,13 @@ _METHOD = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]+")
 _VERSION = re.compile(rb"SIP/(\d{1,3})\.(\d{1,3})", re.IGNORECASE)
 _SINGLE_VALUED = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "expires")
 _MANDATORY = ("from", "to", "call-id", "cseq")
+#: One str per known method, shared by every request (a completed transaction's
+#: key holds its method for Timer J).
+_METHOD_NAMES = (
+    "INVITE ACK BYE CANCEL REGISTER OPTIONS SUBSCRIBE NOTIFY PUBLISH MESSAGE "
+    "INFO PRACK UPDATE REFER"
+)
+_KNOWN_METHODS = {m.encode(): m for m in _METHOD_NAMES.split(" ")}
 
 DEFAULT_MAX_HEADER_BYTES = 16384
 DEFAULT_MAX_BODY_BYTES = 65536
@@ -205,7 +212,7 @@ def _request(
         raise ParseError("Malformed Request-Line", None)
     uri = b" ".join(parts[1:-1])
     request = Request(
-        method.decode("ascii"),
+        _KNOWN_METHODS.get(method) or method.decode("ascii"),
         uri.decode("utf-8", "surrogateescape"),
         lines,
         keys,

@@ -207,6 +207,11 @@ class Engine:
         if armed is not None:
             self.queue.cancel(armed[1])
 
+    def end(self, tx: Transaction) -> None:
+        """Terminate ``tx`` now, whatever its state (``TransactionLayer.retire``)."""
+        tx.state = tx.machine.terminated
+        self._terminate(tx)
+
     def _terminate(self, tx: Transaction) -> None:
         for _, token in tx._timers.values():
             self.queue.cancel(token)

@@ -84,6 +84,15 @@ class TimerCEvent:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Resend:
+    """A retransmitted request reached a retired transaction (``TransactionLayer.
+    retire``): send its final response again, ``data`` being what the adapter
+    gave to ``retire``."""
+
+    data: object
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Terminated:
     """The transaction reached its Terminated state and was removed."""
 
@@ -97,5 +106,6 @@ Output = (
     | TimeoutEvent
     | TransportErrorEvent
     | TimerCEvent
+    | Resend
     | Terminated
 )

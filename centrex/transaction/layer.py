@@ -34,13 +34,14 @@ An adapter's loop, in outline::
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from centrex.sip.build import make_cancel
 from centrex.sip.errors import ParseError
 from centrex.sip.message import Request, Response
 from centrex.transaction import invite_client, invite_server, non_invite_client, non_invite_server
 from centrex.transaction.engine import Engine
-from centrex.transaction.events import Output, RequestEvent, ResponseEvent
+from centrex.transaction.events import Output, RequestEvent, Resend, ResponseEvent
 from centrex.transaction.machine import Do
 from centrex.transaction.matching import (
     ServerKey,
@@ -76,12 +77,16 @@ class TransactionLayer:
         # RFC 2543 keys leave out the To tag, checked on the few candidates.
         self._rfc2543: dict[ServerKey, list[ServerTransaction]] = {}
         self._rfc2543_count = 0
+        # Completed non-INVITE server transactions reduced to their final
+        # response (``retire``), with their Timer J deadlines in order.
+        self._retired: dict[ServerKey, object] = {}
+        self._retired_until: deque[tuple[float, ServerKey]] = deque()
 
     # -- size and inspection --------------------------------------------------------
 
     def __len__(self) -> int:
         """How many transactions are alive."""
-        return len(self._clients) + len(self._servers) + self._rfc2543_count
+        return len(self._clients) + self.server_count
 
     @property
     def client_count(self) -> int:
@@ -89,7 +94,7 @@ class TransactionLayer:
 
     @property
     def server_count(self) -> int:
-        return len(self._servers) + self._rfc2543_count
+        return len(self._servers) + self._rfc2543_count + len(self._retired)
 
     @property
     def timer_queue(self) -> TimerQueue[tuple[Transaction, Timer]]:
@@ -111,10 +116,17 @@ class TransactionLayer:
 
     def next_deadline(self) -> float | None:
         """The earliest armed timer of any transaction, or None (amortised O(1))."""
-        return self._engine.queue.peek()
+        deadline = self._engine.queue.peek()
+        if self._retired_until:
+            retired = self._retired_until[0][0]
+            return retired if deadline is None else min(deadline, retired)
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         """Fire every timer due at ``now``, earliest first."""
+        until = self._retired_until
+        while until and until[0][0] <= now:
+            self._retired.pop(until.popleft()[1], None)  # Timer J of a retired transaction
         queue = self._engine.queue
         while (due := queue.pop_due(now)) is not None:
             token, (tx, timer) = due
@@ -149,6 +161,11 @@ class TransactionLayer:
             if retransmission is not None:
                 engine.feed(tx, retransmission, now, message=request, peer=peer)
             return None
+        if self._retired:
+            resend = self._retired.get(key)
+            if resend is not None:
+                engine.outputs.append(Resend(resend))  # 17.2.2: Completed, a retransmission
+                return None
         if is_rfc2543_key(key) and len(self._rfc2543.get(key, ())) >= MAX_RFC2543_SIBLINGS:
             # Matching among same-key RFC 2543 transactions compares To tags one
             # by one; a flood of them must not make every lookup slower.
@@ -176,6 +193,35 @@ class TransactionLayer:
             raise ValueError(f"a response status must be 100-699, not {response.status}")
         actions = self._engine.feed(server_tx, event, now, message=response)
         return actions is not None and Do.SEND_RESPONSE in actions
+
+    def retire(self, tx: ServerTransaction, resend: object) -> bool:
+        """Reduce a Completed non-INVITE server transaction on an unreliable
+        transport to what that state still does (17.2.2): answer a retransmitted
+        request with the final response again, until Timer J.
+
+        ``resend`` is whatever the adapter needs to send that response again
+        (its bytes and where they go); a retransmission then comes out as
+        ``Resend(resend)``. The transaction itself is let go at once: its
+        ``Terminated`` is reported now, and the request, the response and
+        their parsed views are freed 32 s early (a REGISTER's transaction kept
+        about 4 KB for Timer J; the retired form keeps the response bytes).
+        False, and nothing changes, for any other transaction.
+        """
+        armed = tx._timers.get(Timer.J)
+        if (
+            tx.is_invite
+            or tx.reliable
+            or armed is None
+            or tx.state is not non_invite_server.State.COMPLETED
+            or is_rfc2543_key(tx.key)
+            or self._servers.get(tx.key) is not tx
+        ):
+            return False
+        deadline, _ = armed
+        self._engine.end(tx)  # cancels Timer J, reports Terminated, forgets tx
+        self._retired[tx.key] = resend
+        self._retired_until.append((deadline, tx.key))
+        return True
 
     def find_server(self, request: Request) -> ServerTransaction | None:
         """The live server transaction ``request`` matches (17.2.3), if any."""

@@ -304,22 +304,29 @@ class TransportLayer:
                 if self.trace.enabled:
                     self.trace.sent(data, received_over.host, received_over.port, time.time())
                 return True
-        try:
-            via = response.top_via
-        except ParseError as exc:
-            logger.warning("response %s not sent: %s", response, exc.reason)
+        peer = self.response_peer(response)
+        if peer is None:
             return False
-        destination = response_destination(via)
-        if destination is None:
-            logger.warning("response %s not sent: no transport %s", response, via.transport)
-            return False
-        peer = Peer(destination.transport, destination.host, destination.port)
         if self.send(data, peer, local):
             return True
         if self._stopping or (peer.transport == "udp" and ip_family(peer.host) is not None):
             return False
         self._spawn(self.send_to(data, peer, local=local))
         return True
+
+    def response_peer(self, response: Response) -> Peer | None:
+        """Where ``response`` goes by its top Via (18.2.2, RFC 3581 4); None,
+        logged, when it cannot go anywhere."""
+        try:
+            via = response.top_via
+        except ParseError as exc:
+            logger.warning("response %s not sent: %s", response, exc.reason)
+            return None
+        destination = response_destination(via)
+        if destination is None:
+            logger.warning("response %s not sent: no transport %s", response, via.transport)
+            return None
+        return Peer(destination.transport, destination.host, destination.port)
 
     # -- callbacks of the sockets ------------------------------------------------
 

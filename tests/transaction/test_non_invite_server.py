@@ -150,3 +150,50 @@ def test_non_invite_server_transport_error_in_trying_is_ignored() -> None:
     layer.transport_error(tx, 0.2)
     assert layer.take_outputs() == []
     assert tx.state is State.TRYING
+
+
+# -- retire: Completed kept as the final response's bytes alone -----------------------
+
+
+def _completed(layer: TransactionLayer, *, reliable: bool = False) -> ServerTransaction:
+    req, tx = receive(layer, reliable=reliable)
+    assert layer.respond(tx, response(req, 200), 1.0)
+    layer.take_outputs()
+    return tx
+
+
+def test_a_retired_transaction_answers_retransmissions_until_timer_j() -> None:
+    from centrex.transaction.events import Resend
+
+    layer = TransactionLayer()
+    tx = _completed(layer)
+    assert layer.retire(tx, "the 200 again")
+    outputs = layer.take_outputs()
+    assert [type(o) for o in outputs] == [Terminated] and outputs[0].transaction is tx
+    assert len(layer) == 1  # Completed still, as far as the network can tell
+    assert layer.next_deadline() == pytest.approx(1.0 + 32.0)
+    # Each retransmission of the request: the final response again, no new transaction.
+    for at in (2.0, 20.0, 32.9):
+        assert layer.receive_request(request("REGISTER"), at, reliable=False, peer=PEER) is None
+        (out,) = layer.take_outputs()
+        assert isinstance(out, Resend) and out.data == "the 200 again"
+    run_clock(layer, 33.0)
+    assert len(layer) == 0 and layer.next_deadline() is None
+    # After Timer J the same request is a new one (17.2.2: Terminated).
+    again = layer.receive_request(request("REGISTER"), 34.0, reliable=False, peer=PEER)
+    assert again is not None and again is not tx
+    assert [type(o) for o in layer.take_outputs()] == [RequestEvent]
+
+
+def test_only_a_completed_non_invite_on_udp_is_retired() -> None:
+    layer = TransactionLayer()
+    _, trying = receive(layer, "OPTIONS")
+    assert not layer.retire(trying, b"")  # no final response yet
+    reliable = _completed(TransactionLayer(), reliable=True)
+    assert not layer.retire(reliable, b"")  # Timer J is zero on TCP: already gone
+    invite_layer = TransactionLayer()
+    invite = invite_layer.receive_request(request("INVITE"), 0.0, reliable=False, peer=PEER)
+    assert invite is not None and invite_layer.respond(invite, response(invite.request, 486), 1)
+    assert not invite_layer.retire(invite, b"")
+    assert len(invite_layer) == 1 and not invite.terminated
+    assert layer.take_outputs() == [] and len(layer) == 1

@@ -51,6 +51,7 @@ from centrex.transaction.layer import TransactionLayer
 from centrex.transaction.timers import TimerConfig
 from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
 from centrex.transport import ListenAddress, LocalSocket, Peer, TransportLayer, TransportLimits
+from centrex.transport.address import ip_family
 from centrex.transport.rules import response_destination
 from centrex.transport.tls import server_context
 
@@ -452,21 +453,21 @@ class Server:
     def _send(self, tx: Transaction, message: Request | Response | Any, peer: object) -> None:
         if isinstance(tx, ServerTransaction):
             assert isinstance(peer, Inbound) and isinstance(message, Response)
-            self.transport.send_response(message, peer.peer, peer.local)
+            destination = self.transport.deliver_response(message, peer.peer, peer.local)
             if message.status >= 200 and not tx.is_invite:
                 # The transaction only answers retransmissions from now on
                 # (Timer J), with the bytes already rendered: over UDP, for a
                 # request answered here, it keeps those bytes alone.
+                proxy = self.proxy
                 if (
-                    not peer.peer.reliable
-                    and self.proxy is not None
-                    and not self.proxy.forwards(tx)
+                    destination is not None
+                    and destination.transport == "udp"
+                    and ip_family(destination.host) is not None  # sent now, not under way
+                    and proxy is not None
+                    and not proxy.forwards(tx)
+                    and self.transactions.retire(tx, (message.to_bytes(), destination, peer.local))
                 ):
-                    destination = self.transport.response_peer(message)
-                    if destination is not None and self.transactions.retire(
-                        tx, (message.to_bytes(), destination, peer.local)
-                    ):
-                        return
+                    return
                 message.forget_views()
                 tx.request.forget_views()
             return

@@ -297,22 +297,29 @@ class TransportLayer:
         new connection or a name lookup is needed it is done in the background
         and True means "under way". False when the response cannot be sent.
         """
+        return self.deliver_response(response, received_over, local) is not None
+
+    def deliver_response(
+        self, response: Response, received_over: Peer, local: LocalSocket | None = None
+    ) -> Peer | None:
+        """``send_response`` that tells where the response went: the peer it was
+        sent (or is under way) to, None when it cannot be sent."""
         data = response.to_bytes()
         if received_over.reliable:
             connection = self._table.find(received_over)
             if connection is not None and connection.write(data):
                 if self.trace.enabled:
                     self.trace.sent(data, received_over.host, received_over.port, time.time())
-                return True
+                return received_over
         peer = self.response_peer(response)
         if peer is None:
-            return False
+            return None
         if self.send(data, peer, local):
-            return True
+            return peer
         if self._stopping or (peer.transport == "udp" and ip_family(peer.host) is not None):
-            return False
+            return None
         self._spawn(self.send_to(data, peer, local=local))
-        return True
+        return peer
 
     def response_peer(self, response: Response) -> Peer | None:
         """Where ``response`` goes by its top Via (18.2.2, RFC 3581 4); None,

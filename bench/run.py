@@ -29,8 +29,9 @@ at a time, the servers taking turns step by step:
    within --memory-max-s); resident memory of each (Kamailio: the
    proportional set size of all its processes, with the plain RSS sum and the
    shared memory in use from `kamcmd core.shmmem`, since its shared memory is
-   one mapping seen by every process). Then Centrex is stopped (it writes its recovery file) and
-   started again: the time from process start to the first answered OPTIONS,
+   one mapping seen by every process), right after the last REGISTER and
+   --memory-settle-s later (their transactions ended). Then Centrex is
+   stopped (it writes its recovery file) and started again: the time from process start to the first answered OPTIONS,
    and the time the location store takes to read the 100,000 registrations
    (MemoryLocationStore.open, in a fresh interpreter, best of three).
 
@@ -44,6 +45,7 @@ when missing (as root).
     .venv/bin/python bench/run.py                    # the 20-s windows, ~40-55 min here
     .venv/bin/python bench/run.py --window 5         # a quick run, ~16 min here
     .venv/bin/python bench/run.py --only register --window 3 --skip-memory
+    .venv/bin/python bench/run.py --only memory --fill-rate 1000
 
 The run prints its longest possible duration before starting, prints each
 step as it goes, then the table; it writes the table (results.md), every step

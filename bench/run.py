@@ -31,9 +31,10 @@ at a time, the servers taking turns step by step:
    shared memory in use from `kamcmd core.shmmem`, since its shared memory is
    one mapping seen by every process), right after the last REGISTER and
    --memory-settle-s later (their transactions ended). Then Centrex is
-   stopped (it writes its recovery file) and started again: the time from process start to the first answered OPTIONS,
-   and the time the location store takes to read the 100,000 registrations
-   (MemoryLocationStore.open, in a fresh interpreter, best of three).
+   stopped (it writes its recovery file) and started again: the time from
+   process start to the first answered OPTIONS, and the time the location
+   store takes to read the 100,000 registrations (MemoryLocationStore.open,
+   in a fresh interpreter, best of three).
 
 Kamailio is bench/kamailio/kamailio.cfg with --kamailio-children UDP workers
 (2 by default, this machine's CPU count); Centrex is `centrex serve` (one

@@ -18,10 +18,11 @@ A flush appends the AORs changed since the last one to the file's journal
 the whole table is written again (compacted) on the first flush after
 ``open`` and when the journal reaches half the file's size.
 
-The bindings are held packed, each AOR's as its JSON rows in the file
-(``centrex.registrar.packed.PackedTable``: about 500 bytes per binding, where
-``Binding`` objects took 1.3 KB); ``lookup`` and ``update`` unpack the one AOR
-they are about, and a compaction writes the table's bytes as they are.
+The bindings are held packed, each AOR's as its recovery-file rows in marshal
+form (``centrex.registrar.packed.PackedTable``: about 400 bytes per binding
+with the indexes, where ``Binding`` objects took 1.3 KB); ``lookup`` and
+``update`` unpack the one AOR they are about, and a flush or compaction
+encodes the AORs it writes as JSON.
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ class MemoryLocationStore(LocationStore):
         self.flush_every_changes = flush_every_changes
         self.flush_every_seconds = flush_every_seconds
         self._table = PackedTable()
-        # The earliest expiry of each AOR, so the purge scans floats, not bindings.
         self._pending = 0
         self._dirty_since: float | None = None
         # AORs changed since the last flush, for the journal.

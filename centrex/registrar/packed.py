@@ -10,9 +10,11 @@ JSON took three times as long. The bytes never leave the process (marshal's
 format belongs to the Python version); the recovery file holds the same rows
 as JSON.
 
-Besides the rows, the table keeps what is needed without unpacking: the
-earliest expiry of every AOR (for the purge), the AORs with bindings on each
-stream connection (for a closed connection) and the number of bindings.
+Besides the rows, the table keeps what is needed without unpacking: the AORs
+listed by when their earliest binding expires, in 4-second buckets (a purge
+unpacks the AORs of the buckets due, not the table), the AORs with bindings
+on each stream connection (for a closed connection) and the number of
+bindings.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def valid_rows(rows: list[Any]) -> bool:
     try:
         signatures = set(map(tuple, map(_types, rows)))
         transports = {r[7] for r in rows}
-    except TypeError:  # a row that is not a list
+    except (TypeError, IndexError):  # a row that is not a list, or too short
         return False
     return (
         signatures <= _SIGNATURES
@@ -158,6 +160,8 @@ BUCKET_S = 4
 
 
 def _bucket(expires_at: float) -> int:
+    if expires_at != expires_at or expires_at in (float("inf"), float("-inf")):
+        return 1 << 62 if expires_at == float("inf") else -1
     return int(expires_at // BUCKET_S)
 
 
@@ -200,11 +204,10 @@ class PackedTable:
             self._aors[aor] = pack(new)
             due = _bucket(min(b.expires_at for b in new))
             # An AOR already listed in a bucket still to come stays listed there.
-            if (
-                not old
-                or due != _bucket(min(b.expires_at for b in old))
-                or due <= self._swept_through
-            ):
+            # Listed in a bucket no later than its due one is enough: a sweep
+            # that finds it not yet due lists it again where it now belongs.
+            was = _bucket(min(b.expires_at for b in old)) if old else None
+            if was is None or due < was or was <= self._swept_through:
                 self._due.setdefault(due, []).append(aor)
         else:
             self._aors.pop(aor, None)
@@ -221,7 +224,11 @@ class PackedTable:
         is their packed form (kept as it is; checked rows, ``count`` of them),
         with their earliest expiry and the stream connections they live on."""
         if aor in self._aors:
-            self.set(aor, self.get(aor), ())
+            old = self.get(aor)
+            self._reindex(aor, old, ())
+            self.count -= len(old)
+            if not count:
+                del self._aors[aor]
         if count:
             self._aors[aor] = data
             self._due.setdefault(_bucket(first_expiry), []).append(aor)
@@ -261,8 +268,8 @@ class PackedTable:
             first = min(b.expires_at for b in current)
             if first <= now:
                 out.append((aor, current))
-            elif _bucket(first) <= last:
-                again.append((_bucket(first), aor))  # later in the bucket swept now
+            else:
+                again.append((_bucket(first), aor))  # not due yet: listed where it now is
         self._swept_through = max(self._swept_through, last)
         for due, aor in again:
             self._due.setdefault(due, []).append(aor)

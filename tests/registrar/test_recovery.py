@@ -98,7 +98,7 @@ def test_an_aor_on_two_lines_keeps_the_bindings_of_both(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [(7, "carrier-pigeon"), (9, "5060"), (3, True), (14, "not-a-list"), (1, None)],
+    [(7, "carrier-pigeon"), (9, "5060"), (3, "soon"), (14, "not-a-list"), (1, None)],
 )
 def test_a_bad_row_in_the_line_layout_is_refused(tmp_path: Path, field: int, value: object) -> None:
     data = _line_file(binding())

@@ -168,8 +168,8 @@ def test_a_retired_transaction_answers_retransmissions_until_timer_j() -> None:
     layer = TransactionLayer()
     tx = _completed(layer)
     assert layer.retire(tx, "the 200 again")
-    outputs = layer.take_outputs()
-    assert [type(o) for o in outputs] == [Terminated] and outputs[0].transaction is tx
+    (ended,) = layer.take_outputs()
+    assert isinstance(ended, Terminated) and ended.transaction is tx
     assert len(layer) == 1  # Completed still, as far as the network can tell
     assert layer.next_deadline() == pytest.approx(1.0 + 32.0)
     # Each retransmission of the request: the final response again, no new transaction.

@@ -1,0 +1,171 @@
+"""The recovery file and the packed table against odd input: a bad file is set
+aside or a bad journal line ends the journal, never a crash at start; what an
+older reader accepted still loads the same."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from centrex.registrar import recovery
+from centrex.registrar.binding import Binding, Source
+from centrex.registrar.memory import MemoryLocationStore
+from centrex.registrar.packed import PackedTable
+from centrex.registrar.store import Changes
+
+FIELDS = list(recovery.FIELDS)
+UDP = Source("udp", "1.1.1.1", 5060)
+NOW = 1000.0
+
+
+def row(aor: str, id: str, exp: float = 2000.0) -> list[object]:
+    return [
+        id,
+        aor,
+        f"sip:{id}@1.2.3.4",
+        exp,
+        None,
+        "c",
+        1,
+        "udp",
+        "1.2.3.4",
+        5060,
+        "",
+        None,
+        None,
+        None,
+        [],
+        None,
+        "",
+        1.0,
+        1.0,
+    ]
+
+
+def header(gen: int = 0) -> str:
+    doc = {
+        "format": "centrex-registrations",
+        "version": 1,
+        "saved_at": 1.0,
+        "journal": gen,
+        "fields": FIELDS,
+    }
+    return json.dumps(doc, separators=(",", ":"))[:-1] + ',"bindings":['
+
+
+def aorline(rows: list[list[object]]) -> str:
+    return json.dumps(rows, separators=(",", ":"))[1:-1]
+
+
+def layout(lines: list[str], tail: str = "\n]}\n", gen: int = 0) -> bytes:
+    return (header(gen) + "\n" + ",\n".join(lines) + tail).encode("utf-8")
+
+
+def open_store(path: Path) -> MemoryLocationStore:
+    store = MemoryLocationStore(path)
+    asyncio.run(store.open(NOW))  # the server's start: must not raise
+    return store
+
+
+def test_short_row_in_file_is_set_aside_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "registrations.json"
+    path.write_bytes(layout([aorline([row("sip:a@x", "1")]), '["x","sip:b@x"]']))
+    open_store(path)  # set aside, logged
+
+
+def test_short_row_in_journal_stops_the_journal_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "registrations.json"
+    path.write_bytes(layout([aorline([row("sip:a@x", "1")])], gen=7))
+    head = {"format": "centrex-registrations-journal", "generation": 7, "fields": FIELDS}
+    recovery.journal_path(path).write_text(
+        json.dumps(head) + "\n" + json.dumps(["sip:b@x", [["x"]]]) + "\n"
+    )
+    assert open_store(path).binding_count == 1
+
+
+def test_infinite_expiry_does_not_crash_the_load(tmp_path: Path) -> None:
+    path = tmp_path / "registrations.json"
+    path.write_bytes(layout([aorline([row("sip:a@x", "1")]).replace("2000.0", "Infinity", 1)]))
+    open_store(path)
+
+
+def test_trailing_comma_is_rejected_whatever_the_line_length(tmp_path: Path) -> None:
+    path = tmp_path / "registrations.json"
+    big = aorline([row("sip:big@x", str(i)) for i in range(200)])  # a line > 16 KB
+    data = layout([aorline([row("sip:a@x", "1")]), big], tail=",\n]}\n")
+    path.write_bytes(data)
+    try:
+        json.loads(data)
+        raise AssertionError("fixture should not be JSON")
+    except ValueError:
+        pass
+    small = tmp_path / "small.json"
+    small.write_bytes(layout([aorline([row("sip:a@x", "1")])], tail=",\n]}\n"))
+    outcomes: list[int | str] = []
+    for p in (small, path):
+        try:
+            outcomes.append(len(recovery.read(p, NOW).bindings))
+        except recovery.RecoveryFileError:
+            outcomes.append("rejected")
+    assert outcomes == ["rejected", "rejected"], outcomes
+
+
+def test_raw_utf8_in_a_hand_edited_file_reads_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "registrations.json"
+    line = aorline([row("sip:a@x", "1")]).replace('null,"",1.0', '"Zoiper \u00e9","",1.0', 1)
+    path.write_bytes(layout([line]))
+    (b,) = recovery.read(path, NOW).bindings
+    assert b.user_agent == "Zoiper \u00e9"
+
+
+class Put:
+    def __init__(self, b: Binding) -> None:
+        self.changes = Changes((b,), ())
+
+
+def writing(b: Binding) -> Callable[[list[Binding]], Put]:
+    return lambda current: Put(b)
+
+
+def test_journal_replay_keeps_the_aor_order(tmp_path: Path) -> None:
+    # presence Roster.available_users: "in the order they registered", from store.bindings()
+    async def run() -> tuple[list[str], list[str]]:
+        path = tmp_path / "registrations.json"
+        s = MemoryLocationStore(path, flush_every_changes=10_000)
+        await s.open(NOW)
+        for n in "abc":
+            b = Binding(
+                n, f"sip:{n}@x", "sip:c", NOW + 60, None, "c", 1, Source("udp", "1.1.1.1", 5060)
+            )
+            await s.update(b.aor, writing(b), NOW)
+        await s.flush(NOW)  # compaction
+        a2 = Binding(
+            "a", "sip:a@x", "sip:c", NOW + 120, None, "c", 2, Source("udp", "1.1.1.1", 5060)
+        )
+        await s.update("sip:a@x", writing(a2), NOW + 1)  # a refresh
+        await s.flush(NOW + 1)  # journal
+        before = [b.aor for b in await s.bindings()]
+        s2 = MemoryLocationStore(path)
+        await s2.open(NOW + 2)
+        return before, [b.aor for b in await s2.bindings()]
+
+    before, after = asyncio.run(run())
+    assert after == before
+
+
+def test_refreshes_do_not_pile_up_bucket_entries() -> None:
+    t = PackedTable()
+    cur: dict[str, tuple[Binding, ...]] = {}
+    now = 0.0
+    for step in range(120):  # re-REGISTER every 30 s with Expires: 3600, for an hour
+        for i in range(100):
+            aor = f"sip:u{i}@x"
+            b = Binding("id", aor, "sip:c", now + 3600, None, "c", step + 1, Source("udp", "h", 1))
+            t.set(aor, cur.get(aor, ()), (b,))
+            cur[aor] = (b,)
+        now += 30
+        t.expired(now)
+    entries = sum(len(v) for v in t._due.values())  # memory held for the purge
+    assert entries <= 2 * 100, entries  # one or two per AOR, not one per refresh

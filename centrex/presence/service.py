@@ -506,7 +506,9 @@ class PresenceService:
             return False
         if tx in self._pending:
             return True
-        return tx.method == "NOTIFY" and (tx.request.branch or "").startswith(BRANCH_PREFIX)
+        # The key is (branch, method): no need to read the request again.
+        branch, method = tx.key[0], tx.key[-1]
+        return method == "NOTIFY" and isinstance(branch, str) and branch.startswith(BRANCH_PREFIX)
 
     def on_response(self, tx: ClientTransaction, response: Response) -> None:
         """A NOTIFY's response: a final one is its outcome (RFC 6665 4.2.2)."""
@@ -515,6 +517,12 @@ class PresenceService:
         notify_id = self._pending.pop(tx, None)
         if notify_id is None:
             return
+        # The transaction waits out Timer K (5 s over UDP) with both: without
+        # their parsed views they are a few objects each instead of dozens, so
+        # the collector's young passes stay short under a fan-out (as the
+        # server does for its server transactions).
+        tx.request.forget_views()
+        response.forget_views()
         if response.status >= 300:
             self.notifies_failed += 1
             logger.debug("NOTIFY %s answered %d", notify_id, response.status)

@@ -286,6 +286,22 @@ def test_timer_f_timeouts_end_the_subscription_after_the_configured_failures(
     assert h.service.watchers(h.wall()) == []
 
 
+def test_an_answered_notify_waits_out_timer_k_light_and_still_ours(tmp_path: Path) -> None:
+    """Once answered, the NOTIFY and its 200 keep their bytes but not their
+    parsed headers for the 5 s of Timer K; the transaction is still ours, a
+    retransmitted 200 is absorbed and its end reaches the service."""
+    h = Harness(tmp_path)
+    _, (send,) = h.subscribe(subscribe())
+    tx = send.transaction
+    assert isinstance(tx, ClientTransaction)
+    assert h.answer(send) == []
+    assert h.service.owns(tx)
+    h.answer(send)  # the phone's 200 again: absorbed, nothing sent
+    assert h.service.notifies_failed == 0
+    h.advance(6.0)  # Timer K: the Terminated output is routed to the service
+    assert tx.terminated
+
+
 def test_a_transport_error_counts_as_a_failure(tmp_path: Path) -> None:
     h = Harness(tmp_path, notify_failures_before_drop=1)
     _, (send,) = h.subscribe(subscribe())

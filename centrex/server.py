@@ -15,6 +15,7 @@ import logging
 import os
 import ssl
 import time
+from collections import deque
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ from centrex.transport.rules import response_destination
 from centrex.transport.tls import server_context
 
 logger = logging.getLogger("centrex.server")
+
+#: Responses handed to the transaction layer per turn of the event loop,
+#: after the requests that arrived with them (``Server._take_responses``).
+RESPONSES_PER_TURN = 4
 
 
 class _RegistrarService:
@@ -172,6 +177,8 @@ class Server:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._draining = False
+        self._responses: deque[Response] = deque()
+        self._responses_due = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
@@ -384,9 +391,34 @@ class Server:
             self.transactions.receive_request(
                 message, now, reliable=peer.reliable, peer=Inbound(peer, local)
             )
-        else:
-            self.transactions.receive_response(message, now)
+            self._drain()
+            return
+        self._responses.append(message)
+        if not self._responses_due:
+            self._responses_due = True
+            self._loop.call_soon(self._loop.call_soon, self._take_responses)
+
+    def _take_responses(self) -> None:
+        """Hand the transaction layer a few of the responses received, then wait
+        for the loop's next turns again (``RESPONSES_PER_TURN``).
+
+        Responses wait for the requests that came in with them: under a NOTIFY
+        fan-out the subscribers' 200s arrive by the hundred, each costing
+        about as much as a REGISTER (and, in a dialog, the next NOTIFY), and a
+        REGISTER read in the same turn would otherwise be answered after all
+        of them. The request's task, scheduled while reading, runs first; the
+        responses follow a few at a time, in order of arrival.
+        """
+        assert self._loop is not None
+        responses = self._responses
+        now = self._loop.time()
+        for _ in range(min(RESPONSES_PER_TURN, len(responses))):
+            self.transactions.receive_response(responses.popleft(), now)
         self._drain()
+        if responses:
+            self._loop.call_soon(self._loop.call_soon, self._take_responses)
+        else:
+            self._responses_due = False
 
     def _on_connection_closed(self, peer: Peer) -> None:
         if self.registrar is None or peer.connection_id is None:

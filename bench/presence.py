@@ -126,6 +126,8 @@ class Watchdog:
         self._gc_started = 0.0
         self.collections: dict[int, tuple[int, float, float]] = {}
         self.calls: dict[str, tuple[int, float, float]] = {}
+        self.totals: dict[str, list[Any]] = {}
+        self.beat_totals: dict[str, tuple[int, float]] = {}
 
     def time_calls(self, owner: Any, name: str) -> None:
         """Time every call of method ``name`` of class ``owner`` (CPU, on the loop)."""
@@ -142,6 +144,9 @@ class Watchdog:
                 calls = watchdog.calls
                 count, total, longest = calls.get(label, (0, 0.0, 0.0))
                 calls[label] = (count + 1, total + took, max(longest, took))
+                running = watchdog.totals.setdefault(label, [0, 0.0])
+                running[0] += 1
+                running[1] += took
                 if took >= watchdog.threshold_s / 2:
                     watchdog.stalls.append((time.perf_counter(), took, {f"call {label}": 1}))
 
@@ -182,6 +187,7 @@ class Watchdog:
         return stalls
 
     def _heartbeat(self) -> None:
+        self.beat_totals = {label: (n, cpu) for label, (n, cpu) in self.totals.items()}
         self.cpu = time.thread_time()
         self.beat = time.perf_counter()
         assert self._loop is not None
@@ -198,6 +204,7 @@ class Watchdog:
             if time.perf_counter() - beat < self.threshold_s:
                 continue
             cpu = self.cpu
+            before = self.beat_totals
             stacks: dict[str, int] = {}
             me = threading.get_ident()
             while self.beat == beat:
@@ -220,7 +227,12 @@ class Watchdog:
                 time.sleep(0.002)
             # The loop thread's own CPU time in the gap: much less than the gap
             # means it waited (for the GIL, or for a CPU another process had).
-            stacks[f"loop thread CPU {(self.cpu - cpu) * 1000:.1f} ms"] = 0
+            ran = []
+            for label, (n, spent) in self.beat_totals.items():
+                n0, spent0 = before.get(label, (0, 0.0))
+                if n > n0:
+                    ran.append(f"{n - n0} {label.split('.')[-1]} {(spent - spent0) * 1000:.1f} ms")
+            stacks[f"loop thread CPU {(self.cpu - cpu) * 1000:.1f} ms; ran {', '.join(ran)}"] = 0
             self.stalls.append((beat, self.beat - beat, stacks))
 
 

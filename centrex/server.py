@@ -298,6 +298,7 @@ class Server:
 
     async def stop(self) -> None:
         """Stop listening, flush the recovery file, close the logs."""
+        self._responses.clear()  # read but not handled yet: as if lost on the way
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

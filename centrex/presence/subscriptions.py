@@ -222,6 +222,7 @@ class SubscriptionTable:
         ids.pop(sub.id, None)
         if not ids:
             self._topics.pop(sub.topic, None)
+            self._phases.pop(sub.topic, None)
         ids = self._by_subscriber.get(sub.subscriber, {})
         ids.pop(sub.id, None)
         if not ids:

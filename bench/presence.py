@@ -109,7 +109,136 @@ def config_text(data_dir: Path, form: str, directory_size: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _serve(text: str, conn: multiprocessing.connection.Connection, profile: str) -> None:
+class Watchdog:
+    """In the server process: a thread that samples the event loop thread's
+    stack whenever the loop has not run for ``threshold_s`` (--watchdog), so
+    that what stops the loop can be named. A callback on the loop marks it
+    alive every few milliseconds; the sampling itself takes the GIL, so the
+    numbers of a run with it are not the bench's figures."""
+
+    def __init__(self, threshold_s: float) -> None:
+        self.threshold_s = threshold_s
+        self.beat = time.perf_counter()
+        self.cpu = 0.0
+        self.stalls: list[tuple[float, float, dict[str, int]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_id = 0
+        self._gc_started = 0.0
+        self.collections: dict[int, tuple[int, float, float]] = {}
+        self.calls: dict[str, tuple[int, float, float]] = {}
+        self.totals: dict[str, list[Any]] = {}
+        self.beat_totals: dict[str, tuple[int, float]] = {}
+
+    def time_calls(self, owner: Any, name: str) -> None:
+        """Time every call of method ``name`` of class ``owner`` (CPU, on the loop)."""
+        method = getattr(owner, name)
+        label = f"{owner.__name__}.{name}"
+        watchdog = self
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                took = time.thread_time() - started
+                calls = watchdog.calls
+                count, total, longest = calls.get(label, (0, 0.0, 0.0))
+                calls[label] = (count + 1, total + took, max(longest, took))
+                running = watchdog.totals.setdefault(label, [0, 0.0])
+                running[0] += 1
+                running[1] += took
+                if took >= watchdog.threshold_s / 2:
+                    watchdog.stalls.append((time.perf_counter(), took, {f"call {label}": 1}))
+
+        setattr(owner, name, timed)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        import threading
+
+        self._loop = loop
+        self._thread_id = threading.get_ident()
+        self._heartbeat()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """A collection of any generation longer than 2 ms counts as a stall of its own."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._gc_started
+        gen = info["generation"]
+        count, total, longest = self.collections.get(gen, (0, 0.0, 0.0))
+        self.collections[gen] = (count + 1, total + took, max(longest, took))
+        if took >= 0.002:
+            what = f"gc gen {gen}, {info.get('collected', 0)} collected"
+            self.stalls.append((self._gc_started, took, {what: 1}))
+
+    def take(self) -> list[tuple[float, float, dict[str, int]]]:
+        """The stalls since the previous call: (start, seconds, stack -> samples)."""
+        stalls, self.stalls = self.stalls, []
+        for gen, (count, total, longest) in sorted(self.collections.items()):
+            what = f"collections of gen {gen}: {count}, {total * 1000:.1f} ms"
+            stalls.append((0.0, longest, {what: 1}))
+        self.collections = {}
+        for label, (count, total, longest) in sorted(self.calls.items()):
+            what = f"{label}: {count} calls, {total * 1000:.1f} ms CPU"
+            stalls.append((0.0, longest, {what: 1}))
+        self.calls = {}
+        return stalls
+
+    def _heartbeat(self) -> None:
+        self.beat_totals = {label: (n, cpu) for label, (n, cpu) in self.totals.items()}
+        self.cpu = time.thread_time()
+        self.beat = time.perf_counter()
+        assert self._loop is not None
+        self._loop.call_later(0.002, self._heartbeat)
+
+    def _watch(self) -> None:
+        import threading
+        import traceback
+
+        here = str(Path(__file__).resolve().parent.parent)
+        while True:
+            time.sleep(0.002)
+            beat = self.beat
+            if time.perf_counter() - beat < self.threshold_s:
+                continue
+            cpu = self.cpu
+            before = self.beat_totals
+            stacks: dict[str, int] = {}
+            me = threading.get_ident()
+            while self.beat == beat:
+                # Every thread's: a worker thread holding the GIL stops the loop too.
+                parts = []
+                for ident, frame in sys._current_frames().items():
+                    if ident == me:
+                        continue
+                    lines = [
+                        f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                        for f in traceback.extract_stack(frame)
+                        if f.filename.startswith(here)
+                    ]
+                    if ident == self._thread_id:
+                        parts.insert(0, " < ".join(reversed(lines[-8:])) or "(in C)")
+                    elif lines:
+                        parts.append("thread: " + " < ".join(reversed(lines[-4:])))
+                key = " | ".join(parts)
+                stacks[key] = stacks.get(key, 0) + 1
+                time.sleep(0.002)
+            # The loop thread's own CPU time in the gap: much less than the gap
+            # means it waited (for the GIL, or for a CPU another process had).
+            ran = []
+            for label, (n, spent) in self.beat_totals.items():
+                n0, spent0 = before.get(label, (0, 0.0))
+                if n > n0:
+                    ran.append(f"{n - n0} {label.split('.')[-1]} {(spent - spent0) * 1000:.1f} ms")
+            stacks[f"loop thread CPU {(self.cpu - cpu) * 1000:.1f} ms; ran {', '.join(ran)}"] = 0
+            self.stalls.append((beat, self.beat - beat, stacks))
+
+
+def _serve(
+    text: str, conn: multiprocessing.connection.Connection, profile: str, watchdog_ms: float
+) -> None:
     from centrex.cli import tune_garbage_collector
     from centrex.config import parse_settings
     from centrex.server import Server
@@ -130,6 +259,23 @@ def _serve(text: str, conn: multiprocessing.connection.Connection, profile: str)
         full_gc["longest"] = max(full_gc["longest"], took)
 
     gc.callbacks.append(on_gc)
+    watchdog = Watchdog(watchdog_ms / 1000) if watchdog_ms > 0 else None
+    if watchdog is not None:
+        gc.callbacks.append(watchdog.on_gc)
+        from centrex.presence.service import PresenceService
+        from centrex.registrar.events import EventListeners
+        from centrex.transport.udp import UdpEndpoint
+
+        for owner, name in (
+            (UdpEndpoint, "datagram_received"),
+            (Server, "_on_timer"),
+            (PresenceService, "_release_due"),
+            (PresenceService, "_send_each"),
+            (PresenceService, "on_aor_event"),
+            (PresenceService, "tick"),
+            (EventListeners, "_deliver"),
+        ):
+            watchdog.time_calls(owner, name)
 
     async def main() -> None:
         server = Server(parse_settings(text))
@@ -137,6 +283,8 @@ def _serve(text: str, conn: multiprocessing.connection.Connection, profile: str)
         tune_garbage_collector()  # as `centrex serve` does after start-up
         conn.send(server.transport.bound_port("udp"))
         loop = asyncio.get_running_loop()
+        if watchdog is not None:
+            watchdog.start(loop)
         while True:
             command = await loop.run_in_executor(None, conn.recv)
             if command == "freeze":
@@ -146,6 +294,9 @@ def _serve(text: str, conn: multiprocessing.connection.Connection, profile: str)
                 gc.collect()
                 gc.freeze()
                 conn.send(gc.get_freeze_count())
+                continue
+            if command == "stalls":
+                conn.send(watchdog.take() if watchdog is not None else [])
                 continue
             if command == "sample":
                 conn.send(
@@ -206,11 +357,15 @@ class Sample:
 
 
 class ServerProcess:
-    def __init__(self, form: str, directory_size: int, root: Path, profile: str = "") -> None:
+    def __init__(
+        self, form: str, directory_size: int, root: Path, profile: str = "", watchdog_ms: float = 0
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         text = config_text(root / "data", form, directory_size)
-        self.process = ctx.Process(target=_serve, args=(text, child, profile), daemon=True)
+        self.process = ctx.Process(
+            target=_serve, args=(text, child, profile, watchdog_ms), daemon=True
+        )
         self.process.start()
         if not self.conn.poll(60):
             self.process.kill()
@@ -224,6 +379,14 @@ class ServerProcess:
             raise RuntimeError("the server did not answer within 30 s")
         sample: Sample = self.conn.recv()
         return sample
+
+    def stalls(self) -> list[tuple[float, float, dict[str, int]]]:
+        """The loop stalls the server's watchdog saw since the previous call."""
+        self.conn.send("stalls")
+        if not self.conn.poll(30):
+            raise RuntimeError("the server did not answer within 30 s")
+        stalls: list[tuple[float, float, dict[str, int]]] = self.conn.recv()
+        return stalls
 
     def freeze_gc(self) -> int:
         """gc.collect() and gc.freeze() in the server process; objects frozen."""
@@ -558,6 +721,7 @@ class Result:
     register_retransmissions: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     incomplete: list[str] = field(default_factory=list)
+    stalls: list[tuple[float, float, dict[str, int]]] = field(default_factory=list)
     server: dict[str, int] = field(default_factory=dict)
 
 
@@ -571,7 +735,7 @@ async def run(args: argparse.Namespace, form: str, subscribers: int, rate: float
         profile = f"{args.profile}.{form}.{rate:g}"
     with tempfile.TemporaryDirectory(prefix="centrex-bench-presence-") as tmp:
         server = await loop.run_in_executor(
-            None, ServerProcess, form, args.users + args.new, Path(tmp), profile
+            None, ServerProcess, form, args.users + args.new, Path(tmp), profile, args.watchdog
         )
         registrar = Registrar(loop, (HOST, server.port))
         board = Board((HOST, server.port))
@@ -658,6 +822,7 @@ async def _run(
     registrar.retransmissions = 0
     registrar.unanswered = 0
     registrar.statuses.clear()
+    server.stalls()
     sampled = server.sample()
     client_cpu = time.process_time()
     times, started = await asyncio.wait_for(
@@ -686,6 +851,7 @@ async def _run(
         names_after = sum(len(s.watches["user-available"].names) for s in board.subscribers)
         result.fanout_names = names_after - names_before
     result.register_server = server.sample().since(sampled)
+    result.stalls = server.stalls()
     result.register_client_cpu_s = time.process_time() - client_cpu
     result.notify_sizes = list(board.notify_sizes)
     result.retransmitted = board.retransmitted
@@ -776,6 +942,33 @@ def report(args: argparse.Namespace, base: Result, loaded: Result) -> bool:
     verdict = "within 2x" if max(p50, p99) <= 2.0 else "NOT within 2x"
     print(f"    with / without subscribers: p50 {p50:.2f}x, p99 {p99:.2f}x ({verdict})")
     print(f"server: {loaded.server}")
+    for r in (base, loaded) if args.watchdog else ():
+        # The REGISTERs are sent on a fixed schedule: n / rate seconds after the first.
+        slowest = sorted(range(len(r.register_times)), key=lambda n: -r.register_times[n])
+        print(
+            f"slowest REGISTERs, {r.subscribers} subscribers (ms at s after the first): "
+            + ", ".join(f"{ms(r.register_times[n])} at {n / r.rate:.3f}" for n in slowest[:15])
+        )
+    for r in (base, loaded) if args.watchdog else ():
+        for _, took, stacks in r.stalls:
+            if not _:  # a summary: collections, timed calls
+                print(f"    {next(iter(stacks))}, longest {took * 1000:.1f} ms")
+        longest = sorted((s for s in r.stalls if s[0]), key=lambda s: -s[1])
+        total = sum(s[1] for s in r.stalls)
+        print(
+            f"watchdog, {r.subscribers} subscribers: {len(r.stalls)} stalls over"
+            f" {args.watchdog:g} ms during the new registrations, {total * 1000:.0f} ms in all"
+        )
+        calls = sorted((s for s in longest if "call " in next(iter(s[2]))), key=lambda s: s[0])
+        print(f"    calls over {args.watchdog / 2:g} ms CPU: {len(calls)}")
+        for at, took, stacks in calls:
+            print(f"    {at - calls[0][0]:7.3f} s {took * 1000:5.1f} ms {next(iter(stacks))}")
+        for _, took, stacks in longest[:8]:
+            cpu = [k for k in stacks if k.startswith("loop thread CPU")]
+            print(f"    {took * 1000:.1f} ms{', ' + cpu[0] if cpu else ''}:")
+            samples = {k: n for k, n in stacks.items() if k not in cpu}
+            for stack, n in sorted(samples.items(), key=lambda kv: -kv[1])[:3]:
+                print(f"        {n} x {stack}")
     for line in loaded.incomplete:
         print(f"INCOMPLETE: {line}")
     sys.stdout.flush()
@@ -827,6 +1020,14 @@ def main() -> int:
         "--profile",
         default="",
         help="write the cProfile stats of each server with subscribers to PATH.<form>.<rate>",
+    )
+    parser.add_argument(
+        "--watchdog",
+        type=float,
+        default=0,
+        metavar="MS",
+        help="report where the server's loop was whenever it did not run for MS ms"
+        " during the new registrations (sampling costs time: not for the figures)",
     )
     args = parser.parse_args()
     if not 0 < args.subscribers <= args.users:

@@ -104,6 +104,9 @@ class Subscription:
     # when the waiting ones are held back (the throttle; 0: not held).
     burst_at: float = float("-inf")
     held_until: float = 0.0
+    # Not persisted: where in each interval of the throttle its held changes
+    # go (a fraction of the interval, spread over the table's subscriptions).
+    phase: float = 0.0
     # Not persisted: users of registrar-event changes not yet put in a NOTIFY
     # (AOR -> encoded entry and its size, in the order of their latest
     # change), and when the first of them came.

@@ -30,11 +30,15 @@ Choices where the issue and the RFCs leave room:
   (``notify_min_interval_s``): the first change after a quiet spell goes at
   once and starts a burst; a change made after a burst began waits until the
   interval since that burst is over, its names merged with the others that
-  wait, and goes in the next burst (held a further fixed per-subscription
-  share of up to half an interval, so that subscribers told of the same
-  change are not all told again in the same instant). ``release_due`` sends
-  what is due; ``next_release`` says when. Under a registration storm each
-  subscriber gets about one burst per interval instead of one NOTIFY per user.
+  wait, and goes in the next burst. Held bursts go only at a subscription's
+  own phase of the interval (the first such instant once the interval is
+  over, so up to one more interval later): the phases of the table's
+  subscriptions are spread evenly over the interval, so subscribers told of
+  the same change at once are told again one after another across the
+  whole interval, not in the same instant, and under a registration storm
+  the bursts of all subscribers stay spread evenly in time, one burst per
+  interval each. ``release_due`` sends what is due; ``next_release`` says
+  when.
 - A refresh in the RFC 6665 form sends the NOTIFY RFC 6665 4.2.1.2 requires:
   for the registrar events without ``param`` (nothing new: the list is not
   sent again), for reg the full state, for presence the PIDF. Lanscape: none.
@@ -62,6 +66,7 @@ Choices where the issue and the RFCs leave room:
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -103,6 +108,19 @@ LANSCAPE_WINDOW = 4
 
 def _token() -> str:
     return token_hex(8)
+
+
+def _spread(n: int) -> float:
+    """The ``n``-th phase in [0, 1): 0, 1/2, 1/4, 3/4, 1/8, ... (the van der
+    Corput sequence), so any run of consecutive subscriptions is spread about
+    evenly over the interval, however many there are."""
+    phase, step = 0.0, 0.5
+    while n:
+        if n & 1:
+            phase += step
+        n >>= 1
+        step /= 2
+    return phase
 
 
 class SubscriptionTable:
@@ -148,6 +166,7 @@ class SubscriptionTable:
         # (held until, subscription id) of held subscriptions; an entry whose
         # subscription is gone or no longer held until then is skipped.
         self._held: list[tuple[float, str]] = []
+        self._phases: dict[tuple[str, str], int] = {}
         self.changes = 0
         self.notifies_built = 0
 
@@ -182,6 +201,10 @@ class SubscriptionTable:
         return notify.registrar_uri(self.settings.registrar_name, domain)
 
     def _add(self, sub: Subscription) -> None:
+        # Spread among the subscriptions told of the same changes (same topic).
+        n = self._phases.get(sub.topic, 0)
+        self._phases[sub.topic] = n + 1
+        sub.phase = _spread(n)
         self._subs[sub.id] = sub
         self._dialogs[sub.dialog_key] = sub.id
         self._topics.setdefault(sub.topic, {})[sub.id] = None
@@ -199,6 +222,7 @@ class SubscriptionTable:
         ids.pop(sub.id, None)
         if not ids:
             self._topics.pop(sub.topic, None)
+            self._phases.pop(sub.topic, None)
         ids = self._by_subscriber.get(sub.subscriber, {})
         ids.pop(sub.id, None)
         if not ids:
@@ -456,17 +480,21 @@ class SubscriptionTable:
             sub.burst_at = now
         return self._release(sub, now)
 
-    def release_due(self, now: float) -> list[Notify]:
-        """Send the held change NOTIFYs whose interval is over."""
+    def release_due(self, now: float, limit: int | None = None) -> list[Notify]:
+        """Send the held change NOTIFYs whose interval is over; with ``limit``,
+        only the subscriptions whose NOTIFYs come to about that many (at least
+        one; ``next_release`` then says the others are due already)."""
         out: list[Notify] = []
         held = self._held
-        while held and held[0][0] <= now:
+        while held and held[0][0] <= now and (limit is None or len(out) < limit):
             until, sub_id = heapq.heappop(held)
             sub = self._subs.get(sub_id)
             if sub is None or sub.held_until != until:
                 continue  # gone, or released meanwhile
             sub.held_until = 0.0
-            sub.burst_at = now
+            # The burst counts from its slot, not from when the loop got to
+            # it: a late timer must not push the next slot a whole interval on.
+            sub.burst_at = until
             out += self._release(sub, now)
         return out
 
@@ -524,8 +552,10 @@ class SubscriptionTable:
             return False
         interval = self.settings.notify_min_interval_s
         if interval > 0 and now - sub.burst_at < interval:
-            share = (hash(sub.id) % 1024) / 2048 * interval
-            sub.held_until = sub.burst_at + interval + share
+            # The first instant at the subscription's phase once the interval is over.
+            offset = sub.phase * interval
+            turns = math.ceil((sub.burst_at + interval - offset) / interval)
+            sub.held_until = offset + turns * interval
             heapq.heappush(self._held, (sub.held_until, sub.id))
             return True
         sub.burst_at = now  # a new burst: what waits now goes in it

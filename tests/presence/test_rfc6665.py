@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -92,7 +93,7 @@ def test_changes_soon_after_a_change_wait_for_the_interval_and_go_together() -> 
     assert table.on_aor_event(came("1235"), T0 + 10.2) == []  # within the interval: held
     assert table.on_aor_event(came("voicemail"), T0 + 10.4) == []
     due = table.next_release()
-    assert due is not None and T0 + 11 <= due <= T0 + 11.5
+    assert due is not None and T0 + 11 <= due < T0 + 12  # at its phase of the interval
     assert table.release_due(due - 0.01) == []
     (together,) = table.release_due(due)
     assert names([together]) == ["1235", "voicemail"]
@@ -126,6 +127,74 @@ def test_a_registration_storm_reaches_a_watcher_in_about_one_burst_per_interval(
     # The first change at once, then one burst per interval (1-1.5 s): 2 or 3 more.
     assert 3 <= len(sent) <= 4
     assert table.next_release() is None
+
+
+def _watchers(table: SubscriptionTable, count: int) -> list[Notify]:
+    """``count`` phones subscribed to user-available, their first NOTIFYs answered."""
+    sent: list[Notify] = []
+    for i in range(count):
+        request = subscribe(call_id=f"sub-{i}", contact=f"<sip:1244@192.168.1.{i + 2}:5060>")
+        _, first = _subscribe(table, request)
+        sent += answer_all(table, first, T0)
+    return sent
+
+
+def test_held_changes_of_watchers_told_at_once_go_one_after_another_across_the_interval() -> None:
+    table = make_table(notify_min_interval_s=1.0)
+    _watchers(table, 16)
+    told = table.on_aor_event(came("1234"), T0 + 10)  # after a quiet spell: all at once
+    assert len(told) == 16
+    answer_all(table, told, T0 + 10)
+    assert table.on_aor_event(came("1235"), T0 + 10.2) == []  # held, for every watcher
+    released: dict[str, float] = {}
+    now = T0 + 10.2
+    while now < T0 + 13:
+        now += 0.01
+        for notify in table.release_due(now):
+            assert names([notify]) == ["1235"]
+            released[notify.subscription_id] = now
+            table.notify_result(notify.id, 200, now)
+    assert len(released) == 16
+    times = sorted(released.values())
+    assert times[0] >= T0 + 11 and times[-1] < T0 + 12.01  # each after its interval...
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 1 / 16 - 0.011  # ...evenly spread: never two together
+
+
+def test_under_a_storm_each_watcher_gets_one_burst_per_interval_at_its_own_phase() -> None:
+    users = [(f"{2000 + i}", "") for i in range(200)]
+    table = make_table(users, notify_min_interval_s=1.0)
+    _watchers(table, 8)
+    bursts: dict[str, list[float]] = {}
+    start = T0 + 10
+    for k in range(400):  # 100 registrations a second for 4 seconds, answered at once
+        now = start + k / 100
+        out = table.on_aor_event(came(f"{2000 + k % 200}"), now) + table.release_due(now)
+        while out:
+            notify = out.pop()
+            bursts.setdefault(notify.subscription_id, []).append(now)
+            out += table.notify_result(notify.id, 200, now)
+    assert len(bursts) == 8
+    for times in bursts.values():
+        later = sorted(set(times))[1:]  # after the first change, which went at once
+        assert [round(b - a, 2) for a, b in itertools.pairwise(later)] == [1.0] * (len(later) - 1)
+    # The watchers' phases are eighths of the interval (this loop steps 10 ms).
+    second = sorted(sorted(set(times))[1] - start - 1 for times in bursts.values())
+    assert all(0 <= at - i / 8 < 0.011 for i, at in enumerate(second))
+
+
+def test_release_due_with_a_limit_leaves_the_others_due() -> None:
+    table = make_table(notify_min_interval_s=1.0)
+    _watchers(table, 6)
+    answer_all(table, table.on_aor_event(came("1234"), T0 + 10), T0 + 10)
+    table.on_aor_event(came("1235"), T0 + 10.2)
+    later = T0 + 20  # the loop was late: every watcher is due
+    first = table.release_due(later, limit=2)
+    assert len(first) == 2
+    assert table.next_release() is not None and table.next_release() <= later  # type: ignore[operator]
+    rest = table.release_due(later)
+    assert len(rest) == 4
+    assert {n.subscription_id for n in first + rest} == {sub.id for sub in table}
 
 
 def test_a_refresh_is_not_held_by_the_throttle() -> None:

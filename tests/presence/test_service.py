@@ -20,7 +20,13 @@ from centrex.config.settings import User
 from centrex.directory import Directory
 from centrex.presence import PresenceSettings, parse_event_list
 from centrex.presence.recovery import SAVE_AFTER_NOTIFIES
-from centrex.presence.service import BRANCH_PREFIX, PresenceService, load_watchers, peer_of
+from centrex.presence.service import (
+    BATCH,
+    BRANCH_PREFIX,
+    PresenceService,
+    load_watchers,
+    peer_of,
+)
 from centrex.sip.build import make_response
 from centrex.sip.message import Request, Response
 from centrex.sip.parser import parse_message
@@ -63,7 +69,7 @@ class Harness:
         *,
         users: tuple[tuple[str, str], ...] | list[tuple[str, str]] = USERS,
         directory: Directory | None = None,
-        batch: int = 200,
+        batch: int = BATCH,
         **settings: Any,
     ) -> None:
         self.t = 0.0
@@ -280,6 +286,22 @@ def test_timer_f_timeouts_end_the_subscription_after_the_configured_failures(
     assert h.service.watchers(h.wall()) == []
 
 
+def test_an_answered_notify_waits_out_timer_k_light_and_still_ours(tmp_path: Path) -> None:
+    """Once answered, the NOTIFY and its 200 keep their bytes but not their
+    parsed headers for the 5 s of Timer K; the transaction is still ours, a
+    retransmitted 200 is absorbed and its end reaches the service."""
+    h = Harness(tmp_path)
+    _, (send,) = h.subscribe(subscribe())
+    tx = send.transaction
+    assert isinstance(tx, ClientTransaction)
+    assert h.answer(send) == []
+    assert h.service.owns(tx)
+    h.answer(send)  # the phone's 200 again: absorbed, nothing sent
+    assert h.service.notifies_failed == 0
+    h.advance(6.0)  # Timer K: the Terminated output is routed to the service
+    assert tx.terminated
+
+
 def test_a_transport_error_counts_as_a_failure(tmp_path: Path) -> None:
     h = Harness(tmp_path, notify_failures_before_drop=1)
     _, (send,) = h.subscribe(subscribe())
@@ -354,6 +376,61 @@ def test_fan_out_never_blocks_the_event_turn_that_delivers_it(tmp_path: Path) ->
         rest = h.outputs()
         assert len(first) == 2
         assert listed(first + rest) == ["1234"] * 3 + ["1235"] * 3
+
+    run(scenario)
+
+
+def test_other_work_runs_between_the_batches_of_a_fan_out(tmp_path: Path) -> None:
+    """A REGISTER arriving while a hundred subscribers are told waits for one
+    small batch of NOTIFYs, not for all of them."""
+
+    async def scenario() -> None:
+        h = Harness(tmp_path)  # the service's own batch
+        for i in range(3 * BATCH):
+            _, sends = h.subscribe(
+                subscribe(call_id=f"sub-{i}", contact=f"<sip:1244@10.1.1.{i}:5060>")
+            )
+            h.answer_all(sends)
+        sent: list[Send] = []
+        seen_by_other_work: list[int] = []
+        h.service.on_aor_event(came("1234", h.wall()))
+        asyncio.get_running_loop().call_soon(lambda: seen_by_other_work.append(len(sent)))
+        sent += h.outputs()
+        assert len(sent) == BATCH
+        while h.service.backlog:
+            await asyncio.sleep(0)
+            sent += h.outputs()
+        assert seen_by_other_work and seen_by_other_work[0] < 3 * BATCH
+        assert listed(sent) == ["1234"] * 3 * BATCH
+
+    run(scenario)
+
+
+def test_held_notifies_all_due_at_once_all_go(tmp_path: Path) -> None:
+    """When the loop comes late to the throttle's releases, every held
+    subscription is still told, a batch per turn of the loop."""
+
+    async def scenario() -> None:
+        h = Harness(tmp_path, notify_min_interval_s=0.05)
+        for i in range(3 * BATCH):
+            _, sends = h.subscribe(
+                subscribe(call_id=f"sub-{i}", contact=f"<sip:1244@10.1.1.{i}:5060>")
+            )
+            h.answer_all(sends)
+        h.service.on_aor_event(came("1234", h.wall()))
+        await h.service.idle()
+        h.answer_all(h.outputs())
+        h.t += 0.01
+        h.service.on_aor_event(came("1235", h.wall()))
+        assert h.outputs() == []  # held
+        h.t += 10  # every release is overdue when the timer fires
+        sent: list[Send] = []
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            sent += h.outputs()
+            if len(sent) == 3 * BATCH:
+                break
+        assert listed(sent) == ["1235"] * 3 * BATCH
 
     run(scenario)
 

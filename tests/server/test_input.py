@@ -1,0 +1,63 @@
+"""What the server does with its input before the transaction layer sees it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from centrex.server import RESPONSES_PER_TURN
+from centrex.sip.build import make_response
+from centrex.sip.message import Request, Response
+from centrex.sip.parser import parse_message
+from centrex.transport.address import LocalSocket, Peer
+
+from .harness import open_phone, request, running_server
+
+
+def run(coro: object) -> None:
+    asyncio.run(asyncio.wait_for(coro, 20))  # type: ignore[arg-type]
+
+
+def test_a_request_read_with_a_burst_of_responses_is_handled_before_them(tmp_path: Path) -> None:
+    """Under a NOTIFY fan-out the subscribers' 200s come in by the hundred: a
+    REGISTER read among them goes to the transaction layer first, and the
+    responses follow a few per turn of the loop, in the order they came."""
+
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            phone = await open_phone()
+            options = parse_message(request("OPTIONS", "sip:example.com", phone).encode())
+            assert isinstance(options, Request)
+            handled: list[Any] = []
+            layer = server.transactions
+            receive_request = layer.receive_request
+
+            def record_request(message: Request, now: float, **kwargs: Any) -> Any:
+                handled.append(message.method)
+                return receive_request(message, now, **kwargs)
+
+            def record_response(message: Response, now: float) -> None:
+                handled.append(message.status)
+
+            layer.receive_request = record_request  # type: ignore[method-assign]
+            layer.receive_response = record_response  # type: ignore[method-assign]
+            peer = Peer("udp", phone.host, phone.port)
+            local = LocalSocket("udp", "127.0.0.1", 5060)
+            statuses = list(range(200, 200 + 3 * RESPONSES_PER_TURN))
+            for status in statuses:  # answers to NOTIFYs, read in one turn
+                answer = make_response(options, status, to_tag="phone")
+                parsed = parse_message(answer.to_bytes())
+                assert isinstance(parsed, Response)
+                server._on_message(parsed, peer, local)
+            server._on_message(options, peer, local)
+            assert handled == ["OPTIONS"]
+            turns = 0
+            while len(handled) < 1 + len(statuses):
+                await asyncio.sleep(0)
+                turns += 1
+                assert len(handled) <= 1 + turns * RESPONSES_PER_TURN
+            assert handled == ["OPTIONS", *statuses]
+            assert (await phone.response()).status == 200
+
+    run(scenario())

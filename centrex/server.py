@@ -58,10 +58,8 @@ from centrex.transport.tls import server_context
 
 logger = logging.getLogger("centrex.server")
 
-#: Responses handed to the transaction layer per turn of the event loop,
-#: after the requests that arrived with them (``Server._take_responses``).
-#: Enough that a call load's responses (four or five per call) never queue
-#: behind the cap: under full load a turn of the loop takes milliseconds.
+#: Answers to NOTIFYs handed to the transaction layer per turn of the event
+#: loop, after the requests that arrived with them (``Server._take_responses``).
 RESPONSES_PER_TURN = 64
 
 
@@ -403,13 +401,19 @@ class Server:
             )
             self._drain()
             return
+        if message.cseq.method != "NOTIFY":
+            # Only the subscribers' answers come in bursts; a call's
+            # responses go through at once.
+            self.transactions.receive_response(message, now)
+            self._drain()
+            return
         self._responses.append(message)
         if not self._responses_due:
             self._responses_due = True
             self._loop.call_soon(self._loop.call_soon, self._take_responses)
 
     def _take_responses(self) -> None:
-        """Hand the transaction layer the responses received, up to
+        """Hand the transaction layer the answers to NOTIFYs received, up to
         ``RESPONSES_PER_TURN``, then wait for the loop's next turns again.
 
         Responses wait for the requests that came in with them: under a NOTIFY

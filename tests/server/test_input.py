@@ -29,6 +29,8 @@ def test_a_request_read_with_a_burst_of_responses_is_handled_before_them(tmp_pat
             phone = await open_phone()
             options = parse_message(request("OPTIONS", "sip:example.com", phone).encode())
             assert isinstance(options, Request)
+            notify = parse_message(request("NOTIFY", "sip:1001@example.com", phone).encode())
+            assert isinstance(notify, Request)
             handled: list[Any] = []
             layer = server.transactions
             receive_request = layer.receive_request
@@ -46,7 +48,7 @@ def test_a_request_read_with_a_burst_of_responses_is_handled_before_them(tmp_pat
             local = LocalSocket("udp", "127.0.0.1", 5060)
             statuses = list(range(200, 200 + 3 * RESPONSES_PER_TURN))
             for status in statuses:  # answers to NOTIFYs, read in one turn
-                answer = make_response(options, status, to_tag="phone")
+                answer = make_response(notify, status, to_tag="phone")
                 parsed = parse_message(answer.to_bytes())
                 assert isinstance(parsed, Response)
                 server._on_message(parsed, peer, local)
@@ -59,5 +61,10 @@ def test_a_request_read_with_a_burst_of_responses_is_handled_before_them(tmp_pat
                 assert len(handled) <= 1 + turns * RESPONSES_PER_TURN
             assert handled == ["OPTIONS", *statuses]
             assert (await phone.response()).status == 200
+            # A call's responses are not held back.
+            ringing = parse_message(make_response(options, 180, to_tag="x").to_bytes())
+            assert isinstance(ringing, Response)
+            server._on_message(ringing, peer, local)
+            assert handled[-1] == 180
 
     run(scenario())

@@ -156,3 +156,26 @@ def test_serving_process_freezes_start_up_objects_and_defers_full_collections() 
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_serving_process_runs_young_collections_on_a_clock() -> None:
+    """Objects that die as fast as they are made never trip the count-driven
+    young pass; in a serving loop it runs every YOUNG_GC_INTERVAL_S anyway."""
+    import asyncio
+    import gc
+
+    from centrex.cli import YOUNG_GC_INTERVAL_S, tune_garbage_collector
+
+    before = gc.get_threshold()
+
+    async def serve_a_while() -> int:
+        tune_garbage_collector()
+        start = gc.get_stats()[0]["collections"]
+        await asyncio.sleep(YOUNG_GC_INTERVAL_S * 4.5)  # allocating next to nothing
+        return int(gc.get_stats()[0]["collections"] - start)
+
+    try:
+        assert asyncio.run(serve_a_while()) >= 3
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -111,7 +111,7 @@ _SIGNATURES = _signatures()
 
 
 def valid_rows(rows: list[Any]) -> bool:
-    """True when every row of ``rows`` is valid (``valid_row``); one pass of
+    """True when every row of ``rows`` is valid (``valid_row``): one pass of
     set operations in C, for loading a file."""
     try:
         signatures = set(map(tuple, map(_types, rows)))
@@ -134,12 +134,7 @@ def _types(r: Any) -> map[type]:
 def valid_row(r: Any) -> bool:
     """True when ``r`` is a row ``from_row`` makes a well-typed binding of
     (bool is not taken for a number)."""
-    return (
-        type(r) is list
-        and tuple(map(type, r)) in _SIGNATURES
-        and r[7] in TRANSPORTS
-        and (not r[14] or all(type(p) is str for p in r[14]))
-    )
+    return valid_rows([r])
 
 
 def unpack(data: bytes) -> tuple[Binding, ...]:
@@ -159,10 +154,13 @@ def connection_key(binding: Binding) -> ConnectionKey | None:
 BUCKET_S = 4
 
 
+#: Past any real expiry: where a binding that never expires (``Infinity`` in a
+#: hand-edited file) is listed.
+_NEVER = 1e18
+
+
 def _bucket(expires_at: float) -> int:
-    if expires_at != expires_at or expires_at in (float("inf"), float("-inf")):
-        return 1 << 62 if expires_at == float("inf") else -1
-    return int(expires_at // BUCKET_S)
+    return int(min(expires_at, _NEVER) // BUCKET_S)
 
 
 class PackedTable:
@@ -179,10 +177,6 @@ class PackedTable:
         self._by_connection: dict[ConnectionKey, set[str]] = {}
         #: How many bindings the table holds (expired ones not yet purged included).
         self.count = 0
-
-    def __len__(self) -> int:
-        """How many AORs have bindings."""
-        return len(self._aors)
 
     def __contains__(self, aor: object) -> bool:
         return aor in self._aors
@@ -286,10 +280,6 @@ class PackedTable:
     def values(self) -> list[bytes]:
         """Every AOR's packed bindings (a snapshot: bytes do not change)."""
         return list(self._aors.values())
-
-    def items(self) -> Iterator[tuple[str, bytes]]:
-        """(AOR, packed bindings) pairs."""
-        return iter(self._aors.items())
 
     def bindings(self) -> Iterator[Binding]:
         """Every binding, unpacked."""

@@ -51,7 +51,6 @@ from typing import Any, NamedTuple
 from centrex.registrar.binding import Binding
 from centrex.registrar.packed import (
     PackedTable,
-    from_row,
     pack,
     pack_rows,
     unpack_rows,
@@ -255,12 +254,7 @@ def _put(table: PackedTable, rows: list[list[Any]]) -> None:
     for aor, group in by_aor.items():
         if aor in table:
             group = unpack_rows(table.packed(aor)) + group
-        if len(group) == 1:
-            r = group[0]
-            connections = [] if r[11] is None or r[7] == "udp" else [(r[16], r[11])]
-            load(aor, pack_rows(group), r[3], 1, connections)
-        else:
-            load(aor, pack_rows(group), min(r[3] for r in group), len(group), _connections(group))
+        load(aor, pack_rows(group), min(r[3] for r in group), len(group), _connections(group))
 
 
 def _connections(rows: list[list[Any]]) -> list[tuple[str, int]]:
@@ -278,10 +272,6 @@ def _live_rows(rows: list[Any], path: Path, now: float) -> list[list[Any]]:
         bad = next(r for r in live if not valid_row(r))
         raise RecoveryFileError(path, f"bad binding {bad!r:.200}")
     return live
-
-
-def _live(rows: list[Any], path: Path, now: float) -> list[Binding]:
-    return [from_row(r) for r in _live_rows(rows, path, now)]
 
 
 # What a file from another version may leave out.

@@ -52,7 +52,6 @@ from centrex.transaction.layer import TransactionLayer
 from centrex.transaction.timers import TimerConfig
 from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
 from centrex.transport import ListenAddress, LocalSocket, Peer, TransportLayer, TransportLimits
-from centrex.transport.address import ip_family
 from centrex.transport.rules import response_destination
 from centrex.transport.tls import server_context
 
@@ -471,7 +470,9 @@ class Server:
                     self._send(out.transaction, out.message, out.peer)
                 elif isinstance(out, Resend):
                     resend: _Resend = out.data  # type: ignore[assignment] # what _send gave retire()
-                    self.transport.send(*resend)
+                    if not self.transport.send(*resend):  # a host name: looked up again
+                        data, destination, local = resend
+                        self._spawn(self.transport.send_to(data, destination, local=local))
                 elif presence is not None and presence.route_output(out):
                     continue
                 elif isinstance(out, RequestEvent):
@@ -501,7 +502,6 @@ class Server:
                 if (
                     destination is not None
                     and destination.transport == "udp"
-                    and ip_family(destination.host) is not None  # sent now, not under way
                     and proxy is not None
                     and not proxy.forwards(tx)
                     and self.transactions.retire(tx, (message.to_bytes(), destination, peer.local))

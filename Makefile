@@ -4,7 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit bench bench-kamailio clean
+.PHONY: run test lint unit native bench bench-kamailio clean
+
+# The SIP message modules compiled with mypyc (centrex/sip/native.py): rebuilt
+# whenever one of their sources changes; where it cannot be built (no C
+# compiler), Centrex runs them as Python and says so.
+NATIVE := centrex/sip/native.json
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,26 +17,38 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+$(NATIVE): $(STAMP) $(wildcard centrex/sip/*.py)
+	@mkdir -p build
+	@if $(PY) -m centrex.sip.native_build build >build/native.log 2>&1; then \
+		echo "compiled SIP modules built (mypyc)"; \
+	else \
+		echo "compiled SIP modules not built, running them as Python: see build/native.log"; \
+	fi
+
+native: $(NATIVE)
+
+run: $(STAMP) $(NATIVE)
 	$(VENV)/bin/centrex serve $(if $(CONFIG),--config $(CONFIG))
 
 lint: $(STAMP)
 	$(PY) -m ruff check centrex tests bench
 	$(PY) -m mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(NATIVE)
 	$(PY) -m pytest -q
+	CENTREX_PURE_PYTHON=1 $(PY) -m pytest -q -p no:cacheprovider tests/sip
 
 test: lint unit
 
-bench: $(STAMP)
+bench: $(STAMP) $(NATIVE)
 	$(PY) bench/parse.py
 
 # Centrex side by side with Kamailio (issue 7); installs kamailio and sip-tester
 # with apt-get when missing. BENCH_ARGS=--window 5 for a quick run; --help says more.
-bench-kamailio: $(STAMP)
+bench-kamailio: $(STAMP) $(NATIVE)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
+	-$(PY) -m centrex.sip.native_build clean
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -34,6 +34,19 @@ _started: list[subprocess.Popen[bytes]] = []
 # -- processes ------------------------------------------------------------------------
 
 
+def sip_build() -> str:
+    """Which build of the SIP message modules ``centrex serve`` runs with this
+    Python: "compiled" (mypyc, ``make native``) or "pure (why)"."""
+    code = "import centrex.sip.native as n; print(n.mode + (f' ({n.reason})' if n.reason else ''))"
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"unknown ({exc})"
+    return out.stdout.strip() or "unknown"
+
+
 def spawn(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new session with stdout and stderr to ``log``."""
     with log.open("ab") as out:

@@ -63,6 +63,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import harness
+
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE / "hotpath"
 SERVER_IP = "127.0.0.70"
@@ -464,6 +466,7 @@ def main() -> int:
         f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  {platform.python_implementation()} "
         f"{platform.python_version()} {platform.machine()}, {os.cpu_count()} CPUs"
         f"{'  top rate' if args.top else ''}  settings: {args.set or 'bench defaults'}"
+        f"  SIP modules: {harness.sip_build()}"
     )
     work = Path(tempfile.mkdtemp(prefix="centrex-hotpath-"))
     phases: list[Phase] = []

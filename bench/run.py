@@ -197,6 +197,7 @@ class Bench:
                 "cpus": str(os.cpu_count()),
                 "cpu_model": cpu_model(),
                 "python": platform.python_version(),
+                "sip_build": harness.sip_build(),
                 "kamailio": Kamailio.version(),
                 "centrex": Centrex.version(),
                 "uvloop": _uvloop(),

@@ -139,6 +139,17 @@ class NotifyBuilder:
             notify.size += joint + sum(sizes[start:end]) + (end - start - 1)
         return end
 
+    def unlist(self, sub: Subscription, notify: Notify, entry: str) -> bool:
+        """Take ``entry`` out of ``notify``, a list NOTIFY not sent yet; True
+        when it named it."""
+        listed = notify.listed
+        if not listed or entry not in listed:
+            return False
+        listed.remove(entry)
+        notify.request.set("Event", event_value(sub.event, listed, sub.event_id))
+        notify.size = None  # shorter now; only ``fill`` reads it, which is done with it
+        return True
+
     def list_notifies(
         self, sub: Subscription, encoded: list[str], sizes: list[int], now: float, start: int = 0
     ) -> list[Notify]:

@@ -551,3 +551,44 @@ def test_a_user_back_within_the_interval_is_named_once_as_available() -> None:
     assert due is not None
     (again,) = table.release_due(due)
     assert names([again]) == ["1235"]
+
+
+@pytest.mark.parametrize("compat", ["", "lanscape"])
+def test_a_user_who_leaves_while_the_initial_list_goes_out_is_not_named_in_the_rest(
+    compat: str,
+) -> None:
+    table = _registered_table(100, compat=compat)
+    _, first = _subscribe(table, subscribe())
+    everyone = [name for name, _ in _many_users(100)]
+    assert set(names(first)) < set(everyone)  # the rest waits for answers
+    gone = "2095"  # in one of the NOTIFYs still waiting
+    assert gone not in names(first)
+    table.on_aor_event(left(gone), T0 + 1)
+    sent = answer_all(table, first, T0 + 1)
+    assert names(sent) == [name for name in everyone if name != gone]
+
+
+def test_a_user_who_registers_while_the_unavailable_list_goes_out_is_not_named_in_it() -> None:
+    table = make_table(_many_users(100))
+    _, first = _subscribe(table, subscribe("user-unavailable"))
+    everyone = [name for name, _ in _many_users(100)]
+    assert len(first) == 1 and "2090" not in names(first)  # the rest waits for answers
+    table.on_aor_event(came("2090"), T0 + 1)
+    sent = answer_all(table, first, T0 + 1)
+    assert names(sent) == [name for name in everyone if name != "2090"]
+
+
+def test_a_waiting_list_notify_left_naming_no_one_is_not_sent_and_cseq_still_rises() -> None:
+    # A description so long that every NOTIFY names one user.
+    users = [(f"{3000 + i}", "x" * 1000) for i in range(5)]
+    table = make_table(users)
+    for name, _ in users:
+        table.on_aor_event(came(name), T0 - 1)
+    _, first = _subscribe(table, subscribe())
+    assert names(first) == ["3000"]
+    table.on_aor_event(left("3002"), T0 + 1)
+    sent = answer_all(table, first, T0 + 1)
+    assert names(sent) == ["3000", "3001", "3003", "3004"]
+    assert len(sent) == 4  # the NOTIFY that named 3002 alone is not sent
+    cseqs = [reparse(n).cseq.number for n in sent]
+    assert cseqs == sorted(cseqs) and len(set(cseqs)) == 4

@@ -4,7 +4,7 @@ The message core (``NATIVE_MODULES``: parsing, header views, URIs, Vias,
 addresses, building responses) can be compiled to C extensions with mypyc
 (``make native``, which ``make run`` and ``make test`` do first; DESIGN.md:
 "compiling the typed hot modules with mypyc while keeping the pure-Python
-path working"). The compiled build is the same source, and about 1.5-2x as
+path working"). The compiled build is the same source, and 1.1-2x as
 fast on it (docs/benchmarks.md).
 
 Python imports an extension module in preference to the ``.py`` beside it, so

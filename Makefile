@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # The SIP message modules compiled with mypyc (centrex/sip/native.py): rebuilt
 # whenever one of their sources changes; where it cannot be built (no C
 # compiler), Centrex runs them as Python and says so.
-NATIVE := centrex/sip/native.json
+NATIVE := centrex/sip/_compiled/native.json
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +50,5 @@ bench-kamailio: $(STAMP) $(NATIVE)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
-	-$(PY) -m centrex.sip.native_build clean
-	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache centrex/sip/_compiled
+	rm -f centrex/sip/*.so centrex/sip/native.json

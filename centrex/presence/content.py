@@ -26,7 +26,7 @@ from centrex.presence.bodies import (
 from centrex.presence.dialog import Notify, Subscription
 from centrex.presence.roster import Roster
 from centrex.presence.settings import PresenceSettings
-from centrex.presence.userlist import PARAM_PREFIX, event_value, pack
+from centrex.presence.userlist import PARAM_PREFIX, escape_field, event_value, pack
 from centrex.registrar.binding import Binding
 from centrex.registrar.events import AorEvent
 from centrex.sip.message import Request
@@ -139,13 +139,18 @@ class NotifyBuilder:
             notify.size += joint + sum(sizes[start:end]) + (end - start - 1)
         return end
 
-    def unlist(self, sub: Subscription, notify: Notify, entry: str) -> bool:
-        """Take ``entry`` out of ``notify``, a list NOTIFY not sent yet; True
-        when it named it."""
+    def unlist(self, sub: Subscription, notify: Notify, name: str) -> bool:
+        """Take the user named ``name`` out of ``notify``, a list NOTIFY not
+        sent yet; True when it named that user. By name, not by the whole
+        entry: a directory reload may have changed the description since."""
         listed = notify.listed
-        if not listed or entry not in listed:
+        if not listed:
             return False
-        listed.remove(entry)
+        prefix = escape_field(name) + "|"
+        kept = [entry for entry in listed if not entry.startswith(prefix)]
+        if len(kept) == len(listed):
+            return False
+        listed[:] = kept
         notify.request.set("Event", event_value(sub.event, listed, sub.event_id))
         notify.size = None  # shorter now; only ``fill`` reads it, which is done with it
         return True

@@ -25,9 +25,9 @@ Choices where the issue and the RFCs leave room:
   sent is taken out of the other event's waiting names, so that a phone
   watching both events never ends up showing the earlier state. The same
   goes for list NOTIFYs built but not sent yet (an initial list still going
-  out a NOTIFY at a time, a change waiting for its turn): the user is taken
-  out of them, and one left naming no one is not sent, unless it is the
-  only NOTIFY the subscription has to send (an empty list then).
+  out a NOTIFY at a time behind the one in flight): the user, found by name
+  (a directory reload may have changed the description), is taken out of
+  them, and one left naming no one is not sent.
 - Change NOTIFYs of the registrar events are throttled per subscription
   (``notify_min_interval_s``): the first change after a quiet spell goes at
   once and starts a burst; a change made after a burst began waits until the
@@ -432,13 +432,12 @@ class SubscriptionTable:
         listeners = self._watching("available" if available else "unavailable", domain, now)
         # A name still waiting to be sent in the other event's list is old
         # news: dropped, so a phone never ends up with the earlier state.
-        stale: str | None = None
+        name: str | None = None
         for sub in self._watching("unavailable" if available else "available", domain, now):
             sub.pending.pop(event.aor, None)
             if sub.queue:
-                if stale is None:
-                    (stale,), _ = encode_all([self.roster.entry(event.aor)])
-                self._unlist(sub, stale)
+                name = name or self.roster.entry(event.aor).name
+                self._unlist(sub, name)
         if listeners:
             (entry,), (size,) = encode_all([self.roster.entry(event.aor)])
             for sub in listeners:
@@ -474,11 +473,11 @@ class SubscriptionTable:
         sub.pending[aor] = (entry, size)
         return self._release(sub, now)
 
-    def _unlist(self, sub: Subscription, entry: str) -> None:
-        """Take ``entry`` out of the list NOTIFYs ``sub`` has not sent yet; drop
-        those left naming no one while ``sub`` has another NOTIFY to send or
-        in flight (a gap in CSeq is allowed, RFC 3261 12.2.1.1)."""
-        emptied = [n for n in sub.queue if self.build.unlist(sub, n, entry) and not n.listed]
+    def _unlist(self, sub: Subscription, name: str) -> None:
+        """Take the user ``name`` out of the list NOTIFYs ``sub`` has not sent
+        yet; drop those left naming no one while ``sub`` has another NOTIFY to
+        send or in flight (a gap in CSeq is allowed, RFC 3261 12.2.1.1)."""
+        emptied = [n for n in sub.queue if self.build.unlist(sub, n, name) and not n.listed]
         for empty in emptied:
             if len(sub.queue) > 1 or sub.outstanding:
                 sub.queue.remove(empty)

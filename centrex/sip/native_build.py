@@ -1,6 +1,6 @@
 """Build or remove the compiled SIP modules (``make native``; see ``native``).
 
-    python -m centrex.sip.native_build build    # compile with mypyc, in place
+    python -m centrex.sip.native_build build    # compile with mypyc
     python -m centrex.sip.native_build clean    # back to pure Python
     python -m centrex.sip.native_build status   # which build this process runs
 """
@@ -9,49 +9,95 @@ from __future__ import annotations
 
 import importlib.machinery
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from centrex.sip import native
-from centrex.sip.native import HERE, MANIFEST, NATIVE_MODULES, build_matches, manifest_text
+from centrex.sip.native import (
+    COMPILED,
+    HERE,
+    MANIFEST,
+    NATIVE_MODULES,
+    SHARED_LIBRARY,
+    build_matches,
+    manifest_text,
+    source_digests,
+)
 
 
-def build(folder: Path = HERE) -> None:
-    """Compile ``NATIVE_MODULES`` in place with mypyc and write the manifest.
+class BuildError(Exception):
+    """The build did not produce a usable set of modules."""
 
+
+def build(folder: Path = COMPILED, sources: Path = HERE) -> None:
+    """Compile ``NATIVE_MODULES`` with mypyc into ``folder`` and write its manifest.
+
+    The sources are copied first and that copy is compiled and hashed, so the
+    manifest names exactly the text that was compiled; a source changed
+    while compiling fails the build (``make`` then builds again next time).
     Needs mypy (it brings mypyc), setuptools, a C compiler and the Python
     headers. The old build is removed first, so a failed build leaves none.
     """
     from mypyc.build import mypycify  # only here: a dependency of the build alone
     from setuptools import Distribution  # type: ignore[import-untyped,unused-ignore]
 
-    clean(folder)
-    root = folder.parent.parent
-    previous = Path.cwd()
-    os.chdir(root)  # --inplace puts each module by its dotted name, from here
-    try:
-        extensions = mypycify(
-            [str(folder / f"{name}.py") for name in NATIVE_MODULES],
-            opt_level="3",
-            debug_level="0",
-            group_name="centrex.sip.native",
-        )
-        dist = Distribution({"name": "centrex-native", "ext_modules": extensions})
-        dist.script_args = ["build_ext", "--inplace", "--build-temp", "build/native"]
-        dist.parse_command_line()
-        dist.run_commands()
-    finally:
-        os.chdir(previous)
-    (folder / MANIFEST).write_text(manifest_text(folder), encoding="utf-8")
+    clean(folder, sources)
+    with tempfile.TemporaryDirectory(prefix="centrex-native-") as work:
+        stage = Path(work) / "src"
+        package = stage / "centrex" / "sip"
+        package.mkdir(parents=True)
+        (stage / "centrex" / "__init__.py").write_text("", encoding="utf-8")
+        for source in sources.glob("*.py"):
+            shutil.copy2(source, package / source.name)
+        compiled = source_digests(package)
+        previous = Path.cwd()
+        os.chdir(stage)  # module names come from the paths, from here
+        try:
+            extensions = mypycify(
+                [f"centrex/sip/{name}.py" for name in NATIVE_MODULES],
+                opt_level="3",
+                debug_level="0",
+                group_name=f"centrex.sip.{SHARED_LIBRARY.removesuffix('__mypyc')}",
+            )
+            dist = Distribution({"name": "centrex-native", "ext_modules": extensions})
+            dist.script_args = [
+                "build_ext",
+                f"--build-lib={Path(work) / 'lib'}",
+                f"--build-temp={Path(work) / 'tmp'}",
+            ]
+            dist.parse_command_line()
+            dist.run_commands()
+        finally:
+            os.chdir(previous)
+        if source_digests(sources) != compiled:
+            raise BuildError("a source changed while it was compiled; build again")
+        built = Path(work) / "lib" / "centrex" / "sip"
+        files: dict[str, str] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in (*NATIVE_MODULES, SHARED_LIBRARY):
+            matches = [f for f in built.glob(f"{name}.*") if _is_extension(f)]
+            if len(matches) != 1:
+                raise BuildError(f"the build made {len(matches)} extension files for {name}")
+            shutil.copy2(matches[0], folder / matches[0].name)
+            files[name] = matches[0].name
+    (folder / MANIFEST).write_text(manifest_text(compiled, files, folder), encoding="utf-8")
 
 
-def clean(folder: Path = HERE) -> None:
-    """Remove the compiled build (the pure-Python modules run from then on)."""
-    (folder / MANIFEST).unlink(missing_ok=True)
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        for name in (*NATIVE_MODULES, "native__mypyc"):
-            (folder / f"{name}{suffix}").unlink(missing_ok=True)
+def _is_extension(path: Path) -> bool:
+    return any(path.name.endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES)
+
+
+def clean(folder: Path = COMPILED, sources: Path = HERE) -> None:
+    """Remove the compiled build, and any extension module an earlier layout
+    left beside the sources (the pure-Python modules run from then on)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    (sources / MANIFEST).unlink(missing_ok=True)
+    for file in sources.iterdir():
+        if _is_extension(file):
+            file.unlink()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,8 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "status"
     if command == "build":
-        build()
-        ok, why = build_matches()
+        try:
+            build()
+        except BuildError as exc:
+            clean()
+            print(f"compiled SIP modules not built: {exc}", file=sys.stderr)
+            return 1
+        ok, why, _ = build_matches()
         print(f"compiled SIP modules built: {'in use' if ok else why}")
         return 0 if ok else 1
     if command == "clean":

@@ -18,6 +18,7 @@ from .helpers import (
     T0,
     answer_all,
     came,
+    directory,
     left,
     make_table,
     names,
@@ -592,3 +593,14 @@ def test_a_waiting_list_notify_left_naming_no_one_is_not_sent_and_cseq_still_ris
     assert len(sent) == 4  # the NOTIFY that named 3002 alone is not sent
     cseqs = [reparse(n).cseq.number for n in sent]
     assert cseqs == sorted(cseqs) and len(set(cseqs)) == 4
+
+
+def test_a_user_leaving_after_a_directory_reload_is_still_taken_out_of_the_waiting_list() -> None:
+    table = _registered_table(100)
+    _, first = _subscribe(table, subscribe())
+    renamed = [(name, f"{text}, moved to the third floor") for name, text in _many_users(100)]
+    table.roster.directory.replace(directory(renamed))  # a reload while the list goes out
+    table.on_aor_event(left("2095"), T0 + 1)
+    sent = answer_all(table, first, T0 + 1)
+    assert "2095" not in names(sent)
+    assert len(names(sent)) == 99

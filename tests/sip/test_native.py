@@ -1,7 +1,9 @@
-"""The compiled SIP modules: used when built for the source as it is, never when stale."""
+"""The compiled SIP modules: used when built for the source as it is, whole;
+never when stale, partial, for another Python, or left beside the sources."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import shutil
@@ -15,71 +17,116 @@ import centrex.sip.message
 from centrex.sip import native
 
 STRICT = os.environ.get("CENTREX_TEST_STRICT") == "1"
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _copy_sources(to: Path) -> Path:
-    folder = to / "sip"
-    folder.mkdir()
+def _fake_build(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the sources, and a build folder whose manifest names them
+    and a file per module (not real extensions: ``build_matches`` only reads)."""
+    sources = tmp_path / "sip"
+    sources.mkdir()
     for name in native.NATIVE_MODULES:
-        shutil.copy(native.HERE / f"{name}.py", folder / f"{name}.py")
-    return folder
+        shutil.copy(native.HERE / f"{name}.py", sources / f"{name}.py")
+    folder = tmp_path / "compiled"
+    folder.mkdir()
+    files = {}
+    for name in (*native.NATIVE_MODULES, native.SHARED_LIBRARY):
+        (folder / f"{name}{SUFFIX}").write_bytes(os.urandom(64))
+        files[name] = f"{name}{SUFFIX}"
+    text = native.manifest_text(native.source_digests(sources), files, folder)
+    (folder / native.MANIFEST).write_text(text, encoding="utf-8")
+    return folder, sources
 
 
-def test_a_build_of_the_current_sources_is_used(tmp_path: Path) -> None:
-    folder = _copy_sources(tmp_path)
-    (folder / native.MANIFEST).write_text(native.manifest_text(folder), encoding="utf-8")
-    assert native.build_matches(folder) == (True, "")
+def test_a_build_of_the_current_sources_is_used_whole(tmp_path: Path) -> None:
+    folder, sources = _fake_build(tmp_path)
+    ok, why, files = native.build_matches(folder, sources)
+    assert (ok, why) == (True, "")
+    assert files["centrex.sip.message"] == folder / f"message{SUFFIX}"
+    assert set(files) == {f"centrex.sip.{n}" for n in (*native.NATIVE_MODULES, "native__mypyc")}
 
 
 def test_a_build_older_than_its_source_is_not_used(tmp_path: Path) -> None:
-    folder = _copy_sources(tmp_path)
-    (folder / native.MANIFEST).write_text(native.manifest_text(folder), encoding="utf-8")
-    with (folder / "via.py").open("a", encoding="utf-8") as file:
+    folder, sources = _fake_build(tmp_path)
+    with (sources / "via.py").open("a", encoding="utf-8") as file:
         file.write("\n# edited after the build\n")
-    ok, why = native.build_matches(folder)
-    assert not ok
+    ok, why, files = native.build_matches(folder, sources)
+    assert not ok and not files
     assert "via" in why and "make native" in why
 
 
+@pytest.mark.parametrize("damage", ["remove", "change"])
+def test_a_build_with_a_module_missing_or_changed_is_not_used(tmp_path: Path, damage: str) -> None:
+    folder, sources = _fake_build(tmp_path)
+    extension = folder / f"message{SUFFIX}"
+    if damage == "remove":
+        extension.unlink()
+    else:
+        extension.write_bytes(b"another build")
+    ok, why, _ = native.build_matches(folder, sources)
+    assert not ok and "message missing or changed" in why
+
+
 def test_a_build_for_another_python_is_not_used(tmp_path: Path) -> None:
-    folder = _copy_sources(tmp_path)
-    doc = json.loads(native.manifest_text(folder))
+    folder, sources = _fake_build(tmp_path)
+    doc = json.loads((folder / native.MANIFEST).read_text(encoding="utf-8"))
     doc["python"] = "cpython-39-final"
     (folder / native.MANIFEST).write_text(json.dumps(doc), encoding="utf-8")
-    ok, why = native.build_matches(folder)
+    ok, why, _ = native.build_matches(folder, sources)
     assert not ok and "another Python" in why
 
 
 def test_no_manifest_means_not_built(tmp_path: Path) -> None:
-    folder = _copy_sources(tmp_path)
-    assert native.build_matches(folder) == (False, "not built (make native)")
+    assert native.build_matches(tmp_path, native.HERE)[:2] == (False, "not built (make native)")
 
 
-def _module_file(env: dict[str, str]) -> str:
-    code = (
-        "import centrex.sip.message as m, centrex.sip.native as n\n"
-        "from centrex.sip.parser import parse_message\n"
-        "r = parse_message(b'OPTIONS sip:a@b SIP/2.0\\r\\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\\r\\n"
-        "From: <sip:c@d>;tag=1\\r\\nTo: <sip:a@b>\\r\\nCall-ID: i\\r\\nCSeq: 1 OPTIONS\\r\\n"
-        "Max-Forwards: 70\\r\\nContent-Length: 0\\r\\n\\r\\n')\n"
-        "assert r.top_via.branch == 'z9hG4bKx'\n"
-        "print(n.mode, m.__file__)\n"
-    )
+_PARSE = (
+    "import centrex.sip.message as m, centrex.sip.native as n\n"
+    "from centrex.sip.parser import parse_message\n"
+    "r = parse_message(b'OPTIONS sip:a@b SIP/2.0\\r\\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\\r\\n"
+    "From: <sip:c@d>;tag=1\\r\\nTo: <sip:a@b>\\r\\nCall-ID: i\\r\\nCSeq: 1 OPTIONS\\r\\n"
+    "Max-Forwards: 70\\r\\nContent-Length: 0\\r\\n\\r\\n')\n"
+    "assert r.top_via.branch == 'z9hG4bKx' and isinstance(r, m.Request)\n"
+    "print(n.mode, m.__file__)\n"
+)
+
+
+def _run(env: dict[str, str], path: Path | None = None) -> tuple[str, str]:
+    environment = {**os.environ, **env}
+    if path is not None:
+        environment["PYTHONPATH"] = str(path)
     out = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", _PARSE],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
-        env={**os.environ, **env},
+        env=environment,
+        cwd=path or ROOT,
     )
-    return out.stdout.strip()
+    mode, file = out.stdout.strip().split(" ", 1)
+    return mode, file
 
 
 def test_pure_python_on_request() -> None:
-    mode, path = _module_file({native.PURE_ENV: "1"}).split(" ", 1)
+    mode, path = _run({native.PURE_ENV: "1"})
     assert mode == "pure"
     assert path.endswith("message.py")
+
+
+def test_an_extension_left_beside_the_sources_is_never_imported(tmp_path: Path) -> None:
+    """An earlier layout built the modules beside their sources, where Python
+    would import them before the ``.py``: a garbage one there must not load."""
+    copy = tmp_path / "centrex"
+    shutil.copytree(
+        ROOT / "centrex", copy, ignore=shutil.ignore_patterns("_compiled", "__pycache__", "*.so")
+    )
+    (copy / "sip" / f"via{SUFFIX}").write_bytes(b"not an extension module")
+    (copy / "sip" / f"message{SUFFIX}").write_bytes(b"not an extension module")
+    mode, path = _run({native.PURE_ENV: ""}, tmp_path)
+    assert mode == "pure"
+    assert path == str(copy / "sip" / "message.py")
 
 
 def test_the_build_in_use_is_the_one_asked_for() -> None:
@@ -94,6 +141,7 @@ def test_the_build_in_use_is_the_one_asked_for() -> None:
         if STRICT:
             pytest.fail(f"compiled SIP modules not in use: {native.reason}")
         pytest.skip(f"compiled SIP modules not in use: {native.reason}")
-    assert not centrex.sip.message.__file__.endswith(".py")
-    mode, path = _module_file({native.PURE_ENV: ""}).split(" ", 1)
-    assert mode == "compiled" and not path.endswith(".py")
+    # (mypyc names the file under the build folder as if it were a package root)
+    assert Path(centrex.sip.message.__file__).is_relative_to(native.COMPILED)
+    mode, path = _run({native.PURE_ENV: ""})
+    assert mode == "compiled" and Path(path).is_relative_to(native.COMPILED)

@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint unit native bench bench-kamailio clean
 
-# The SIP message modules compiled with mypyc (centrex/sip/native.py): rebuilt
-# whenever one of their sources changes; where it cannot be built (no C
-# compiler), Centrex runs them as Python and says so.
-NATIVE := centrex/sip/_compiled/native.json
+# The SIP message modules compiled with mypyc (centrex/sip/native.py): built
+# again whenever one of their sources changes; where that fails (no C
+# compiler), Centrex runs them as Python and says so, and `make native` tries
+# again (an attempt is not repeated by every `make run` / `make test`). Which
+# build runs is decided at import, from centrex/sip/_compiled/native.json.
+NATIVE := build/native.attempt
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +26,11 @@ $(NATIVE): $(STAMP) $(wildcard centrex/sip/*.py)
 	else \
 		echo "compiled SIP modules not built, running them as Python: see build/native.log"; \
 	fi
+	@touch $(NATIVE)
 
-native: $(NATIVE)
+native:
+	@rm -f $(NATIVE)
+	@$(MAKE) --no-print-directory $(NATIVE)
 
 run: $(STAMP) $(NATIVE)
 	$(VENV)/bin/centrex serve $(if $(CONFIG),--config $(CONFIG))

@@ -139,6 +139,22 @@ class NotifyBuilder:
             notify.size += joint + sum(sizes[start:end]) + (end - start - 1)
         return end
 
+    def unlist_listing(self, sub: Subscription, name: str) -> None:
+        """Take the user named ``name`` out of the initial list still to be
+        sent (``listing``; the shared list is copied, never changed)."""
+        if sub.listing is None:
+            return
+        encoded, sizes, start = sub.listing
+        prefix = escape_field(name) + "|"
+        rest = [(e, n) for e, n in zip(encoded[start:], sizes[start:], strict=True)]
+        kept = [(e, n) for e, n in rest if not e.startswith(prefix)]
+        if len(kept) == len(rest):
+            return
+        if not kept:
+            sub.listing = None
+        else:
+            sub.listing = ([e for e, _ in kept], [n for _, n in kept], 0)
+
     def unlist(self, sub: Subscription, notify: Notify, name: str) -> bool:
         """Take the user named ``name`` out of ``notify``, a list NOTIFY not
         sent yet; True when it named that user. By name, not by the whole
@@ -210,8 +226,21 @@ class NotifyBuilder:
             return [self.presence_notify(sub, now)]
         if not initial:
             return [self.list_notify(sub, now)]
+        # The list goes out a NOTIFY at a time (``next_list_notify``).
         encoded, sizes = self.roster.encoded_list(sub.domain, available=sub.kind == "available")
-        return self.list_notifies(sub, encoded, sizes, now)
+        sub.listing = (encoded, sizes, 0)
+        return []
+
+    def next_list_notify(self, sub: Subscription, now: float) -> Notify:
+        """The next NOTIFY of ``sub``'s initial list (``listing``), which moves
+        on past the entries it names (``listing`` None once all are). An empty list
+        is one NOTIFY without ``param``."""
+        assert sub.listing is not None
+        encoded, sizes, start = sub.listing
+        notify = self.list_notify(sub, now)
+        start = self.fill(sub, notify, encoded, sizes, start, at_least_one=True)
+        sub.listing = (encoded, sizes, start) if start < len(encoded) else None
+        return notify
 
     def final(
         self, sub: Subscription, now: float, reason: str, *, with_state: bool = False

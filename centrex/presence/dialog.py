@@ -112,6 +112,10 @@ class Subscription:
     # change), and when the first of them came.
     pending: dict[str, tuple[str, int]] = field(default_factory=dict)
     pending_at: float = 0.0
+    # Not persisted: the part of the initial list still to be put in NOTIFYs
+    # (the entries, their sizes, the next index), each built when the one
+    # before it is answered rather than all in the turn of the SUBSCRIBE.
+    listing: tuple[list[str], list[int], int] | None = None
 
     @property
     def dialog_key(self) -> tuple[str, str, str]:

@@ -14,7 +14,8 @@ Choices where the issue and the RFCs leave room:
   package names users in that package's state). An empty list is one NOTIFY
   whose Event has no ``param``.
 - In the RFC 6665 form a subscription has at most one NOTIFY in flight; the
-  others wait in order, so CSeq order is arrival order over UDP too (RFC 3261
+  others wait in order (an initial list is made a NOTIFY at a time, each when
+  there is room for it, so a SUBSCRIBE costs its first NOTIFY only), so CSeq order is arrival order over UDP too (RFC 3261
   12.2.2 would answer a late lower CSeq with 500). Lanscape NOTIFYs are
   separate requests; ``LANSCAPE_WINDOW`` of them may be in flight at once.
   Either way a subscriber that answers slowly (or not at all) holds back
@@ -233,6 +234,7 @@ class SubscriptionTable:
             self._pending.pop(notify_id, None)
         sub.outstanding.clear()
         sub.queue.clear()
+        sub.listing = None
         sub.pending = {}
         sub.held_until = 0.0
         self.changes += 1
@@ -380,6 +382,9 @@ class SubscriptionTable:
         sub.expires_at = now + expires
         if sub.form == "lanscape":
             return response, []
+        # Made after the rest of an initial list still going out: its CSeq follows theirs.
+        while sub.listing is not None:
+            sub.queue.append(self.build.next_list_notify(sub, now))
         return response, self._enqueue(sub, self.build.state_notifies(sub, now, initial=False), now)
 
     # -- responses ----------------------------------------------------------------------
@@ -435,7 +440,7 @@ class SubscriptionTable:
         name: str | None = None
         for sub in self._watching("unavailable" if available else "available", domain, now):
             sub.pending.pop(event.aor, None)
-            if sub.queue:
+            if sub.queue or sub.listing is not None:
                 name = name or self.roster.entry(event.aor).name
                 self._unlist(sub, name)
         if listeners:
@@ -477,6 +482,7 @@ class SubscriptionTable:
         """Take the user ``name`` out of the list NOTIFYs ``sub`` has not sent
         yet; drop those left naming no one while ``sub`` has another NOTIFY to
         send or in flight (a gap in CSeq is allowed, RFC 3261 12.2.1.1)."""
+        self.build.unlist_listing(sub, name)
         emptied = [n for n in sub.queue if self.build.unlist(sub, n, name) and not n.listed]
         for empty in emptied:
             if len(sub.queue) > 1 or sub.outstanding:
@@ -535,6 +541,8 @@ class SubscriptionTable:
         window = LANSCAPE_WINDOW if sub.form == "lanscape" else 1
         out: list[Notify] = []
         while len(sub.outstanding) < window:
+            if not sub.queue and sub.listing is not None:
+                sub.queue.append(self.build.next_list_notify(sub, now))
             if not sub.queue:
                 if not sub.pending or self._hold(sub, sub.pending_at, now):
                     break

@@ -604,3 +604,32 @@ def test_a_user_leaving_after_a_directory_reload_is_still_taken_out_of_the_waiti
     sent = answer_all(table, first, T0 + 1)
     assert "2095" not in names(sent)
     assert len(names(sent)) == 99
+
+
+def test_a_long_list_is_made_a_notify_at_a_time_as_the_answers_come() -> None:
+    """A SUBSCRIBE's turn of the loop makes its first NOTIFY only, not the
+    whole list of 1,000 users: the REGISTERs waiting behind it are not held
+    up by the building of NOTIFYs that could not be sent yet anyway."""
+    table = _registered_table(1000)
+    _, first = _subscribe(table, subscribe())
+    other_phone = subscribe(
+        call_id="sub-2@192.168.1.3", from_tag="ph2", contact="<sip:1244@192.168.1.3>"
+    )
+    _, other = _subscribe(table, other_phone)
+    # Notify ids count every NOTIFY made: the second subscriber's first is the second made.
+    assert [n.id.rsplit(".", 1)[1] for n in (*first, *other)] == ["1", "2"]
+    sent = answer_all(table, first, T0)
+    assert names(sent) == [name for name, _ in _many_users(1000)]
+    assert len(sent) > 10
+
+
+def test_a_refresh_during_the_initial_list_gets_its_notify_after_the_whole_list() -> None:
+    table = _registered_table(200)
+    response, first = _subscribe(table, subscribe())
+    _, refreshed = _subscribe(table, within(response, subscribe()))
+    assert refreshed == []  # one NOTIFY in flight: the rest waits
+    sent = answer_all(table, first, T0)
+    assert names(sent) == [name for name, _ in _many_users(200)]
+    last = reparse(sent[-1])
+    assert "param" not in (last.get("Event") or "")  # the refresh's NOTIFY, last
+    assert [reparse(n).cseq.number for n in sent] == list(range(1, len(sent) + 1))

@@ -15,8 +15,9 @@ Choices where the issue and the RFCs leave room:
   whose Event has no ``param``.
 - In the RFC 6665 form a subscription has at most one NOTIFY in flight; the
   others wait in order (an initial list is made a NOTIFY at a time, each when
-  there is room for it, so a SUBSCRIBE costs its first NOTIFY only), so CSeq order is arrival order over UDP too (RFC 3261
-  12.2.2 would answer a late lower CSeq with 500). Lanscape NOTIFYs are
+  there is room for it, so a SUBSCRIBE costs its first NOTIFY only), so
+  CSeq order is arrival order over UDP too (RFC 3261 12.2.2 would answer a
+  late lower CSeq with 500). Lanscape NOTIFYs are
   separate requests; ``LANSCAPE_WINDOW`` of them may be in flight at once.
   Either way a subscriber that answers slowly (or not at all) holds back
   only its own NOTIFYs, and never gets more than it can take in. The names

@@ -146,10 +146,10 @@ class NotifyBuilder:
             return
         encoded, sizes, start = sub.listing
         prefix = escape_field(name) + "|"
+        if not any(encoded[i].startswith(prefix) for i in range(start, len(encoded))):
+            return
         rest = [(e, n) for e, n in zip(encoded[start:], sizes[start:], strict=True)]
         kept = [(e, n) for e, n in rest if not e.startswith(prefix)]
-        if len(kept) == len(rest):
-            return
         if not kept:
             sub.listing = None
         else:

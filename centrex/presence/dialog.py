@@ -190,6 +190,9 @@ def watcher_of(sub: Subscription, now: float) -> Watcher:
         form=sub.form,
         expires_in=sub.remaining(now),
         failures=sub.failures,
-        waiting=len(sub.queue) + len(sub.outstanding) + (1 if sub.pending else 0),
+        waiting=len(sub.queue)
+        + len(sub.outstanding)
+        + (1 if sub.pending else 0)
+        + (1 if sub.listing is not None else 0),
         created_at=sub.created_at,
     )

@@ -486,7 +486,7 @@ class SubscriptionTable:
         self.build.unlist_listing(sub, name)
         emptied = [n for n in sub.queue if self.build.unlist(sub, n, name) and not n.listed]
         for empty in emptied:
-            if len(sub.queue) > 1 or sub.outstanding:
+            if len(sub.queue) > 1 or sub.outstanding or sub.listing is not None:
                 sub.queue.remove(empty)
 
     # -- sending order and outcomes -----------------------------------------------------

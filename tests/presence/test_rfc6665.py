@@ -633,3 +633,13 @@ def test_a_refresh_during_the_initial_list_gets_its_notify_after_the_whole_list(
     last = reparse(sent[-1])
     assert "param" not in (last.get("Event") or "")  # the refresh's NOTIFY, last
     assert [reparse(n).cseq.number for n in sent] == list(range(1, len(sent) + 1))
+
+
+def test_a_watcher_midway_through_its_initial_list_shows_more_notifies_waiting() -> None:
+    table = _registered_table(200)
+    _, first = _subscribe(table, subscribe())
+    (row,) = [w.as_row() for w in table.watchers(T0)]
+    assert row["waiting"] == 2  # the NOTIFY in flight, and the rest of the list
+    answer_all(table, first, T0)
+    (row,) = [w.as_row() for w in table.watchers(T0)]
+    assert row["waiting"] == 0

@@ -26,7 +26,7 @@ from centrex.presence.bodies import (
 from centrex.presence.dialog import Notify, Subscription
 from centrex.presence.roster import Roster
 from centrex.presence.settings import PresenceSettings
-from centrex.presence.userlist import PARAM_PREFIX, escape_field, event_value, pack
+from centrex.presence.userlist import PARAM_PREFIX, event_value, pack
 from centrex.registrar.binding import Binding
 from centrex.registrar.events import AorEvent
 from centrex.sip.message import Request
@@ -139,30 +139,25 @@ class NotifyBuilder:
             notify.size += joint + sum(sizes[start:end]) + (end - start - 1)
         return end
 
-    def unlist_listing(self, sub: Subscription, name: str) -> None:
-        """Take the user named ``name`` out of the initial list still to be
-        sent (``listing``; the shared list is copied, never changed)."""
+    def unlist_listing(self, sub: Subscription, prefix: str) -> None:
+        """Take the user whose entry starts with ``prefix`` (``name_prefix``)
+        out of the initial list still to be sent (``listing``; the shared
+        list is copied, never changed)."""
         if sub.listing is None:
             return
         encoded, sizes, start = sub.listing
-        prefix = escape_field(name) + "|"
-        if not any(encoded[i].startswith(prefix) for i in range(start, len(encoded))):
-            return
-        rest = [(e, n) for e, n in zip(encoded[start:], sizes[start:], strict=True)]
-        kept = [(e, n) for e, n in rest if not e.startswith(prefix)]
-        if not kept:
-            sub.listing = None
-        else:
-            sub.listing = ([e for e, _ in kept], [n for _, n in kept], 0)
+        rest = range(start, len(encoded))
+        if not any(encoded[i].startswith(prefix) for i in rest):
+            return  # the common case: nothing to copy
+        kept = [i for i in rest if not encoded[i].startswith(prefix)]
+        sub.listing = ([encoded[i] for i in kept], [sizes[i] for i in kept], 0) if kept else None
 
-    def unlist(self, sub: Subscription, notify: Notify, name: str) -> bool:
-        """Take the user named ``name`` out of ``notify``, a list NOTIFY not
-        sent yet; True when it named that user. By name, not by the whole
-        entry: a directory reload may have changed the description since."""
+    def unlist(self, sub: Subscription, notify: Notify, prefix: str) -> bool:
+        """Take the user whose entry starts with ``prefix`` (``name_prefix``)
+        out of ``notify``, a list NOTIFY not sent yet; True when it named them."""
         listed = notify.listed
         if not listed:
             return False
-        prefix = escape_field(name) + "|"
         kept = [entry for entry in listed if not entry.startswith(prefix)]
         if len(kept) == len(listed):
             return False
@@ -219,14 +214,18 @@ class NotifyBuilder:
         return self.notify(sub, self.dialog_request(sub, state, body, PIDF_TYPE))
 
     def state_notifies(self, sub: Subscription, now: float, *, initial: bool) -> list[Notify]:
-        """The NOTIFYs a new or refreshed subscription gets (RFC 6665 4.2.1.2)."""
+        """The NOTIFYs a new or refreshed subscription gets (RFC 6665 4.2.1.2).
+
+        A new registrar-event subscription gets none here: its list is
+        started as ``sub.listing`` and made a NOTIFY at a time
+        (``next_list_notify``) as there is room to send one.
+        """
         if sub.kind == "reg":
             return [self.reg_notify(sub, now, None)]
         if sub.kind == "presence":
             return [self.presence_notify(sub, now)]
         if not initial:
             return [self.list_notify(sub, now)]
-        # The list goes out a NOTIFY at a time (``next_list_notify``).
         encoded, sizes = self.roster.encoded_list(sub.domain, available=sub.kind == "available")
         sub.listing = (encoded, sizes, 0)
         return []

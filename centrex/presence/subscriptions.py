@@ -93,7 +93,7 @@ from centrex.presence.subscribe import (
     parse_event,
     read_dialog,
 )
-from centrex.presence.userlist import encode_all
+from centrex.presence.userlist import encode_all, name_prefix
 from centrex.registrar.aor import aor_host, aor_of, aor_user
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.events import AorEvent
@@ -438,12 +438,12 @@ class SubscriptionTable:
         listeners = self._watching("available" if available else "unavailable", domain, now)
         # A name still waiting to be sent in the other event's list is old
         # news: dropped, so a phone never ends up with the earlier state.
-        name: str | None = None
+        prefix: str | None = None
         for sub in self._watching("unavailable" if available else "available", domain, now):
             sub.pending.pop(event.aor, None)
             if sub.queue or sub.listing is not None:
-                name = name or self.roster.entry(event.aor).name
-                self._unlist(sub, name)
+                prefix = prefix or name_prefix(self.roster.entry(event.aor).name)
+                self._unlist(sub, prefix)
         if listeners:
             (entry,), (size,) = encode_all([self.roster.entry(event.aor)])
             for sub in listeners:
@@ -479,12 +479,13 @@ class SubscriptionTable:
         sub.pending[aor] = (entry, size)
         return self._release(sub, now)
 
-    def _unlist(self, sub: Subscription, name: str) -> None:
-        """Take the user ``name`` out of the list NOTIFYs ``sub`` has not sent
-        yet; drop those left naming no one while ``sub`` has another NOTIFY to
-        send or in flight (a gap in CSeq is allowed, RFC 3261 12.2.1.1)."""
-        self.build.unlist_listing(sub, name)
-        emptied = [n for n in sub.queue if self.build.unlist(sub, n, name) and not n.listed]
+    def _unlist(self, sub: Subscription, prefix: str) -> None:
+        """Take the user whose entries start with ``prefix`` out of what ``sub``
+        has not sent yet; drop NOTIFYs left naming no one while ``sub`` has
+        another NOTIFY to send or in flight (a gap in CSeq is allowed, RFC 3261
+        12.2.1.1)."""
+        self.build.unlist_listing(sub, prefix)
+        emptied = [n for n in sub.queue if self.build.unlist(sub, n, prefix) and not n.listed]
         for empty in emptied:
             if len(sub.queue) > 1 or sub.outstanding or sub.listing is not None:
                 sub.queue.remove(empty)

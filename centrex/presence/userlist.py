@@ -37,6 +37,12 @@ def escape_field(text: str) -> str:
     return _NEEDS_ESCAPE.sub(lambda m: f"%{ord(m.group()):02X}", text)
 
 
+def name_prefix(name: str) -> str:
+    """How every entry of the user ``name`` begins, whatever its description
+    (a directory reload may change that): its name field and the separator."""
+    return escape_field(name) + "|"
+
+
 def unescape_field(text: str) -> str:
     """The text of one field as ``escape_field`` wrote it."""
     if "%" not in text:
@@ -53,7 +59,7 @@ class UserEntry:
 
     def encoded(self) -> str:
         """``name|description``, escaped for the Event header."""
-        return f"{escape_field(self.name)}|{escape_field(self.description)}"
+        return name_prefix(self.name) + escape_field(self.description)
 
 
 def event_value(event: str, encoded: Sequence[str], event_id: str | None = None) -> str:

@@ -89,35 +89,32 @@ def manifest_text(sources: dict[str, str], files: dict[str, str], folder: Path) 
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
 
-def build_matches(
-    folder: Path = COMPILED, sources: Path = HERE
-) -> tuple[bool, str, dict[str, Path]]:
-    """Whether the build in ``folder`` is of ``sources`` as they are now, for
-    this Python, whole: (True, "", module -> extension file) or (False, why
-    not, {})."""
+def build_matches(folder: Path = COMPILED, sources: Path = HERE) -> tuple[dict[str, Path], str]:
+    """The build in ``folder`` when it is of ``sources`` as they are now, for
+    this Python, whole: (module -> extension file, "") or ({}, why not)."""
     path = folder / MANIFEST
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return False, "not built (make native)", {}
+        return {}, "not built (make native)"
     except (OSError, ValueError) as exc:
-        return False, f"{path} unreadable: {exc}", {}
+        return {}, f"{path} unreadable: {exc}"
     if not isinstance(doc, dict):
-        return False, f"{path} is not a build manifest", {}
+        return {}, f"{path} is not a build manifest"
     if doc.get("python") != python_tag():
-        return False, f"built for another Python ({doc.get('python')})", {}
+        return {}, f"built for another Python ({doc.get('python')})"
     try:
         digests = source_digests(sources)
     except OSError as exc:
-        return False, f"source unreadable: {exc}", {}
+        return {}, f"source unreadable: {exc}"
     built = doc.get("sources")
     built = built if isinstance(built, dict) else {}
     stale = sorted(name for name, digest in digests.items() if built.get(name) != digest)
     if stale:
-        return False, f"older than the source of {', '.join(stale)} (make native)", {}
+        return {}, f"older than the source of {', '.join(stale)} (make native)"
     files = doc.get("files")
     if not isinstance(files, dict) or set(files) != {*NATIVE_MODULES, SHARED_LIBRARY}:
-        return False, f"{path} does not list the modules of this build (make native)", {}
+        return {}, f"{path} does not list the modules of this build (make native)"
     found: dict[str, Path] = {}
     for name, entry in files.items():
         try:
@@ -127,9 +124,9 @@ def build_matches(
         except (OSError, TypeError, ValueError):
             ok = False
         if not ok:
-            return False, f"{name} missing or changed in {folder} (make native)", {}
+            return {}, f"{name} missing or changed in {folder} (make native)"
         found[f"{_PACKAGE}.{name}"] = extension
-    return True, "", found
+    return found, ""
 
 
 class _ExtensionFinder:
@@ -173,13 +170,9 @@ mode = "pure"
 reason = ""
 
 
-def _strays(folder: Path) -> bool:
-    """Extension modules beside the sources (an earlier layout's build)."""
-    return any(
-        file.name.endswith(suffix)
-        for file in folder.iterdir()
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES
-    )
+def is_extension(path: Path) -> bool:
+    """Whether ``path`` is named as an extension module of this Python."""
+    return path.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
 def choose(folder: Path = COMPILED, sources: Path = HERE) -> str:
@@ -187,13 +180,13 @@ def choose(folder: Path = COMPILED, sources: Path = HERE) -> str:
     global mode, reason
     if any(isinstance(f, _ExtensionFinder | _SourceFinder) for f in sys.meta_path):
         return mode
-    if _strays(sources):
+    if any(map(is_extension, sources.iterdir())):  # an earlier layout's build
         sys.meta_path.insert(0, _SourceFinder(sources))
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         mode, reason = "pure", f"{PURE_ENV} is set"
         return mode
-    ok, why, files = build_matches(folder, sources)
-    if not ok:
+    files, why = build_matches(folder, sources)
+    if not files:
         mode, reason = "pure", why
         if (folder / MANIFEST).exists():
             logger.warning("compiled SIP modules not used: %s", why)

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import os
 import shutil
 import sys
@@ -23,6 +22,7 @@ from centrex.sip.native import (
     NATIVE_MODULES,
     SHARED_LIBRARY,
     build_matches,
+    is_extension,
     manifest_text,
     source_digests,
 )
@@ -78,16 +78,12 @@ def build(folder: Path = COMPILED, sources: Path = HERE) -> None:
         files: dict[str, str] = {}
         folder.mkdir(parents=True, exist_ok=True)
         for name in (*NATIVE_MODULES, SHARED_LIBRARY):
-            matches = [f for f in built.glob(f"{name}.*") if _is_extension(f)]
+            matches = [f for f in built.glob(f"{name}.*") if is_extension(f)]
             if len(matches) != 1:
                 raise BuildError(f"the build made {len(matches)} extension files for {name}")
             shutil.copy2(matches[0], folder / matches[0].name)
             files[name] = matches[0].name
     (folder / MANIFEST).write_text(manifest_text(compiled, files, folder), encoding="utf-8")
-
-
-def _is_extension(path: Path) -> bool:
-    return any(path.name.endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES)
 
 
 def clean(folder: Path = COMPILED, sources: Path = HERE) -> None:
@@ -96,7 +92,7 @@ def clean(folder: Path = COMPILED, sources: Path = HERE) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     (sources / MANIFEST).unlink(missing_ok=True)
     for file in sources.iterdir():
-        if _is_extension(file):
+        if is_extension(file):
             file.unlink()
 
 
@@ -111,9 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             clean()
             print(f"compiled SIP modules not built: {exc}", file=sys.stderr)
             return 1
-        ok, why, _ = build_matches()
-        print(f"compiled SIP modules built: {'in use' if ok else why}")
-        return 0 if ok else 1
+        files, why = build_matches()
+        print(f"compiled SIP modules built: {'in use' if files else why}")
+        return 0 if files else 1
     if command == "clean":
         clean()
         return 0

@@ -41,8 +41,8 @@ def _fake_build(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_a_build_of_the_current_sources_is_used_whole(tmp_path: Path) -> None:
     folder, sources = _fake_build(tmp_path)
-    ok, why, files = native.build_matches(folder, sources)
-    assert (ok, why) == (True, "")
+    files, why = native.build_matches(folder, sources)
+    assert why == ""
     assert files["centrex.sip.message"] == folder / f"message{SUFFIX}"
     assert set(files) == {f"centrex.sip.{n}" for n in (*native.NATIVE_MODULES, "native__mypyc")}
 
@@ -51,8 +51,8 @@ def test_a_build_older_than_its_source_is_not_used(tmp_path: Path) -> None:
     folder, sources = _fake_build(tmp_path)
     with (sources / "via.py").open("a", encoding="utf-8") as file:
         file.write("\n# edited after the build\n")
-    ok, why, files = native.build_matches(folder, sources)
-    assert not ok and not files
+    files, why = native.build_matches(folder, sources)
+    assert not files
     assert "via" in why and "make native" in why
 
 
@@ -64,8 +64,8 @@ def test_a_build_with_a_module_missing_or_changed_is_not_used(tmp_path: Path, da
         extension.unlink()
     else:
         extension.write_bytes(b"another build")
-    ok, why, _ = native.build_matches(folder, sources)
-    assert not ok and "message missing or changed" in why
+    files, why = native.build_matches(folder, sources)
+    assert not files and "message missing or changed" in why
 
 
 def test_a_build_for_another_python_is_not_used(tmp_path: Path) -> None:
@@ -73,12 +73,12 @@ def test_a_build_for_another_python_is_not_used(tmp_path: Path) -> None:
     doc = json.loads((folder / native.MANIFEST).read_text(encoding="utf-8"))
     doc["python"] = "cpython-39-final"
     (folder / native.MANIFEST).write_text(json.dumps(doc), encoding="utf-8")
-    ok, why, _ = native.build_matches(folder, sources)
-    assert not ok and "another Python" in why
+    files, why = native.build_matches(folder, sources)
+    assert not files and "another Python" in why
 
 
 def test_no_manifest_means_not_built(tmp_path: Path) -> None:
-    assert native.build_matches(tmp_path, native.HERE)[:2] == (False, "not built (make native)")
+    assert native.build_matches(tmp_path, native.HERE) == ({}, "not built (make native)")
 
 
 _PARSE = (

@@ -239,7 +239,7 @@ class Watchdog:
 def _serve(
     text: str, conn: multiprocessing.connection.Connection, profile: str, watchdog_ms: float
 ) -> None:
-    from centrex.cli import tune_garbage_collector
+    from centrex.cli import tune_serving_process
     from centrex.config import parse_settings
     from centrex.server import Server
     from centrex.transport import best_loop_factory
@@ -280,7 +280,7 @@ def _serve(
     async def main() -> None:
         server = Server(parse_settings(text))
         await server.start()
-        tune_garbage_collector()  # as `centrex serve` does after start-up
+        tune_serving_process()  # as `centrex serve` does after start-up
         conn.send(server.transport.bound_port("udp"))
         loop = asyncio.get_running_loop()
         if watchdog is not None:

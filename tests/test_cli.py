@@ -145,17 +145,21 @@ def test_subscriptions_reads_the_servers_recovery_file(tmp_path: Path) -> None:
 
 def test_serving_process_freezes_start_up_objects_and_defers_full_collections() -> None:
     import gc
+    import sys
 
-    from centrex.cli import GC_THRESHOLDS, tune_garbage_collector
+    from centrex.cli import GC_THRESHOLDS, SWITCH_INTERVAL_S, tune_serving_process
 
-    before = gc.get_threshold()
+    before, switch = gc.get_threshold(), sys.getswitchinterval()
     try:
-        tune_garbage_collector()
+        tune_serving_process()
         assert gc.get_threshold() == GC_THRESHOLDS
         assert gc.get_freeze_count() > 0
+        # The loop waits at most this long for the GIL behind the recovery writer.
+        assert sys.getswitchinterval() == SWITCH_INTERVAL_S < switch
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+        sys.setswitchinterval(switch)
 
 
 def test_serving_process_runs_young_collections_on_a_clock() -> None:

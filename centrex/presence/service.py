@@ -517,12 +517,14 @@ class PresenceService:
         notify_id = self._pending.pop(tx, None)
         if notify_id is None:
             return
-        # The transaction waits out Timer K (5 s over UDP) with both: without
-        # their parsed views they are a few objects each instead of dozens, so
-        # the collector's young passes stay short under a fan-out (as the
-        # server does for its server transactions).
-        tx.request.forget_views()
-        response.forget_views()
+        # Over UDP the transaction would wait out Timer K (5 s) with both:
+        # reduced to its key instead, so that a fan-out of hundreds of NOTIFYs
+        # a second leaves no thousands of them for the collector's young
+        # passes to walk (as the server does for its server transactions);
+        # over TCP/TLS/WS it ends now anyway.
+        if not self.transactions.retire_client(tx):
+            tx.request.forget_views()
+            response.forget_views()
         if response.status >= 300:
             self.notifies_failed += 1
             logger.debug("NOTIFY %s answered %d", notify_id, response.status)

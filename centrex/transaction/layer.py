@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from typing import Generic, TypeVar
 
 from centrex.sip.build import make_cancel
 from centrex.sip.errors import ParseError
@@ -55,7 +56,37 @@ from centrex.transaction.timer_queue import TimerQueue
 from centrex.transaction.timers import Timer, TimerConfig
 from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
 
+K = TypeVar("K")
+ClientKey = tuple[object, ...]
+
 logger = logging.getLogger(__name__)
+
+
+class _Retired(Generic[K]):
+    """Transactions reduced to their keys (and what a retransmission needs)
+    until the deadline of their last timer, which is the same for all of one
+    kind, so the deadlines come in order."""
+
+    __slots__ = ("entries", "until")
+
+    def __init__(self) -> None:
+        self.entries: dict[K, object] = {}
+        self.until: deque[tuple[float, K]] = deque()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, key: K, value: object, deadline: float) -> None:
+        self.entries[key] = value
+        self.until.append((deadline, key))
+
+    def next_deadline(self) -> float | None:
+        return self.until[0][0] if self.until else None
+
+    def expire(self, now: float) -> None:
+        until, entries = self.until, self.entries
+        while until and until[0][0] <= now:
+            entries.pop(until.popleft()[1], None)
 
 #: Live RFC 2543 (no magic cookie) server transactions sharing one key, at most.
 MAX_RFC2543_SIBLINGS = 32
@@ -72,25 +103,26 @@ class TransactionLayer:
     def __init__(self, timers: TimerConfig | None = None, *, send_trying: bool = True) -> None:
         self.timers = timers if timers is not None else TimerConfig()
         self._engine = Engine(self.timers, send_trying=send_trying, on_terminated=self._forget)
-        self._clients: dict[tuple[object, ...], ClientTransaction] = {}
+        self._clients: dict[ClientKey, ClientTransaction] = {}
         self._servers: dict[ServerKey, ServerTransaction] = {}
         # RFC 2543 keys leave out the To tag, checked on the few candidates.
         self._rfc2543: dict[ServerKey, list[ServerTransaction]] = {}
         self._rfc2543_count = 0
         # Completed non-INVITE server transactions reduced to their final
-        # response (``retire``), with their Timer J deadlines in order.
-        self._retired: dict[ServerKey, object] = {}
-        self._retired_until: deque[tuple[float, ServerKey]] = deque()
+        # response until Timer J (``retire``), and client ones to their key
+        # until Timer K (``retire_client``).
+        self._retired: _Retired[ServerKey] = _Retired()
+        self._retired_clients: _Retired[ClientKey] = _Retired()
 
     # -- size and inspection --------------------------------------------------------
 
     def __len__(self) -> int:
         """How many transactions are alive."""
-        return len(self._clients) + self.server_count
+        return self.client_count + self.server_count
 
     @property
     def client_count(self) -> int:
-        return len(self._clients)
+        return len(self._clients) + len(self._retired_clients)
 
     @property
     def server_count(self) -> int:
@@ -116,17 +148,21 @@ class TransactionLayer:
 
     def next_deadline(self) -> float | None:
         """The earliest armed timer of any transaction, or None (amortised O(1))."""
-        deadline = self._engine.queue.peek()
-        if self._retired_until:
-            retired = self._retired_until[0][0]
-            return retired if deadline is None else min(deadline, retired)
-        return deadline
+        deadlines = [
+            d
+            for d in (
+                self._engine.queue.peek(),
+                self._retired.next_deadline(),
+                self._retired_clients.next_deadline(),
+            )
+            if d is not None
+        ]
+        return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
         """Fire every timer due at ``now``, earliest first."""
-        until = self._retired_until
-        while until and until[0][0] <= now:
-            self._retired.pop(until.popleft()[1], None)  # Timer J of a retired transaction
+        self._retired.expire(now)  # Timer J of retired server transactions
+        self._retired_clients.expire(now)  # Timer K of retired client ones
         queue = self._engine.queue
         while (due := queue.pop_due(now)) is not None:
             token, (tx, timer) = due
@@ -161,8 +197,8 @@ class TransactionLayer:
             if retransmission is not None:
                 engine.feed(tx, retransmission, now, message=request, peer=peer)
             return None
-        if self._retired:
-            resend = self._retired.get(key)
+        if self._retired.entries:
+            resend = self._retired.entries.get(key)
             if resend is not None:
                 engine.outputs.append(Resend(resend))  # 17.2.2: Completed, a retransmission
                 return None
@@ -219,8 +255,32 @@ class TransactionLayer:
             return False
         deadline, _ = armed
         self._engine.end(tx)  # cancels Timer J, reports Terminated, forgets tx
-        self._retired[tx.key] = resend
-        self._retired_until.append((deadline, tx.key))
+        self._retired.add(tx.key, resend, deadline)
+        return True
+
+    def retire_client(self, tx: ClientTransaction) -> bool:
+        """Reduce a Completed non-INVITE client transaction on an unreliable
+        transport to what that state still does (17.1.2.2): absorb
+        retransmissions of the final response, until Timer K (T4, 5 s).
+
+        The transaction is let go at once (its ``Terminated`` is reported now),
+        with its request, response and timers: a notifier fanning NOTIFYs out
+        at hundreds a second otherwise kept thousands of them for Timer K,
+        which every young garbage collection walked. Its branch stays taken
+        until Timer K. False, and nothing changes, for any other transaction.
+        """
+        armed = tx._timers.get(Timer.K)
+        if (
+            tx.is_invite
+            or tx.reliable
+            or armed is None
+            or tx.state is not non_invite_client.State.COMPLETED
+            or self._clients.get(tx.key) is not tx
+        ):
+            return False
+        deadline, _ = armed
+        self._engine.end(tx)  # cancels Timer K, reports Terminated, forgets tx
+        self._retired_clients.add(tx.key, None, deadline)
         return True
 
     def find_server(self, request: Request) -> ServerTransaction | None:
@@ -267,7 +327,7 @@ class TransactionLayer:
         key = client_key_of_request(request)
         if key is None:
             raise ValueError("the request needs a top Via with a branch (8.1.1.7)")
-        if key in self._clients:
+        if key in self._clients or key in self._retired_clients.entries:
             raise ValueError(f"a client transaction for branch {key[0]} {key[1]} is alive")
         machine = invite_client.MACHINE if request.method == "INVITE" else non_invite_client.MACHINE
         tx = ClientTransaction(
@@ -310,7 +370,8 @@ class TransactionLayer:
 
         Returns the client transaction it was fed to, or None when it matched
         none and went to the TU in a ``ResponseEvent`` without a transaction (or
-        was dropped because its CSeq is malformed, 18.1.2).
+        was dropped because its CSeq is malformed, 18.1.2, or absorbed by a
+        retired transaction, ``retire_client``).
         """
         try:
             key = client_key_of_response(response)
@@ -319,6 +380,9 @@ class TransactionLayer:
             return None
         tx = self._clients.get(key) if key is not None else None
         if tx is None:
+            if key is not None and key in self._retired_clients.entries:
+                self._engine.ignored += 1  # Completed: a retransmission, absorbed (17.1.2.2)
+                return None
             self._engine.outputs.append(ResponseEvent(None, response))
             return None
         event = tx.machine.classify(response.status)

@@ -286,20 +286,25 @@ def test_timer_f_timeouts_end_the_subscription_after_the_configured_failures(
     assert h.service.watchers(h.wall()) == []
 
 
-def test_an_answered_notify_waits_out_timer_k_light_and_still_ours(tmp_path: Path) -> None:
-    """Once answered, the NOTIFY and its 200 keep their bytes but not their
-    parsed headers for the 5 s of Timer K; the transaction is still ours, a
-    retransmitted 200 is absorbed and its end reaches the service."""
+def test_an_answered_notify_waits_out_timer_k_as_its_branch_alone(tmp_path: Path) -> None:
+    """Once answered over UDP, the NOTIFY's transaction is let go (request,
+    response, timers) and only its branch waits out the 5 s of Timer K: a
+    retransmitted 200 is absorbed there, neither a failure nor a stray
+    response for the proxy."""
     h = Harness(tmp_path)
     _, (send,) = h.subscribe(subscribe())
     tx = send.transaction
     assert isinstance(tx, ClientTransaction)
     assert h.answer(send) == []
-    assert h.service.owns(tx)
-    h.answer(send)  # the phone's 200 again: absorbed, nothing sent
-    assert h.service.notifies_failed == 0
-    h.advance(6.0)  # Timer K: the Terminated output is routed to the service
-    assert tx.terminated
+    assert tx.terminated and h.layer.client_count == 1
+    # The phone's 200 again: absorbed, nothing sent, nothing for the proxy.
+    again = parse_message(make_response(reparse(send.message), 200, to_tag="phone").to_bytes())
+    assert isinstance(again, Response)
+    assert h.layer.receive_response(again, h.t) is None
+    assert h.layer.take_outputs() == []
+    assert h.service.notifies_failed == 0 and h.service.notifies_sent == 1
+    h.advance(6.0)  # Timer K
+    assert h.layer.client_count == 0
 
 
 def test_a_transport_error_counts_as_a_failure(tmp_path: Path) -> None:

@@ -168,3 +168,49 @@ def test_non_invite_client_transport_error_after_final_is_ignored() -> None:
     layer.transport_error(tx, 0.2)
     assert layer.take_outputs() == []
     assert tx.state is State.COMPLETED
+
+
+# -- retire_client: Completed kept as the branch alone ------------------------------------
+
+
+def test_a_retired_client_transaction_absorbs_retransmissions_until_timer_k() -> None:
+    layer = TransactionLayer()
+    options, tx = start(layer)
+    layer.receive_response(response(options, 200), 1.0)
+    layer.take_outputs()
+    assert layer.retire_client(tx)
+    (ended,) = layer.take_outputs()
+    assert isinstance(ended, Terminated) and ended.transaction is tx
+    assert tx.state is State.TERMINATED
+    assert len(layer) == 1 and layer.next_deadline() == pytest.approx(6.0)
+    # The 200 again, and a late 100: absorbed (17.1.2.2), not handed to the TU
+    # as a stray response (which a proxy would try to forward).
+    for at, status in ((2.0, 200), (5.9, 100)):
+        assert layer.receive_response(response(options, status), at) is None
+        assert layer.take_outputs() == []
+    # The branch is taken until Timer K.
+    with pytest.raises(ValueError, match="alive"):
+        layer.start_client(request("OPTIONS"), 3.0, reliable=False, peer=PEER)
+    assert run_clock(layer, 6.0) == []
+    assert len(layer) == 0 and layer.next_deadline() is None
+    # After Timer K a response matches nothing: the TU sees it (17.1.3).
+    layer.receive_response(response(options, 200), 7.0)
+    (stray,) = layer.take_outputs()
+    assert isinstance(stray, ResponseEvent) and stray.transaction is None
+
+
+def test_only_a_completed_non_invite_client_on_udp_is_retired() -> None:
+    layer = TransactionLayer()
+    _, trying = start(layer)
+    assert not layer.retire_client(trying)  # no final response yet
+    reliable_layer = TransactionLayer()
+    _, reliable = start(reliable_layer, reliable=True)
+    assert not reliable_layer.retire_client(reliable)
+    invite_layer = TransactionLayer()
+    invite = request("INVITE")
+    invite_tx = invite_layer.start_client(invite, 0.0, reliable=False, peer=PEER)
+    invite_layer.receive_response(response(invite, 486), 1.0)
+    invite_layer.take_outputs()
+    assert not invite_layer.retire_client(invite_tx)  # Completed, but it sends ACKs (17.1.1.2)
+    assert not invite_tx.terminated and len(invite_layer) == 1
+    assert layer.take_outputs() == [] and trying.state is State.TRYING

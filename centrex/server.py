@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import marshal
 import os
 import ssl
 import time
@@ -104,6 +105,19 @@ def load_or_create_secret(data_dir: Path) -> bytes:
 #: What a retired transaction keeps to answer a retransmission: the final
 #: response's bytes, where they went, and the socket they left from.
 _Resend = tuple[bytes, Peer, LocalSocket | None]
+
+
+def pack_resend(data: bytes, destination: Peer, local: LocalSocket | None) -> bytes:
+    """``_Resend`` as the bytes ``TransactionLayer.retire`` keeps (compressed
+    with others, so no object of its own per retired transaction)."""
+    where = (destination.transport, destination.host, destination.port, destination.connection_id)
+    here = None if local is None else (local.transport, local.host, local.port)
+    return marshal.dumps((data, where, here))
+
+
+def unpack_resend(packed: bytes) -> _Resend:
+    data, where, here = marshal.loads(packed)
+    return data, Peer(*where), None if here is None else LocalSocket(*here)
 
 
 class NotSupportedError(Exception):
@@ -469,9 +483,9 @@ class Server:
                 if isinstance(out, Send):
                     self._send(out.transaction, out.message, out.peer)
                 elif isinstance(out, Resend):
-                    resend: _Resend = out.data  # type: ignore[assignment] # what _send gave retire()
-                    if not self.transport.send(*resend):  # a host name: looked up again
-                        data, destination, local = resend
+                    data, destination, local = unpack_resend(out.data)
+                    if not self.transport.send(data, destination, local):
+                        # A host name: looked up again.
                         self._spawn(self.transport.send_to(data, destination, local=local))
                 elif presence is not None and presence.route_output(out):
                     continue
@@ -504,7 +518,9 @@ class Server:
                     and destination.transport == "udp"
                     and proxy is not None
                     and not proxy.forwards(tx)
-                    and self.transactions.retire(tx, (message.to_bytes(), destination, peer.local))
+                    and self.transactions.retire(
+                        tx, pack_resend(message.to_bytes(), destination, peer.local)
+                    )
                 ):
                     return
                 message.forget_views()

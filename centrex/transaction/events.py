@@ -86,10 +86,10 @@ class TimerCEvent:
 @dataclass(frozen=True, slots=True, eq=False)
 class Resend:
     """A retransmitted request reached a retired transaction (``TransactionLayer.
-    retire``): send its final response again, ``data`` being what the adapter
-    gave to ``retire``."""
+    retire``): send its final response again, ``data`` being the bytes the
+    adapter gave to ``retire``."""
 
-    data: object
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True, eq=False)

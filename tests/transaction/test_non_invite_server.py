@@ -167,7 +167,7 @@ def test_a_retired_transaction_answers_retransmissions_until_timer_j() -> None:
 
     layer = TransactionLayer()
     tx = _completed(layer)
-    assert layer.retire(tx, "the 200 again")
+    assert layer.retire(tx, b"the 200 again")
     (ended,) = layer.take_outputs()
     assert isinstance(ended, Terminated) and ended.transaction is tx
     assert len(layer) == 1  # Completed still, as far as the network can tell
@@ -176,7 +176,7 @@ def test_a_retired_transaction_answers_retransmissions_until_timer_j() -> None:
     for at in (2.0, 20.0, 32.9):
         assert layer.receive_request(request("REGISTER"), at, reliable=False, peer=PEER) is None
         (out,) = layer.take_outputs()
-        assert isinstance(out, Resend) and out.data == "the 200 again"
+        assert isinstance(out, Resend) and out.data == b"the 200 again"
     run_clock(layer, 33.0)
     assert len(layer) == 0 and layer.next_deadline() is None
     # After Timer J the same request is a new one (17.2.2: Terminated).
@@ -197,3 +197,33 @@ def test_only_a_completed_non_invite_on_udp_is_retired() -> None:
     assert not invite_layer.retire(invite, b"")
     assert len(invite_layer) == 1 and not invite.terminated
     assert layer.take_outputs() == [] and len(layer) == 1
+
+
+def test_retired_transactions_answer_from_a_compressed_chunk_until_timer_j() -> None:
+    """Many retired at once (a registration storm) are kept compressed in
+    chunks; each still answers its own retransmissions with its own
+    response, and none is forgotten before its Timer J."""
+    from centrex.transaction.events import Resend
+    from centrex.transaction.layer import RETIRED_CHUNK, RETIRED_WINDOW_S
+
+    layer = TransactionLayer()
+    count = 3 * RETIRED_CHUNK // 300 + 5  # records of 300+ bytes: several full chunks
+    requests = []
+    for i in range(count):
+        req = request("REGISTER", branch=f"z9hG4bKstorm{i}")
+        at = 1.0 + i * 0.001
+        tx = layer.receive_request(req, at, reliable=False, peer=PEER)
+        assert tx is not None and layer.respond(tx, response(req, 200), at)
+        assert layer.retire(tx, f"the 200 of {i}".encode().ljust(300, b"."))
+        requests.append(req)
+    layer.take_outputs()
+    assert len(layer) == count
+    last_j = 1.0 + (count - 1) * 0.001 + 32.0
+    for i in (0, count // 2, count - 1):  # closed chunks and the open one
+        assert layer.receive_request(requests[i], 20.0, reliable=False, peer=PEER) is None
+        (out,) = layer.take_outputs()
+        assert isinstance(out, Resend) and out.data == f"the 200 of {i}".encode().ljust(300, b".")
+    run_clock(layer, 33.0 - 0.0001)  # before the first one's Timer J: all kept
+    assert len(layer) == count
+    run_clock(layer, last_j + RETIRED_WINDOW_S)
+    assert len(layer) == 0 and layer.next_deadline() is None

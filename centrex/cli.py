@@ -93,8 +93,9 @@ GC_THRESHOLDS = (10_000, 10, 1_000)
 YOUNG_GC_INTERVAL_S = 0.1
 
 #: The interpreter's thread switch interval in a serving process (Python's
-#: default is 5 ms): how long the event loop waits at most for the GIL while a
-#: worker thread computes (the recovery file's compaction, a journal append).
+#: default is 5 ms): about how long the event loop waits for the GIL while a
+#: worker thread computes (the recovery file's compaction, a journal append);
+#: longer only while that thread is inside one long call into C.
 SWITCH_INTERVAL_S = 0.0005
 
 

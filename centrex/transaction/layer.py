@@ -71,7 +71,8 @@ logger = logging.getLogger(__name__)
 RETIRED_WINDOW_S = 0.5
 RETIRED_CHUNK = 128 * 1024
 
-_LENGTH = struct.Struct("!I")
+#: A record: the key's length and the response's, then both.
+_RECORD = struct.Struct("!II")
 
 
 class _Chunk:
@@ -98,6 +99,8 @@ class _RetiredResponses:
     record (key and response) written into one reused buffer; when the buffer
     is full or its window has passed, its records are compressed into one
     blob (~10x smaller: responses differ little) and the buffer is reused.
+    A record is found by walking the records by their lengths, never by
+    searching the bytes (a response echoes its request's bytes).
     The transactions kept a dozen small objects each before, about a
     kilobyte, and once they ended CPython's allocator kept their pools among
     the registrations' (30 MB of RSS after 100,000 REGISTERs at 1,000/s); a
@@ -128,13 +131,13 @@ class _RetiredResponses:
         return "\x00".join(map(str, key))
 
     @staticmethod
-    def _tag(flat: str) -> bytes:
-        # Control characters never occur in a parsed Via or method.
-        return b"\x01" + flat.encode("utf-8", "surrogateescape") + b"\x02"
+    def _encoded(flat: str) -> bytes:
+        return flat.encode("utf-8", "surrogateescape")
 
     def add(self, key: ServerKey, resend: bytes, deadline: float) -> None:
         flat = self.flat(key)
-        record = b"".join((self._tag(flat), _LENGTH.pack(len(resend)), resend))
+        encoded = self._encoded(flat)
+        record = b"".join((_RECORD.pack(len(encoded), len(resend)), encoded, resend))
         chunks = self.chunks
         chunk = chunks[-1] if chunks else None
         if (
@@ -174,12 +177,19 @@ class _RetiredResponses:
         else:
             data = zlib.decompressobj(-15).decompress(chunk.blob)
             end = len(data)
-        at = data.find(self._tag(flat), 0, end)
-        if at < 0:
-            return None
-        at += len(self._tag(flat))
-        (length,) = _LENGTH.unpack_from(data, at)
-        return bytes(data[at + _LENGTH.size : at + _LENGTH.size + length])
+        # From record to record by their lengths, never by searching the
+        # bytes: a response echoes what its request carried (a Call-ID can
+        # hold any byte), so a search could match a record forged inside one.
+        wanted = self._encoded(flat)
+        at, size = 0, _RECORD.size
+        while at + size <= end:
+            key_length, length = _RECORD.unpack_from(data, at)
+            at += size
+            if data[at : at + key_length] == wanted:
+                at += key_length
+                return bytes(data[at : at + length])
+            at += key_length + length
+        return None
 
     def next_deadline(self) -> float | None:
         return self.chunks[0].deadline if self.chunks else None

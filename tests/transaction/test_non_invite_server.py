@@ -227,3 +227,32 @@ def test_retired_transactions_answer_from_a_compressed_chunk_until_timer_j() -> 
     assert len(layer) == count
     run_clock(layer, last_j + RETIRED_WINDOW_S)
     assert len(layer) == 0 and layer.next_deadline() is None
+
+
+def test_a_response_that_echoes_another_records_bytes_is_never_taken_for_it() -> None:
+    """A response echoes its request (a Call-ID may hold any byte): what an
+    attacker writes there must never be found as another transaction's
+    retired response, however it is framed."""
+    import struct
+
+    from centrex.transaction.events import Resend
+
+    layer = TransactionLayer()
+    key = "\x00".join(map(str, ("3261", "z9hG4bKtwo", "client.example.com", 5060, "REGISTER")))
+    evil = b"EVIL!"
+    forged = b"".join(  # the key of the second, framed as a record could be, then bytes
+        (
+            struct.pack("!II", len(key), len(evil)) + key.encode() + evil,
+            b"\x01" + key.encode() + b"\x02" + struct.pack("!I", len(evil)) + evil,
+        )
+    )
+    for at, (branch, data) in enumerate((("z9hG4bKone", b"one:" + forged), ("z9hG4bKtwo", b"two"))):
+        req = request("REGISTER", branch=branch)
+        tx = layer.receive_request(req, at * 0.1, reliable=False, peer=PEER)
+        assert tx is not None and layer.respond(tx, response(req, 200), at * 0.1)
+        assert layer.retire(tx, data)
+    layer.take_outputs()
+    again = request("REGISTER", branch="z9hG4bKtwo")
+    assert layer.receive_request(again, 1.0, reliable=False, peer=PEER) is None
+    (out,) = layer.take_outputs()
+    assert isinstance(out, Resend) and out.data == b"two"

@@ -225,7 +225,7 @@ class MemoryLocationStore(LocationStore):
                         generation = int.from_bytes(os.urandom(6), "big")
                     snapshot = self._table.values()
                     size = await asyncio.to_thread(
-                        recovery.save_packed, path, snapshot, now, generation
+                        recovery.save_packed, path, snapshot, now, generation, yield_gil=True
                     )
                     self._generation, self._file_bytes = generation, size
                     self._journal_bytes, self._compact_next = 0, False

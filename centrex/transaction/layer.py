@@ -37,7 +37,7 @@ import logging
 import struct
 import zlib
 from collections import deque
-from typing import Generic, TypeVar
+from typing import Any
 
 from centrex.sip.build import make_cancel
 from centrex.sip.errors import ParseError
@@ -58,7 +58,6 @@ from centrex.transaction.timer_queue import TimerQueue
 from centrex.transaction.timers import Timer, TimerConfig
 from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
 
-K = TypeVar("K")
 ClientKey = tuple[object, ...]
 
 logger = logging.getLogger(__name__)
@@ -128,7 +127,9 @@ class _RetiredResponses:
 
     @staticmethod
     def flat(key: ServerKey) -> str:
-        return "\x00".join(map(str, key))
+        # An RFC 3261 key ("3261", branch, host, port, method); RFC 2543
+        # transactions are never retired.
+        return f"{key[1]}\x00{key[2]}\x00{key[3]}\x00{key[4]}"
 
     @staticmethod
     def _encoded(flat: str) -> bytes:
@@ -206,31 +207,53 @@ class _RetiredResponses:
                     del entries[key]
 
 
-class _Retired(Generic[K]):
-    """Transactions reduced to their keys (and what a retransmission needs)
-    until the deadline of their last timer, which is the same for all of one
-    kind, so the deadlines come in order."""
+class _RetiredClients:
+    """Completed non-INVITE client transactions reduced to their keys
+    (``TransactionLayer.retire_client``) until Timer K, which is the same for
+    all of them, so the deadlines come in order."""
 
-    __slots__ = ("entries", "until")
+    __slots__ = ("keys", "until")
 
     def __init__(self) -> None:
-        self.entries: dict[K, object] = {}
-        self.until: deque[tuple[float, K]] = deque()
+        self.keys: set[ClientKey] = set()
+        self.until: deque[tuple[float, ClientKey]] = deque()
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.keys)
 
-    def add(self, key: K, value: object, deadline: float) -> None:
-        self.entries[key] = value
+    def __contains__(self, key: ClientKey) -> bool:
+        return key in self.keys
+
+    def add(self, key: ClientKey, deadline: float) -> None:
+        self.keys.add(key)
         self.until.append((deadline, key))
 
     def next_deadline(self) -> float | None:
         return self.until[0][0] if self.until else None
 
     def expire(self, now: float) -> None:
-        until, entries = self.until, self.entries
+        until, keys = self.until, self.keys
         while until and until[0][0] <= now:
-            entries.pop(until.popleft()[1], None)
+            keys.discard(until.popleft()[1])
+
+
+def _retirable(
+    tx: Transaction, timer: Timer, completed: object, table: dict[Any, Any]
+) -> float | None:
+    """The deadline of ``timer`` when ``tx`` is a Completed (``completed``)
+    non-INVITE transaction on an unreliable transport, still the one in
+    ``table`` under its key: what ``retire`` and ``retire_client`` may
+    reduce. None otherwise."""
+    armed = tx._timers.get(timer)
+    if (
+        tx.is_invite
+        or tx.reliable
+        or armed is None
+        or tx.state is not completed
+        or table.get(tx.key) is not tx
+    ):
+        return None
+    return armed[0]
 
 
 #: Live RFC 2543 (no magic cookie) server transactions sharing one key, at most.
@@ -257,7 +280,7 @@ class TransactionLayer:
         # response until Timer J (``retire``), and client ones to their key
         # until Timer K (``retire_client``).
         self._retired = _RetiredResponses()
-        self._retired_clients: _Retired[ClientKey] = _Retired()
+        self._retired_clients = _RetiredClients()
 
     # -- size and inspection --------------------------------------------------------
 
@@ -293,16 +316,12 @@ class TransactionLayer:
 
     def next_deadline(self) -> float | None:
         """The earliest armed timer of any transaction, or None (amortised O(1))."""
-        deadlines = [
-            d
-            for d in (
-                self._engine.queue.peek(),
-                self._retired.next_deadline(),
-                self._retired_clients.next_deadline(),
-            )
-            if d is not None
-        ]
-        return min(deadlines) if deadlines else None
+        deadline = self._engine.queue.peek()
+        for retired in (self._retired, self._retired_clients):
+            due = retired.next_deadline()
+            if due is not None and (deadline is None or due < deadline):
+                deadline = due
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         """Fire every timer due at ``now``, earliest first."""
@@ -342,7 +361,7 @@ class TransactionLayer:
             if retransmission is not None:
                 engine.feed(tx, retransmission, now, message=request, peer=peer)
             return None
-        if self._retired.entries:
+        if self._retired:
             resend = self._retired.get(key)
             if resend is not None:
                 engine.outputs.append(Resend(resend))  # 17.2.2: Completed, a retransmission
@@ -389,17 +408,11 @@ class TransactionLayer:
         compressed with others, ``_RetiredResponses``).
         False, and nothing changes, for any other transaction.
         """
-        armed = tx._timers.get(Timer.J)
-        if (
-            tx.is_invite
-            or tx.reliable
-            or armed is None
-            or tx.state is not non_invite_server.State.COMPLETED
-            or is_rfc2543_key(tx.key)
-            or self._servers.get(tx.key) is not tx
-        ):
+        if is_rfc2543_key(tx.key):
             return False
-        deadline, _ = armed
+        deadline = _retirable(tx, Timer.J, non_invite_server.State.COMPLETED, self._servers)
+        if deadline is None:
+            return False
         self._engine.end(tx)  # cancels Timer J, reports Terminated, forgets tx
         self._retired.add(tx.key, resend, deadline)
         return True
@@ -415,18 +428,11 @@ class TransactionLayer:
         which every young garbage collection walked. Its branch stays taken
         until Timer K. False, and nothing changes, for any other transaction.
         """
-        armed = tx._timers.get(Timer.K)
-        if (
-            tx.is_invite
-            or tx.reliable
-            or armed is None
-            or tx.state is not non_invite_client.State.COMPLETED
-            or self._clients.get(tx.key) is not tx
-        ):
+        deadline = _retirable(tx, Timer.K, non_invite_client.State.COMPLETED, self._clients)
+        if deadline is None:
             return False
-        deadline, _ = armed
         self._engine.end(tx)  # cancels Timer K, reports Terminated, forgets tx
-        self._retired_clients.add(tx.key, None, deadline)
+        self._retired_clients.add(tx.key, deadline)
         return True
 
     def find_server(self, request: Request) -> ServerTransaction | None:
@@ -473,7 +479,7 @@ class TransactionLayer:
         key = client_key_of_request(request)
         if key is None:
             raise ValueError("the request needs a top Via with a branch (8.1.1.7)")
-        if key in self._clients or key in self._retired_clients.entries:
+        if key in self._clients or key in self._retired_clients:
             raise ValueError(f"a client transaction for branch {key[0]} {key[1]} is alive")
         machine = invite_client.MACHINE if request.method == "INVITE" else non_invite_client.MACHINE
         tx = ClientTransaction(
@@ -526,7 +532,7 @@ class TransactionLayer:
             return None
         tx = self._clients.get(key) if key is not None else None
         if tx is None:
-            if key is not None and key in self._retired_clients.entries:
+            if key is not None and key in self._retired_clients:
                 self._engine.ignored += 1  # Completed: a retransmission, absorbed (17.1.2.2)
                 return None
             self._engine.outputs.append(ResponseEvent(None, response))

@@ -238,7 +238,10 @@ def test_a_response_that_echoes_another_records_bytes_is_never_taken_for_it() ->
     from centrex.transaction.events import Resend
 
     layer = TransactionLayer()
-    key = "\x00".join(map(str, ("3261", "z9hG4bKtwo", "client.example.com", 5060, "REGISTER")))
+    from centrex.transaction.layer import _RetiredResponses
+
+    # The key the second transaction is kept under, as the layer writes it.
+    key = _RetiredResponses.flat(("3261", "z9hG4bKtwo", "client.example.com", 5060, "REGISTER"))
     evil = b"EVIL!"
     forged = b"".join(  # the key of the second, framed as a record could be, then bytes
         (

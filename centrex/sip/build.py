@@ -47,6 +47,9 @@ def make_response(
         lines.append(f"{name}: {value}".encode("utf-8", "surrogateescape"))
         keys.append(header_key(name))
     response = Response(status, reason or reason_phrase(status), lines, keys, body)
+    # The Via lines are the request's, as they are: a Via it has parsed
+    # need not be parsed again (the response goes where it says).
+    response.share_top_via(request)
     return response
 
 

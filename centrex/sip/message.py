@@ -153,7 +153,9 @@ class Message:
     def _line_value(self, pos: int) -> str:
         line = self._lines[pos]
         raw = line[line.index(b":") + 1 :]
-        if b"\n" in raw:
+        # find, not `in`: bytes.__contains__ first tries the operand as an
+        # int and builds (then drops) a TypeError for every bytes one.
+        if raw.find(b"\n") >= 0:
             raw = _FOLD.sub(b" ", raw)
         return _decode(raw.strip(b" \t"))
 
@@ -340,6 +342,15 @@ class Message:
             except ParseError as exc:
                 raise ParseError(f"Bad Via header: {exc.reason}") from None
         return found
+
+    def share_top_via(self, other: Message) -> None:
+        """Take ``other``'s topmost Via as already read, when it has been: for a
+        response made from a request, whose Via lines are the request's."""
+        cache = other._cache
+        vias = cache.get("vias")
+        found = vias[0] if vias is not None else cache.get("top_via")
+        if found is not None:
+            self._cache["top_via"] = found
 
     @property
     def branch(self) -> str | None:

@@ -82,7 +82,7 @@ def parse_message(
 
     start = lines[0]
     header_lines = lines[1:]
-    if b"\n " in head or b"\n\t" in head:
+    if head.find(b"\n ") >= 0 or head.find(b"\n\t") >= 0:  # not `in` (message.py)
         header_lines = _unfold(header_lines)
 
     error: ParseError | None = None

@@ -66,3 +66,20 @@ def test_cancel_matches_the_request_but_for_the_method() -> None:
     assert cancel.to_tag is None
     assert cancel.from_tag == "1928301774"
     assert cancel.body == b""
+
+
+def test_a_response_goes_where_the_stamped_request_came_from() -> None:
+    # The server stamps received/rport on the request's top Via; the response
+    # made from it takes that Via as read (it is not parsed again) and the
+    # Via line it carries is the stamped one.
+    request = invite()
+    top = request.top_via
+    stamped = type(top)(top.transport, top.host, top.port, {**top.params, "received": "192.0.2.9"})
+    request.set_top_via(str(stamped), stamped)
+    response = make_response(request, 200)
+    assert response.top_via is stamped
+    assert response.top_via.received == "192.0.2.9"
+    reparsed = parse_message(response.to_bytes())
+    assert isinstance(reparsed, Response)
+    assert reparsed.top_via.received == "192.0.2.9"
+    assert [str(v) for v in reparsed.vias] == [str(v) for v in request.vias]

@@ -241,7 +241,9 @@ class SubscriptionTable:
         self.changes += 1
 
     def _watching(self, kind: Kind, key: str, now: float) -> list[Subscription]:
-        ids = self._topics.get((kind, key), {})
+        ids = self._topics.get((kind, key))
+        if not ids:
+            return []  # most registrations: no one watches (no lookups, no iterator)
         return [sub for sub in map(self._subs.__getitem__, ids) if sub.live(now)]
 
     # -- SUBSCRIBE ----------------------------------------------------------------------

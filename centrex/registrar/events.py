@@ -83,7 +83,7 @@ class EventListeners:
             except Exception:
                 logger.exception("registration event listener %r failed", listener)
                 continue
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
                 self._tasks.add(task)
                 task.add_done_callback(self._finished)

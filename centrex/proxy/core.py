@@ -34,6 +34,7 @@ from centrex.proxy.checks import SUPPORTED, branch_prefix, is_loop, unsupported_
 from centrex.proxy.context import Action, Branch, Cancel, Final, Forward, ResponseContext, Start
 from centrex.proxy.local import LocalIdentity
 from centrex.proxy.owner import Flow, OwnerRouting
+from centrex.records import quick_init
 from centrex.registrar.aor import aor_of
 from centrex.registrar.binding import Binding, lookup_order
 from centrex.sip.build import make_response
@@ -59,6 +60,7 @@ ACCEPT = "application/sdp"
 DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Inbound:
     """Where a request came from and the socket it arrived on."""

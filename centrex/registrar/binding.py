@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from centrex.records import quick_init
+
 #: The transports a REGISTER can arrive on.
 TRANSPORTS = frozenset({"udp", "tcp", "tls", "ws", "wss"})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where a REGISTER came from, as the transport layer received it.
@@ -45,6 +48,7 @@ class Source:
         return self.transport != "udp"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Binding:
     """One contact of an address-of-record (RFC 3261 10.3 step 7).

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from centrex.records import quick_init
 from centrex.registrar.binding import Binding
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ EventKind = Literal["available", "unavailable"]
 EventReason = Literal["registered", "unregistered", "expired", "purged", "connection_closed"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AorEvent:
     """``aor`` became available or unavailable at ``at`` (wall-clock seconds).

@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from centrex.config.settings import RegistrarSettings
+from centrex.records import quick_init
 from centrex.registrar.aor import aor_of, aor_user, uri_host
 from centrex.registrar.binding import Source
 from centrex.sip.address import Address
@@ -36,6 +37,7 @@ class Rejection(Exception):
         self.headers = headers
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Target:
     """Whose bindings a REGISTER is about (RFC 3261 10.3 step 5)."""
@@ -44,6 +46,7 @@ class Target:
     user: str | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ContactRequest:
     """One Contact of a REGISTER with its granted expiration (0 removes it)."""
@@ -56,6 +59,7 @@ class ContactRequest:
     reg_id: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RegisterRequest:
     """What the decision of RFC 3261 10.3 steps 6 to 8 needs from a REGISTER.

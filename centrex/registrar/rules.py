@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from centrex.config.settings import RegistrarSettings
+from centrex.records import quick_init
 from centrex.registrar.binding import Binding, live_bindings
 from centrex.registrar.request import ContactRequest, RegisterRequest
 from centrex.registrar.store import NO_CHANGES, Changes
@@ -29,6 +30,7 @@ from centrex.sip.errors import ParseError
 from centrex.sip.uri import URI, parse_uri
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """The result of one REGISTER decision.

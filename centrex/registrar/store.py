@@ -17,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from centrex.records import quick_init
 from centrex.registrar.binding import Binding
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Changes:
     """What one update does to one AOR: bindings to write, binding ids to delete.
@@ -55,6 +57,7 @@ class HasChanges(Protocol):
 DecisionT = TypeVar("DecisionT", bound=HasChanges)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AorRemoval:
     """Bindings a store removed from one AOR on its own initiative (purge,

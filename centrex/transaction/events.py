@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from centrex.records import quick_init
+
 if TYPE_CHECKING:
     from centrex.sip.message import Message, Request, Response
     from centrex.transaction.timers import Timer
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, eq=False)
 class Send:
     """Give ``message`` to the transport, addressed to ``peer``."""
@@ -44,6 +47,7 @@ class Send:
     peer: object
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, eq=False)
 class RequestEvent:
     """A request for the TU: a new server transaction's request, or an ACK."""
@@ -53,6 +57,7 @@ class RequestEvent:
     peer: object
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, eq=False)
 class ResponseEvent:
     """A response for the TU, from a client transaction or from none (18.1.2)."""
@@ -61,6 +66,7 @@ class ResponseEvent:
     response: Response
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, eq=False)
 class TimeoutEvent:
     """The transaction timed out on ``timer`` (B, F or H)."""
@@ -69,6 +75,7 @@ class TimeoutEvent:
     timer: Timer
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, eq=False)
 class TransportErrorEvent:
     """The transport could not send for this transaction (17.1.4, 17.2.4)."""
@@ -76,6 +83,7 @@ class TransportErrorEvent:
     transaction: Transaction
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, eq=False)
 class TimerCEvent:
     """Timer C fired for this INVITE client transaction (16.8)."""
@@ -83,6 +91,7 @@ class TimerCEvent:
     transaction: ClientTransaction
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, eq=False)
 class Resend:
     """A retransmitted request reached a retired transaction (``TransactionLayer.
@@ -92,6 +101,7 @@ class Resend:
     data: bytes
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, eq=False)
 class Terminated:
     """The transaction reached its Terminated state and was removed."""

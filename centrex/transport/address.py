@@ -13,6 +13,7 @@ import socket
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from centrex.records import quick_init
 from centrex.sip.uri import is_valid_host
 
 TransportName = Literal["udp", "tcp", "tls"]
@@ -49,6 +50,7 @@ def unbracketed(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Peer:
     """The far end of a message (RFC 3261 18.2.1, 18.2.2).
@@ -85,6 +87,7 @@ class Peer:
         return f"{self.transport}:{self.hostport}{tail}"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LocalSocket:
     """Centrex's end of a message: the socket it arrived on or leaves from.

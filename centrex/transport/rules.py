@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from centrex.records import quick_init
 from centrex.sip.build import make_response
 from centrex.sip.errors import ParseError
 from centrex.sip.message import Request, Response
@@ -21,6 +22,7 @@ from centrex.transport.address import default_port, unbracketed
 _VIA_TRANSPORTS = {"UDP": "udp", "TCP": "tcp", "TLS": "tls"}
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Destination:
     """Where a response goes when not over the connection its request came on."""

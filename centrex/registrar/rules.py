@@ -17,7 +17,6 @@ Beyond RFC 3261:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -123,6 +122,21 @@ def _parsed(binding: Binding) -> URI | None:
         return None
 
 
+def _match(contact: ContactRequest, live: list[Binding]) -> str | None:
+    """The id of the stored binding whose contact is ``contact``'s URI, if any.
+
+    A refresh names its contact as it did before: the same text is the same
+    URI, found without parsing the stored ones; otherwise they are compared
+    as URIs (19.1.4: case, escapes and parameter order may differ)."""
+    for binding in live:
+        if binding.contact == contact.text:
+            return binding.id
+    for binding in live:
+        if _parsed(binding) == contact.uri:
+            return binding.id
+    return None
+
+
 def _same_device(binding: Binding, contact: ContactRequest, reg: RegisterRequest) -> bool:
     if contact.instance is not None:
         return binding.instance == contact.instance and binding.reg_id == contact.reg_id
@@ -139,9 +153,8 @@ def _apply_contacts(
     """The AOR's bindings after each contact of ``reg`` is applied, by id, and
     the ids of the bindings the request wrote."""
     working = {b.id: b for b in live}
-    uris = [(b.id, _parsed(b)) for b in live]
     # Which stored binding each contact names by URI (RFC 3261 19.1.4 comparison).
-    matches = [next((bid for bid, uri in uris if uri == c.uri), None) for c in reg.contacts]
+    matches = [_match(c, live) for c in reg.contacts]
     named = {bid for bid in matches if bid is not None}
     touched: set[str] = set()
     for contact, match in zip(reg.contacts, matches, strict=True):
@@ -203,7 +216,12 @@ def _limit(
 
 
 def _new(
-    contact: ContactRequest, reg: RegisterRequest, now: float, server_id: str, binding_id: str
+    contact: ContactRequest,
+    reg: RegisterRequest,
+    now: float,
+    server_id: str,
+    binding_id: str,
+    created_at: float | None = None,
 ) -> Binding:
     return Binding(
         id=binding_id,
@@ -219,7 +237,7 @@ def _new(
         path=reg.path,
         user_agent=reg.user_agent,
         server_id=server_id,
-        created_at=now,
+        created_at=now if created_at is None else created_at,
         updated_at=now,
     )
 
@@ -227,5 +245,4 @@ def _new(
 def _refresh(
     old: Binding, contact: ContactRequest, reg: RegisterRequest, now: float, server_id: str
 ) -> Binding:
-    fresh = _new(contact, reg, now, server_id, old.id)
-    return dataclasses.replace(fresh, created_at=old.created_at)
+    return _new(contact, reg, now, server_id, old.id, old.created_at)

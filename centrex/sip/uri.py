@@ -439,18 +439,35 @@ def _parse_tel(rest: str) -> TelURI:
     return TelURI(number, params)
 
 
+#: SIP URIs parsed lately, by their text: the same few come again and again
+#: (the Request-URI of every REGISTER, the To that repeats the From, a
+#: dialog's Contacts and Routes). A URI is never changed once made (``replace``
+#: makes a new one), so one object serves every message that names it. At
+#: most this many; a full cache starts over (a flood of distinct URIs costs
+#: what it cost without one).
+PARSED_CACHE_SIZE = 1024
+_PARSED: dict[str, SipURI] = {}
+
+
 def parse_uri(text: str) -> URI:
     """Parse a URI: SIP/SIPS (RFC 3261 19.1), tel (RFC 3966) or any other scheme.
 
     Raises ParseError("Bad URI: ...", 400) when the text is malformed.
     """
+    found = _PARSED.get(text)
+    if found is not None:
+        return found
     colon = text.find(":")
     if colon <= 0:
         raise _bad("no scheme")
     scheme = text[:colon]
     rest = text[colon + 1 :]
     if scheme == "sip" or scheme == "sips":
-        return _parse_sip(scheme, rest)
+        uri = _parse_sip(scheme, rest)
+        if len(_PARSED) >= PARSED_CACHE_SIZE:
+            _PARSED.clear()
+        _PARSED[text] = uri
+        return uri
     if not _SCHEME_RE.fullmatch(scheme):
         raise _bad("bad scheme")
     scheme = scheme.lower()

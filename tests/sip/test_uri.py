@@ -406,3 +406,20 @@ def test_underscore_in_host_name_is_accepted_as_real_deployments_use_it() -> Non
     uri = parse_uri("sip:alice@pbx_1.example.com")
     assert isinstance(uri, SipURI)
     assert uri.host == "pbx_1.example.com"
+
+
+def test_a_uri_named_again_is_the_same_and_the_memory_of_them_stays_bounded() -> None:
+    from centrex.sip import uri as uri_module
+
+    first = parse_uri("sip:alice@example.com;transport=tcp")
+    again = parse_uri("sip:alice@example.com;transport=tcp")
+    assert again == first and str(again) == "sip:alice@example.com;transport=tcp"
+    # A flood of distinct URIs never holds more than the cache's size.
+    for i in range(uri_module.PARSED_CACHE_SIZE * 3):
+        parsed = parse_uri(f"sip:user{i}@example.com")
+        assert isinstance(parsed, SipURI) and parsed.user == f"user{i}"
+    assert len(uri_module._PARSED) <= uri_module.PARSED_CACHE_SIZE
+    # A bad URI is refused each time, never remembered.
+    for _ in range(2):
+        with pytest.raises(ParseError):
+            parse_uri("sip:al ice@example.com")

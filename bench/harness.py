@@ -186,6 +186,21 @@ def options_ok(host: str, port: int, timeout: float = 0.3) -> bool:
             return False
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse to start a server on a UDP port something already holds: a
+    server left over from an interrupted run would answer the readiness probe
+    and the load in place of the one being measured (whose CPU time would then
+    read as nearly nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise RuntimeError(
+                f"udp {host}:{port} is taken ({exc.strerror}): stop what holds it "
+                f"(`ss -ulpn | grep {port}`) and run again"
+            ) from None
+
+
 def wait_ready(process: subprocess.Popen[bytes], host: str, port: int, timeout: float) -> float:
     """Poll OPTIONS until a 200; the time.monotonic() at which it came."""
     deadline = time.monotonic() + timeout
@@ -224,6 +239,7 @@ class ServerUnderTest:
         raise NotImplementedError
 
     def start(self, ready_timeout: float = 60) -> None:
+        ensure_port_free(self.host, self.port)
         self.started_at = time.monotonic()
         self.process = spawn(self.argv(), self.log, self.workdir)
         try:

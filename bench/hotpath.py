@@ -220,6 +220,10 @@ def centrex_server(
         preload(root / "data", preloaded)
     config = root / "centrex.toml"
     config.write_text(config_text(root / "data", overrides), encoding="utf-8")
+    try:
+        harness.ensure_port_free(SERVER_IP, PORT)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     log = (root / "server.log").open("wb")
     process = subprocess.Popen(
         [*centrex_command(), "serve", "--config", str(config)],

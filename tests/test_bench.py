@@ -79,3 +79,21 @@ def test_a_tiny_bench_run_completes_every_call_through_both_servers(tmp_path: Pa
     assert re.search(
         r"\| call: highest sustained rate \(calls/s\) \| ≥ 20 \| ≥ 20 \| 1\.00x \|", table
     )
+
+
+def test_a_bench_run_refuses_a_port_another_server_holds() -> None:
+    # A server left from an interrupted run would answer in place of the one
+    # measured, and its CPU time would read as nearly nothing.
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.70", 0))
+        port = squatter.getsockname()[1]
+        sys.path.insert(0, str(ROOT / "bench"))
+        try:
+            import harness
+        finally:
+            sys.path.remove(str(ROOT / "bench"))
+        with pytest.raises(RuntimeError, match=f"udp 127.0.0.70:{port} is taken"):
+            harness.ensure_port_free("127.0.0.70", port)
+    harness.ensure_port_free("127.0.0.70", port)  # free again once let go

@@ -30,6 +30,8 @@ T = TypeVar("T")
 
 
 class BranchState(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
+
     WAITING = "waiting"  # in a later serial group, not sent yet
     CALLING = "calling"  # sent, no provisional response yet
     PROCEEDING = "proceeding"  # a provisional response came: CANCEL may be sent

@@ -25,6 +25,8 @@ from centrex.transaction.timers import Timer
 
 
 class State(Enum):
+    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
+
     CALLING = "Calling"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -33,6 +35,8 @@ class State(Enum):
 
 
 class Input(Enum):
+    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
+
     START = "INVITE from TU"
     TRYING = "100 received"
     PROVISIONAL = "101-199 received"

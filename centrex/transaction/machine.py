@@ -21,6 +21,8 @@ from centrex.transaction.timers import Timer
 class Do(Enum):
     """Actions that send something or tell the TU something."""
 
+    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
+
     SEND_REQUEST = "send request"  # (re)transmit the request that made the client transaction
     SEND_ACK = "send ACK"  # ACK a non-2xx final, built once and resent as is (17.1.1.3)
     SEND_TRYING = "send 100 Trying"  # the INVITE server transaction's own 100 (17.2.1)

@@ -15,6 +15,8 @@ from centrex.transaction.timers import Timer
 
 
 class State(Enum):
+    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
+
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -22,6 +24,8 @@ class State(Enum):
 
 
 class Input(Enum):
+    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
+
     START = "request from TU"
     PROVISIONAL = "1xx received"
     FINAL = "200-699 received"

@@ -19,6 +19,8 @@ from centrex.transaction.timers import Timer
 
 
 class State(Enum):
+    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
+
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -26,6 +28,8 @@ class State(Enum):
 
 
 class Input(Enum):
+    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
+
     START = "request received"
     REQUEST = "request retransmission received"
     TU_PROVISIONAL = "1xx from TU"

@@ -27,6 +27,8 @@ from enum import Enum
 class Timer(Enum):
     """The named timers of RFC 3261 Table 4 and RFC 6026 Table 1."""
 
+    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
+
     A = "A"  # INVITE request retransmit interval, UDP only (17.1.1.2)
     B = "B"  # INVITE transaction timeout (17.1.1.2)
     C = "C"  # proxy INVITE transaction timeout (16.6 step 11)

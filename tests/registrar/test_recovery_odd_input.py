@@ -169,3 +169,20 @@ def test_refreshes_do_not_pile_up_bucket_entries() -> None:
         t.expired(now)
     entries = sum(len(v) for v in t._due.values())  # memory held for the purge
     assert entries <= 2 * 100, entries  # one or two per AOR, not one per refresh
+
+
+def test_rows_are_written_as_the_standard_json_encoder_writes_them() -> None:
+    # The encoder made once (recovery._encode) writes what json.dumps would:
+    # escapes for non-ASCII and control characters, floats in full, nulls.
+    import json
+
+    from centrex.registrar import recovery
+
+    rows = [
+        ["id", "sip:zoë@example.com", "sip:a@[2001:db8::1]", 1796087875.1029863, None,
+         "c\x00\udcff", 1, "udp", "192.0.2.1", 5060, "udp:0.0.0.0:5060", None, 0.5, 7,
+         ["<sip:p;lr>"], 'q"\\', "s", 1e-7, -0.0],
+    ]  # fmt: skip
+    expected = json.dumps(rows, separators=(",", ":"))
+    assert recovery._encode(rows) == expected
+    assert json.loads(recovery._encode(rows)) == json.loads(expected)

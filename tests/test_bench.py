@@ -97,3 +97,16 @@ def test_a_bench_run_refuses_a_port_another_server_holds() -> None:
         with pytest.raises(RuntimeError, match=f"udp 127.0.0.70:{port} is taken"):
             harness.ensure_port_free("127.0.0.70", port)
     harness.ensure_port_free("127.0.0.70", port)  # free again once let go
+
+
+def test_the_in_process_bench_answers_every_register() -> None:
+    # bench/inprocess.py (docs/benchmarks.md): the server's own CPU per
+    # REGISTER, every REGISTER answered through the real socket.
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "inprocess.py"), "--registers", "300", "--rounds=3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"300 REGISTERs, back to back: CPU per REGISTER least [\d.]+ us", done.stdout)

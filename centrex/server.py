@@ -17,7 +17,7 @@ import os
 import ssl
 import time
 from collections import deque
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -118,38 +118,6 @@ def pack_resend(data: bytes, destination: Peer, local: LocalSocket | None) -> by
 def unpack_resend(packed: bytes) -> _Resend:
     data, where, here = marshal.loads(packed)
     return data, Peer(*where), None if here is None else LocalSocket(*here)
-
-
-class _Continue:
-    """The rest of a coroutine that ``Server._start`` began by hand, awaited
-    the way a task would have gone on with it: ``waiting`` is what it yielded
-    at its first wait (a future, or None for a bare turn of the loop).
-    Whatever the task gets thrown (a cancellation) goes on into the coroutine."""
-
-    __slots__ = ("_coroutine", "_waiting")
-
-    def __init__(self, coroutine: Coroutine[Any, Any, Any], waiting: Any) -> None:
-        self._coroutine = coroutine
-        self._waiting = waiting
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        coroutine, waiting = self._coroutine, self._waiting
-        while True:
-            try:
-                yield waiting
-            except BaseException as exc:  # handed on to the coroutine, not handled
-                try:
-                    waiting = coroutine.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-                continue
-            try:
-                waiting = coroutine.send(None)
-            except StopIteration as stop:
-                return stop.value
-
-    async def run(self) -> Any:
-        return await self
 
 
 class NotSupportedError(Exception):
@@ -522,7 +490,7 @@ class Server:
                 elif isinstance(out, RequestEvent):
                     inbound = out.peer
                     assert isinstance(inbound, Inbound)
-                    self._start(proxy.on_request(out.transaction, out.request, inbound))
+                    self._spawn(proxy.on_request(out.transaction, out.request, inbound))
                 elif presence is not None and presence.route_output(out):
                     continue
                 elif isinstance(out, ResponseEvent):
@@ -623,24 +591,6 @@ class Server:
         self._drain()
 
     # -- tasks --------------------------------------------------------------------------
-
-    def _start(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coroutine`` at once, up to its first wait, and only then hand
-        it to a task (what Python 3.12 calls an eager task).
-
-        Most requests never wait: a REGISTER with the registrations in memory,
-        an OPTIONS, a request that is refused. They are answered here, without
-        a task, its turn of the loop and its callbacks (about a tenth of the
-        CPU time of a REGISTER).
-        """
-        try:
-            waiting = coroutine.send(None)
-        except StopIteration:
-            return
-        except Exception:
-            logger.exception("task failed")
-            return
-        self._spawn(_Continue(coroutine, waiting).run())
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -24,29 +24,40 @@ _FACTORY = object()  # "no value given": the field's default factory makes one
 def quick_init(cls: type[T]) -> type[T]:
     """Decorate a ``@dataclass(frozen=True, slots=True)`` class (placed above
     the dataclass decorator). A class with a field it does not handle (not in
-    ``__init__``, keyword-only) keeps the dataclass's own ``__init__``."""
+    ``__init__``, keyword-only, an ``InitVar``, inherited from a base class, or
+    named ``self``) keeps the dataclass's own ``__init__``."""
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.frozen or "__slots__" not in cls.__dict__:
         raise TypeError(f"{cls.__name__}: quick_init is for frozen, slotted dataclasses")
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    if any(not f.init or f.kw_only for f in fields):
+    every = getattr(cls, "__dataclass_fields__", {}).values()
+    if (
+        any(not f.init or f.kw_only for f in fields)
+        # InitVar fields go to __post_init__, which fields() leaves out.
+        or any(f._field_type is not dataclasses._FIELD for f in every)  # type: ignore[attr-defined]
+        # A field of a base class has its slot there.
+        or any(f.name not in cls.__dict__ for f in fields)
+        # Names the generated code uses for itself.
+        or any(f.name == "self" or f.name.startswith("__qi_") for f in fields)
+    ):
         return cls
-    namespace: dict[str, Any] = {"_FACTORY": _FACTORY}
+    namespace: dict[str, Any] = {"__qi_factory": _FACTORY}
     args: list[str] = []
     body: list[str] = []
     for i, f in enumerate(fields):
-        namespace[f"_set{i}"] = cls.__dict__[f.name].__set__
+        namespace[f"__qi_set{i}"] = cls.__dict__[f.name].__set__
         if f.default is not dataclasses.MISSING:
-            namespace[f"_default{i}"] = f.default
-            args.append(f"{f.name}=_default{i}")
-            body.append(f"_set{i}(self, {f.name})")
+            namespace[f"__qi_default{i}"] = f.default
+            args.append(f"{f.name}=__qi_default{i}")
+            body.append(f"__qi_set{i}(self, {f.name})")
         elif f.default_factory is not dataclasses.MISSING:
-            namespace[f"_factory{i}"] = f.default_factory
-            args.append(f"{f.name}=_FACTORY")
-            body.append(f"_set{i}(self, _factory{i}() if {f.name} is _FACTORY else {f.name})")
+            namespace[f"__qi_factory{i}"] = f.default_factory
+            args.append(f"{f.name}=__qi_factory")
+            made = f"__qi_factory{i}() if {f.name} is __qi_factory else {f.name}"
+            body.append(f"__qi_set{i}(self, {made})")
         else:
             args.append(f.name)
-            body.append(f"_set{i}(self, {f.name})")
+            body.append(f"__qi_set{i}(self, {f.name})")
     if hasattr(cls, "__post_init__"):
         body.append("self.__post_init__()")
     source = f"def __init__(self, {', '.join(args)}):\n    " + "\n    ".join(body or ["pass"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import pytest
 
@@ -71,3 +71,43 @@ def test_the_classes_of_the_hot_path_use_it() -> None:
         assert cls.__init__.__module__ == cls.__module__
         assert "object.__setattr__" not in repr(cls.__init__.__code__.co_names)
         assert "__dataclass_builtins_object__" not in cls.__init__.__code__.co_names
+
+
+def test_classes_whose_fields_it_cannot_fill_keep_the_dataclass_init() -> None:
+    @dataclass(frozen=True, slots=True)
+    class WithInitVar:
+        name: str
+        scale: InitVar[int] = 1
+
+        def __post_init__(self, scale: int) -> None:
+            if scale < 0:
+                raise ValueError("negative scale")
+
+    before = WithInitVar.__init__
+    assert quick_init(WithInitVar).__init__ is before
+    assert WithInitVar("a", 2).name == "a"
+
+    @dataclass(frozen=True, slots=True)
+    class Base:
+        host: str
+
+    @dataclass(frozen=True, slots=True)
+    class Derived(Base):
+        port: int = 5060
+
+    before = Derived.__init__
+    assert quick_init(Derived).__init__ is before
+    assert Derived("h", 1) == Derived(host="h", port=1)
+
+
+def test_field_names_do_not_clash_with_the_generated_code() -> None:
+    @quick_init
+    @dataclass(frozen=True, slots=True)
+    class Odd:
+        _set0: int
+        _default1: str = "x"
+        _FACTORY: list[int] = field(default_factory=list)
+
+    odd = Odd(5, "y", [1])
+    assert (odd._set0, odd._default1, odd._FACTORY) == (5, "y", [1])
+    assert Odd(1)._FACTORY == []

@@ -446,6 +446,10 @@ def _parse_tel(rest: str) -> TelURI:
 #: most this many; a full cache starts over (a flood of distinct URIs costs
 #: what it cost without one).
 PARSED_CACHE_SIZE = 1024
+#: Only URIs this long or shorter are kept: a phone's are under 200
+#: characters, and a sender of 60 KB URIs must not make the cache hold
+#: 1,024 of them (about 120 MB).
+PARSED_CACHE_MAX_TEXT = 256
 _PARSED: dict[str, SipURI] = {}
 
 
@@ -464,9 +468,10 @@ def parse_uri(text: str) -> URI:
     rest = text[colon + 1 :]
     if scheme == "sip" or scheme == "sips":
         uri = _parse_sip(scheme, rest)
-        if len(_PARSED) >= PARSED_CACHE_SIZE:
-            _PARSED.clear()
-        _PARSED[text] = uri
+        if len(text) <= PARSED_CACHE_MAX_TEXT:
+            if len(_PARSED) >= PARSED_CACHE_SIZE:
+                _PARSED.clear()
+            _PARSED[text] = uri
         return uri
     if not _SCHEME_RE.fullmatch(scheme):
         raise _bad("bad scheme")

@@ -423,3 +423,16 @@ def test_a_uri_named_again_is_the_same_and_the_memory_of_them_stays_bounded() ->
     for _ in range(2):
         with pytest.raises(ParseError):
             parse_uri("sip:al ice@example.com")
+
+
+def test_a_long_uri_is_parsed_but_not_kept() -> None:
+    # A sender of 60 KB URIs must not make the cache of parsed URIs hold them.
+    from centrex.sip import uri as uri_module
+
+    text = "sip:a@example.com;x=" + "v" * 5000
+    parsed = parse_uri(text)
+    assert isinstance(parsed, SipURI) and parsed.params["x"] == "v" * 5000
+    assert text not in uri_module._PARSED
+    short = "sip:kept@example.com"
+    parse_uri(short)
+    assert short in uri_module._PARSED

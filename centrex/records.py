@@ -1,4 +1,5 @@
-"""Frozen, slotted dataclasses built faster: the records of the hot path.
+"""The records of the hot path, built faster: frozen, slotted dataclasses
+(``quick_init``) and enumerations hashed in C (``IdentityEnum``).
 
 A REGISTER makes about 25 small records on its way through (peers, sources,
 bindings, transaction events). ``@dataclass(frozen=True, slots=True)`` writes
@@ -14,6 +15,7 @@ This module imports nothing of ours: any layer may use it.
 from __future__ import annotations
 
 import dataclasses
+from enum import Enum
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -30,11 +32,10 @@ def quick_init(cls: type[T]) -> type[T]:
     if params is None or not params.frozen or "__slots__" not in cls.__dict__:
         raise TypeError(f"{cls.__name__}: quick_init is for frozen, slotted dataclasses")
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    every = getattr(cls, "__dataclass_fields__", {}).values()
     if (
         any(not f.init or f.kw_only for f in fields)
-        # InitVar fields go to __post_init__, which fields() leaves out.
-        or any(f._field_type is not dataclasses._FIELD for f in every)  # type: ignore[attr-defined]
+        # fields() leaves out InitVar (and ClassVar) pseudo-fields.
+        or len(fields) != len(cls.__dataclass_fields__)  # type: ignore[attr-defined]
         # A field of a base class has its slot there.
         or any(f.name not in cls.__dict__ for f in fields)
         # Names the generated code uses for itself.
@@ -68,3 +69,13 @@ def quick_init(cls: type[T]) -> type[T]:
     init.__doc__ = cls.__init__.__doc__
     cls.__init__ = init  # type: ignore[method-assign]
     return cls
+
+
+class IdentityEnum(Enum):
+    """An enumeration hashed by identity, in C. ``Enum.__hash__`` is a Python
+    function (``hash(self._name_)``), called whenever a member is a dict key
+    or a set element: the transaction tables do that several times per
+    message. Members are singletons and compare by identity, so the object's
+    own hash is as good."""
+
+    __hash__ = object.__hash__

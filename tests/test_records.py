@@ -68,9 +68,24 @@ def test_the_classes_of_the_hot_path_use_it() -> None:
     from centrex.transport.address import Peer
 
     for cls in (Peer, Binding):
-        assert cls.__init__.__module__ == cls.__module__
-        assert "object.__setattr__" not in repr(cls.__init__.__code__.co_names)
+        # The dataclass's own __init__ goes through object.__setattr__.
         assert "__dataclass_builtins_object__" not in cls.__init__.__code__.co_names
+        assert cls.__init__.__qualname__ == f"{cls.__qualname__}.__init__"
+
+
+def test_identity_enums_keep_enum_behaviour_and_hash_in_c() -> None:
+    import pickle
+
+    from centrex.proxy.context import BranchState
+    from centrex.transaction.machine import Do
+    from centrex.transaction.timers import Timer
+
+    for enum in (Timer, Do, BranchState):
+        assert enum.__hash__ is object.__hash__
+    assert Timer("A") is Timer.A and Timer["B"] is Timer.B
+    assert pickle.loads(pickle.dumps(Timer.J)) is Timer.J
+    assert {Timer.A: 1}[Timer.A] == 1 and Timer.A != Timer.B
+    assert Timer.__doc__ is not None and "RFC 3261" in Timer.__doc__
 
 
 def test_classes_whose_fields_it_cannot_fill_keep_the_dataclass_init() -> None:

@@ -19,19 +19,17 @@ The caller owns messages and transactions; this object only decides.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from centrex.records import IdentityEnum
 from centrex.sip.message import Response
 
 T = TypeVar("T")
 
 
-class BranchState(enum.Enum):
-    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
-
+class BranchState(IdentityEnum):
     WAITING = "waiting"  # in a later serial group, not sent yet
     CALLING = "calling"  # sent, no provisional response yet
     PROCEEDING = "proceeding"  # a provisional response came: CANCEL may be sent

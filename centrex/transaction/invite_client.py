@@ -18,15 +18,12 @@ Two additions the proxy core asks for, both stated by the RFC outside section 17
 
 from __future__ import annotations
 
-from enum import Enum
-
+from centrex.records import IdentityEnum
 from centrex.transaction.machine import Actions, Backoff, Do, Machine, Start, Stop
 from centrex.transaction.timers import Timer
 
 
-class State(Enum):
-    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
-
+class State(IdentityEnum):
     CALLING = "Calling"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -34,9 +31,7 @@ class State(Enum):
     TERMINATED = "Terminated"
 
 
-class Input(Enum):
-    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
-
+class Input(IdentityEnum):
     START = "INVITE from TU"
     TRYING = "100 received"
     PROVISIONAL = "101-199 received"

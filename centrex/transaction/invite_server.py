@@ -18,15 +18,12 @@ passed to the TU rather than absorbed.
 
 from __future__ import annotations
 
-from enum import Enum
-
+from centrex.records import IdentityEnum
 from centrex.transaction.machine import Actions, Backoff, Do, Machine, Start, Stop
 from centrex.transaction.timers import Timer
 
 
-class State(Enum):
-    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
-
+class State(IdentityEnum):
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
     CONFIRMED = "Confirmed"
@@ -34,9 +31,7 @@ class State(Enum):
     TERMINATED = "Terminated"
 
 
-class Input(Enum):
-    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
-
+class Input(IdentityEnum):
     START = "INVITE received"
     REQUEST = "INVITE retransmission received"
     ACK = "ACK received"

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar, cast
 
+from centrex.records import IdentityEnum
 from centrex.transaction.timers import Timer
 
 
-class Do(Enum):
+class Do(IdentityEnum):
     """Actions that send something or tell the TU something."""
-
-    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
 
     SEND_REQUEST = "send request"  # (re)transmit the request that made the client transaction
     SEND_ACK = "send ACK"  # ACK a non-2xx final, built once and resent as is (17.1.1.3)

@@ -8,24 +8,19 @@ reliable transports, so the transaction ends with its final response).
 
 from __future__ import annotations
 
-from enum import Enum
-
+from centrex.records import IdentityEnum
 from centrex.transaction.machine import Actions, Backoff, Do, Machine, RestartAtT2, Start, Stop
 from centrex.transaction.timers import Timer
 
 
-class State(Enum):
-    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
-
+class State(IdentityEnum):
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
     TERMINATED = "Terminated"
 
 
-class Input(Enum):
-    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
-
+class Input(IdentityEnum):
     START = "request from TU"
     PROVISIONAL = "1xx received"
     FINAL = "200-699 received"

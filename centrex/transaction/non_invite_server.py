@@ -12,24 +12,19 @@ A CANCEL is one of these (9.2): the layer finds the INVITE it targets with
 
 from __future__ import annotations
 
-from enum import Enum
-
+from centrex.records import IdentityEnum
 from centrex.transaction.machine import Actions, Do, Machine, Start
 from centrex.transaction.timers import Timer
 
 
-class State(Enum):
-    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
-
+class State(IdentityEnum):
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
     TERMINATED = "Terminated"
 
 
-class Input(Enum):
-    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
-
+class Input(IdentityEnum):
     START = "request received"
     REQUEST = "request retransmission received"
     TU_PROVISIONAL = "1xx from TU"

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from enum import Enum
+
+from centrex.records import IdentityEnum
 
 
-class Timer(Enum):
+class Timer(IdentityEnum):
     """The named timers of RFC 3261 Table 4 and RFC 6026 Table 1."""
-
-    __hash__ = object.__hash__  # members are singletons: hashed in C (Enum's is Python)
 
     A = "A"  # INVITE request retransmit interval, UDP only (17.1.1.2)
     B = "B"  # INVITE transaction timeout (17.1.1.2)

@@ -6,12 +6,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint unit native bench bench-kamailio clean
 
-# The SIP message modules compiled with mypyc (centrex/sip/native.py): built
-# again whenever one of their sources changes; where that fails (no C
+# The hot modules compiled with mypyc (centrex/native.py: the SIP message
+# core, the transaction layer, the registrar's rules, ...): built again
+# whenever a source of their packages changes; where that fails (no C
 # compiler), Centrex runs them as Python and says so, and `make native` tries
 # again (an attempt is not repeated by every `make run` / `make test`). Which
-# build runs is decided at import, from centrex/sip/_compiled/native.json.
+# build runs is decided at import, from centrex/_compiled/native.json.
 NATIVE := build/native.attempt
+NATIVE_SOURCES := centrex/native.py centrex/native_build.py centrex/records.py \
+	$(wildcard centrex/sip/*.py centrex/transaction/*.py centrex/registrar/*.py \
+	centrex/proxy/*.py centrex/transport/*.py)
+# The tests of the compiled modules, run again as pure Python by `make test`.
+PURE_TESTS := tests/sip tests/transaction tests/registrar tests/proxy tests/transport \
+	tests/test_native.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +26,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-$(NATIVE): $(STAMP) $(wildcard centrex/sip/*.py)
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES)
 	@mkdir -p build
-	@if $(PY) -m centrex.sip.native_build build >build/native.log 2>&1; then \
-		echo "compiled SIP modules built (mypyc)"; \
+	@if $(PY) -m centrex.native_build build >build/native.log 2>&1; then \
+		echo "compiled modules built (mypyc)"; \
 	else \
-		echo "compiled SIP modules not built, running them as Python: see build/native.log"; \
+		echo "compiled modules not built, running them as Python: see build/native.log"; \
 	fi
 	@touch $(NATIVE)
 
@@ -41,7 +48,7 @@ lint: $(STAMP)
 
 unit: $(STAMP) $(NATIVE)
 	$(PY) -m pytest -q
-	CENTREX_PURE_PYTHON=1 $(PY) -m pytest -q -p no:cacheprovider tests/sip
+	CENTREX_PURE_PYTHON=1 $(PY) -m pytest -q -p no:cacheprovider $(PURE_TESTS)
 
 test: lint unit
 
@@ -55,5 +62,6 @@ bench-kamailio: $(STAMP) $(NATIVE)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache centrex/sip/_compiled
-	rm -f centrex/sip/*.so centrex/sip/native.json
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache centrex/_compiled \
+		centrex/sip/_compiled
+	rm -f centrex/*/*.so centrex/sip/native.json

@@ -37,7 +37,7 @@ _started: list[subprocess.Popen[bytes]] = []
 def sip_build() -> str:
     """Which build of the SIP message modules ``centrex serve`` runs with this
     Python: "compiled" (mypyc, ``make native``) or "pure (why)"."""
-    code = "import centrex.sip.native as n; print(n.mode + (f' ({n.reason})' if n.reason else ''))"
+    code = "import centrex.native as n; print(n.mode + (f' ({n.reason})' if n.reason else ''))"
     try:
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True

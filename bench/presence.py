@@ -901,7 +901,7 @@ def print_header(args: argparse.Namespace) -> None:
 def _sip_build() -> str:
     """Which build of the SIP modules the server (this checkout, this
     environment) runs: "compiled" or "pure (why)"."""
-    from centrex.sip import native
+    from centrex import native
 
     return native.mode + (f" ({native.reason})" if native.reason else "")
 

@@ -11,6 +11,7 @@ from centrex.directory import Directory
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.memory import MemoryLocationStore
 from centrex.registrar.registrar import Registrar
+from centrex.registrar.store import LocationStore
 from centrex.sip.message import Request, Response
 from centrex.sip.parser import parse_message
 
@@ -63,7 +64,7 @@ def directory(*names: str, disabled: Iterable[str] = (), case_sensitive: bool = 
 
 
 def make_registrar(
-    store: MemoryLocationStore | None = None,
+    store: LocationStore | None = None,
     *,
     users: Iterable[str] = ("alice", "bob"),
     disabled: Iterable[str] = (),

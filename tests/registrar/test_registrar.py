@@ -11,7 +11,7 @@ from centrex.registrar.binding import Binding, Source
 from centrex.registrar.events import AorEvent
 from centrex.registrar.memory import MemoryLocationStore
 from centrex.registrar.registrar import Registrar
-from centrex.registrar.store import DecisionT
+from centrex.registrar.store import AorRemoval, DecisionT, LocationStore
 from centrex.sip.message import Request, Response
 
 from .helpers import T0, UDP, make_registrar, register, reparse
@@ -157,15 +157,38 @@ def test_nat_port_change_does_not_pile_up_contacts() -> None:
     assert [b.contact for b in found] == ["sip:alice@198.51.100.7:40003"]
 
 
-class FailingStore(MemoryLocationStore):
+class FailingStore(LocationStore):
+    """A store whose storage is gone: every change fails (a store of its own,
+    as the memory store may be compiled, which interpreted classes cannot extend)."""
+
+    async def open(self, now: float) -> None:
+        pass
+
+    async def close(self, now: float) -> None:
+        pass
+
+    async def lookup(self, aor: str) -> list[Binding]:
+        return []
+
     async def update(
         self, aor: str, decide: Callable[[list[Binding]], DecisionT], now: float
     ) -> DecisionT:
         raise OSError("database gone")
 
+    async def remove_connections(
+        self, server_id: str, connection_id: int | None, now: float
+    ) -> list[AorRemoval]:
+        return []
+
+    async def purge(self, now: float) -> list[AorRemoval]:
+        return []
+
+    async def bindings(self) -> list[Binding]:
+        return []
+
 
 def test_store_failure_is_503_with_retry_after_never_a_200() -> None:
-    response = handle(make_registrar(FailingStore(None)), register())
+    response = handle(make_registrar(FailingStore()), register())
     assert response.status == 503
     assert response.get("Retry-After") == "30"
 

@@ -1,22 +1,26 @@
-"""Which build of the SIP message modules runs: compiled (mypyc) or pure Python.
+"""Which build of the hot modules runs: compiled (mypyc) or pure Python.
 
-The message core (``NATIVE_MODULES``: parsing, header views, URIs, Vias,
-addresses, building responses) can be compiled to C extensions with mypyc
-(``make native``, which ``make run`` and ``make test`` do first; DESIGN.md:
-"compiling the typed hot modules with mypyc while keeping the pure-Python
-path working"). The compiled build is the same source, and 1.1-2x as fast
-on it (docs/benchmarks.md).
+The modules on every message's path (``NATIVE_MODULES``: the SIP message
+core -- parsing, header views, URIs, Vias, addresses, building responses --,
+the transaction layer and its matching and timers, the registrar's rules and
+packed table, the proxy's checks, the transport's rules) can be compiled to C
+extensions with mypyc (``make native``, which ``make run`` and ``make test``
+do first; DESIGN.md: "compiling the typed hot modules with mypyc while
+keeping the pure-Python path working"). The compiled build is the same
+source, faster on it (docs/benchmarks.md).
 
-The build lives in ``centrex/sip/_compiled/``, not beside the sources: Python
-would import an extension found there in preference to the ``.py``, so a
-build left behind by other source (an edit, a checkout of another commit)
-would run instead of the code as it is. ``centrex/sip/__init__.py`` calls
-``choose()`` before any of the modules is imported: the build is used only
-when its manifest (``_compiled/native.json``) names this Python, the SHA-256
-of every compiled source as it is now and of every extension file, and every
-one of those files is there; a finder placed first on ``sys.meta_path`` then
-loads each compiled module from that folder. Otherwise (or whenever
-``CENTREX_PURE_PYTHON=1``) all of them run from source, never a mix.
+The build lives in ``centrex/_compiled/`` (a folder per package), not beside
+the sources: Python would import an extension found there in preference to
+the ``.py``, so a build left behind by other source (an edit, a checkout of
+another commit) would run instead of the code as it is.
+``centrex/__init__.py`` calls ``choose()`` before any of the modules can be
+imported: the build is used only when its manifest (``_compiled/native.json``)
+names this Python, the SHA-256 of every compiled source as it is now and of
+every extension file, and every one of those files is there; a finder placed
+first on ``sys.meta_path`` then loads each compiled module from that folder.
+Otherwise (or whenever ``CENTREX_PURE_PYTHON=1``) all of them run from
+source, never a mix: the compiled modules call each other directly, so one
+compiled against another's older source must not run.
 
 This module imports nothing of the package, so it is never compiled itself.
 """
@@ -36,24 +40,45 @@ from types import ModuleType
 
 logger = logging.getLogger(__name__)
 
-#: The modules of ``centrex.sip`` compiled by ``make native``.
+#: The modules compiled by ``make native``, by name under ``centrex``.
 NATIVE_MODULES = (
-    "address",
-    "build",
-    "errors",
-    "fields",
-    "framing",
-    "headers",
-    "message",
-    "parser",
-    "uri",
-    "via",
+    "sip.address",
+    "sip.build",
+    "sip.errors",
+    "sip.fields",
+    "sip.framing",
+    "sip.headers",
+    "sip.message",
+    "sip.parser",
+    "sip.uri",
+    "sip.via",
+    "transaction.engine",
+    "transaction.invite_client",
+    "transaction.invite_server",
+    "transaction.non_invite_client",
+    "transaction.non_invite_server",
+    "transaction.layer",
+    "transaction.machine",
+    "transaction.matching",
+    "transaction.timer_queue",
+    "transaction.transaction",
+    "registrar.aor",
+    "registrar.memory",
+    "registrar.registrar",
+    "registrar.packed",
+    "registrar.request",
+    "registrar.rules",
+    "proxy.checks",
+    "proxy.core",
+    "proxy.local",
+    "proxy.owner",
+    "transport.rules",
 )
 
-#: mypyc's shared library of the build (``centrex.sip.native__mypyc``).
+#: mypyc's shared library of the build (``centrex.native__mypyc``).
 SHARED_LIBRARY = "native__mypyc"
 
-#: Where the build and its manifest go.
+#: The package's folder (the sources), where the build and its manifest go.
 HERE = Path(__file__).resolve().parent
 COMPILED = HERE / "_compiled"
 MANIFEST = "native.json"
@@ -61,16 +86,26 @@ MANIFEST = "native.json"
 #: Set to 1 to run the pure-Python modules even where a compiled build is present.
 PURE_ENV = "CENTREX_PURE_PYTHON"
 
-_PACKAGE = "centrex.sip"
+_PACKAGE = "centrex"
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def source_of(name: str, sources: Path = HERE) -> Path:
+    """The source file of the compiled module ``name`` ("sip.uri")."""
+    return sources.joinpath(*name.split(".")).with_suffix(".py")
+
+
+def packages() -> tuple[str, ...]:
+    """The packages some module of the build is in ("sip", "transaction"...)."""
+    return tuple(dict.fromkeys(name.rpartition(".")[0] for name in NATIVE_MODULES))
+
+
 def source_digests(sources: Path = HERE) -> dict[str, str]:
     """SHA-256 of each compiled module's source, by module name."""
-    return {name: _sha256(sources / f"{name}.py") for name in NATIVE_MODULES}
+    return {name: _sha256(source_of(name, sources)) for name in NATIVE_MODULES}
 
 
 def python_tag() -> str:
@@ -120,7 +155,12 @@ def build_matches(folder: Path = COMPILED, sources: Path = HERE) -> tuple[dict[s
         try:
             file, digest = entry
             extension = folder / str(file)
-            ok = _sha256(extension) == digest and Path(str(file)).name == str(file)
+            # in the build folder, in the package's own subfolder when it has one
+            where = name.rpartition(".")[0].split(".") if name != SHARED_LIBRARY else []
+            ok = _sha256(extension) == digest and Path(str(file)).parts == (
+                *[p for p in where if p],
+                extension.name,
+            )
         except (OSError, TypeError, ValueError):
             ok = False
         if not ok:
@@ -146,19 +186,21 @@ class _ExtensionFinder:
 
 
 class _SourceFinder:
-    """Finds every ``centrex.sip.<module>`` in its ``.py`` file, never in an
-    extension module left beside it (by a build of an earlier layout)."""
+    """Finds every module of the packages in ``folders`` (name -> folder) in
+    its ``.py`` file, never in an extension module left beside it (by a build
+    of an earlier layout)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folders: dict[str, Path]) -> None:
+        self.folders = folders
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
         package, _, name = fullname.rpartition(".")
-        if package != _PACKAGE:
+        folder = self.folders.get(package)
+        if folder is None:
             return None
-        source = self.folder / f"{name}.py"
+        source = folder / f"{name}.py"
         if not source.is_file():
             return None
         return importlib.util.spec_from_file_location(fullname, source)
@@ -175,13 +217,21 @@ def is_extension(path: Path) -> bool:
     return path.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
+def _files(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
+
+
 def choose(folder: Path = COMPILED, sources: Path = HERE) -> str:
     """Decide, once, which build of ``NATIVE_MODULES`` this process imports."""
     global mode, reason
     if any(isinstance(f, _ExtensionFinder | _SourceFinder) for f in sys.meta_path):
         return mode
-    if any(map(is_extension, sources.iterdir())):  # an earlier layout's build
-        sys.meta_path.insert(0, _SourceFinder(sources))
+    folders = {f"{_PACKAGE}.{p}": sources.joinpath(*p.split(".")) for p in packages()}
+    if any(is_extension(f) for folder in folders.values() for f in _files(folder)):
+        sys.meta_path.insert(0, _SourceFinder(folders))  # an earlier layout's build
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         mode, reason = "pure", f"{PURE_ENV} is set"
         return mode

@@ -1,8 +1,8 @@
-"""Build or remove the compiled SIP modules (``make native``; see ``native``).
+"""Build or remove the compiled modules (``make native``; see ``centrex.native``).
 
-    python -m centrex.sip.native_build build    # compile with mypyc
-    python -m centrex.sip.native_build clean    # back to pure Python
-    python -m centrex.sip.native_build status   # which build this process runs
+python -m centrex.native_build build    # compile with mypyc
+python -m centrex.native_build clean    # back to pure Python
+python -m centrex.native_build status   # which build this process runs
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from centrex.sip import native
-from centrex.sip.native import (
+from centrex import native
+from centrex.native import (
     COMPILED,
     HERE,
     MANIFEST,
@@ -24,7 +24,9 @@ from centrex.sip.native import (
     build_matches,
     is_extension,
     manifest_text,
+    packages,
     source_digests,
+    source_of,
 )
 
 
@@ -47,20 +49,23 @@ def build(folder: Path = COMPILED, sources: Path = HERE) -> None:
     clean(folder, sources)
     with tempfile.TemporaryDirectory(prefix="centrex-native-") as work:
         stage = Path(work) / "src"
-        package = stage / "centrex" / "sip"
-        package.mkdir(parents=True)
-        (stage / "centrex" / "__init__.py").write_text("", encoding="utf-8")
-        for source in sources.glob("*.py"):
-            shutil.copy2(source, package / source.name)
-        compiled = source_digests(package)
+        root = stage / "centrex"
+        # the whole package's sources: mypyc reads the types of what the
+        # compiled modules import (the package's __init__ is left empty, as
+        # importing it would run choose())
+        shutil.copytree(
+            sources, root, ignore=shutil.ignore_patterns("_compiled", "__pycache__", "*.so")
+        )
+        (root / "__init__.py").write_text("", encoding="utf-8")
+        compiled = source_digests(root)
         previous = Path.cwd()
         os.chdir(stage)  # module names come from the paths, from here
         try:
             extensions = mypycify(
-                [f"centrex/sip/{name}.py" for name in NATIVE_MODULES],
+                [str(source_of(name, Path("centrex"))) for name in NATIVE_MODULES],
                 opt_level="3",
                 debug_level="0",
-                group_name=f"centrex.sip.{SHARED_LIBRARY.removesuffix('__mypyc')}",
+                group_name=f"centrex.{SHARED_LIBRARY.removesuffix('__mypyc')}",
             )
             dist = Distribution({"name": "centrex-native", "ext_modules": extensions})
             dist.script_args = [
@@ -74,30 +79,35 @@ def build(folder: Path = COMPILED, sources: Path = HERE) -> None:
             os.chdir(previous)
         if source_digests(sources) != compiled:
             raise BuildError("a source changed while it was compiled; build again")
-        built = Path(work) / "lib" / "centrex" / "sip"
+        built = Path(work) / "lib" / "centrex"
         files: dict[str, str] = {}
-        folder.mkdir(parents=True, exist_ok=True)
         for name in (*NATIVE_MODULES, SHARED_LIBRARY):
-            matches = [f for f in built.glob(f"{name}.*") if is_extension(f)]
+            where = source_of(name, built).parent
+            matches = [f for f in where.glob(f"{name.rpartition('.')[2]}.*") if is_extension(f)]
             if len(matches) != 1:
                 raise BuildError(f"the build made {len(matches)} extension files for {name}")
-            shutil.copy2(matches[0], folder / matches[0].name)
-            files[name] = matches[0].name
+            file = matches[0].relative_to(built)
+            (folder / file.parent).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(matches[0], folder / file)
+            files[name] = file.as_posix()
     (folder / MANIFEST).write_text(manifest_text(compiled, files, folder), encoding="utf-8")
 
 
 def clean(folder: Path = COMPILED, sources: Path = HERE) -> None:
-    """Remove the compiled build, and any extension module an earlier layout
-    left beside the sources (the pure-Python modules run from then on)."""
+    """Remove the compiled build, and what earlier layouts left (extension
+    modules beside the sources, ``centrex/sip/_compiled``): the pure-Python
+    modules run from then on."""
     shutil.rmtree(folder, ignore_errors=True)
-    (sources / MANIFEST).unlink(missing_ok=True)
-    for file in sources.iterdir():
-        if is_extension(file):
-            file.unlink()
+    shutil.rmtree(sources / "sip" / "_compiled", ignore_errors=True)
+    (sources / "sip" / MANIFEST).unlink(missing_ok=True)
+    for package in packages():
+        for file in sources.joinpath(*package.split(".")).iterdir():
+            if is_extension(file):
+                file.unlink()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m centrex.sip.native_build build|clean|status``."""
+    """``python -m centrex.native_build build|clean|status``."""
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "status"
     if command == "build":
@@ -105,10 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             build()
         except BuildError as exc:
             clean()
-            print(f"compiled SIP modules not built: {exc}", file=sys.stderr)
+            print(f"compiled modules not built: {exc}", file=sys.stderr)
             return 1
         files, why = build_matches()
-        print(f"compiled SIP modules built: {'in use' if files else why}")
+        print(f"compiled modules built: {'in use' if files else why}")
         return 0 if files else 1
     if command == "clean":
         clean()
@@ -116,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "status":
         print(f"{native.mode}{f' ({native.reason})' if native.reason else ''}")
         return 0
-    print("usage: python -m centrex.sip.native_build build|clean|status", file=sys.stderr)
+    print("usage: python -m centrex.native_build build|clean|status", file=sys.stderr)
     return 2
 
 

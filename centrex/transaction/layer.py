@@ -94,12 +94,16 @@ class _RetiredResponses:
     retransmission needs (``TransactionLayer.retire``), until Timer J.
 
     Over UDP a registrar holds one for every REGISTER of the last 32 s:
-    32,000 at 1,000 a second. Each is a key string in ``entries`` and a
+    32,000 at 1,000 a second. Each is the hash of its key in ``entries``
+    (an int: a third of the key's text, ~50 bytes less per transaction) and a
     record (key and response) written into one reused buffer; when the buffer
     is full or its window has passed, its records are compressed into one
     blob (~10x smaller: responses differ little) and the buffer is reused.
     A record is found by walking the records by their lengths, never by
-    searching the bytes (a response echoes its request's bytes).
+    searching the bytes (a response echoes its request's bytes), and only
+    when its whole key matches: two keys of the same hash (one in 2**64,
+    per pair) leave the older unfound, answered as a new request, as it is
+    once its Timer J has passed.
     The transactions kept a dozen small objects each before, about a
     kilobyte, and once they ended CPython's allocator kept their pools among
     the registrations' (30 MB of RSS after 100,000 REGISTERs at 1,000/s); a
@@ -111,9 +115,10 @@ class _RetiredResponses:
     __slots__ = ("buffer", "chunks", "compressor", "entries", "keys", "used")
 
     def __init__(self) -> None:
-        self.entries: dict[str, _Chunk] = {}
-        #: Every key in ``entries``, oldest first (``_Chunk.count`` per chunk).
-        self.keys: deque[str] = deque()
+        #: The hash of a retired transaction's key -> the chunk of its record.
+        self.entries: dict[int, _Chunk] = {}
+        #: Every hash in ``entries``, oldest first (``_Chunk.count`` per chunk).
+        self.keys: deque[int] = deque()
         self.chunks: deque[_Chunk] = deque()
         self.buffer = bytearray(RETIRED_CHUNK)
         self.used = 0
@@ -136,8 +141,7 @@ class _RetiredResponses:
         return flat.encode("utf-8", "surrogateescape")
 
     def add(self, key: ServerKey, resend: bytes, deadline: float) -> None:
-        flat = self.flat(key)
-        encoded = self._encoded(flat)
+        encoded = self._encoded(self.flat(key))
         record = b"".join((_RECORD.pack(len(encoded), len(resend)), encoded, resend))
         chunks = self.chunks
         chunk = chunks[-1] if chunks else None
@@ -156,8 +160,9 @@ class _RetiredResponses:
         self.used += len(record)
         chunk.deadline = max(chunk.deadline, deadline)
         chunk.count += 1
-        self.keys.append(flat)
-        self.entries[flat] = chunk
+        index = hash(key)
+        self.keys.append(index)
+        self.entries[index] = chunk
 
     def _close(self) -> None:
         """Compress the open chunk's records; the buffer is free again."""
@@ -168,8 +173,7 @@ class _RetiredResponses:
             self.used = 0
 
     def get(self, key: ServerKey) -> bytes | None:
-        flat = self.flat(key)
-        chunk = self.entries.get(flat)
+        chunk = self.entries.get(hash(key))
         if chunk is None:
             return None
         if chunk.blob is None:
@@ -181,7 +185,7 @@ class _RetiredResponses:
         # From record to record by their lengths, never by searching the
         # bytes: a response echoes what its request carried (a Call-ID can
         # hold any byte), so a search could match a record forged inside one.
-        wanted = self._encoded(flat)
+        wanted = self._encoded(self.flat(key))
         at, size = 0, _RECORD.size
         while at + size <= end:
             key_length, length = _RECORD.unpack_from(data, at)

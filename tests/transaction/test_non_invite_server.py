@@ -6,7 +6,7 @@ import pytest
 
 from centrex.sip.message import Request
 from centrex.transaction.events import RequestEvent, Terminated, TransportErrorEvent
-from centrex.transaction.layer import TransactionLayer
+from centrex.transaction.layer import RETIRED_WINDOW_S, TransactionLayer
 from centrex.transaction.non_invite_server import State
 from centrex.transaction.timers import Timer
 from centrex.transaction.transaction import ServerTransaction
@@ -259,3 +259,47 @@ def test_a_response_that_echoes_another_records_bytes_is_never_taken_for_it() ->
     assert layer.receive_request(again, 1.0, reliable=False, peer=PEER) is None
     (out,) = layer.take_outputs()
     assert isinstance(out, Resend) and out.data == b"two"
+
+
+class _SameHash:
+    """A key part whose hash is the same as every other's (as two keys of
+    the same 64-bit hash would be): its text tells them apart."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __hash__(self) -> int:
+        return 7
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _SameHash) and other.text == self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def test_two_retired_keys_of_the_same_hash_never_get_each_others_response() -> None:
+    """Retired transactions are indexed by the hash of their key, and a
+    record is taken only when its whole key matches: when two keys collide,
+    each gets its own response while both records are in one chunk, and once
+    they are in different chunks the older is not found at all (answered as
+    a new request, as after its Timer J), never given the newer's bytes."""
+    from centrex.transaction.layer import _RetiredResponses
+
+    def key(branch: str) -> tuple[object, ...]:
+        return ("3261", _SameHash(branch), "client.example.com", 5060, "REGISTER")
+
+    retired = _RetiredResponses()
+    assert hash(key("z9hG4bKa")) == hash(key("z9hG4bKb")) and key("z9hG4bKa") != key("z9hG4bKb")
+    retired.add(key("z9hG4bKa"), b"the 200 of a", 32.0)
+    retired.add(key("z9hG4bKb"), b"the 200 of b", 32.1)  # the same chunk
+    assert retired.get(key("z9hG4bKa")) == b"the 200 of a"
+    assert retired.get(key("z9hG4bKb")) == b"the 200 of b"
+    later = 32.1 + 2 * RETIRED_WINDOW_S  # past the open chunk's window: a chunk of its own
+    retired.add(key("z9hG4bKc"), b"the 200 of c", later)
+    assert retired.get(key("z9hG4bKc")) == b"the 200 of c"
+    assert retired.get(key("z9hG4bKa")) is None and retired.get(key("z9hG4bKb")) is None
+    retired.expire(32.1)  # the first chunk's Timer J: the newer entry stays
+    assert retired.get(key("z9hG4bKc")) == b"the 200 of c" and len(retired) == 1
+    retired.expire(later)
+    assert retired.get(key("z9hG4bKc")) is None and len(retired) == 0

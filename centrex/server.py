@@ -26,6 +26,7 @@ from centrex.auth.bans_file import apply_clear_requests, write_bans
 from centrex.auth.gate import AuthGate
 from centrex.config import Settings
 from centrex.directory import Directory
+from centrex.heap import HeapTrimmer
 from centrex.logs import open_sip_trace
 from centrex.presence import PresenceSettings
 from centrex.presence.service import PresenceService
@@ -200,6 +201,8 @@ class Server:
         self._responses: deque[Response] = deque()
         self._responses_due = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Gives the memory that ended transactions freed back to the system.
+        self.heap = HeapTrimmer()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
 
@@ -367,6 +370,8 @@ class Server:
                 if self.presence is not None:
                     await self.presence.tick(now)
                 self.trace.flush()
+                if self.heap.due(now, len(self.transactions)):
+                    await asyncio.to_thread(self.heap.trim)
                 if apply_clear_requests(self.paths.data_dir, self.failures):
                     logger.info("bans lifted on request")
                 bans = self.failures.bans(now)

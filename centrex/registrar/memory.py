@@ -223,7 +223,7 @@ class MemoryLocationStore(LocationStore):
                     generation = self._generation
                     while generation in (0, self._generation):
                         generation = int.from_bytes(os.urandom(6), "big")
-                    snapshot = self._table.values()
+                    snapshot = self._table.items()
                     size = await asyncio.to_thread(
                         recovery.save_packed, path, snapshot, now, generation, yield_gil=True
                     )

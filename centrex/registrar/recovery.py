@@ -113,10 +113,14 @@ YIELD_S = 0.0001
 
 
 def _chunks(
-    values: Iterable[bytes], saved_at: float, generation: int, *, yield_gil: bool = False
+    values: Iterable[tuple[str, bytes]],
+    saved_at: float,
+    generation: int,
+    *,
+    yield_gil: bool = False,
 ) -> Iterator[bytes]:
-    """The file for the packed AORs ``values``, in pieces (with ``yield_gil``,
-    pausing as ``YIELD_EVERY`` says).
+    """The file for the AORs ``values`` (each with its packed bindings), in
+    pieces (with ``yield_gil``, pausing as ``YIELD_EVERY`` says).
 
     One JSON document in the line layout: the header and ``"bindings":[`` on
     the first line, then one line per AOR with its rows, then ``]}``. Any JSON
@@ -133,10 +137,10 @@ def _chunks(
     yield json.dumps(doc, separators=(",", ":")).encode("ascii")[:-1] + _BINDINGS_OPEN + b"\n"
     first = True
     encode = _encode
-    for count, value in enumerate(values, 1):
+    for count, (aor, value) in enumerate(values, 1):
         if yield_gil and count % YIELD_EVERY == 0:
             time.sleep(YIELD_S)
-        rows = unpack_rows(value)
+        rows = unpack_rows(value, aor)
         if not rows:
             continue
         if not first:
@@ -172,11 +176,11 @@ def _make_encode() -> Callable[[Any], str]:
 _encode = _make_encode()
 
 
-def _grouped(bindings: Iterable[Binding]) -> list[bytes]:  # packed, per AOR
+def _grouped(bindings: Iterable[Binding]) -> list[tuple[str, bytes]]:  # packed, per AOR
     by_aor: dict[str, list[Binding]] = {}
     for b in bindings:
         by_aor.setdefault(b.aor, []).append(b)
-    return [pack(group) for group in by_aor.values()]
+    return [(aor, pack(group)) for aor, group in by_aor.items()]
 
 
 def encode(bindings: Iterable[Binding], saved_at: float, generation: int = 0) -> bytes:
@@ -291,7 +295,7 @@ def _put(table: PackedTable, rows: list[list[Any]]) -> None:
     load = table.load
     for aor, group in by_aor.items():
         if aor in table:
-            group = unpack_rows(table.packed(aor)) + group
+            group = unpack_rows(table.packed(aor), aor) + group
         load(aor, pack_rows(group), min(r[3] for r in group), len(group), _connections(group))
 
 
@@ -392,13 +396,13 @@ def save(path: Path, bindings: Iterable[Binding], saved_at: float, generation: i
 
 def save_packed(
     path: Path,
-    values: Iterable[bytes],
+    values: Iterable[tuple[str, bytes]],
     saved_at: float,
     generation: int = 0,
     *,
     yield_gil: bool = False,
 ) -> int:
-    """``save`` for AORs already packed (``PackedTable.values()``): the file is
+    """``save`` for AORs already packed (``PackedTable.items()``): the file is
     their concatenation, written as it is made; ``yield_gil`` when called in
     a worker thread beside a serving loop (``YIELD_EVERY``)."""
     return write_atomically(path, _chunks(values, saved_at, generation, yield_gil=yield_gil))
@@ -419,7 +423,7 @@ def append_journal(
     generation in its first line; None appends to the current one.
     """
     lines = [
-        b"".join((b"[", json.dumps(aor).encode("ascii"), b",", _json_rows(bindings), b"]"))
+        b"".join((b"[", json.dumps(aor).encode("ascii"), b",", _json_rows(aor, bindings), b"]"))
         for aor, bindings in changes
     ]
     if generation is not None:
@@ -438,9 +442,11 @@ def append_journal(
     return len(data)
 
 
-def _json_rows(bindings: bytes | tuple[Binding, ...]) -> bytes:
+def _json_rows(aor: str, bindings: bytes | tuple[Binding, ...]) -> bytes:
     rows = (
-        unpack_rows(bindings) if isinstance(bindings, bytes) else [packed_row(b) for b in bindings]
+        unpack_rows(bindings, aor)
+        if isinstance(bindings, bytes)
+        else [packed_row(b) for b in bindings]
     )
     return _encode(rows).encode("ascii")
 

@@ -347,3 +347,22 @@ def test_the_update_that_makes_a_write_due_does_not_wait_for_the_disk(tmp_path: 
 
     assert asyncio.run(run()) == (0, 1)
     assert [b.id for b in reopened(path)] == ["b1", "b2"]
+
+
+def test_the_table_keeps_a_bindings_aor_once_and_gives_it_back_whole(tmp_path: Path) -> None:
+    """The AOR is the table's key: a packed row leaves it out, and every way
+    out of the table (lookup, the recovery file, its journal, a restart) has
+    it back."""
+    path = tmp_path / "registrations.json"
+    store = MemoryLocationStore(path, flush_every_changes=1)
+    asyncio.run(store.open(T0))
+    alice = binding("sip:alice@192.0.2.10", aor="sip:alice@example.com")
+    put(store, alice)
+    assert b"alice@example.com" not in store._table.packed("sip:alice@example.com")
+    assert asyncio.run(store.lookup("sip:alice@example.com")) == [alice]
+    asyncio.run(store.close(T0))
+    assert recovery.load(path, T0) == [alice]
+    again = MemoryLocationStore(path)
+    asyncio.run(again.open(T0))
+    assert asyncio.run(again.lookup("sip:alice@example.com")) == [alice]
+    assert b"alice@example.com" not in again._table.packed("sip:alice@example.com")

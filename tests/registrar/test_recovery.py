@@ -126,7 +126,10 @@ def test_a_compaction_that_yields_to_the_loop_writes_the_same_file(tmp_path: Pat
 
     count = recovery.YIELD_EVERY * 2 + 3  # pauses twice
     values = [
-        pack([binding(f"sip:u{i}@192.0.2.1", id=f"b{i}", aor=f"sip:u{i}@example.com")])
+        (
+            f"sip:u{i}@example.com",
+            pack([binding(f"sip:u{i}@192.0.2.1", id=f"b{i}", aor=f"sip:u{i}@example.com")]),
+        )
         for i in range(count)
     ]
     plain, paused = tmp_path / "plain.json", tmp_path / "paused.json"

@@ -35,8 +35,9 @@ _started: list[subprocess.Popen[bytes]] = []
 
 
 def sip_build() -> str:
-    """Which build of the SIP message modules ``centrex serve`` runs with this
-    Python: "compiled" (mypyc, ``make native``) or "pure (why)"."""
+    """Which build of the compiled modules (``centrex/native.py``: the SIP
+    message core and the rest of the hot path) ``centrex serve`` runs with
+    this Python: "compiled" (mypyc, ``make native``) or "pure (why)"."""
     code = "import centrex.native as n; print(n.mode + (f' ({n.reason})' if n.reason else ''))"
     try:
         out = subprocess.run(

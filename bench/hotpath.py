@@ -470,7 +470,7 @@ def main() -> int:
         f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  {platform.python_implementation()} "
         f"{platform.python_version()} {platform.machine()}, {os.cpu_count()} CPUs"
         f"{'  top rate' if args.top else ''}  settings: {args.set or 'bench defaults'}"
-        f"  SIP modules: {harness.sip_build()}"
+        f"  compiled modules: {harness.sip_build()}"
     )
     work = Path(tempfile.mkdtemp(prefix="centrex-hotpath-"))
     phases: list[Phase] = []

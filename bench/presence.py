@@ -894,12 +894,12 @@ def print_header(args: argparse.Namespace) -> None:
     print(
         f"# {platform.python_implementation()} {platform.python_version()},"
         f" {platform.machine()}, {os.cpu_count()} CPUs, server loop: {_loop_name()},"
-        f" SIP modules: {_sip_build()}"
+        f" compiled modules: {_sip_build()}"
     )
 
 
 def _sip_build() -> str:
-    """Which build of the SIP modules the server (this checkout, this
+    """Which build of the compiled modules the server (this checkout, this
     environment) runs: "compiled" or "pure (why)"."""
     from centrex import native
 

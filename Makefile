@@ -7,18 +7,18 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint unit native bench bench-kamailio clean
 
 # The hot modules compiled with mypyc (centrex/native.py: the SIP message
-# core, the transaction layer, the registrar's rules, ...): built again
-# whenever a source of their packages changes; where that fails (no C
+# core, the transaction layer, the registrar, the proxy's core...): built
+# again whenever a source of the package changes (a compiled module checks
+# the types of what it imports at run time); where that fails (no C
 # compiler), Centrex runs them as Python and says so, and `make native` tries
 # again (an attempt is not repeated by every `make run` / `make test`). Which
 # build runs is decided at import, from centrex/_compiled/native.json.
 NATIVE := build/native.attempt
-NATIVE_SOURCES := centrex/native.py centrex/native_build.py centrex/records.py \
-	$(wildcard centrex/sip/*.py centrex/transaction/*.py centrex/registrar/*.py \
-	centrex/proxy/*.py centrex/transport/*.py)
-# The tests of the compiled modules, run again as pure Python by `make test`.
+NATIVE_SOURCES := $(shell find centrex -name '*.py' -not -path '*/_compiled/*')
+# The tests of the compiled modules and of the server around them, run
+# again as pure Python by `make test` (what runs where no C compiler is).
 PURE_TESTS := tests/sip tests/transaction tests/registrar tests/proxy tests/transport \
-	tests/test_native.py
+	tests/server tests/presence tests/test_native.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

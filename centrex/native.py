@@ -2,21 +2,26 @@
 
 The modules on every message's path (``NATIVE_MODULES``: the SIP message
 core -- parsing, header views, URIs, Vias, addresses, building responses --,
-the transaction layer and its matching and timers, the registrar's rules and
-packed table, the proxy's checks, the transport's rules) can be compiled to C
-extensions with mypyc (``make native``, which ``make run`` and ``make test``
-do first; DESIGN.md: "compiling the typed hot modules with mypyc while
-keeping the pure-Python path working"). The compiled build is the same
+the transaction layer, its state machines, matching and timer queue, the
+registrar's service, memory store, rules, request reading and packed table,
+the proxy's core, checks, local-address and owner modules, the transport's
+rules) can be compiled to C extensions with mypyc (``make native``, which
+``make run`` and ``make test`` do first; DESIGN.md: "compiling the typed hot
+modules with mypyc while keeping the pure-Python path working"). The compiled build is the same
 source, faster on it (docs/benchmarks.md).
 
 The build lives in ``centrex/_compiled/`` (a folder per package), not beside
 the sources: Python would import an extension found there in preference to
 the ``.py``, so a build left behind by other source (an edit, a checkout of
-another commit) would run instead of the code as it is.
+another commit) would run instead of the code as it is. The build is bound to
+every source of the package, not only the compiled ones: a compiled module
+checks at run time the types it was compiled against, those of the modules
+it imports too (a field of ``Binding`` that became a float would be refused
+by the old build).
 ``centrex/__init__.py`` calls ``choose()`` before any of the modules can be
 imported: the build is used only when its manifest (``_compiled/native.json``)
-names this Python, the SHA-256 of every compiled source as it is now and of
-every extension file, and every one of those files is there; a finder placed
+names this Python and its ABI, the SHA-256 of every source of the package as
+it is now and of every extension file, and every one of those files is there; a finder placed
 first on ``sys.meta_path`` then loads each compiled module from that folder.
 Otherwise (or whenever ``CENTREX_PURE_PYTHON=1``) all of them run from
 source, never a mix: the compiled modules call each other directly, so one
@@ -34,6 +39,7 @@ import json
 import logging
 import os
 import sys
+import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -103,14 +109,29 @@ def packages() -> tuple[str, ...]:
     return tuple(dict.fromkeys(name.rpartition(".")[0] for name in NATIVE_MODULES))
 
 
+#: Sources the build does not depend on: this module and the build's own,
+#: and the package's ``__init__`` (which only calls ``choose``).
+_NOT_BUILT_ON = ("__init__", "native", "native_build")
+_TOP_LEVEL_SKIPPED = {(name,) for name in _NOT_BUILT_ON}
+
+
 def source_digests(sources: Path = HERE) -> dict[str, str]:
-    """SHA-256 of each compiled module's source, by module name."""
-    return {name: _sha256(source_of(name, sources)) for name in NATIVE_MODULES}
+    """SHA-256 of every source of the package the build depends on (each
+    compiled module and whatever it may import), by module name."""
+    digests: dict[str, str] = {}
+    for path in sorted(sources.rglob("*.py")):
+        parts = path.relative_to(sources).with_suffix("").parts
+        if parts[0] == COMPILED.name or "__pycache__" in parts or parts in _TOP_LEVEL_SKIPPED:
+            continue
+        digests[".".join(parts)] = _sha256(path)
+    return digests
 
 
 def python_tag() -> str:
-    """What the compiled build is bound to: the interpreter and its version."""
-    return f"{sys.implementation.cache_tag}-{sys.version_info.releaselevel}"
+    """What the compiled build is bound to: the interpreter, its version and
+    its ABI (a free-threaded or debug build of the same version differs)."""
+    abi = sysconfig.get_config_var("SOABI") or ""
+    return f"{sys.implementation.cache_tag}-{sys.version_info.releaselevel}-{abi}"
 
 
 def manifest_text(sources: dict[str, str], files: dict[str, str], folder: Path) -> str:
@@ -144,9 +165,10 @@ def build_matches(folder: Path = COMPILED, sources: Path = HERE) -> tuple[dict[s
         return {}, f"source unreadable: {exc}"
     built = doc.get("sources")
     built = built if isinstance(built, dict) else {}
-    stale = sorted(name for name, digest in digests.items() if built.get(name) != digest)
+    stale = sorted(name for name in {*digests, *built} if built.get(name) != digests.get(name))
     if stale:
-        return {}, f"older than the source of {', '.join(stale)} (make native)"
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        return {}, f"older than the source of {shown} (make native)"
     files = doc.get("files")
     if not isinstance(files, dict) or set(files) != {*NATIVE_MODULES, SHARED_LIBRARY}:
         return {}, f"{path} does not list the modules of this build (make native)"
@@ -157,9 +179,11 @@ def build_matches(folder: Path = COMPILED, sources: Path = HERE) -> tuple[dict[s
             extension = folder / str(file)
             # in the build folder, in the package's own subfolder when it has one
             where = name.rpartition(".")[0].split(".") if name != SHARED_LIBRARY else []
-            ok = _sha256(extension) == digest and Path(str(file)).parts == (
-                *[p for p in where if p],
-                extension.name,
+            ok = (
+                Path(str(file)).parts == (*[p for p in where if p], extension.name)
+                and extension.name.startswith(name.rpartition(".")[2] + ".")
+                and is_extension(extension)
+                and _sha256(extension) == digest
             )
         except (OSError, TypeError, ValueError):
             ok = False
@@ -239,7 +263,7 @@ def choose(folder: Path = COMPILED, sources: Path = HERE) -> str:
     if not files:
         mode, reason = "pure", why
         if (folder / MANIFEST).exists():
-            logger.warning("compiled SIP modules not used: %s", why)
+            logger.warning("compiled modules not used: %s", why)
         return mode
     sys.meta_path.insert(0, _ExtensionFinder(files))
     mode, reason = "compiled", ""

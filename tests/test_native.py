@@ -31,10 +31,9 @@ def _fake_build(tmp_path: Path) -> tuple[Path, Path]:
     """A copy of the sources, and a build folder whose manifest names them
     and a file per module (not real extensions: ``build_matches`` only reads)."""
     sources = tmp_path / "centrex"
-    for name in native.NATIVE_MODULES:
-        copy = native.source_of(name, sources)
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(native.source_of(name), copy)
+    shutil.copytree(
+        native.HERE, sources, ignore=shutil.ignore_patterns("_compiled", "__pycache__", "*.so")
+    )
     folder = tmp_path / "compiled"
     files = {}
     for name in (*native.NATIVE_MODULES, native.SHARED_LIBRARY):
@@ -61,8 +60,10 @@ def test_a_build_of_the_current_sources_is_used_whole(tmp_path: Path) -> None:
     assert set(files) == {f"centrex.{n}" for n in (*native.NATIVE_MODULES, "native__mypyc")}
 
 
-@pytest.mark.parametrize("name", ["sip.via", "transaction.layer"])
+@pytest.mark.parametrize("name", ["sip.via", "transaction.layer", "registrar.binding"])
 def test_a_build_older_than_its_source_is_not_used(tmp_path: Path, name: str) -> None:
+    """Any source the build depends on: a compiled module, or one whose types
+    a compiled module checks (``registrar.binding`` is not compiled itself)."""
     folder, sources = _fake_build(tmp_path)
     with native.source_of(name, sources).open("a", encoding="utf-8") as file:
         file.write("\n# edited after the build\n")
@@ -101,6 +102,21 @@ def test_a_manifest_naming_a_file_out_of_its_place_is_not_used(tmp_path: Path, w
     (folder / native.MANIFEST).write_text(json.dumps(doc), encoding="utf-8")
     files, why = native.build_matches(folder, sources)
     assert not files and "sip.via missing or changed" in why
+
+
+def test_a_build_naming_another_modules_file_is_not_used(tmp_path: Path) -> None:
+    folder, sources = _fake_build(tmp_path)
+    doc = json.loads((folder / native.MANIFEST).read_text(encoding="utf-8"))
+    doc["files"]["sip.via"] = doc["files"]["sip.uri"]  # a real file, with its digest
+    (folder / native.MANIFEST).write_text(json.dumps(doc), encoding="utf-8")
+    files, why = native.build_matches(folder, sources)
+    assert not files and "sip.via missing or changed" in why
+
+
+def test_the_build_does_not_depend_on_the_files_that_choose_it() -> None:
+    digests = native.source_digests()
+    assert "registrar.binding" in digests and "config.settings" in digests
+    assert not {"__init__", "native", "native_build"} & set(digests)
 
 
 def test_a_build_for_another_python_is_not_used(tmp_path: Path) -> None:

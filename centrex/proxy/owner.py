@@ -145,7 +145,9 @@ class OwnerRouting:
         if len(parts) != 4:
             return None
         encoded, binding_id, made, mac = parts
-        if not made.isdigit() or abs(self._wall() - int(made)) > TOKEN_LIFETIME_S:
+        if not (made.isascii() and made.isdigit()):  # int() refuses other digits ("²")
+            return None
+        if abs(self._wall() - int(made)) > TOKEN_LIFETIME_S:
             return None
         try:
             aor = _unb64(encoded)

@@ -236,7 +236,8 @@ def _reg_id(text: str | None) -> int | None:
     """The ``reg-id`` Contact parameter: 1 to 2**31-1 (RFC 5626 4.2)."""
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 10 or not 1 <= int(text) <= _MAX_REG_ID:
+    digits = text.isascii() and text.isdigit()  # int() refuses other digits ("²")
+    if not digits or len(text) > 10 or not 1 <= int(text) <= _MAX_REG_ID:
         raise ParseError("Bad reg-id parameter", 400)
     return int(text)
 

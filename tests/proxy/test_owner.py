@@ -93,6 +93,9 @@ def test_a_token_is_refused_for_another_call_another_key_or_when_edited() -> Non
     younger = found[1].replace(token, f"{encoded}.b1.{int(NOW) + 60}.{mac}")
     assert routing("B").verify(route_uri(younger), invite()) is None
     assert routing("B").verify(route_uri("<sip:10.0.0.2;lr;cxo=garbage>"), invite()) is None
+    # A time of digits that are not ASCII ("²", escaped) is refused, not a crash.
+    odd = found[1].replace(token, f"{encoded}.b1.%C2%B2.{mac}")
+    assert routing("B").verify(route_uri(odd), invite()) is None
 
 
 def test_no_route_to_an_owner_that_is_down_or_unknown() -> None:

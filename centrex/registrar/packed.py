@@ -10,7 +10,11 @@ JSON took three times as long. The bytes never leave the process (marshal's
 format belongs to the Python version); the recovery file holds the same rows
 as JSON. A packed row leaves its AOR out (None in its place): the table's key
 is the AOR, and unpacking puts it back (24 bytes less a binding, 2.4 MB per
-100,000).
+100,000); the local socket a binding came in on and the server's id, the same
+in nearly every row, are kept once for the process and a row holds their
+number (``_NAMES``: at most ``NAMES_MAX``, a string past that stays in the
+row; both come from the server's own settings or its recovery file, never
+from a request).
 
 Besides the rows, the table keeps what is needed without unpacking: the AORs
 listed by when their earliest binding expires, in 4-second buckets (a purge
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import marshal
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -81,20 +86,51 @@ def from_row(r: list[Any]) -> Binding:
     )
 
 
-def _without_aor(r: list[Any]) -> list[Any]:
+#: Names kept once for the process (a row's ``local`` and ``server_id``), by number.
+_NAMES: list[str] = []
+_NUMBERS: dict[str, int] = {}
+#: How many names at most; a name past these stays in its rows.
+NAMES_MAX = 1024
+_NAMES_LOCK = threading.Lock()  # the loop and a thread loading a file both add
+
+
+def _number(name: str) -> int | str:
+    """``name``'s number, given one the first time (or ``name`` when full)."""
+    number = _NUMBERS.get(name)
+    if number is not None:
+        return number
+    with _NAMES_LOCK:
+        number = _NUMBERS.get(name)
+        if number is None:
+            if len(_NAMES) >= NAMES_MAX:
+                return name
+            number = len(_NAMES)
+            _NAMES.append(name)
+            _NUMBERS[name] = number
+    return number
+
+
+def _name(value: int | str) -> str:
+    return _NAMES[value] if isinstance(value, int) else value
+
+
+def _stored(r: list[Any]) -> list[Any]:
+    """Row ``r`` (changed in place) as the table keeps it."""
     r[1] = None
+    r[10] = _number(r[10])
+    r[16] = _number(r[16])
     return r
 
 
 def pack(bindings: Iterable[Binding]) -> bytes:
     """``bindings`` (of one AOR) packed, as rows without their AOR."""
-    return marshal.dumps([_without_aor(row(b)) for b in bindings])
+    return marshal.dumps([_stored(row(b)) for b in bindings])
 
 
 def pack_rows(rows: list[list[Any]]) -> bytes:
     """Rows (``row``, checked with ``valid_row``) of one AOR packed, without
     their AOR (the lists given are left as they are)."""
-    return marshal.dumps([[r[0], None, *r[2:]] for r in rows])
+    return marshal.dumps([_stored(list(r)) for r in rows])
 
 
 def unpack_rows(data: bytes, aor: str) -> list[list[Any]]:
@@ -102,6 +138,8 @@ def unpack_rows(data: bytes, aor: str) -> list[list[Any]]:
     rows: list[list[Any]] = marshal.loads(data)
     for r in rows:
         r[1] = aor
+        r[10] = _name(r[10])
+        r[16] = _name(r[16])
     return rows
 
 

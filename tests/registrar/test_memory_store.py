@@ -366,3 +366,26 @@ def test_the_table_keeps_a_bindings_aor_once_and_gives_it_back_whole(tmp_path: P
     asyncio.run(again.open(T0))
     assert asyncio.run(again.lookup("sip:alice@example.com")) == [alice]
     assert b"alice@example.com" not in again._table.packed("sip:alice@example.com")
+
+
+def test_the_names_every_row_repeats_are_kept_once_and_a_flood_of_them_is_bounded() -> None:
+    """A binding's local socket and server id are kept once for the process,
+    its rows hold their number; past ``NAMES_MAX`` names a row holds the name
+    itself, and every binding comes back as it went in."""
+    from centrex.registrar import packed
+
+    table = packed.PackedTable()
+    stored = []
+    for i in range(packed.NAMES_MAX + 50):  # more names than are kept once
+        b = binding(
+            "sip:alice@192.0.2.10",
+            aor=f"sip:u{i}@example.com",
+            source=Source("udp", "192.0.2.10", 5060, f"udp:192.0.2.{i % 250}:{5060 + i}", None),
+        )
+        table.set(b.aor, (), (b,))
+        stored.append(b)
+    assert len(packed._NAMES) <= packed.NAMES_MAX
+    for b in stored:
+        assert table.get(b.aor) == (b,)
+    first = stored[0]
+    assert first.source.local.encode() not in table.packed(first.aor)

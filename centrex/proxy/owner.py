@@ -145,7 +145,8 @@ class OwnerRouting:
         if len(parts) != 4:
             return None
         encoded, binding_id, made, mac = parts
-        if not (made.isascii() and made.isdigit()):  # int() refuses other digits ("²")
+        # ASCII digits (int() refuses others, "²"), few (a float holds the time)
+        if not (made.isascii() and made.isdigit()) or len(made) > 12:
             return None
         if abs(self._wall() - int(made)) > TOKEN_LIFETIME_S:
             return None

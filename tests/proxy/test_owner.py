@@ -96,6 +96,10 @@ def test_a_token_is_refused_for_another_call_another_key_or_when_edited() -> Non
     # A time of digits that are not ASCII ("²", escaped) is refused, not a crash.
     odd = found[1].replace(token, f"{encoded}.b1.%C2%B2.{mac}")
     assert routing("B").verify(route_uri(odd), invite()) is None
+    # Nor are hundreds or thousands of digits (too big for a float, for int()).
+    for digits in (400, 5000):
+        long = found[1].replace(token, f"{encoded}.b1.{'1' * digits}.{mac}")
+        assert routing("B").verify(route_uri(long), invite()) is None
 
 
 def test_no_route_to_an_owner_that_is_down_or_unknown() -> None:

@@ -223,9 +223,9 @@ class MemoryLocationStore(LocationStore):
                     generation = self._generation
                     while generation in (0, self._generation):
                         generation = int.from_bytes(os.urandom(6), "big")
-                    snapshot = self._table.items()
+                    aors, values = self._table.snapshot()
                     size = await asyncio.to_thread(
-                        recovery.save_packed, path, snapshot, now, generation, yield_gil=True
+                        recovery.save_packed, path, aors, values, now, generation, yield_gil=True
                     )
                     self._generation, self._file_bytes = generation, size
                     self._journal_bytes, self._compact_next = 0, False

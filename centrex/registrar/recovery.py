@@ -396,16 +396,19 @@ def save(path: Path, bindings: Iterable[Binding], saved_at: float, generation: i
 
 def save_packed(
     path: Path,
-    values: Iterable[tuple[str, bytes]],
+    aors: list[str],
+    values: list[bytes],
     saved_at: float,
     generation: int = 0,
     *,
     yield_gil: bool = False,
 ) -> int:
-    """``save`` for AORs already packed (``PackedTable.items()``): the file is
-    their concatenation, written as it is made; ``yield_gil`` when called in
-    a worker thread beside a serving loop (``YIELD_EVERY``)."""
-    return write_atomically(path, _chunks(values, saved_at, generation, yield_gil=yield_gil))
+    """``save`` for AORs already packed (``PackedTable.snapshot()``: the AORs
+    and their packed bindings, in the same order): the file is their
+    concatenation, written as it is made; ``yield_gil`` when called in a
+    worker thread beside a serving loop (``YIELD_EVERY``)."""
+    pairs = zip(aors, values, strict=True)
+    return write_atomically(path, _chunks(pairs, saved_at, generation, yield_gil=yield_gil))
 
 
 def journal_path(path: Path) -> Path:

@@ -133,7 +133,8 @@ def test_a_compaction_that_yields_to_the_loop_writes_the_same_file(tmp_path: Pat
         for i in range(count)
     ]
     plain, paused = tmp_path / "plain.json", tmp_path / "paused.json"
-    recovery.save_packed(plain, values, T0, 7)
-    recovery.save_packed(paused, values, T0, 7, yield_gil=True)
+    aors, packs = [aor for aor, _ in values], [data for _, data in values]
+    recovery.save_packed(plain, aors, packs, T0, 7)
+    recovery.save_packed(paused, aors, packs, T0, 7, yield_gil=True)
     assert paused.read_bytes() == plain.read_bytes()
     assert len(recovery.read(paused, T0).bindings) == count

@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 # again (an attempt is not repeated by every `make run` / `make test`). Which
 # build runs is decided at import, from centrex/_compiled/native.json.
 NATIVE := build/native.attempt
-NATIVE_SOURCES := $(shell find centrex -name '*.py' -not -path '*/_compiled/*')
+NATIVE_SOURCES := $(shell find centrex -name '*.py' -not -path '*/_compiled/*' -not -name '.*')
 # The tests of the compiled modules and of the server around them, run
 # again as pure Python by `make test` (what runs where no C compiler is).
 PURE_TESTS := tests/sip tests/transaction tests/registrar tests/proxy tests/transport \

@@ -24,14 +24,17 @@ logger = logging.getLogger(__name__)
 #: heap takes about a millisecond).
 TRIM_EVERY_S = 60.0
 #: A trim comes as soon as this many fewer transactions are alive than at
-#: their highest since the last trim (a burst's Timer J has passed).
+#: their highest since the last trim (a burst's Timer J has passed)...
 ENDED = 10_000
+#: ... but never sooner than this after the last one (each trim holds the
+#: allocator's lock while it walks the free memory).
+TRIM_GAP_S = 10.0
 
 
 def _find_trim() -> Callable[[int], int] | None:
     try:
         function = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    except Exception:  # no such function (musl, macOS); no CDLL(None) (Windows)
         return None
     function.argtypes = [ctypes.c_size_t]
     function.restype = ctypes.c_int
@@ -42,10 +45,14 @@ def _find_trim() -> Callable[[int], int] | None:
 class HeapTrimmer:
     """``due(now, alive)``, then ``trim()`` (in a thread)."""
 
-    def __init__(self, every_s: float = TRIM_EVERY_S, ended: int = ENDED) -> None:
+    def __init__(
+        self, every_s: float = TRIM_EVERY_S, ended: int = ENDED, gap_s: float = TRIM_GAP_S
+    ) -> None:
         self.every_s = every_s
         self.ended = ended
+        self.gap_s = gap_s
         self._trim = _find_trim()
+        self._last: float | None = None
         self._next = 0.0
         self._highest = 0
         #: Trims done (for tests and the admin).
@@ -57,15 +64,18 @@ class HeapTrimmer:
         return self._trim is not None
 
     def due(self, now: float, alive: int) -> bool:
-        """Whether a trim is due at ``now``, with ``alive`` transactions: every
-        ``every_s``, or as soon as ``ended`` fewer are alive than at their
-        highest since the last trim."""
+        """Whether a trim is due at ``now`` (a monotonic clock), with ``alive``
+        transactions: every ``every_s``, or as soon as ``ended`` fewer are
+        alive than at their highest since the last trim, but not within
+        ``gap_s`` of it."""
         if self._trim is None:
             return False
         self._highest = max(self._highest, alive)
+        if self._last is not None and now < self._last + self.gap_s:
+            return False
         if now < self._next and self._highest - alive < self.ended:
             return False
-        self._next, self._highest = now + self.every_s, alive
+        self._last, self._next, self._highest = now, now + self.every_s, alive
         return True
 
     def trim(self) -> bool:

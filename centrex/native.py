@@ -121,7 +121,12 @@ def source_digests(sources: Path = HERE) -> dict[str, str]:
     digests: dict[str, str] = {}
     for path in sorted(sources.rglob("*.py")):
         parts = path.relative_to(sources).with_suffix("").parts
-        if parts[0] == COMPILED.name or "__pycache__" in parts or parts in _TOP_LEVEL_SKIPPED:
+        if (
+            parts[0] == COMPILED.name
+            or "__pycache__" in parts
+            or parts in _TOP_LEVEL_SKIPPED
+            or any(part.startswith(".") for part in parts)  # an editor's lock file
+        ):
             continue
         digests[".".join(parts)] = _sha256(path)
     return digests

@@ -370,7 +370,7 @@ class Server:
                 if self.presence is not None:
                     await self.presence.tick(now)
                 self.trace.flush()
-                if self.heap.due(now, len(self.transactions)):
+                if self.heap.due(time.monotonic(), len(self.transactions)):
                     await asyncio.to_thread(self.heap.trim)
                 if apply_clear_requests(self.paths.data_dir, self.failures):
                     logger.info("bans lifted on request")

@@ -51,3 +51,14 @@ def test_memory_freed_in_the_middle_of_the_heap_goes_back() -> None:
     del freed
     assert heap.trim()
     assert len(lives_on) == 600
+
+
+def test_trims_come_no_closer_than_the_gap_however_fast_transactions_end() -> None:
+    """Each trim holds the allocator's lock while it walks the free memory:
+    a burst that ends a few thousand at a time does not trim every second."""
+    heap = trimmer(every_s=60.0, ended=10_000, gap_s=10.0)
+    assert heap.due(0.0, 100_000)
+    assert not heap.due(1.0, 80_000)  # 20,000 ended, but 1 s after the last trim
+    assert not heap.due(9.9, 60_000)
+    assert heap.due(10.0, 60_000)  # 40,000 fewer than at the highest since
+    assert not heap.due(15.0, 20_000)

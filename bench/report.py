@@ -41,7 +41,7 @@ def markdown(results: Any) -> str:
         f"Run of {results.started}: `{results.command}`",
         "",
         f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), Linux {m['kernel']}, Python {m['python']} "
-        f"(uvloop: {m['uvloop']}), Centrex {m['centrex']} (SIP modules: "
+        f"(uvloop: {m['uvloop']}), Centrex {m['centrex']} (compiled modules: "
         f"{m.get('sip_build', 'pure')}), Kamailio {m['kamailio']} "
         f"(children={s['kamailio_children']}), sipp {m['sipp']}. Window {s['window']:g} s, "
         f"calls of {s['pause_ms']} ms (ACK to BYE), {s['users']:,} REGISTER users.",

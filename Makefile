@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit native bench bench-kamailio clean
+.PHONY: run test lint unit native bench bench-kamailio clean FORCE
 
 # The hot modules compiled with mypyc (centrex/native.py: the SIP message
 # core, the transaction layer, the registrar, the proxy's core...): built
@@ -15,6 +15,9 @@ STAMP := $(VENV)/.installed
 # build runs is decided at import, from centrex/_compiled/native.json.
 NATIVE := build/native.attempt
 NATIVE_SOURCES := $(shell find centrex -name '*.py' -not -path '*/_compiled/*' -not -name '.*')
+# The list of those sources, rewritten only when it changes: a source deleted
+# or renamed rebuilds too (the build is bound to the whole list).
+NATIVE_LIST := build/native.sources
 # The tests of the compiled modules and of the server around them, run
 # again as pure Python by `make test` (what runs where no C compiler is).
 PURE_TESTS := tests/sip tests/transaction tests/registrar tests/proxy tests/transport \
@@ -26,7 +29,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-$(NATIVE): $(STAMP) $(NATIVE_SOURCES)
+$(NATIVE_LIST): FORCE
+	@mkdir -p build
+	@echo '$(sort $(NATIVE_SOURCES))' | cmp -s - $@ || echo '$(sort $(NATIVE_SOURCES))' > $@
+
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES) $(NATIVE_LIST)
 	@mkdir -p build
 	@if $(PY) -m centrex.native_build build >build/native.log 2>&1; then \
 		echo "compiled modules built (mypyc)"; \

@@ -85,11 +85,14 @@ def serve(config_path: Path | None) -> None:
 
 
 #: Garbage collector thresholds of a serving process (Python's: 700, 10, 10).
-GC_THRESHOLDS = (10_000, 10, 1_000)
+#: A full collection waits for 10,000 collections of the younger two (one
+#: per ``YOUNG_GC_INTERVAL_S``: 1,000 s at least; CPython also waits until a
+#: quarter of what is in the oldest generation came since the last one).
+GC_THRESHOLDS = (10_000, 10, 10_000)
 
 
-#: Seconds between the young collections a serving process runs itself;
-#: every tenth also collects the middle generation.
+#: Seconds between the collections of the two younger generations that a
+#: serving process runs itself.
 YOUNG_GC_INTERVAL_S = 0.1
 
 #: The interpreter's thread switch interval in a serving process (Python's
@@ -130,6 +133,11 @@ def tune_garbage_collector() -> None:
     keep the allocation count near zero, so the count-driven young pass came
     rarely and then walked tens of thousands of objects (40-75 ms under a
     NOTIFY fan-out); every 100 ms it walks what the last 100 ms left alive.
+    Each pass takes the two younger generations together, so what is still
+    alive goes to the oldest at once: a middle-generation pass every second
+    walked the last second's survivors a second time, 35-45 ms with the loop
+    stopped at 1,000 calls a second (INVITE transactions stay for Timers L
+    and M), which was the calls' p99 (docs/benchmarks.md).
     """
     gc.collect()
     gc.freeze()
@@ -138,12 +146,9 @@ def tune_garbage_collector() -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return
-    ticks = 0
 
     def young() -> None:
-        nonlocal ticks
-        ticks += 1
-        gc.collect(1 if ticks % 10 == 0 else 0)
+        gc.collect(1)
         loop.call_later(YOUNG_GC_INTERVAL_S, young)
 
     loop.call_later(YOUNG_GC_INTERVAL_S, young)

@@ -174,12 +174,37 @@ def test_serving_process_runs_young_collections_on_a_clock() -> None:
 
     async def serve_a_while() -> int:
         tune_garbage_collector()
-        start = gc.get_stats()[0]["collections"]
+        start = gc.get_stats()[1]["collections"]  # a pass of the two younger
         await asyncio.sleep(YOUNG_GC_INTERVAL_S * 4.5)  # allocating next to nothing
-        return int(gc.get_stats()[0]["collections"] - start)
+        return int(gc.get_stats()[1]["collections"] - start)
 
     try:
         assert asyncio.run(serve_a_while()) >= 3
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_what_outlives_a_young_pass_goes_to_the_oldest_generation_at_once() -> None:
+    """A call's INVITE transactions live for Timers L and M (32 s): walked
+    once by a young pass, then left to the rare full collections, not walked
+    again every second by a middle-generation pass (35-45 ms at 1,000 calls/s)."""
+    import asyncio
+    import gc
+
+    from centrex.cli import YOUNG_GC_INTERVAL_S, tune_garbage_collector
+
+    before = gc.get_threshold()
+
+    async def serve_a_while() -> bool:
+        tune_garbage_collector()
+        alive = [[n] for n in range(100)]  # a transaction's objects, say
+        await asyncio.sleep(YOUNG_GC_INTERVAL_S * 1.5)
+        oldest = {id(o) for o in gc.get_objects(generation=2)}
+        return all(id(o) in oldest for o in alive)
+
+    try:
+        assert asyncio.run(serve_a_while())
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)

@@ -5,9 +5,10 @@ leaves its transactions' memory free inside the process once they end (Timer
 J: 32 s): CPython returns an arena of its own allocator only when every object
 in it is gone, and glibc's heap keeps free pages it has no use for. Measured
 after 100,000 REGISTERs, a trim gave 3-4 MB back at once (docs/benchmarks.md).
-``HeapTrimmer`` trims once many transactions have ended since its last trim
-(``ENDED``, from the transaction count the server reports every second), and
-otherwise once per interval; from a worker thread (the call takes the
+``HeapTrimmer`` trims as soon as ``ENDED`` fewer transactions are alive than
+at their highest since its last trim (a burst's Timer J has passed; the
+server reports the count every second), at most every ``TRIM_GAP_S``, and
+otherwise every ``TRIM_EVERY_S``; from a worker thread (the call takes the
 allocator's lock, not the GIL). Where the C library has no ``malloc_trim``
 (musl, macOS) it does nothing.
 """
@@ -15,10 +16,7 @@ allocator's lock, not the GIL). Where the C library has no ``malloc_trim``
 from __future__ import annotations
 
 import ctypes
-import logging
 from collections.abc import Callable
-
-logger = logging.getLogger(__name__)
 
 #: Seconds between two trims when no burst has ended (a trim of a 100 MB
 #: heap takes about a millisecond).
@@ -55,8 +53,6 @@ class HeapTrimmer:
         self._last: float | None = None
         self._next = 0.0
         self._highest = 0
-        #: Trims done (for tests and the admin).
-        self.count = 0
 
     @property
     def available(self) -> bool:
@@ -80,7 +76,4 @@ class HeapTrimmer:
 
     def trim(self) -> bool:
         """Give the free memory back; True when some was."""
-        if self._trim is None:
-            return False
-        self.count += 1
-        return bool(self._trim(0))
+        return self._trim is not None and bool(self._trim(0))

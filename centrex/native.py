@@ -7,8 +7,8 @@ registrar's service, memory store, rules, request reading and packed table,
 the proxy's core, checks, local-address and owner modules, the transport's
 rules) can be compiled to C extensions with mypyc (``make native``, which
 ``make run`` and ``make test`` do first; DESIGN.md: "compiling the typed hot
-modules with mypyc while keeping the pure-Python path working"). The compiled build is the same
-source, faster on it (docs/benchmarks.md).
+modules with mypyc while keeping the pure-Python path working"). The
+compiled build is the same source, faster on it (docs/benchmarks.md).
 
 The build lives in ``centrex/_compiled/`` (a folder per package), not beside
 the sources: Python would import an extension found there in preference to
@@ -21,8 +21,9 @@ by the old build).
 ``centrex/__init__.py`` calls ``choose()`` before any of the modules can be
 imported: the build is used only when its manifest (``_compiled/native.json``)
 names this Python and its ABI, the SHA-256 of every source of the package as
-it is now and of every extension file, and every one of those files is there; a finder placed
-first on ``sys.meta_path`` then loads each compiled module from that folder.
+it is now and of every extension file, and every one of those files is
+there; a finder placed first on ``sys.meta_path`` then loads each compiled
+module from that folder.
 Otherwise (or whenever ``CENTREX_PURE_PYTHON=1``) all of them run from
 source, never a mix: the compiled modules call each other directly, so one
 compiled against another's older source must not run.
@@ -109,10 +110,9 @@ def packages() -> tuple[str, ...]:
     return tuple(dict.fromkeys(name.rpartition(".")[0] for name in NATIVE_MODULES))
 
 
-#: Sources the build does not depend on: this module and the build's own,
-#: and the package's ``__init__`` (which only calls ``choose``).
-_NOT_BUILT_ON = ("__init__", "native", "native_build")
-_TOP_LEVEL_SKIPPED = {(name,) for name in _NOT_BUILT_ON}
+#: Sources the build does not depend on (as path parts): this module and the
+#: build's own, and the package's ``__init__`` (which only calls ``choose``).
+_NOT_BUILT_ON = {("__init__",), ("native",), ("native_build",)}
 
 
 def source_digests(sources: Path = HERE) -> dict[str, str]:
@@ -124,7 +124,7 @@ def source_digests(sources: Path = HERE) -> dict[str, str]:
         if (
             parts[0] == COMPILED.name
             or "__pycache__" in parts
-            or parts in _TOP_LEVEL_SKIPPED
+            or parts in _NOT_BUILT_ON
             or any(part.startswith(".") for part in parts)  # an editor's lock file
         ):
             continue

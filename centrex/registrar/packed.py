@@ -13,8 +13,8 @@ is the AOR, and unpacking puts it back (24 bytes less a binding, 2.4 MB per
 100,000); the local socket a binding came in on and the server's id, the same
 in nearly every row, are kept once for the process and a row holds their
 number (``_NAMES``: at most ``NAMES_MAX``, a string past that stays in the
-row; both come from the server's own settings or its recovery file, never
-from a request).
+row; both are the server's own: its addresses, its settings, its recovery
+file, never text a request carries).
 
 Besides the rows, the table keeps what is needed without unpacking: the AORs
 listed by when their earliest binding expires, in 4-second buckets (a purge

@@ -16,13 +16,14 @@ a write go in the next one).
 A flush appends the AORs changed since the last one to the file's journal
 (see ``recovery``), so it costs in proportion to the changes, not the table;
 the whole table is written again (compacted) on the first flush after
-``open`` and when the journal reaches half the file's size.
+``open``, when the journal reaches the file's size, and at ``close`` (so a
+clean restart reads one file, with no journal to replay).
 
 The bindings are held packed, each AOR's as its recovery-file rows in marshal
 form (``centrex.registrar.packed.PackedTable``: about 400 bytes per binding
 with the indexes, where ``Binding`` objects took 1.3 KB); ``lookup`` and
-``update`` unpack the one AOR they are about, and a flush or compaction
-encodes the AORs it writes as JSON.
+``update`` unpack the one AOR they are about; a compaction encodes the AORs
+as JSON, a journal append as marshal records (``recovery``).
 """
 
 from __future__ import annotations
@@ -41,8 +42,12 @@ from centrex.registrar.store import AorRemoval, DecisionT, LocationStore, apply_
 
 logger = logging.getLogger(__name__)
 
-#: The journal is compacted into the file when it reaches half the file's size,
-#: or this size when the file is smaller.
+#: The journal is compacted into the file when it reaches the file's size, or
+#: this size when the file is smaller. Every compaction writes each AOR once,
+#: so a change costs an append and 1 / (this ratio) of an AOR in the file:
+#: at half the file's size the compactions cost twice what the appends did
+#: (docs/benchmarks.md); a start after a crash reads at most the file and as
+#: many records again (a clean stop compacts).
 MIN_COMPACT_BYTES = 256 * 1024
 
 
@@ -127,7 +132,8 @@ class MemoryLocationStore(LocationStore):
 
     async def close(self, now: float) -> None:
         await self.written()
-        if self._pending:
+        if self._pending or self._journal_bytes:
+            self._compact_next = True
             await self.flush(now)
 
     async def written(self) -> None:
@@ -214,7 +220,7 @@ class MemoryLocationStore(LocationStore):
             if path is None:
                 return
             compact = self._compact_next or self._journal_bytes >= max(
-                self._file_bytes // 2, MIN_COMPACT_BYTES
+                self._file_bytes, MIN_COMPACT_BYTES
             )
             try:
                 if compact:

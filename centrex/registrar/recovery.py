@@ -20,20 +20,29 @@ store keeps the rows packed, ``centrex.registrar.packed``).
 Rewriting the whole table after every hundred changes would cost time in
 proportion to the table (20,000 bindings: two thirds of the server's CPU at
 1,000 REGISTERs a second), so the store writes most flushes as a journal
-next to the file, ``<file>.journal``, one JSON line per changed AOR with all
-of its bindings after the change, appended and fsynced::
+next to the file, ``<file>.journal``, one record per changed AOR with all
+of its bindings after the change, appended and fsynced. The journal starts
+with a JSON line naming it; its records follow in binary, each
+``[length, CRC-32]`` (two 32-bit little-endian numbers) and then that many
+bytes of ``marshal`` data, the list ``[aor, rows]`` (rows as in the file)::
 
-    {"format": "centrex-registrations-journal", "generation": 7, "fields": [...]}
-    ["sip:alice@example.com", [["3f2a...", "sip:alice@example.com", ...]]]
-    ["sip:bob@example.com", []]
+    {"format":"centrex-registrations-journal","generation":7,"fields":[...],"records":"marshal"}
+    <length><crc>["sip:alice@example.com", [["3f2a...", "sip:alice@example.com", ...]]]
+    <length><crc>["sip:bob@example.com", []]
 
-and rewrites the file (compacts) only when the journal has grown to half the
-file's size. The file names its ``"journal"`` generation (a random number
-drawn at each compaction); a journal of another generation (one left by a
-crash between a compaction and the start of the next journal, or beside a
-file that was lost) is ignored. A reader applies the lines of the matching
-journal in order and stops at the first one it cannot read (an append cut by
-a crash).
+(Journals of earlier versions, without ``"records"``, hold one JSON line
+``["aor", rows]`` per record; they are still read.) A record costs a third of
+a JSON line to write: most of a JSON line's time goes to printing the three
+times of each binding. The journal is only ever read by this module, and
+each record's CRC is checked before it is unpacked.
+
+The file is rewritten (compacted) when the journal has grown to the file's
+size, and at a clean stop. The file names its ``"journal"`` generation (a
+random number drawn at each compaction); a journal of another generation (one
+left by a crash between a compaction and the start of the next journal, or
+beside a file that was lost) is ignored. A reader applies the records of the
+matching journal in order and stops at the first one it cannot read (an
+append cut by a crash).
 """
 
 from __future__ import annotations
@@ -41,8 +50,11 @@ from __future__ import annotations
 import gc
 import json
 import json.scanner
+import marshal
 import os
+import struct
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +73,10 @@ from centrex.registrar.packed import row as packed_row
 
 FORMAT = "centrex-registrations"
 JOURNAL_FORMAT = "centrex-registrations-journal"
+#: The ``"records"`` of a journal whose records are binary (``append_journal``).
+JOURNAL_RECORDS = "marshal"
+#: A journal record's head: the length and the CRC-32 of its marshal data.
+_RECORD_HEAD = struct.Struct("<II")
 VERSION = 1
 #: The name of the file in the data directory.
 FILE_NAME = "registrations.json"
@@ -419,22 +435,34 @@ def journal_path(path: Path) -> Path:
 def append_journal(
     path: Path, changes: Iterable[tuple[str, bytes | tuple[Binding, ...]]], generation: int | None
 ) -> int:
-    """Append one line per changed AOR (all its bindings now) to the journal of
-    ``path`` and fsync it; the bytes written.
+    """Append one record per changed AOR (all its bindings now) to the journal
+    of ``path`` and fsync it; the bytes written.
 
     ``generation`` starts a new journal (replacing any older one) with that
     generation in its first line; None appends to the current one.
     """
-    lines = [
-        b"".join((b"[", json.dumps(aor).encode("ascii"), b",", _json_rows(aor, bindings), b"]"))
-        for aor, bindings in changes
-    ]
+    parts: list[bytes] = []
     if generation is not None:
-        header = {"format": JOURNAL_FORMAT, "generation": generation, "fields": list(FIELDS)}
-        lines.insert(0, json.dumps(header, separators=(",", ":")).encode("ascii"))
-    if not lines:
+        header = {
+            "format": JOURNAL_FORMAT,
+            "generation": generation,
+            "fields": list(FIELDS),
+            "records": JOURNAL_RECORDS,
+        }
+        parts.append(json.dumps(header, separators=(",", ":")).encode("ascii") + b"\n")
+    head, dumps, crc = _RECORD_HEAD.pack, marshal.dumps, zlib.crc32
+    for aor, bindings in changes:
+        rows = (
+            unpack_rows(bindings, aor)
+            if isinstance(bindings, bytes)
+            else [packed_row(b) for b in bindings]
+        )
+        data = dumps([aor, rows], 4)
+        parts.append(head(len(data), crc(data)))
+        parts.append(data)
+    if not parts:
         return 0
-    data = b"\n".join(lines) + b"\n"
+    data = b"".join(parts)
     journal = journal_path(path)
     with open(journal, "wb" if generation is not None else "ab") as file:
         file.write(data)
@@ -445,13 +473,31 @@ def append_journal(
     return len(data)
 
 
-def _json_rows(aor: str, bindings: bytes | tuple[Binding, ...]) -> bytes:
-    rows = (
-        unpack_rows(bindings, aor)
-        if isinstance(bindings, bytes)
-        else [packed_row(b) for b in bindings]
-    )
-    return _encode(rows).encode("ascii")
+def _journal_records(journal: bytes, start: int) -> Iterator[Any]:
+    """The records of a binary journal from offset ``start``, unpacked, up to
+    the first one cut short or damaged (its CRC does not match)."""
+    size, head = len(journal), _RECORD_HEAD.size
+    while start + head <= size:
+        length, crc = _RECORD_HEAD.unpack_from(journal, start)
+        start += head
+        data = journal[start : start + length]
+        if len(data) != length or zlib.crc32(data) != crc:
+            return
+        try:
+            yield marshal.loads(data)
+        except (ValueError, EOFError, TypeError):
+            return
+        start += length
+
+
+def _journal_lines(lines: list[bytes]) -> Iterator[Any]:
+    """The records of a JSON-lines journal (earlier versions), up to the first
+    line that is not JSON."""
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except ValueError:
+            return
 
 
 class Recovered(NamedTuple):
@@ -493,10 +539,10 @@ def read_table(path: Path, now: float) -> tuple[PackedTable, int, int]:
 def _apply_journal(
     table: PackedTable, generation: int, journal: bytes, path: Path, now: float
 ) -> int:
-    """Apply the lines of ``journal`` that continue the file; how many."""
-    lines = journal.split(b"\n")
+    """Apply the records of ``journal`` that continue the file; how many."""
+    end = journal.find(b"\n")
     try:
-        header = json.loads(lines[0])
+        header = json.loads(journal[: end if end >= 0 else len(journal)])
     except ValueError:
         return 0
     if (
@@ -504,13 +550,20 @@ def _apply_journal(
         or header.get("format") != JOURNAL_FORMAT
         or header.get("generation") != generation
         or not isinstance(header.get("fields"), list)
+        or end < 0
     ):
         return 0
     fields = header["fields"]
+    if header.get("records") == JOURNAL_RECORDS:
+        records = _journal_records(journal, end + 1)
+    elif "records" in header:
+        return 0  # a kind of record this version does not know
+    else:
+        records = _journal_lines(journal[end + 1 :].split(b"\n"))
     applied = 0
-    for line in lines[1:]:
+    for record in records:
         try:
-            aor, rows = json.loads(line)
+            aor, rows = record
             if not isinstance(aor, str) or not isinstance(rows, list):
                 break
             if fields != list(FIELDS):
@@ -519,7 +572,7 @@ def _apply_journal(
         except (ValueError, TypeError, RecoveryFileError):
             break  # the end of what was written whole
         if any(r[1] != aor for r in live):
-            break  # not a line this store wrote
+            break  # not a record this store wrote
         table.load(
             aor,
             pack_rows(live),

@@ -253,8 +253,11 @@ def test_later_flushes_append_the_changes_to_a_journal(tmp_path: Path) -> None:
     asyncio.run(unregister_2())
     assert store.flush_count == 4
     assert path.read_bytes() == table  # not rewritten
-    journal = recovery.journal_path(path).read_bytes().splitlines()
-    assert len(journal) == 1 + 6  # its header, then one line per changed AOR
+    journal = recovery.journal_path(path).read_bytes()
+    header = journal.split(b"\n", 1)[0]
+    assert json.loads(header)["records"] == "marshal"
+    # then one record per changed AOR, in binary
+    assert len(list(recovery._journal_records(journal, len(header) + 1))) == 6
     assert [b.id for b in reopened(path)] == ["b1", "b3", "b4", "b5", "b6", "b7"]
 
 
@@ -274,6 +277,44 @@ def test_a_journal_line_cut_by_a_crash_ends_the_journal(tmp_path: Path) -> None:
     asyncio.run(again.open(T0))
     put(again, numbered(4), numbered(5))
     assert [b.id for b in reopened(path)] == ["b1", "b2", "b4", "b5"]
+
+
+def test_a_damaged_journal_record_ends_the_journal(tmp_path: Path) -> None:
+    # A record whose bytes no longer match its CRC (a bad sector, an edit) is
+    # where the journal ends: the records before it apply, nothing after it.
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(store.open(T0))
+    put(store, numbered(1), numbered(2), numbered(3), numbered(4))
+    journal = recovery.journal_path(path)
+    data = bytearray(journal.read_bytes())
+    at = data.index(b"sip:u3@example.com")
+    data[at + 4] ^= 0x01  # b3's record, one bit of its AOR
+    journal.write_bytes(bytes(data))
+    assert [b.id for b in reopened(path)] == ["b1", "b2"]
+
+
+def test_a_journal_of_an_earlier_version_still_applies(tmp_path: Path) -> None:
+    # Versions before the binary records wrote one JSON line per AOR; a file
+    # and journal left by one load whole after an upgrade.
+    path = tmp_path / "r.json"
+    recovery.save(path, [numbered(1)], T0, generation=5)
+    row = recovery.packed_row(numbered(2))
+    head = {"format": recovery.JOURNAL_FORMAT, "generation": 5, "fields": list(recovery.FIELDS)}
+    lines = [json.dumps(head), json.dumps(["sip:u2@example.com", [row]])]
+    recovery.journal_path(path).write_text("\n".join(lines) + "\n")
+    assert [b.id for b in reopened(path)] == ["b1", "b2"]
+
+
+def test_a_clean_stop_leaves_one_file_and_no_journal_to_replay(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(store.open(T0))
+    put(store, numbered(1), numbered(2))
+    assert recovery.read_table(path, T0)[2] == 1  # b2 is in the journal
+    asyncio.run(store.close(T0))
+    assert recovery.read_table(path, T0)[2] == 0  # the file holds it
+    assert [b.id for b in reopened(path)] == ["b1", "b2"]
 
 
 def test_a_journal_of_another_generation_is_ignored(tmp_path: Path) -> None:
@@ -296,9 +337,9 @@ def test_the_journal_is_folded_into_the_file_when_it_grows(
     asyncio.run(store.open(T0))
     put(store, *(numbered(i) for i in range(1, 40)))
     journal = recovery.journal_path(path)
-    # Never much more than half the file (or 1000 bytes) of journal.
-    assert len(journal.read_bytes()) < max(len(path.read_bytes()) // 2, 1000) + 1000
-    assert len(json.loads(path.read_bytes())["bindings"]) > 30
+    # Never much more than the file (or 1000 bytes) of journal.
+    assert len(journal.read_bytes()) < max(len(path.read_bytes()), 1000) + 1000
+    assert len(json.loads(path.read_bytes())["bindings"]) >= 20
     assert [b.id for b in reopened(path)] == sorted(f"b{i}" for i in range(1, 40))
 
 

@@ -200,7 +200,8 @@ class Server:
         self._draining = False
         self._responses: deque[Response] = deque()
         self._responses_due = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # The running tasks, by the coroutine each runs (``_spawn``).
+        self._tasks: dict[Coroutine[Any, Any, Any], asyncio.Task[Any]] = {}
         #: Gives the memory that ended transactions freed back to the system.
         self.heap = HeapTrimmer()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -322,11 +323,19 @@ class Server:
     async def stop(self) -> None:
         """Stop listening, flush the recovery file, close the logs."""
         self._responses.clear()  # read but not handled yet: as if lost on the way
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Requests still read meanwhile may spawn more: a few rounds.
+        for _ in range(5):
+            running = list(self._tasks.items())
+            if not running:
+                break
+            for _, task in running:
+                task.cancel()
+            for _, task in running:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            for coroutine, _ in running:  # done; closes one cancelled before it started
+                coroutine.close()
+                self._tasks.pop(coroutine, None)
         if self._timer is not None:
             self._timer.cancel()
         if self.presence is not None:
@@ -598,11 +607,21 @@ class Server:
     # -- tasks --------------------------------------------------------------------------
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
+        # The loop's own create_task (asyncio.ensure_future asks for the
+        # running loop, a getpid() system call on 3.11), and the task
+        # forgotten by its own coroutine when it ends rather than by a done
+        # callback (one more callback through the loop for every request).
+        assert self._loop is not None
+        task = self._loop.create_task(self._guarded(coroutine))
+        if not task.done():  # (an eager task factory may have run it through)
+            self._tasks[coroutine] = task
 
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("task failed", exc_info=task.exception())
+    async def _guarded(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await coroutine
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("task failed")
+        finally:
+            self._tasks.pop(coroutine, None)

@@ -112,13 +112,15 @@ class MemoryLocationStore(LocationStore):
         self._dirty_since = None
         self._dirty = set()
         # The first flush writes the whole table: a journal left by the last
-        # run may end in a line cut short, and nothing may follow that.
+        # run may end in a record cut short, and nothing may follow that.
         self._compact_next = True
         path = self.recovery_file
         if path is None:
             return
         try:
-            table, self._generation, _ = await asyncio.to_thread(recovery.read_table, path, now)
+            table, self._generation, replayed = await asyncio.to_thread(
+                recovery.read_table, path, now
+            )
         except recovery.RecoveryFileError as exc:
             moved = recovery.set_aside(path, now)
             logger.error(
@@ -128,13 +130,27 @@ class MemoryLocationStore(LocationStore):
             )
             return
         self._table = table
+        if replayed:
+            # A journal to fold into the file, at the latest at close.
+            self._journal_bytes = 1
         logger.info("loaded %d registrations from %s", self.binding_count, path)
 
     async def close(self, now: float) -> None:
         await self.written()
-        if self._pending or self._journal_bytes:
+        if self._pending:
+            await self.flush(now)  # an append, which needs the least room on disk
+        if self._journal_bytes and self.recovery_file is not None:
+            # Folded into the file, so the next start reads one file; where
+            # that cannot be written (a full disk), file and journal hold it all.
             self._compact_next = True
-            await self.flush(now)
+            try:
+                await self.flush(now)
+            except OSError as exc:
+                logger.warning(
+                    "cannot compact recovery file %s at stop (its journal holds the changes): %s",
+                    self.recovery_file,
+                    exc,
+                )
 
     async def written(self) -> None:
         """Wait for the write an update started, if one is running."""
@@ -244,7 +260,7 @@ class MemoryLocationStore(LocationStore):
                     )
             except BaseException:
                 # Still pending; the timed retry comes one interval later, and
-                # writes the whole table (a failed append may have left half a line).
+                # writes the whole table (a failed append may have left half a record).
                 self._pending += pending
                 self._dirty_since = now
                 self._dirty |= dirty

@@ -506,7 +506,7 @@ class Recovered(NamedTuple):
     bindings: list[Binding]
     #: The journal generation the file names (0 for a file without one).
     generation: int
-    #: Journal lines applied.
+    #: Journal records applied.
     journal_lines: int
 
 
@@ -518,7 +518,7 @@ def read(path: Path, now: float) -> Recovered:
 
 def read_table(path: Path, now: float) -> tuple[PackedTable, int, int]:
     """Recovery file ``path`` with its journal applied, as the memory store keeps
-    it; with the journal generation the file names and the journal lines applied."""
+    it; with the journal generation the file names and the journal records applied."""
     table = PackedTable()
     try:
         data = path.read_bytes()

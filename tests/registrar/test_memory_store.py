@@ -317,6 +317,18 @@ def test_a_clean_stop_leaves_one_file_and_no_journal_to_replay(tmp_path: Path) -
     assert [b.id for b in reopened(path)] == ["b1", "b2"]
 
 
+def test_a_journal_left_by_a_crash_is_folded_in_at_the_next_clean_stop(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(store.open(T0))
+    put(store, numbered(1), numbered(2))  # then a crash: b2 only in the journal
+    again = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(again.open(T0))
+    asyncio.run(again.close(T0))  # nothing changed since the start
+    assert recovery.read_table(path, T0)[2] == 0
+    assert [b.id for b in reopened(path)] == ["b1", "b2"]
+
+
 def test_a_journal_of_another_generation_is_ignored(tmp_path: Path) -> None:
     # A crash after a compaction and before the next journal started leaves
     # the older journal, whose changes the file already holds.

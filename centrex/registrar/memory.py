@@ -46,8 +46,9 @@ logger = logging.getLogger(__name__)
 #: this size when the file is smaller. Every compaction writes each AOR once,
 #: so a change costs an append and 1 / (this ratio) of an AOR in the file:
 #: at half the file's size the compactions cost twice what the appends did
-#: (docs/benchmarks.md); a start after a crash reads at most the file and as
-#: many records again (a clean stop compacts).
+#: (docs/benchmarks.md); a start after a crash reads at most the file and
+#: about as many bytes of journal again, one flush more at worst (a clean stop
+#: compacts).
 MIN_COMPACT_BYTES = 256 * 1024
 
 
@@ -139,7 +140,7 @@ class MemoryLocationStore(LocationStore):
         await self.written()
         if self._pending:
             await self.flush(now)  # an append, which needs the least room on disk
-        if self._journal_bytes and self.recovery_file is not None:
+        if self._journal_bytes:  # (only ever set with a file)
             # Folded into the file, so the next start reads one file; where
             # that cannot be written (a full disk), file and journal hold it all.
             self._compact_next = True

@@ -204,6 +204,8 @@ def read_register(
 def _unique(contacts: list[ContactRequest]) -> list[ContactRequest]:
     """One request per contact URI (19.1.4 equality): the last one listed wins,
     so a phone repeating its Contact gets one binding, not two that both ring."""
+    if len(contacts) < 2:
+        return contacts  # the usual REGISTER: no URI to hash (19.1.4 keys cost)
     last: dict[URI, ContactRequest] = {}
     for contact in contacts:
         last.pop(contact.uri, None)

@@ -55,6 +55,20 @@ class Address:
     params: dict[str, str | None] = field(default_factory=dict)
     wildcard: bool = False
 
+    # Written out, not generated: a compiled build compiles this one (the
+    # dataclass's own __init__ is made at import, and runs interpreted).
+    def __init__(
+        self,
+        uri: URI,
+        display_name: str | None = None,
+        params: dict[str, str | None] | None = None,
+        wildcard: bool = False,
+    ) -> None:
+        self.uri = uri
+        self.display_name = display_name
+        self.params = {} if params is None else params
+        self.wildcard = wildcard
+
     @classmethod
     def wildcard_contact(cls) -> Address:
         """The ``Contact: *`` of a remove-all-bindings REGISTER (RFC 3261 10.2.2)."""

@@ -186,6 +186,12 @@ def parse_token_list(text: str, header_name: str) -> list[str]:
     return out
 
 
+#: CSeq values parsed lately, by their text ("1 REGISTER", "2 INVITE", ...
+#: recur across phones); a CSeq is frozen, so one object serves them all. At
+#: most this many; a full cache starts over.
+CSEQ_CACHE_SIZE = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class CSeq:
     """The CSeq header value (RFC 3261 20.16, 8.1.1.5): number and method."""
@@ -196,16 +202,27 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> CSeq:
         """Parse ``1*DIGIT LWS Method``; the number must be below 2**31."""
+        found = _CSEQS.get(text)
+        if found is not None:
+            return found
         m = _CSEQ_RE.fullmatch(text)
         if not m:
             raise ParseError("Bad CSeq", 400)
         number = int(m.group(1))
         if number > MAX_CSEQ:
             raise ParseError("Bad CSeq: number too large", 400)
-        return cls(number, m.group(2))
+        found = cls(number, m.group(2))
+        if len(text) <= 64:
+            if len(_CSEQS) >= CSEQ_CACHE_SIZE:
+                _CSEQS.clear()
+            _CSEQS[text] = found
+        return found
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
+
+
+_CSEQS: dict[str, CSeq] = {}
 
 
 # RFC 7616 3.3 / 3.4 and RFC 3261 25.1: these are quoted-strings in challenges

@@ -52,7 +52,7 @@ def _spelling(name: str) -> str:
     return spelled
 
 
-_FOLD = re.compile(rb"\r?\n[ \t]+")
+_FOLD = re.compile(r"\r?\n[ \t]+")
 # Fast reads of the two parameters every transaction needs. They only run on
 # the part of the value where a header parameter can stand (see _param_tail).
 _TAG = re.compile(r";[ \t]*tag[ \t]*=[ \t]*([^;, \t>]+)", re.IGNORECASE)
@@ -102,7 +102,7 @@ def _param_tail(value: str) -> str:
 class Message:
     """What requests and responses share: the header lines and the body."""
 
-    __slots__ = ("_body", "_cache", "_keys", "_length_ok", "_lines", "_raw")
+    __slots__ = ("_body", "_cache", "_index", "_keys", "_length_ok", "_lines", "_multi", "_raw")
 
     def __init__(
         self,
@@ -113,6 +113,13 @@ class Message:
     ) -> None:
         self._lines = lines
         self._keys = keys
+        # Header key -> position of its first line, made at the first lookup
+        # and dropped whenever a line is added or removed; ``_multi`` holds the
+        # line count of each key on more than one line. A message is looked up
+        # by name dozens of times: a search of ``_keys`` compares the key
+        # with every line before it (all of them for an absent header).
+        self._index: dict[str, int] | None = None
+        self._multi: dict[str, int] = {}
         self._cache: dict[str, Any] = {}
         self._raw = raw
         self._body = body
@@ -136,28 +143,45 @@ class Message:
 
     # -- the header index ------------------------------------------------------
 
+    def _indexed(self) -> dict[str, int]:
+        index = self._index
+        if index is None:
+            index = {}
+            multi: dict[str, int] = {}
+            for pos, key in enumerate(self._keys):
+                if key in index:
+                    multi[key] = multi.get(key, 1) + 1
+                else:
+                    index[key] = pos
+            self._index = index
+            self._multi = multi
+        return index
+
+    def _reindex(self) -> None:
+        """Lines were added or removed: the positions are looked up afresh."""
+        self._index = None
+
     def _positions(self, key: str) -> list[int]:
-        keys = self._keys
-        if key not in keys:
+        first = self._indexed().get(key, -1)
+        if first < 0:
             return []
-        first = keys.index(key)
-        if keys.count(key) == 1:
+        if key not in self._multi:
             return [first]
+        keys = self._keys
         return [pos for pos in range(first, len(keys)) if keys[pos] == key]
 
     def _first(self, key: str) -> int:
-        """Position of the first line of ``key``, or -1 (list search in C)."""
-        keys = self._keys
-        return keys.index(key) if key in keys else -1
+        """Position of the first line of ``key``, or -1."""
+        return self._indexed().get(key, -1)
 
     def _line_value(self, pos: int) -> str:
-        line = self._lines[pos]
-        raw = line[line.index(b":") + 1 :]
-        # find, not `in`: bytes.__contains__ first tries the operand as an
-        # int and builds (then drops) a TypeError for every bytes one.
-        if raw.find(b"\n") >= 0:
-            raw = _FOLD.sub(b" ", raw)
-        return _decode(raw.strip(b" \t"))
+        # Decoded first: find, `in` and strip of a str are compiled inline in
+        # the compiled build, where those of bytes are method calls by name.
+        text = _decode(self._lines[pos])
+        value = text[text.find(":") + 1 :]
+        if "\n" in value:
+            value = _FOLD.sub(" ", value)
+        return value.strip(" \t")
 
     def _changed(self, key: str) -> None:
         """Forget the rendering and the typed views that depend on header ``key``."""
@@ -193,11 +217,14 @@ class Message:
         return values
 
     def __contains__(self, name: str) -> bool:
-        return header_key(name) in self._keys
+        return header_key(name) in self._indexed()
 
     def count(self, name: str) -> int:
         """How many lines carry header ``name``."""
-        return self._keys.count(header_key(name))
+        key = header_key(name)
+        if key not in self._indexed():
+            return 0
+        return self._multi.get(key, 1)
 
     def raw_lines(self, name: str) -> list[bytes]:
         """The lines of header ``name`` exactly as they are in the message."""
@@ -219,12 +246,15 @@ class Message:
         if not positions:
             self._lines.append(line)
             self._keys.append(key)
+            self._reindex()
         else:
             first = positions[0]
             self._lines[first] = line
-            for pos in reversed(positions[1:]):
-                del self._lines[pos]
-                del self._keys[pos]
+            if len(positions) > 1:
+                for pos in reversed(positions[1:]):
+                    del self._lines[pos]
+                    del self._keys[pos]
+                self._reindex()
         self._changed(key)
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
@@ -241,6 +271,7 @@ class Message:
             at = positions[-1] + 1 if positions else len(self._lines)
         self._lines.insert(at, line)
         self._keys.insert(at, key)
+        self._reindex()
         self._changed(key)
 
     def remove(self, name: str) -> int:
@@ -251,6 +282,7 @@ class Message:
             del self._lines[pos]
             del self._keys[pos]
         if positions:
+            self._reindex()
             self._changed(key)
         return len(positions)
 
@@ -268,6 +300,7 @@ class Message:
         else:
             del self._lines[pos]
             del self._keys[pos]
+            self._reindex()
         self._changed(key)
         return values[0] if values else None
 
@@ -511,6 +544,7 @@ class Message:
         if pos < 0:
             self._lines.append(b"Max-Forwards: %d" % new)
             self._keys.append("max-forwards")
+            self._reindex()
         else:
             self._lines[pos] = b"Max-Forwards: %d" % new
         self._changed("max-forwards")

@@ -122,10 +122,27 @@ def _host_ok(ipv6: str | None, ipv4: str | None) -> bool:
     return True
 
 
+#: Hosts and host:ports checked lately, by their text, as ``_PARSED`` keeps
+#: URIs: a server sees the same few domains and phone addresses in most
+#: messages. Only valid ones are kept, this many at most, each this long at most.
+HOST_CACHE_SIZE = 1024
+HOST_CACHE_MAX_TEXT = 128
+_VALID_HOSTS: dict[str, bool] = {}
+_HOST_PORTS: dict[str, tuple[str, int | None]] = {}
+
+
 def is_valid_host(host: str) -> bool:
     """True for a hostname, IPv4address or IPv6reference (RFC 3261 25.1)."""
+    if host in _VALID_HOSTS:
+        return True
     m = _HOST_RE.fullmatch(host)
-    return m is not None and _host_ok(m.group(1), m.group(2))
+    if m is None or not _host_ok(m.group(1), m.group(2)):
+        return False
+    if len(host) <= HOST_CACHE_MAX_TEXT:
+        if len(_VALID_HOSTS) >= HOST_CACHE_SIZE:
+            _VALID_HOSTS.clear()
+        _VALID_HOSTS[host] = True
+    return True
 
 
 def parse_port(text: str) -> int:
@@ -143,6 +160,9 @@ def parse_host_port(text: str) -> tuple[str, int | None]:
 
     Raises ParseError("Bad URI: ...") on a bad host or port.
     """
+    found = _HOST_PORTS.get(text)
+    if found is not None:
+        return found
     m = _HOSTPORT_RE.fullmatch(text)
     if m is None:
         raise _bad("bad host or port")
@@ -150,12 +170,17 @@ def parse_host_port(text: str) -> tuple[str, int | None]:
     if not _host_ok(ipv6, ipv4):
         raise _bad("bad host")
     host = ipv6 or ipv4 or name
-    if port_text is None:
-        return host, None
-    port = int(port_text)
-    if port > 65535:
-        raise _bad("bad port")
-    return host, port
+    port: int | None = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            raise _bad("bad port")
+    found = (host, port)
+    if len(text) <= HOST_CACHE_MAX_TEXT:
+        if len(_HOST_PORTS) >= HOST_CACHE_SIZE:
+            _HOST_PORTS.clear()
+        _HOST_PORTS[text] = found
+    return found
 
 
 def _render_params(params: dict[str, str | None]) -> str:
@@ -198,6 +223,26 @@ class SipURI:
     port: int | None = None
     params: dict[str, str | None] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+
+    # Written out, not generated: a compiled build compiles this one (the
+    # dataclass's own __init__ is made at import, and runs interpreted).
+    def __init__(
+        self,
+        host: str,
+        scheme: str = "sip",
+        user: str | None = None,
+        password: str | None = None,
+        port: int | None = None,
+        params: dict[str, str | None] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.host = host
+        self.scheme = scheme
+        self.user = user
+        self.password = password
+        self.port = port
+        self.params = {} if params is None else params
+        self.headers = {} if headers is None else headers
 
     def __str__(self) -> str:
         parts = [self.scheme, ":"]

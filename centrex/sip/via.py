@@ -53,6 +53,24 @@ class Via:
     protocol_name: str = "SIP"
     version: str = "2.0"
 
+    # Written out, not generated: a compiled build compiles this one (the
+    # dataclass's own __init__ is made at import, and runs interpreted).
+    def __init__(
+        self,
+        transport: str,
+        host: str,
+        port: int | None = None,
+        params: dict[str, str | None] | None = None,
+        protocol_name: str = "SIP",
+        version: str = "2.0",
+    ) -> None:
+        self.transport = transport
+        self.host = host
+        self.port = port
+        self.params = {} if params is None else params
+        self.protocol_name = protocol_name
+        self.version = version
+
     @classmethod
     def parse(cls, text: str) -> Via:
         """Parse one via-parm; ParseError("Bad Via: ...", 400) when malformed."""

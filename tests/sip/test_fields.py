@@ -233,3 +233,14 @@ def test_arbitrary_text_only_raises_parse_error(text: str) -> None:
             parse(text)
         except ParseError as exc:
             assert exc.status == 400
+
+
+def test_a_cseq_read_again_is_the_same_value_and_a_bad_one_still_fails() -> None:
+    first = CSeq.parse("7 REGISTER")
+    again = CSeq.parse("7 REGISTER")
+    assert again == first and (again.number, again.method) == (7, "REGISTER")
+    for bad in ("7", "x REGISTER", "2147483648 INVITE"):
+        with pytest.raises(ParseError):
+            CSeq.parse(bad)
+        with pytest.raises(ParseError):  # a failure is not remembered as a value
+            CSeq.parse(bad)

@@ -295,3 +295,31 @@ def test_vias_read_after_the_top_via_are_every_via_in_order(stamp: bool) -> None
         assert stamp_received(message, "192.0.2.7", 40000)
     assert [v.branch for v in message.vias] == ["z9hG4bK1", "z9hG4bK2", "z9hG4bK3"]
     assert message.vias == parse_message(message.to_bytes()).vias
+
+
+def test_headers_read_after_lines_are_added_and_removed_are_the_right_ones() -> None:
+    # Every lookup by name goes through an index of positions made at the first
+    # read; each edit that adds or removes a line must leave the reads right.
+    message = req(INVITE.replace(b"Contact:", b"X-A: 1\r\nX-A: 2\r\nContact:"))
+    assert message.get("Call-ID") == "a84b4c76e66710"  # the index is made here
+    message.add("Route", "<sip:p0;lr>", first=True)  # above every line
+    message.push_via("SIP/2.0/UDP p1;branch=z9hG4bKp1")
+    message.add_record_route("<sip:p2;lr>")
+    assert message.get("Call-ID") == "a84b4c76e66710"
+    assert message.count("Via") == 2 and message.count("X-A") == 2
+    assert message.get_all("X-A") == ["1", "2"]
+    assert message.cseq.number == 1
+    message.set("X-A", "3")  # two lines become one
+    assert message.count("X-A") == 1 and message.get("Contact") == "<sip:1235@192.0.2.10>"
+    assert message.pop_via() == "SIP/2.0/UDP p1;branch=z9hG4bKp1"
+    assert message.remove("Route") == 1 and "Route" not in message
+    message.remove("Max-Forwards")
+    assert message.decrement_max_forwards() == 70  # added back at the end
+    assert message.get("Max-Forwards") == "70" and message.get("X-A") == "3"
+    assert message.get("Record-Route") == "<sip:p2;lr>" and message.count("Via") == 1
+    assert message.get("Content-Type") == "application/sdp"
+
+
+def test_a_folded_header_reads_as_one_line() -> None:
+    message = req(INVITE.replace(b"Contact:", b"Subject: a\r\n  b\r\nContact:"))
+    assert message.get("Subject") == "a b"

@@ -436,3 +436,19 @@ def test_a_long_uri_is_parsed_but_not_kept() -> None:
     short = "sip:kept@example.com"
     parse_uri(short)
     assert short in uri_module._PARSED
+
+
+def test_hosts_checked_again_give_the_same_answer() -> None:
+    # Valid hosts and host:ports are remembered; an invalid one never is.
+    from centrex.sip.uri import is_valid_host, parse_host_port
+
+    for _ in range(2):
+        assert parse_host_port("Example.COM:5070") == ("Example.COM", 5070)
+        assert parse_host_port("[2001:db8::1]") == ("[2001:db8::1]", None)
+        assert is_valid_host("192.0.2.1") and not is_valid_host("192.0.2.256")
+        assert not is_valid_host("exa mple.com")
+        for bad in ("192.0.2.1:65536", "[2001:db8::zz]:5060", "host:"):
+            with pytest.raises(ParseError):
+                parse_host_port(bad)
+    assert sip("sip:alice@192.0.2.1:5060").port == 5060
+    assert sip("sip:alice@192.0.2.1").port is None

@@ -16,8 +16,9 @@ import marshal
 import os
 import ssl
 import time
+import types
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Generator
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,10 @@ class Server:
             )
         else:
             self.store = MemoryLocationStore.from_settings(settings.registrar, self.paths.data_dir)
+        # Requests run at once, without a task of their own (``_start``), only
+        # where nothing on their way needs to run inside a task: the database
+        # drivers' timeouts (asyncio.timeout, asyncpg) refuse to run outside one.
+        self._eager = isinstance(self.store, MemoryLocationStore)
         self.domains = settings.server.effective_domains()
         self.registrar: Registrar | None = None
         self.presence: PresenceService | None = None
@@ -504,7 +509,14 @@ class Server:
                 elif isinstance(out, RequestEvent):
                     inbound = out.peer
                     assert isinstance(inbound, Inbound)
-                    self._spawn(proxy.on_request(out.transaction, out.request, inbound))
+                    if out.request.method == "SUBSCRIBE" and self.registrar is not None:
+                        # Its first NOTIFY must list every REGISTER answered before it.
+                        self.registrar.listeners.flush()
+                    handling = proxy.on_request(out.transaction, out.request, inbound)
+                    if self._eager:
+                        self._start(handling)
+                    else:
+                        self._spawn(handling)
                 elif presence is not None and presence.route_output(out):
                     continue
                 elif isinstance(out, ResponseEvent):
@@ -607,6 +619,7 @@ class Server:
     # -- tasks --------------------------------------------------------------------------
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        # (_start for a request, which usually needs no task at all.)
         # The loop's own create_task (asyncio.ensure_future asks for the
         # running loop, a getpid() system call on 3.11), and the task
         # forgotten by its own coroutine when it ends rather than by a done
@@ -616,7 +629,33 @@ class Server:
         if not task.done():  # (an eager task factory may have run it through)
             self._tasks[coroutine] = task
 
-    async def _guarded(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+    def _start(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run a request's coroutine now, up to its first wait; a task carries
+        it on from there (``_carry_on``), tracked as ``_spawn``'s are.
+
+        Most requests never wait (a REGISTER to the memory store, a proxied
+        request to an address already known): they are handled here, with no
+        task made, scheduled and stepped. Outputs they make wait in the
+        transaction layer for the drain that called this (``_drain``). Until
+        its first wait the coroutine runs outside any task, so
+        ``asyncio.current_task()`` and ``asyncio.timeout`` are not for it:
+        only used with the memory store (``_eager``).
+        """
+        try:
+            waiting_on = coroutine.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            logger.exception("task failed")
+            return
+        assert self._loop is not None
+        task = self._loop.create_task(
+            self._guarded(_carry_on(coroutine, waiting_on), key=coroutine)
+        )
+        if not task.done():
+            self._tasks[coroutine] = task
+
+    async def _guarded(self, coroutine: Coroutine[Any, Any, Any] | Any, key: Any = None) -> None:
         try:
             await coroutine
         except asyncio.CancelledError:
@@ -624,4 +663,27 @@ class Server:
         except Exception:
             logger.exception("task failed")
         finally:
-            self._tasks.pop(coroutine, None)
+            self._tasks.pop(coroutine if key is None else key, None)
+
+
+@types.coroutine
+def _carry_on(coroutine: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, Any, Any]:
+    """Go on with a coroutine already run up to its first wait (``waiting_on``,
+    what it yielded), as ``await coroutine`` would have from the start: what
+    the task sends or throws in is passed on (PEP 380's ``yield from``)."""
+    while True:
+        try:
+            sent = yield waiting_on
+        except GeneratorExit:
+            coroutine.close()
+            raise
+        except BaseException as exc:
+            try:
+                waiting_on = coroutine.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                waiting_on = coroutine.send(sent)
+            except StopIteration as stop:
+                return stop.value

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -54,6 +55,7 @@ class EventListeners:
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._pending: deque[AorEvent] = deque()  # emitted, not delivered yet
         self._scheduled = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -74,11 +76,25 @@ class EventListeners:
             return
         loop = asyncio.get_running_loop()
         for event in events:
+            self._pending.append(event)
             self._scheduled += 1
-            loop.call_soon(self._deliver, event)
+            loop.call_soon(self._deliver_next)
+
+    def flush(self) -> None:
+        """Deliver now, in order, every event emitted and not delivered yet.
+
+        For a request that must see every change answered before it arrived:
+        a SUBSCRIBE's first NOTIFY lists a user whose REGISTER got its 200
+        first, even when both were read in the same turn of the loop."""
+        while self._pending:
+            self._deliver(self._pending.popleft())
+
+    def _deliver_next(self) -> None:
+        self._scheduled -= 1
+        if self._pending:  # (flush may have delivered it already)
+            self._deliver(self._pending.popleft())
 
     def _deliver(self, event: AorEvent) -> None:
-        self._scheduled -= 1
         for listener in list(self._listeners):
             try:
                 result = listener(event)

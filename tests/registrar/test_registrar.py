@@ -415,3 +415,24 @@ def test_date_of_the_200_follows_the_clock_second_by_second() -> None:
         for i, now in enumerate((T0, T0 + 0.4, T0 + 0.99, T0 + 1.0, T0 + 61.5, T0))
     ]
     assert dates == [T0, T0, T0, T0 + 1, T0 + 61, T0]
+
+
+def test_flushed_events_reach_listeners_at_once_in_order_and_only_once() -> None:
+    # A SUBSCRIBE read in the same turn as the REGISTERs before it flushes
+    # their events first, so its first NOTIFY lists those users.
+    from centrex.registrar.events import EventListeners
+
+    async def scenario() -> None:
+        listeners = EventListeners()
+        seen: list[str] = []
+        listeners.add(lambda event: seen.append(f"{event.kind} {event.aor}"))
+        listeners.emit([AorEvent("available", "sip:1@example.com", "registered", T0)])
+        listeners.emit([AorEvent("unavailable", "sip:2@example.com", "unregistered", T0)])
+        assert seen == []  # delivered on a later turn, never inside the REGISTER
+        listeners.flush()
+        assert seen == ["available sip:1@example.com", "unavailable sip:2@example.com"]
+        listeners.emit([AorEvent("available", "sip:3@example.com", "registered", T0)])
+        await listeners.drain()
+        assert seen[2:] == ["available sip:3@example.com"]  # the flushed two not again
+
+    asyncio.run(scenario())

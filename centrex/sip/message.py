@@ -119,7 +119,7 @@ class Message:
         # by name dozens of times: a search of ``_keys`` compares the key
         # with every line before it (all of them for an absent header).
         self._index: dict[str, int] | None = None
-        self._multi: dict[str, int] = {}
+        self._multi: dict[str, int] | None = None
         self._cache: dict[str, Any] = {}
         self._raw = raw
         self._body = body
@@ -154,7 +154,7 @@ class Message:
                 else:
                     index[key] = pos
             self._index = index
-            self._multi = multi
+            self._multi = multi or None
         return index
 
     def _reindex(self) -> None:
@@ -165,7 +165,8 @@ class Message:
         first = self._indexed().get(key, -1)
         if first < 0:
             return []
-        if key not in self._multi:
+        multi = self._multi
+        if multi is None or key not in multi:
             return [first]
         keys = self._keys
         return [pos for pos in range(first, len(keys)) if keys[pos] == key]
@@ -200,6 +201,7 @@ class Message:
         collector's passes over the long-lived generation short.
         """
         self._cache.clear()
+        self._index = self._multi = None  # made again by the next read
 
     # -- generic header access -------------------------------------------------
 
@@ -224,7 +226,8 @@ class Message:
         key = header_key(name)
         if key not in self._indexed():
             return 0
-        return self._multi.get(key, 1)
+        multi = self._multi
+        return 1 if multi is None else multi.get(key, 1)
 
     def raw_lines(self, name: str) -> list[bytes]:
         """The lines of header ``name`` exactly as they are in the message."""

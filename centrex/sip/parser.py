@@ -10,7 +10,6 @@ that gets no answer (garbage, or any malformed response: 18.1.2).
 from __future__ import annotations
 
 import re
-from typing import cast
 
 from centrex.sip.errors import ParseError
 from centrex.sip.message import _BYTES_KEY as _KEYS
@@ -86,14 +85,18 @@ def parse_message(
         header_lines = _unfold(header_lines)
 
     error: ParseError | None = None
-    names = _HEADER_NAME.findall(head) if crlf else []
+    names: list[bytes] = _HEADER_NAME.findall(head) if crlf else []
+    keys: list[str] = []
     if names and len(names) == len(header_lines):
-        # Every line has a colon: the names come out of one regex scan.
-        found = list(map(_KEYS.get, names))
-        if None in found:
-            keys, kept, error = _index_lines(header_lines)
-        else:
-            keys, kept = cast(list[str], found), header_lines
+        # Every line has a colon: the names come out of one regex scan, and
+        # those seen before have their keys already.
+        for name in names:
+            key = _KEYS.get(name)
+            if key is None:
+                break
+            keys.append(key)
+    if keys and len(keys) == len(header_lines):
+        kept = header_lines
     else:
         keys, kept, error = _index_lines(header_lines)
     if len(kept) != len(header_lines):
@@ -207,12 +210,15 @@ def _request(
     parts = start.rstrip(b" \t").split(b" ")
     method = parts[0]
     version = parts[-1] if len(parts) > 1 else b""
-    if _METHOD.fullmatch(method) is None or _VERSION.fullmatch(version) is None:
+    known = _KNOWN_METHODS.get(method)
+    if (known is None and _METHOD.fullmatch(method) is None) or (
+        version != b"SIP/2.0" and _VERSION.fullmatch(version) is None
+    ):
         # Not a SIP request line at all: nothing to answer.
         raise ParseError("Malformed Request-Line", None)
     uri = b" ".join(parts[1:-1])
     request = Request(
-        _KNOWN_METHODS.get(method) or method.decode("ascii"),
+        known or method.decode("ascii"),
         uri.decode("utf-8", "surrogateescape"),
         lines,
         keys,

@@ -15,6 +15,7 @@ import logging
 import marshal
 import os
 import ssl
+import sys
 import time
 import types
 from collections import deque
@@ -194,7 +195,9 @@ class Server:
         # Requests run at once, without a task of their own (``_start``), only
         # where nothing on their way needs to run inside a task: the database
         # drivers' timeouts (asyncio.timeout, asyncpg) refuse to run outside one.
-        self._eager = isinstance(self.store, MemoryLocationStore)
+        # From 3.12 asyncio.wait_for (a host name looked up on the way) needs
+        # one too.
+        self._eager = isinstance(self.store, MemoryLocationStore) and sys.version_info < (3, 12)
         self.domains = settings.server.effective_domains()
         self.registrar: Registrar | None = None
         self.presence: PresenceService | None = None
@@ -452,8 +455,8 @@ class Server:
         fan-out the subscribers' 200s arrive by the hundred, each costing
         about as much as a REGISTER (and, in a dialog, the next NOTIFY), and a
         REGISTER read in the same turn would otherwise be answered after all
-        of them. The request's task, scheduled while reading, runs first; the
-        responses follow, in order of arrival.
+        of them. The request, handled while reading (or its task, scheduled
+        then), comes first; the responses follow, in order of arrival.
         """
         assert self._loop is not None
         responses = self._responses
@@ -638,12 +641,13 @@ class Server:
         task made, scheduled and stepped. Outputs they make wait in the
         transaction layer for the drain that called this (``_drain``). Until
         its first wait the coroutine runs outside any task, so
-        ``asyncio.current_task()`` and ``asyncio.timeout`` are not for it:
-        only used with the memory store (``_eager``).
+        ``asyncio.current_task()`` and ``asyncio.timeout`` are not for it
+        (only used with the memory store, on 3.11: ``_eager``), and it runs in
+        the context of the socket's callback (no request sets a ContextVar).
         """
         try:
             waiting_on = coroutine.send(None)
-        except StopIteration:
+        except (StopIteration, asyncio.CancelledError):
             return
         except Exception:
             logger.exception("task failed")

@@ -4,8 +4,10 @@ An AOR becomes *available* when its first binding is stored and *unavailable*
 when its last stored binding goes (RFC 3265/6665 presence packages and the
 "reg" event package of RFC 3680 build on exactly these transitions). Listeners
 are called from the event loop soon after the change, never inside the
-REGISTER handling, so a slow or failing listener cannot delay or break a
-response. A listener may be a plain function or a coroutine function.
+REGISTER handling, so a slow or failing listener cannot delay or break its
+response; ``flush`` delivers them sooner, before a SUBSCRIBE is handled (a slow
+listener then delays that SUBSCRIBE). A listener may be a plain function or a
+coroutine function.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ class EventListeners:
         return len(self._listeners)
 
     def emit(self, events: list[AorEvent]) -> None:
-        """Deliver ``events`` in order on a later turn of the running event loop."""
+        """Deliver ``events`` in order on a later turn of the running event loop
+        (or at the next ``flush``, if that comes first)."""
         if not events or not self._listeners:
             return
         loop = asyncio.get_running_loop()

@@ -186,10 +186,25 @@ def parse_token_list(text: str, header_name: str) -> list[str]:
     return out
 
 
-#: CSeq values parsed lately, by their text ("1 REGISTER", "2 INVITE", ...
-#: recur across phones); a CSeq is frozen, so one object serves them all. At
-#: most this many; a full cache starts over.
-CSEQ_CACHE_SIZE = 1024
+#: The methods of RFC 3261 and its extensions, as a CSeq names them.
+_STANDARD_METHODS = frozenset(
+    [
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "REGISTER",
+        "OPTIONS",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "MESSAGE",
+        "INFO",
+        "PRACK",
+        "UPDATE",
+        "REFER",
+    ]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,27 +217,29 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> CSeq:
         """Parse ``1*DIGIT LWS Method``; the number must be below 2**31."""
-        found = _CSEQS.get(text)
-        if found is not None:
-            return found
-        m = _CSEQ_RE.fullmatch(text)
-        if not m:
-            raise ParseError("Bad CSeq", 400)
-        number = int(m.group(1))
+        # The usual form, "314159 REGISTER", without the regular expression.
+        space = text.find(" ")
+        number_text = text[:space]
+        method = text[space + 1 :]
+        if (
+            space > 0
+            and method in _STANDARD_METHODS
+            and len(number_text) <= 10
+            and number_text.isdigit()
+            and number_text.isascii()
+        ):
+            number = int(number_text)
+        else:
+            m = _CSEQ_RE.fullmatch(text)
+            if not m:
+                raise ParseError("Bad CSeq", 400)
+            number, method = int(m.group(1)), m.group(2)
         if number > MAX_CSEQ:
             raise ParseError("Bad CSeq: number too large", 400)
-        found = cls(number, m.group(2))
-        if len(text) <= 64:
-            if len(_CSEQS) >= CSEQ_CACHE_SIZE:
-                _CSEQS.clear()
-            _CSEQS[text] = found
-        return found
+        return cls(number, method)
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
-
-
-_CSEQS: dict[str, CSeq] = {}
 
 
 # RFC 7616 3.3 / 3.4 and RFC 3261 25.1: these are quoted-strings in challenges

@@ -40,6 +40,7 @@ from centrex.registrar.binding import Binding, Source
 from centrex.registrar.memory import MemoryLocationStore
 from centrex.registrar.registrar import Registrar
 from centrex.registrar.store import LocationStore
+from centrex.sip.build import make_response
 from centrex.sip.message import Request, Response
 from centrex.sip.uri import SipURI, parse_uri
 from centrex.transaction.events import (
@@ -426,6 +427,9 @@ class Server:
 
     def _on_message(self, message: Request | Response, peer: Peer, local: LocalSocket) -> None:
         assert self._loop is not None
+        if self.proxy is None:
+            self._while_starting(message, peer, local)
+            return
         now = self._loop.time()
         if isinstance(message, Request) and self.auth is not None and self.auth.is_scanner(message):
             logger.debug("dropped a scanner's %s from %s", message.method, peer)
@@ -446,6 +450,17 @@ class Server:
         if not self._responses_due:
             self._responses_due = True
             self._loop.call_soon(self._loop.call_soon, self._take_responses)
+
+    def _while_starting(self, message: Request | Response, peer: Peer, local: LocalSocket) -> None:
+        """A message read before the proxy is made: the sockets listen first
+        (their ports are needed), then the location store loads (a recovery
+        file of 100,000 registrations: 0.7 s; or the database). Nothing is
+        kept: a datagram's sender retransmits (RFC 3261 17.1.2.2, from 500 ms)
+        and is served then; a request over a stream, which is not
+        retransmitted, gets 503 with Retry-After (21.5.4)."""
+        if isinstance(message, Request) and peer.reliable and message.method != "ACK":
+            answer = make_response(message, 503, headers=[("Retry-After", "1")])
+            self.transport.send_response(answer, peer, local)
 
     def _take_responses(self) -> None:
         """Hand the transaction layer the answers to NOTIFYs received, up to

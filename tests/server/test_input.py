@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from centrex.server import RESPONSES_PER_TURN
 from centrex.sip.build import make_response
 from centrex.sip.message import Request, Response
@@ -80,3 +82,36 @@ class _Recorder:
 
     def receive_response(self, message: Response, now: float) -> None:
         self.handled.append(message.status)
+
+
+def test_a_request_read_while_starting_is_not_kept_and_served_when_sent_again(
+    tmp_path: Path,
+) -> None:
+    """The sockets listen before the location store has loaded: a datagram
+    read then is dropped (its sender retransmits), a request over a stream
+    gets 503 with Retry-After, and nothing of either stays behind."""
+
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            phone = await open_phone()
+            options = request("OPTIONS", "sip:example.com", phone)
+            local = LocalSocket("udp", "127.0.0.1", 5060)
+            proxy, server.proxy = server.proxy, None  # as before start() makes it
+            try:
+                message = parse_message(options.encode())
+                server._on_message(message, Peer("udp", phone.host, phone.port), local)
+                with pytest.raises(TimeoutError):
+                    await phone.response(timeout=0.3)
+                over_stream = parse_message(options.replace("OPTIONS", "INFO").encode())
+                # (no such connection: the 503 goes where the Via says, to the phone)
+                server._on_message(over_stream, Peer("tcp", phone.host, phone.port), local)
+                busy = await phone.response()
+                assert (busy.status, busy.get("Retry-After")) == (503, "1")
+            finally:
+                server.proxy = proxy
+            server._on_message(
+                parse_message(options.encode()), Peer("udp", phone.host, phone.port), local
+            )
+            assert (await phone.response()).status == 200  # the retransmission, served
+
+    run(scenario())

@@ -19,7 +19,7 @@ import sys
 import time
 import types
 from collections import deque
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
 from pathlib import Path
 from typing import Any
 
@@ -637,13 +637,13 @@ class Server:
     # -- tasks --------------------------------------------------------------------------
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        # (_start for a request, which usually needs no task at all.)
+        # (A request goes to _start, and usually needs no task at all.)
         # The loop's own create_task (asyncio.ensure_future asks for the
         # running loop, a getpid() system call on 3.11), and the task
         # forgotten by its own coroutine when it ends rather than by a done
         # callback (one more callback through the loop for every request).
         assert self._loop is not None
-        task = self._loop.create_task(self._guarded(coroutine))
+        task = self._loop.create_task(self._guarded(coroutine, coroutine))
         if not task.done():  # (an eager task factory may have run it through)
             self._tasks[coroutine] = task
 
@@ -668,21 +668,20 @@ class Server:
             logger.exception("task failed")
             return
         assert self._loop is not None
-        task = self._loop.create_task(
-            self._guarded(_carry_on(coroutine, waiting_on), key=coroutine)
-        )
+        task = self._loop.create_task(self._guarded(_carry_on(coroutine, waiting_on), coroutine))
         if not task.done():
             self._tasks[coroutine] = task
 
-    async def _guarded(self, coroutine: Coroutine[Any, Any, Any] | Any, key: Any = None) -> None:
+    async def _guarded(self, work: Awaitable[Any], key: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work``, log its failure, and forget the task kept under ``key``."""
         try:
-            await coroutine
+            await work
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("task failed")
         finally:
-            self._tasks.pop(coroutine if key is None else key, None)
+            self._tasks.pop(key, None)
 
 
 @types.coroutine

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from centrex.sip.errors import ParseError
+from centrex.sip.fields import METHOD_NAMES
 from centrex.sip.message import _BYTES_KEY as _KEYS
 from centrex.sip.message import Message, Request, Response, bytes_key
 
@@ -23,11 +24,7 @@ _SINGLE_VALUED = ("call-id", "cseq", "from", "to", "max-forwards", "content-leng
 _MANDATORY = ("from", "to", "call-id", "cseq")
 #: One str per known method, shared by every request (a completed transaction's
 #: key holds its method for Timer J).
-_METHOD_NAMES = (
-    "INVITE ACK BYE CANCEL REGISTER OPTIONS SUBSCRIBE NOTIFY PUBLISH MESSAGE "
-    "INFO PRACK UPDATE REFER"
-)
-_KNOWN_METHODS = {m.encode(): m for m in _METHOD_NAMES.split(" ")}
+_KNOWN_METHODS = {m.encode(): m for m in METHOD_NAMES}
 
 DEFAULT_MAX_HEADER_BYTES = 16384
 DEFAULT_MAX_BODY_BYTES = 65536

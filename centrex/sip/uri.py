@@ -15,9 +15,11 @@ import ipaddress
 import re
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from centrex.sip.errors import ParseError
+
+_V = TypeVar("_V")
 
 _HEX = "0-9A-Fa-f"
 # RFC 3261 25.1: unreserved = alphanum / mark. Each class below admits '%'; the
@@ -131,6 +133,16 @@ _VALID_HOSTS: dict[str, bool] = {}
 _HOST_PORTS: dict[str, tuple[str, int | None]] = {}
 
 
+def _remember(cache: dict[str, _V], text: str, value: _V, size: int, max_text: int) -> None:
+    """Keep ``value`` under ``text`` in one of the bounded caches of this
+    module: only short texts, at most ``size`` of them; a full cache starts
+    over (a flood of distinct texts costs what it cost without one)."""
+    if len(text) <= max_text:
+        if len(cache) >= size:
+            cache.clear()
+        cache[text] = value
+
+
 def is_valid_host(host: str) -> bool:
     """True for a hostname, IPv4address or IPv6reference (RFC 3261 25.1)."""
     if host in _VALID_HOSTS:
@@ -138,10 +150,7 @@ def is_valid_host(host: str) -> bool:
     m = _HOST_RE.fullmatch(host)
     if m is None or not _host_ok(m.group(1), m.group(2)):
         return False
-    if len(host) <= HOST_CACHE_MAX_TEXT:
-        if len(_VALID_HOSTS) >= HOST_CACHE_SIZE:
-            _VALID_HOSTS.clear()
-        _VALID_HOSTS[host] = True
+    _remember(_VALID_HOSTS, host, True, HOST_CACHE_SIZE, HOST_CACHE_MAX_TEXT)
     return True
 
 
@@ -176,10 +185,7 @@ def parse_host_port(text: str) -> tuple[str, int | None]:
         if port > 65535:
             raise _bad("bad port")
     found = (host, port)
-    if len(text) <= HOST_CACHE_MAX_TEXT:
-        if len(_HOST_PORTS) >= HOST_CACHE_SIZE:
-            _HOST_PORTS.clear()
-        _HOST_PORTS[text] = found
+    _remember(_HOST_PORTS, text, found, HOST_CACHE_SIZE, HOST_CACHE_MAX_TEXT)
     return found
 
 
@@ -513,10 +519,7 @@ def parse_uri(text: str) -> URI:
     rest = text[colon + 1 :]
     if scheme == "sip" or scheme == "sips":
         uri = _parse_sip(scheme, rest)
-        if len(text) <= PARSED_CACHE_MAX_TEXT:
-            if len(_PARSED) >= PARSED_CACHE_SIZE:
-                _PARSED.clear()
-            _PARSED[text] = uri
+        _remember(_PARSED, text, uri, PARSED_CACHE_SIZE, PARSED_CACHE_MAX_TEXT)
         return uri
     if not _SCHEME_RE.fullmatch(scheme):
         raise _bad("bad scheme")

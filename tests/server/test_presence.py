@@ -183,3 +183,30 @@ def test_a_change_held_while_the_watcher_was_answering_goes_when_its_interval_en
             assert 0.9 <= waited <= 2.0 + 0.3
 
     run(scenario())
+
+
+def test_a_subscribe_read_in_the_turn_of_a_register_lists_that_user(tmp_path: Path) -> None:
+    """The REGISTER is answered before the SUBSCRIBE is read, both in one turn
+    of the loop (one read of the socket): the first NOTIFY lists the user,
+    although registration events reach presence on a later turn."""
+    from centrex.sip.parser import parse_message
+    from centrex.transport.address import LocalSocket, Peer
+
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            watcher = await open_phone()
+            peer = Peer("udp", watcher.host, watcher.port)
+            local = LocalSocket("udp", "127.0.0.1", port)
+            registering = request(
+                "REGISTER", "sip:example.com", watcher, to="sip:1001@example.com",
+                extra="Expires: 60\r\n", call_id="reg-1",
+            )  # fmt: skip
+            for text in (registering, subscribe(watcher, "user-available", 3600, call_id="sub")):
+                server._on_message(parse_message(text.encode()), peer, local)
+            assert (await watcher.response()).status == 200  # the REGISTER's
+            assert (await watcher.response()).status == 200  # the SUBSCRIBE's
+            first = await notify(watcher, port)
+            assert first.get("Event") == "user-available;param=1001|Alice"
+
+    run(scenario())

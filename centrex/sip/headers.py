@@ -86,6 +86,9 @@ LIST_HEADERS: frozenset[str] = frozenset(
 _KEY_CACHE: dict[str, str] = {}
 _KEY_CACHE_LIMIT = 4096
 
+#: What ``first_value`` trims from the rest: whitespace and empty elements.
+_SEPARATORS = " \t\r\n,"
+
 
 def header_key(name: str) -> str:
     """The lookup key of a header name: lower-case, compact forms expanded."""
@@ -117,6 +120,13 @@ def split_values(value: str) -> list[str]:
         stripped = value.strip()
         return [stripped] if stripped else []
     out: list[str] = []
+    if '"' not in value and "<" not in value:
+        # No quotes and no angle brackets (a Via list, say): every comma splits.
+        for part in value.split(","):
+            part = part.strip()
+            if part:
+                out.append(part)
+        return out
     start = 0
     quoted = False
     angle = False
@@ -145,3 +155,26 @@ def split_values(value: str) -> list[str]:
     if part:
         out.append(part)
     return out
+
+
+def first_value(value: str) -> tuple[str, str]:
+    """The first element of a list header value, and the elements after it.
+
+    ``("a", "b, c")`` for ``"a, b, c"``: the rest as written (not re-joined),
+    empty when there is none; ``("", "")`` for a value with no element. The
+    same elements as ``split_values``, without cutting up the rest.
+    """
+    if '"' in value or "<" in value:
+        values = split_values(value)
+        if not values:
+            return "", ""
+        return values[0], ", ".join(values[1:])
+    rest = value.strip(_SEPARATORS)
+    comma = rest.find(",")
+    while comma >= 0:
+        first = rest[:comma].strip()
+        rest = rest[comma + 1 :].strip(_SEPARATORS)
+        if first:
+            return first, rest
+        comma = rest.find(",")
+    return rest, ""

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 from centrex.sip.address import Address, parse_address_list
 from centrex.sip.errors import ParseError
 from centrex.sip.fields import CSeq, parse_non_negative_int
-from centrex.sip.headers import LIST_HEADERS, display_name, header_key, split_values
+from centrex.sip.headers import LIST_HEADERS, display_name, first_value, header_key, split_values
 from centrex.sip.uri import AbsoluteURI, SipURI, TelURI, parse_uri
-from centrex.sip.via import Via, parse_via_list
+from centrex.sip.via import Via, parse_first_via, parse_via_list
 
 URI = SipURI | TelURI | AbsoluteURI
 _T = TypeVar("_T")
@@ -28,7 +28,7 @@ _MISSING: Any = object()
 
 # The cached typed views that an edit of a header key makes stale.
 _VIEWS_OF: dict[str, tuple[str, ...]] = {
-    "via": ("vias", "top_via", "top_via_line", "branch"),
+    "via": ("vias", "top_via", "branch"),
     "from": ("from", "from_tag"),
     "to": ("to", "to_tag"),
     "call-id": ("call_id",),
@@ -295,17 +295,18 @@ class Message:
         if not positions:
             return None
         pos = positions[0]
-        values = split_values(self._line_value(pos))
-        if len(values) > 1:
+        first, rest = first_value(self._line_value(pos))
+        if rest:
+            # The values after the first stay as written.
             line = self._lines[pos]
             name = line[: line.index(b":")].rstrip(b" \t")
-            self._lines[pos] = name + b": " + _encode(", ".join(values[1:]))
+            self._lines[pos] = name + b": " + _encode(rest)
         else:
             del self._lines[pos]
             del self._keys[pos]
             self._reindex()
         self._changed(key)
-        return values[0] if values else None
+        return first or None
 
     # -- typed views (cached) -----------------------------------------------------
 
@@ -346,13 +347,19 @@ class Message:
         found = self._cache.get("vias", _MISSING)
         if found is _MISSING:
             positions = self._positions("via")
-            # The first line's Vias, when top_via has parsed them already.
-            vias: list[Via] = list(self._cache.get("top_via_line", ()))
-            if vias:
-                positions = positions[1:]
+            vias: list[Via] = []
+            top = self._cache.get("top_via")
             for pos in positions:
+                text = self._line_value(pos)
                 try:
-                    vias.extend(parse_via_list(self._line_value(pos)))
+                    if top is not None:
+                        # The first Via is read already: parse the rest of its line.
+                        vias.append(top)
+                        top = None
+                        text = first_value(text)[1]
+                        if not text:
+                            continue
+                    vias.extend(parse_via_list(text))
                 except ParseError as exc:
                     raise ParseError(f"Bad Via header: {exc.reason}") from None
             if not vias:
@@ -362,7 +369,7 @@ class Message:
 
     @property
     def top_via(self) -> Via:
-        """The topmost Via value; only the first Via line is parsed for it."""
+        """The topmost Via value; only that value is parsed for it."""
         cache = self._cache
         vias = cache.get("vias")
         if vias is not None:
@@ -373,8 +380,7 @@ class Message:
             if pos < 0:
                 raise ParseError("Missing Via header")
             try:
-                line = cache["top_via_line"] = parse_via_list(self._line_value(pos))
-                found = cache["top_via"] = line[0]
+                found = cache["top_via"] = parse_first_via(self._line_value(pos))
             except ParseError as exc:
                 raise ParseError(f"Bad Via header: {exc.reason}") from None
         return found
@@ -402,7 +408,7 @@ class Message:
                     found = self.top_via.branch
                 else:
                     if "," in value:
-                        value = next(iter(split_values(value)), "")
+                        value = first_value(value)[0]
                     match = _BRANCH.search(value)
                     if match:
                         found = match.group(1)
@@ -510,19 +516,17 @@ class Message:
         pos = self._first("via")
         if pos < 0:
             raise ParseError("Missing Via header")
-        values = split_values(self._line_value(pos))
+        rest = first_value(self._line_value(pos))[1]
         line = self._lines[pos]
         name = line[: line.index(b":")].rstrip(b" \t")
-        self._lines[pos] = name + b": " + _encode(", ".join([value, *values[1:]]))
+        self._lines[pos] = name + b": " + _encode(f"{value}, {rest}" if rest else value)
         cache = self._cache
-        vias, first_line = cache.get("vias"), cache.get("top_via_line")
+        vias = cache.get("vias")
         self._changed("via")
         if parsed is not None:
             cache["top_via"] = parsed
             if vias is not None:
                 cache["vias"] = [parsed, *vias[1:]]
-            if first_line is not None:
-                cache["top_via_line"] = [parsed, *first_line[1:]]
 
     def pop_via(self) -> str | None:
         """Remove the topmost Via value and return it (RFC 3261 16.7 step 3)."""

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from centrex.sip.errors import ParseError
 from centrex.sip.fields import parse_params, render_params
-from centrex.sip.headers import split_values
-from centrex.sip.uri import is_valid_host, parse_port
+from centrex.sip.headers import first_value, split_values
+from centrex.sip.uri import is_valid_host, parse_host_port, parse_port
 
 #: RFC 3261 8.1.1.7: branches of RFC 3261 elements start with this cookie.
 MAGIC_COOKIE = "z9hG4bK"
@@ -26,6 +26,8 @@ _VIA_RE = re.compile(
     r"(\[[^\]]*\]|[^ \t:;\[\]]+)(?:[ \t]*:[ \t]*([^ \t;]*))?"
 )
 _TTL_RE = re.compile(r"[0-9]{1,3}")
+#: The transports the usual form of a Via names, as ``Via.parse`` returns them.
+_USUAL_TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
 
 
 def _bad(detail: str) -> ParseError:
@@ -74,6 +76,23 @@ class Via:
     @classmethod
     def parse(cls, text: str) -> Via:
         """Parse one via-parm; ParseError("Bad Via: ...", 400) when malformed."""
+        if text.startswith("SIP/2.0/"):
+            # The usual form, "SIP/2.0/UDP host:port;params" with no LWS inside
+            # the sent-by, is cut with find; any other goes to the pattern.
+            space = text.find(" ", 8)
+            transport = text[8:space]
+            if space > 8 and transport in _USUAL_TRANSPORTS:
+                semi = text.find(";", space)
+                try:
+                    sent_by = parse_host_port(
+                        text[space + 1 :] if semi < 0 else text[space + 1 : semi]
+                    )
+                except ParseError:
+                    pass  # the pattern's way gives the error
+                else:
+                    params = parse_params(text, "Via", semi) if semi >= 0 else {}
+                    _check_params(params)
+                    return cls(transport, sent_by[0], sent_by[1], params)
         m = _VIA_RE.match(text)
         if not m:
             raise _bad("expected SIP/2.0/<transport> <host>")
@@ -171,3 +190,11 @@ def parse_via_list(text: str) -> list[Via]:
     if not values:
         raise _bad("empty")
     return [Via.parse(v) for v in values]
+
+
+def parse_first_via(text: str) -> Via:
+    """Parse the first via-parm of a Via header value, not the ones after it."""
+    first = first_value(text)[0]
+    if not first:
+        raise _bad("empty")
+    return Via.parse(first)

@@ -60,6 +60,7 @@ NATIVE_MODULES = (
     "sip.uri",
     "sip.via",
     "transaction.engine",
+    "transaction.events",
     "transaction.invite_client",
     "transaction.invite_server",
     "transaction.non_invite_client",
@@ -70,6 +71,8 @@ NATIVE_MODULES = (
     "transaction.timer_queue",
     "transaction.transaction",
     "registrar.aor",
+    "registrar.binding",
+    "registrar.events",
     "registrar.memory",
     "registrar.registrar",
     "registrar.packed",
@@ -79,6 +82,7 @@ NATIVE_MODULES = (
     "proxy.core",
     "proxy.local",
     "proxy.owner",
+    "transport.address",
     "transport.rules",
 )
 

@@ -13,13 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from centrex.records import quick_init
-
 #: The transports a REGISTER can arrive on.
 TRANSPORTS = frozenset({"udp", "tcp", "tls", "ws", "wss"})
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where a REGISTER came from, as the transport layer received it.
@@ -36,11 +33,23 @@ class Source:
     local: str = ""
     connection_id: int | None = None
 
-    def __post_init__(self) -> None:
-        if self.transport not in TRANSPORTS:
-            raise ValueError(
-                f"transport must be one of {sorted(TRANSPORTS)}, not {self.transport!r}"
-            )
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(
+        self,
+        transport: str,
+        host: str,
+        port: int,
+        local: str = "",
+        connection_id: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "transport", transport)
+        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "port", port)
+        object.__setattr__(self, "local", local)
+        object.__setattr__(self, "connection_id", connection_id)
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {sorted(TRANSPORTS)}, not {transport!r}")
 
     @property
     def connection_oriented(self) -> bool:
@@ -48,7 +57,6 @@ class Source:
         return self.transport != "udp"
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Binding:
     """One contact of an address-of-record (RFC 3261 10.3 step 7).
@@ -78,6 +86,42 @@ class Binding:
     server_id: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
+
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(
+        self,
+        id: str,
+        aor: str,
+        contact: str,
+        expires_at: float,
+        q: float | None,
+        call_id: str,
+        cseq: int,
+        source: Source,
+        instance: str | None = None,
+        reg_id: int | None = None,
+        path: tuple[str, ...] = (),
+        user_agent: str | None = None,
+        server_id: str = "",
+        created_at: float = 0.0,
+        updated_at: float = 0.0,
+    ) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "aor", aor)
+        object.__setattr__(self, "contact", contact)
+        object.__setattr__(self, "expires_at", expires_at)
+        object.__setattr__(self, "q", q)
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "cseq", cseq)
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "instance", instance)
+        object.__setattr__(self, "reg_id", reg_id)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "user_agent", user_agent)
+        object.__setattr__(self, "server_id", server_id)
+        object.__setattr__(self, "created_at", created_at)
+        object.__setattr__(self, "updated_at", updated_at)
 
     def live(self, now: float) -> bool:
         """True while the binding has not expired at ``now``."""

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from centrex.records import quick_init
 from centrex.registrar.binding import Binding
 
 logger = logging.getLogger(__name__)
@@ -33,7 +32,6 @@ EventKind = Literal["available", "unavailable"]
 EventReason = Literal["registered", "unregistered", "expired", "purged", "connection_closed"]
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class AorEvent:
     """``aor`` became available or unavailable at ``at`` (wall-clock seconds).
@@ -47,6 +45,22 @@ class AorEvent:
     reason: EventReason
     at: float
     bindings: tuple[Binding, ...] = ()
+
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(
+        self,
+        kind: EventKind,
+        aor: str,
+        reason: EventReason,
+        at: float,
+        bindings: tuple[Binding, ...] = (),
+    ) -> None:
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "aor", aor)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "at", at)
+        object.__setattr__(self, "bindings", bindings)
 
 
 Listener = Callable[[AorEvent], Awaitable[None] | None]

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from centrex.config.settings import RegistrarSettings
-from centrex.records import quick_init
 from centrex.registrar.binding import Binding, live_bindings
 from centrex.registrar.request import ContactRequest, RegisterRequest
 from centrex.registrar.store import NO_CHANGES, Changes
@@ -29,7 +28,6 @@ from centrex.sip.errors import ParseError
 from centrex.sip.uri import URI, parse_uri
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """The result of one REGISTER decision.
@@ -46,6 +44,24 @@ class Outcome:
     before: tuple[Binding, ...]
     bindings: tuple[Binding, ...] = ()
     evicted: tuple[Binding, ...] = ()
+
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(
+        self,
+        status: int,
+        reason: str | None,
+        changes: Changes,
+        before: tuple[Binding, ...],
+        bindings: tuple[Binding, ...] = (),
+        evicted: tuple[Binding, ...] = (),
+    ) -> None:
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "changes", changes)
+        object.__setattr__(self, "before", before)
+        object.__setattr__(self, "bindings", bindings)
+        object.__setattr__(self, "evicted", evicted)
 
     @property
     def ok(self) -> bool:

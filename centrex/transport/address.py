@@ -13,7 +13,6 @@ import socket
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from centrex.records import quick_init
 from centrex.sip.uri import is_valid_host
 
 TransportName = Literal["udp", "tcp", "tls"]
@@ -50,7 +49,6 @@ def unbracketed(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Peer:
     """The far end of a message (RFC 3261 18.2.1, 18.2.2).
@@ -66,6 +64,20 @@ class Peer:
     host: str
     port: int
     connection_id: int | None = None
+
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(
+        self,
+        transport: str,
+        host: str,
+        port: int,
+        connection_id: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "transport", transport)
+        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "port", port)
+        object.__setattr__(self, "connection_id", connection_id)
 
     @property
     def reliable(self) -> bool:
@@ -87,7 +99,6 @@ class Peer:
         return f"{self.transport}:{self.hostport}{tail}"
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class LocalSocket:
     """Centrex's end of a message: the socket it arrived on or leaves from.
@@ -100,6 +111,13 @@ class LocalSocket:
     transport: str
     host: str
     port: int
+
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(self, transport: str, host: str, port: int) -> None:
+        object.__setattr__(self, "transport", transport)
+        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "port", port)
 
     @property
     def hostport(self) -> str:

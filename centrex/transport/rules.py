@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from centrex.records import quick_init
 from centrex.sip.build import make_response
 from centrex.sip.errors import ParseError
 from centrex.sip.message import Request, Response
@@ -22,7 +21,6 @@ from centrex.transport.address import default_port, unbracketed
 _VIA_TRANSPORTS = {"UDP": "udp", "TCP": "tcp", "TLS": "tls"}
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Destination:
     """Where a response goes when not over the connection its request came on."""
@@ -30,6 +28,13 @@ class Destination:
     transport: str
     host: str
     port: int
+
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(self, transport: str, host: str, port: int) -> None:
+        object.__setattr__(self, "transport", transport)
+        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "port", port)
 
 
 def _same_address(sent_by_host: str, source: str) -> bool:

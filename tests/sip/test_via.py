@@ -185,3 +185,40 @@ def test_arbitrary_text_only_raises_parse_error(text: str) -> None:
         assert exc.status == 400
     else:
         assert [str(v) for v in parse_via_list(", ".join(map(str, vias)))] == [str(v) for v in vias]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The usual form, cut without the pattern.
+        (
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport",
+            Via("UDP", "192.0.2.1", 5060, {"branch": "z9hG4bK1", "rport": None}),
+        ),
+        (
+            "SIP/2.0/TLS [2001:db8::1]:5061;branch=z9hG4bK1",
+            Via("TLS", "[2001:db8::1]", 5061, {"branch": "z9hG4bK1"}),
+        ),
+        ("SIP/2.0/WSS h.example.com", Via("WSS", "h.example.com")),
+        # Any other form goes to the pattern, with the same result.
+        (
+            "SIP/2.0/udp h.com:5060 ;branch=z9hG4bK1",
+            Via("UDP", "h.com", 5060, {"branch": "z9hG4bK1"}),
+        ),
+        (
+            "sip/2.0/UDP h.com ; branch = z9hG4bK1",
+            Via("UDP", "h.com", None, {"branch": "z9hG4bK1"}),
+        ),
+        ("SIP / 2.0 / TCP h.com : 5070", Via("TCP", "h.com", 5070)),
+        ("SIP/2.0/XUDP h.com", Via("XUDP", "h.com")),
+    ],
+)
+def test_the_usual_form_and_the_others_parse_alike(text: str, expected: Via) -> None:
+    assert Via.parse(text) == expected
+
+
+def test_a_bad_sent_by_in_the_usual_form_gets_the_patterns_error() -> None:
+    with pytest.raises(ParseError, match="Bad Via: bad port"):
+        Via.parse("SIP/2.0/UDP h.com:99999;branch=z9hG4bK1")
+    with pytest.raises(ParseError, match="Bad Via: bad host"):
+        Via.parse("SIP/2.0/UDP 300.1.1.1;branch=z9hG4bK1")

@@ -21,7 +21,6 @@ A 2xx ACK and responses that match no transaction are forwarded statelessly.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +29,13 @@ from typing import Protocol
 from centrex.auth.challenge import Authenticated, Challenge, Forbidden, Trusted
 from centrex.auth.gate import AuthGate
 from centrex.auth.identity import assert_identity, strip_untrusted_identity
-from centrex.proxy.checks import SUPPORTED, branch_prefix, is_loop, unsupported_proxy_require
+from centrex.proxy.checks import (
+    SUPPORTED,
+    Sha256Mac,
+    branch_prefix,
+    is_loop,
+    unsupported_proxy_require,
+)
 from centrex.proxy.context import Action, Branch, Cancel, Final, Forward, ResponseContext, Start
 from centrex.proxy.local import LocalIdentity
 from centrex.proxy.owner import Flow, OwnerRouting
@@ -175,7 +180,7 @@ class Proxy:
         presence: Presence | None = None,
         owners: OwnerRouting | None = None,
     ) -> None:
-        self._secret = secret
+        self._token_mac = Sha256Mac(secret)
         self.owners = owners
         self.auth = auth
         self.presence = presence
@@ -401,9 +406,7 @@ class Proxy:
     def _dialog_token(self, request: Request) -> str:
         """What our Record-Route carries to prove a later Route came from it: an
         HMAC of the Call-ID, so nobody can mint a Route that makes us relay."""
-        # hmac.digest: one call into OpenSSL, where hmac.new runs Python code.
-        call_id = request.call_id.encode("utf-8", "surrogateescape")
-        return hmac.digest(self._secret, call_id, "sha256")[:8].hex()
+        return self._token_mac.digest(request.call_id.encode("utf-8", "surrogateescape"))[:8].hex()
 
     def _preprocess_routes(self, request: Request) -> str | None:
         """16.4: undo a strict router's rewrite; remove the Route values that name us.

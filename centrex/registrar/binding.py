@@ -5,7 +5,9 @@ everything the proxy needs to reach it again (the address and transport the
 REGISTER came from, the local socket and connection it came on, the Path to
 route through) and what the shared database mode needs to tell servers apart
 (``server_id``). Bindings are immutable: a refresh replaces the binding with
-one that keeps its ``id``.
+one that keeps its ``id``. ``Changes`` is what one update does to an AOR's
+bindings (``apply_changes`` applies it), ``AorRemoval`` what a store removed
+on its own (purge, a closed connection).
 """
 
 from __future__ import annotations
@@ -145,3 +147,67 @@ def lookup_order(bindings: Iterable[Binding]) -> list[Binding]:
 def live_bindings(bindings: Iterable[Binding], now: float) -> list[Binding]:
     """The bindings that have not expired at ``now``, in lookup order."""
     return lookup_order(b for b in bindings if b.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one update does to one AOR: bindings to write, binding ids to delete.
+
+    A binding in ``put`` replaces the stored binding with the same ``id``, or
+    is added when there is none.
+    """
+
+    put: tuple[Binding, ...] = ()
+    remove: tuple[str, ...] = ()
+
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(self, put: tuple[Binding, ...] = (), remove: tuple[str, ...] = ()) -> None:
+        object.__setattr__(self, "put", put)
+        object.__setattr__(self, "remove", remove)
+
+    @property
+    def empty(self) -> bool:
+        """True when the update writes nothing."""
+        return not self.put and not self.remove
+
+    @property
+    def size(self) -> int:
+        """How many bindings the update writes or deletes."""
+        return len(self.put) + len(self.remove)
+
+
+NO_CHANGES = Changes()
+
+
+@dataclass(frozen=True, slots=True)
+class AorRemoval:
+    """Bindings a store removed from one AOR on its own initiative (purge,
+    closed connection), with what the AOR still holds afterwards."""
+
+    aor: str
+    removed: tuple[Binding, ...]
+    remaining: tuple[Binding, ...]
+
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(
+        self,
+        aor: str,
+        removed: tuple[Binding, ...],
+        remaining: tuple[Binding, ...],
+    ) -> None:
+        object.__setattr__(self, "aor", aor)
+        object.__setattr__(self, "removed", removed)
+        object.__setattr__(self, "remaining", remaining)
+
+
+def apply_changes(current: tuple[Binding, ...], changes: Changes) -> tuple[Binding, ...]:
+    """``current`` with ``changes`` applied: removals first, then puts by id."""
+    if changes.empty:
+        return current
+    gone = set(changes.remove)
+    replaced = {b.id: b for b in changes.put}
+    out = [replaced.pop(b.id, b) for b in current if b.id not in gone]
+    out.extend(replaced.values())
+    return tuple(out)

@@ -14,37 +14,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from centrex.records import quick_init
-from centrex.registrar.binding import Binding
+# Changes, AorRemoval and apply_changes live beside Binding, in a compiled
+# module (the hot path makes them per REGISTER); imported from here too.
+from centrex.registrar.binding import NO_CHANGES, AorRemoval, Binding, Changes, apply_changes
 
-
-@quick_init
-@dataclass(frozen=True, slots=True)
-class Changes:
-    """What one update does to one AOR: bindings to write, binding ids to delete.
-
-    A binding in ``put`` replaces the stored binding with the same ``id``, or
-    is added when there is none.
-    """
-
-    put: tuple[Binding, ...] = ()
-    remove: tuple[str, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        """True when the update writes nothing."""
-        return not self.put and not self.remove
-
-    @property
-    def size(self) -> int:
-        """How many bindings the update writes or deletes."""
-        return len(self.put) + len(self.remove)
-
-
-NO_CHANGES = Changes()
+__all__ = [
+    "NO_CHANGES",
+    "AorRemoval",
+    "Changes",
+    "DecisionT",
+    "HasChanges",
+    "LocationStore",
+    "RemoteChange",
+    "StoreDataError",
+    "apply_changes",
+]
 
 
 class HasChanges(Protocol):
@@ -55,17 +41,6 @@ class HasChanges(Protocol):
 
 
 DecisionT = TypeVar("DecisionT", bound=HasChanges)
-
-
-@quick_init
-@dataclass(frozen=True, slots=True)
-class AorRemoval:
-    """Bindings a store removed from one AOR on its own initiative (purge,
-    closed connection), with what the AOR still holds afterwards."""
-
-    aor: str
-    removed: tuple[Binding, ...]
-    remaining: tuple[Binding, ...]
 
 
 class StoreDataError(Exception):
@@ -147,14 +122,3 @@ class LocationStore(ABC):
         Stores that commit every update (SQL) have nothing to do.
         """
         return False
-
-
-def apply_changes(current: tuple[Binding, ...], changes: Changes) -> tuple[Binding, ...]:
-    """``current`` with ``changes`` applied: removals first, then puts by id."""
-    if changes.empty:
-        return current
-    gone = set(changes.remove)
-    replaced = {b.id: b for b in changes.put}
-    out = [replaced.pop(b.id, b) for b in current if b.id not in gone]
-    out.extend(replaced.values())
-    return tuple(out)

@@ -57,6 +57,12 @@ def parse_quoted_string(text: str, pos: int, what: str = "quoted string") -> tup
 
     Returns the unescaped content and the index just after the closing quote.
     """
+    close = text.find('"', pos + 1)
+    if close > pos:
+        # The usual display name: printable, no escapes; no pattern needed.
+        content = text[pos + 1 : close]
+        if "\\" not in content and content.isprintable():
+            return content, close + 1
     out: list[str] = []
     i = pos + 1
     n = len(text)

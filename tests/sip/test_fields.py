@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -253,3 +255,38 @@ def test_a_cseq_in_the_usual_form_or_another_reads_as_the_grammar_says() -> None
     for bad in bad_ones:
         with pytest.raises(ParseError):
             CSeq.parse(bad)
+
+
+def _reference_quoted_string(text: str, pos: int) -> tuple[str, int] | None:
+    """RFC 3261 25.1 quoted-string read with the grammar's own classes."""
+    qdtext = re.compile(r"[ \t\x21\x23-\x5b\x5d-\x7e\x80-\U0010ffff]")
+    out, i = [], pos + 1
+    while i < len(text):
+        ch = text[i]
+        if ch == '"':
+            return "".join(out), i + 1
+        if (
+            ch == "\\"
+            and i + 1 < len(text)
+            and text[i + 1] not in "\r\n"
+            and ord(text[i + 1]) <= 0x7F
+        ):
+            out.append(text[i + 1])
+            i += 2
+        elif qdtext.fullmatch(ch):
+            out.append(ch)
+            i += 1
+        else:
+            return None
+    return None
+
+
+@given(st.text(alphabet=st.sampled_from('ab "\\\t\r\n\x00\x7f\u00e9\u2028\udc80'), max_size=20))
+def test_quoted_strings_read_as_the_grammar_says(tail: str) -> None:
+    text = '"' + tail
+    expected = _reference_quoted_string(text, 0)
+    if expected is None:
+        with pytest.raises(ParseError):
+            parse_quoted_string(text, 0)
+    else:
+        assert parse_quoted_string(text, 0) == expected

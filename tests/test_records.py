@@ -9,7 +9,7 @@ import pytest
 
 
 def _hot_records() -> list[type]:
-    from centrex.proxy.core import Inbound
+    from centrex.proxy.core import Inbound, _Target
     from centrex.registrar.binding import AorRemoval, Binding, Changes, Source
     from centrex.registrar.events import AorEvent
     from centrex.registrar.request import ContactRequest, RegisterRequest, Target
@@ -22,6 +22,7 @@ def _hot_records() -> list[type]:
     return [
         AorEvent, AorRemoval, Binding, Changes, ContactRequest, CSeq, Destination,
         Inbound, LocalSocket, Outcome, Peer, RegisterRequest, Source, Target,
+        _Target,
         events.RequestEvent, events.Resend, events.ResponseEvent, events.Send,
         events.Terminated, events.TimeoutEvent, events.TimerCEvent,
         events.TransportErrorEvent,

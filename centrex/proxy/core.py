@@ -237,6 +237,12 @@ class Proxy:
         response.pop_via()  # 16.7 step 3: our own Via
         if "via" not in response:
             return
+        try:
+            _ = response.top_via  # where it goes back to, read before it is acted on
+        except ParseError as exc:
+            # Malformed: discarded (18.1.2), as a retransmission may come right.
+            logger.debug("dropped a %d with a bad next Via: %s", response.status, exc.reason)
+            return
         if response.status < 200:
             actions = call.context.provisional(branch, response)
         else:
@@ -725,7 +731,11 @@ class Proxy:
 
     def _forward_stray_response(self, response: Response) -> None:
         """A response matching no transaction: pass it on if the top Via is ours."""
-        vias = response.vias
+        try:
+            vias = response.vias
+        except ParseError as exc:
+            logger.debug("dropped a stray %d with a bad Via: %s", response.status, exc.reason)
+            return
         if len(vias) < 2 or not self._myself(vias[0].host, vias[0].port):
             return
         response = response.copy()

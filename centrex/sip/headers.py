@@ -160,11 +160,13 @@ def split_values(value: str) -> list[str]:
 def first_value(value: str) -> tuple[str, str]:
     """The first element of a list header value, and the elements after it.
 
-    ``("a", "b, c")`` for ``"a, b, c"``: the rest as written (not re-joined),
-    empty when there is none; ``("", "")`` for a value with no element. The
-    same elements as ``split_values``, without cutting up the rest.
+    ``("a", "b, c")`` for ``"a, b, c"``; ``("", "")`` for a value with no
+    element. The same elements as ``split_values``. The rest is kept as
+    written (less the separators before it) when the value has no quotes, no
+    angle brackets and no whitespace but spaces (a Via line); otherwise it is
+    the other elements joined with ", ".
     """
-    if '"' in value or "<" in value:
+    if '"' in value or "<" in value or not value.isprintable():
         values = split_values(value)
         if not values:
             return "", ""

@@ -297,7 +297,7 @@ class Message:
         pos = positions[0]
         first, rest = first_value(self._line_value(pos))
         if rest:
-            # The values after the first stay as written.
+            # The values after the first (as written, for a Via line).
             line = self._lines[pos]
             name = line[: line.index(b":")].rstrip(b" \t")
             self._lines[pos] = name + b": " + _encode(rest)

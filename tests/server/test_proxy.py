@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+import pytest
 
 from centrex.sip.message import Request
 
@@ -133,6 +136,42 @@ def test_responses_are_relayed_upstream_without_the_proxy_via(tmp_path: Path) ->
             assert response.top_via.port == caller.port
 
     run(scenario())
+
+
+def test_a_response_with_a_bad_via_is_dropped_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A response whose Via after ours is malformed is discarded (18.1.2), with
+    a transaction or without one: not relayed, no error logged, and the
+    proxy goes on serving."""
+
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            caller, callee = await open_phone(), await open_phone()
+            await register(server, callee, "1002")
+            caller.send(
+                request("MESSAGE", "sip:1002@example.com", caller, body="hi"), udp_port(server)
+            )
+            forwarded = await callee.request()
+            from centrex.sip.build import make_response
+
+            good = make_response(forwarded, 486, to_tag="b1").to_bytes()
+            # The caller's Via (the second) with a port out of range.
+            head, sep, tail = good.partition(f"127.0.0.1:{caller.port};".encode())
+            assert sep
+            bad = head + b"127.0.0.1:99999;" + tail
+            callee.send(bad, udp_port(server))
+            # Without a transaction: our branch changed, so it matches none.
+            callee.send(bad.replace(b"branch=z9hG4bKcx", b"branch=z9hG4bKcy", 1), udp_port(server))
+            with pytest.raises(TimeoutError):
+                await caller.response(timeout=0.5)
+            caller.send(request("OPTIONS", "sip:example.com", caller), udp_port(server))
+            assert (await caller.response()).status == 200
+
+    with caplog.at_level(logging.DEBUG, logger="centrex"):
+        run(scenario())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sum("bad" in r.getMessage() and "Via" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_cancel_of_an_unknown_transaction_is_481(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def _reference_split(value: str) -> list[str]:
     return [part for part in out if part]
 
 
-_LISTISH = st.text(alphabet='ab ,\t<>"\\;=:', max_size=40)
+_LISTISH = st.text(alphabet='ab ,\t<>"\\;=:\xa0\x0b\u2028', max_size=40)
 
 
 @given(_LISTISH)
@@ -65,3 +65,10 @@ def test_first_value_is_the_first_element_and_the_rest_holds_the_others(value: s
 )
 def test_first_value_examples(value: str, expected: tuple[str, str]) -> None:
     assert first_value(value) == expected
+
+
+def test_a_rest_after_unusual_whitespace_is_rejoined_clean() -> None:
+    # A no-break space is whitespace to split_values: it never starts the rest.
+    value = "SIP/2.0/UDP us;branch=z9hG4bK1,\xa0SIP/2.0/UDP g;branch=z9hG4bK2\x0b"
+    assert first_value(value) == ("SIP/2.0/UDP us;branch=z9hG4bK1", "SIP/2.0/UDP g;branch=z9hG4bK2")
+    assert first_value("a,\x0b") == ("a", "")

@@ -256,8 +256,12 @@ class MemoryLocationStore(LocationStore):
                     table = self._table
                     changes = [(aor, table.packed(aor)) for aor in dirty]
                     start = self._generation if self._journal_bytes == 0 else None
+                    # Encoded here, written in a thread: a thread encoding
+                    # the records would take the GIL from the loop back and
+                    # forth every switch interval (futex calls by thousands).
+                    data = recovery.journal_records(changes, start)
                     self._journal_bytes += await asyncio.to_thread(
-                        recovery.append_journal, path, changes, start
+                        recovery.write_journal, path, data, start is not None
                     )
             except BaseException:
                 # Still pending; the timed retry comes one interval later, and

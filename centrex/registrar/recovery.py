@@ -441,6 +441,14 @@ def append_journal(
     ``generation`` starts a new journal (replacing any older one) with that
     generation in its first line; None appends to the current one.
     """
+    return write_journal(path, journal_records(changes, generation), generation is not None)
+
+
+def journal_records(
+    changes: Iterable[tuple[str, bytes | tuple[Binding, ...]]], generation: int | None
+) -> bytes:
+    """What ``append_journal`` writes for ``changes``: the records (after the
+    first line of a new journal of ``generation``)."""
     parts: list[bytes] = []
     if generation is not None:
         header = {
@@ -460,15 +468,21 @@ def append_journal(
         data = dumps([aor, rows], 4)
         parts.append(head(len(data), crc(data)))
         parts.append(data)
-    if not parts:
+    return b"".join(parts)
+
+
+def write_journal(path: Path, data: bytes, new: bool) -> int:
+    """Write ``data`` (``journal_records``) to the journal of ``path``, a new
+    one when ``new``, and fsync it; the bytes written. Nothing but system
+    calls: run in a thread, it hardly ever wants the GIL."""
+    if not data:
         return 0
-    data = b"".join(parts)
     journal = journal_path(path)
-    with open(journal, "wb" if generation is not None else "ab") as file:
+    with open(journal, "wb" if new else "ab") as file:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())
-    if generation is not None:
+    if new:
         _fsync_folder(path.parent)
     return len(data)
 

@@ -240,7 +240,7 @@ class Proxy:
         try:
             _ = response.top_via  # where it goes back to, read before it is acted on
         except ParseError as exc:
-            # Malformed: discarded (18.1.2), as a retransmission may come right.
+            # Malformed: discarded (18.1.2); the caller gets no answer from it.
             logger.debug("dropped a %d with a bad next Via: %s", response.status, exc.reason)
             return
         if response.status < 200:

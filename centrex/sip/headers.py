@@ -86,8 +86,8 @@ LIST_HEADERS: frozenset[str] = frozenset(
 _KEY_CACHE: dict[str, str] = {}
 _KEY_CACHE_LIMIT = 4096
 
-#: What ``first_value`` trims from the rest: whitespace and empty elements.
-_SEPARATORS = " \t\r\n,"
+#: What ``first_value`` trims around the rest: spaces and empty elements.
+_SEPARATORS = " ,"
 
 
 def header_key(name: str) -> str:
@@ -171,12 +171,10 @@ def first_value(value: str) -> tuple[str, str]:
         if not values:
             return "", ""
         return values[0], ", ".join(values[1:])
-    rest = value.strip(_SEPARATORS)
-    comma = rest.find(",")
-    while comma >= 0:
-        first = rest[:comma].strip()
-        rest = rest[comma + 1 :].strip(_SEPARATORS)
-        if first:
-            return first, rest
-        comma = rest.find(",")
-    return rest, ""
+    # Printable: the only whitespace is the space. The first element starts at
+    # the first character that is neither a space nor a comma.
+    value = value.strip(_SEPARATORS)
+    comma = value.find(",")
+    if comma < 0:
+        return value, ""
+    return value[:comma].rstrip(" "), value[comma + 1 :].strip(_SEPARATORS)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from centrex.server import Server
+from centrex.sip.build import make_response
 from centrex.sip.message import Request
 
-from .harness import open_phone, register, request, running_server, udp_port
+from .harness import Phone, open_phone, register, request, running_server, udp_port
 
 
 def run(coro: object) -> None:
@@ -118,17 +120,18 @@ def test_a_loop_back_to_the_proxy_is_482(tmp_path: Path) -> None:
     run(scenario())
 
 
+async def _message_to_a_registered_callee(server: Server) -> tuple[Phone, Phone, Request]:
+    """A caller's MESSAGE to 1002, registered from the callee: as the callee got it."""
+    caller, callee = await open_phone(), await open_phone()
+    await register(server, callee, "1002")
+    caller.send(request("MESSAGE", "sip:1002@example.com", caller, body="hi"), udp_port(server))
+    return caller, callee, await callee.request()
+
+
 def test_responses_are_relayed_upstream_without_the_proxy_via(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_server(tmp_path) as server:
-            caller, callee = await open_phone(), await open_phone()
-            await register(server, callee, "1002")
-            caller.send(
-                request("MESSAGE", "sip:1002@example.com", caller, body="hi"), udp_port(server)
-            )
-            forwarded = await callee.request()
-            from centrex.sip.build import make_response
-
+            caller, callee, forwarded = await _message_to_a_registered_callee(server)
             callee.send(make_response(forwarded, 486, to_tag="b1").to_bytes(), udp_port(server))
             response = await caller.response()
             assert response.status == 486
@@ -147,14 +150,7 @@ def test_a_response_with_a_bad_via_is_dropped_quietly(
 
     async def scenario() -> None:
         async with running_server(tmp_path) as server:
-            caller, callee = await open_phone(), await open_phone()
-            await register(server, callee, "1002")
-            caller.send(
-                request("MESSAGE", "sip:1002@example.com", caller, body="hi"), udp_port(server)
-            )
-            forwarded = await callee.request()
-            from centrex.sip.build import make_response
-
+            caller, callee, forwarded = await _message_to_a_registered_callee(server)
             good = make_response(forwarded, 486, to_tag="b1").to_bytes()
             # The caller's Via (the second) with a port out of range.
             head, sep, tail = good.partition(f"127.0.0.1:{caller.port};".encode())
@@ -242,7 +238,6 @@ def test_ringing_timeout_cancels_the_callee_and_answers_408(tmp_path: Path) -> N
             port = udp_port(server)
             caller.send(request("INVITE", "sip:1002@example.com", caller), port)
             invite = await callee.request()
-            from centrex.sip.build import make_response
 
             callee.send(make_response(invite, 180, to_tag="r1").to_bytes(), port)
             assert (await caller.response()).status == 180
@@ -278,7 +273,6 @@ def test_registered_contacts_are_tried_in_q_order(tmp_path: Path) -> None:
                 assert (await phone.response()).status == 200
             caller.send(request("MESSAGE", "sip:1002@example.com", caller, body="x"), port)
             first = await desk.request()
-            from centrex.sip.build import make_response
 
             desk.send(make_response(first, 480, to_tag="d").to_bytes(), port)
             second = await mobile.request()
@@ -344,7 +338,6 @@ def test_a_503_from_the_only_callee_reaches_the_caller_as_500(tmp_path: Path) ->
             port = udp_port(server)
             caller.send(request("MESSAGE", "sip:1002@example.com", caller, body="x"), port)
             forwarded = await callee.request()
-            from centrex.sip.build import make_response
 
             callee.send(make_response(forwarded, 503, to_tag="o").to_bytes(), port)
             response = await caller.response()

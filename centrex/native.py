@@ -86,6 +86,18 @@ NATIVE_MODULES = (
     "proxy.owner",
     "transport.address",
     "transport.rules",
+    "directory",
+    "auth.gate",
+    "auth.abuse",
+    "auth.identity",
+    "auth.challenge",
+    "logs.sip_trace",
+    "presence.roster",
+    "presence.subscriptions",
+    "presence.service",
+    "transport.layer",
+    "transport.udp",
+    "server",
 )
 
 #: mypyc's shared library of the build (``centrex.native__mypyc``).

@@ -100,7 +100,9 @@ class TransportLayer:
         self._ids = itertools.count(1)
         self._udp: list[UdpEndpoint] = []
         self._udp_by_family: dict[int, UdpEndpoint] = {}
-        self._servers: list[tuple[str, asyncio.Server]] = []
+        # (Any, not asyncio.Server: uvloop's lists its sockets where the
+        # stubs say a tuple, and compiled code checks the type it is told)
+        self._servers: list[tuple[str, Any]] = []
         self._table = ConnectionTable(self.limits, client_tls_context)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
@@ -209,8 +211,8 @@ class TransportLayer:
         out = [endpoint.local for endpoint in self._udp]
         for name, server in self._servers:
             for sock in server.sockets:
-                host, port = sock.getsockname()[:2]
-                out.append(LocalSocket(name, host, port))
+                sockname: Any = sock.getsockname()
+                out.append(LocalSocket(name, sockname[0], sockname[1]))
         return out
 
     def bound_port(self, transport: str) -> int:

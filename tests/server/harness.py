@@ -7,7 +7,7 @@ import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from centrex.config import parse_settings
 from centrex.server import Server
@@ -15,6 +15,13 @@ from centrex.sip.message import Request, Response
 from centrex.sip.parser import parse_message
 
 _ids = itertools.count(1)
+
+
+class Addressed(Protocol):
+    """Whatever a request is written from: where the phone listens."""
+
+    host: str
+    port: int
 
 
 class Phone(asyncio.DatagramProtocol):
@@ -68,7 +75,7 @@ async def open_phone(host: str = "127.0.0.1") -> Phone:
 def request(
     method: str,
     uri: str,
-    phone: Phone,
+    phone: Addressed,
     *,
     user: str = "1001",
     to: str | None = None,

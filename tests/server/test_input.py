@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -28,60 +30,66 @@ def test_a_request_read_with_a_burst_of_responses_is_handled_before_them(tmp_pat
 
     async def scenario() -> None:
         async with running_server(tmp_path) as server:
-            phone = await open_phone()
-            options = parse_message(request("OPTIONS", "sip:example.com", phone).encode())
-            assert isinstance(options, Request)
-            notify = parse_message(request("NOTIFY", "sip:1001@example.com", phone).encode())
-            assert isinstance(notify, Request)
-            handled: list[Any] = []
-            layer = server.transactions
-            # (the layer may be compiled, whose methods cannot be replaced:
-            # the server is given a recorder in front of it instead)
-            server.transactions = _Recorder(layer, handled)  # type: ignore[assignment]
-            peer = Peer("udp", phone.host, phone.port)
-            local = LocalSocket("udp", "127.0.0.1", 5060)
-            statuses = list(range(200, 200 + 3 * RESPONSES_PER_TURN))
-            for status in statuses:  # answers to NOTIFYs, read in one turn
-                answer = make_response(notify, status, to_tag="phone")
-                parsed = parse_message(answer.to_bytes())
-                assert isinstance(parsed, Response)
-                server._on_message(parsed, peer, local)
-            server._on_message(options, peer, local)
-            assert handled == ["OPTIONS"]
-            turns = 0
-            while len(handled) < 1 + len(statuses):
-                await asyncio.sleep(0)
-                turns += 1
-                assert len(handled) <= 1 + turns * RESPONSES_PER_TURN
-            assert handled == ["OPTIONS", *statuses]
-            assert (await phone.response()).status == 200
-            # A call's responses are not held back.
-            ringing = parse_message(make_response(options, 180, to_tag="x").to_bytes())
-            assert isinstance(ringing, Response)
-            server._on_message(ringing, peer, local)
-            assert handled[-1] == 180
-            server.transactions = layer
+            with _plain_phone() as phone:
+                options = parse_message(request("OPTIONS", "sip:example.com", phone).encode())
+                assert isinstance(options, Request)
+                notify = parse_message(request("NOTIFY", "sip:1001@example.com", phone).encode())
+                assert isinstance(notify, Request)
+                # (the server and its transaction layer may be compiled, whose
+                # methods and typed attributes cannot be replaced: what is
+                # watched is the server's queue of responses waiting for a turn)
+                waiting = server._responses
+                peer = Peer("udp", phone.host, phone.port)
+                local = LocalSocket("udp", "127.0.0.1", 5060)
+                statuses = list(range(200, 200 + 3 * RESPONSES_PER_TURN))
+                for status in statuses:  # answers to NOTIFYs, read in one turn
+                    parsed = parse_message(make_response(notify, status, to_tag="phone").to_bytes())
+                    assert isinstance(parsed, Response)
+                    server._on_message(parsed, peer, local)
+                server._on_message(options, peer, local)
+                # The request was answered at once (its 200 is already on the
+                # phone's socket), while every response still waits.
+                answer = parse_message(phone.socket.recv(65535))
+                assert isinstance(answer, Response) and answer.status == 200
+                assert answer.cseq.method == "OPTIONS"
+                assert [r.status for r in waiting] == statuses
+                turns = 0
+                while waiting:
+                    await asyncio.sleep(0)
+                    turns += 1
+                    # A few per turn, taken from the front: in the order they came.
+                    left = [r.status for r in waiting]
+                    assert left == statuses[len(statuses) - len(left) :]
+                    assert len(left) >= len(statuses) - turns * RESPONSES_PER_TURN
+                assert turns >= 3
+                # A call's responses are not held back.
+                ringing = parse_message(make_response(options, 180, to_tag="x").to_bytes())
+                assert isinstance(ringing, Response)
+                server._on_message(ringing, peer, local)
+                assert not waiting
 
     run(scenario())
 
 
-class _Recorder:
-    """In front of the transaction layer: notes what reaches it, in order;
-    passes requests on, holds responses."""
+class _PlainPhone:
+    """A phone's UDP socket read without the loop: what the server sent
+    while handling a message is there when the handler returns."""
 
-    def __init__(self, layer: Any, handled: list[Any]) -> None:
-        self.layer = layer
-        self.handled = handled
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.setblocking(False)
+        self.host = "127.0.0.1"
+        self.port = self.socket.getsockname()[1]
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.layer, name)
 
-    def receive_request(self, message: Request, now: float, **kwargs: Any) -> Any:
-        self.handled.append(message.method)
-        return self.layer.receive_request(message, now, **kwargs)
-
-    def receive_response(self, message: Response, now: float) -> None:
-        self.handled.append(message.status)
+@contextlib.contextmanager
+def _plain_phone() -> Iterator[_PlainPhone]:
+    phone = _PlainPhone()
+    try:
+        yield phone
+    finally:
+        phone.socket.close()
 
 
 def test_a_request_read_while_starting_is_not_kept_and_served_when_sent_again(

@@ -21,6 +21,7 @@ A 2xx ACK and responses that match no transaction are forwarded statelessly.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -332,7 +333,7 @@ class Proxy:
         # A request in a dialog we record-routed (our Route carried this
         # dialog's token) follows its route set wherever it leads; anything
         # else going to a foreign host needs the relay policy.
-        in_our_dialog = request.to_tag is not None and route_token == self._dialog_token(request)
+        in_our_dialog = request.to_tag is not None and self._is_our_token(route_token, request)
 
         domain: str | None = None
         ours = False
@@ -413,6 +414,15 @@ class Proxy:
         """What our Record-Route carries to prove a later Route came from it: an
         HMAC of the Call-ID, so nobody can mint a Route that makes us relay."""
         return self._token_mac.digest(request.call_id.encode("utf-8", "surrogateescape"))[:8].hex()
+
+    def _is_our_token(self, token: str | None, request: Request) -> bool:
+        """Whether ``token``, read off a Route that names us, is the one our
+        Record-Route gave ``request``'s dialog; compared in constant time, so
+        how long the answer takes tells nothing about how close a guess was."""
+        if token is None:
+            return False
+        wanted = self._dialog_token(request).encode("ascii")
+        return hmac.compare_digest(token.encode("utf-8", "surrogateescape"), wanted)
 
     def _preprocess_routes(self, request: Request) -> str | None:
         """16.4: undo a strict router's rewrite; remove the Route values that name us.
@@ -714,7 +724,7 @@ class Proxy:
             uri = ack.request_uri
             if not isinstance(uri, SipURI) or self.local.is_myself(uri):
                 return
-            if token != self._dialog_token(ack) and not self.config.allow_relay:
+            if not self._is_our_token(token, ack) and not self.config.allow_relay:
                 return  # not ours to carry: no open relay for ACKs either
         if not isinstance(uri, SipURI):
             return

@@ -90,7 +90,7 @@ class Address:
             pos = s.find("<")
             if pos < 0:
                 return cls._parse_addr_spec(s)
-            words = _LWS_RE.split(s[:pos].strip(_LWS))
+            words = _LWS_RE.split(s[:pos].strip(_LWS)) if pos else [""]
             if words != [""]:
                 if not all(is_token(w) for w in words):
                     raise _bad("display name must be tokens or a quoted string")

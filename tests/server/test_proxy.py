@@ -214,6 +214,7 @@ def test_a_route_without_our_dialog_token_does_not_make_us_relay(tmp_path: Path)
             for route in (
                 f"<sip:127.0.0.1:{port};lr>",
                 f"<sip:127.0.0.1:{port};lr;cxd=forged>",
+                f"<sip:127.0.0.1:{port};lr;cxd=%C3%A9%FF>",  # not ASCII once decoded
                 f"<sip:127.0.0.1:{victim.port};lr>",
             ):
                 data = request(

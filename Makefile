@@ -21,7 +21,8 @@ NATIVE_LIST := build/native.sources
 # The tests of the compiled modules and of the server around them, run
 # again as pure Python by `make test` (what runs where no C compiler is).
 PURE_TESTS := tests/sip tests/transaction tests/registrar tests/proxy tests/transport \
-	tests/server tests/presence tests/test_native.py
+	tests/server tests/presence tests/auth tests/logs tests/test_directory.py \
+	tests/test_native.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -130,7 +130,12 @@ class Watchdog:
         self.beat_totals: dict[str, tuple[int, float]] = {}
 
     def time_calls(self, owner: Any, name: str) -> None:
-        """Time every call of method ``name`` of class ``owner`` (CPU, on the loop)."""
+        """Time every call of method ``name`` of class ``owner`` (CPU, on the loop).
+
+        Only calls that look the method up on the class are timed: in the
+        compiled build, compiled code calls a compiled method directly (the
+        service's ``_send_each``, its ``tick`` from the server), so those need
+        ``CENTREX_PURE_PYTHON=1`` to be counted."""
         method = getattr(owner, name)
         label = f"{owner.__name__}.{name}"
         watchdog = self
@@ -1036,7 +1041,8 @@ def main() -> int:
         default=0,
         metavar="MS",
         help="report where the server's loop was whenever it did not run for MS ms"
-        " during the new registrations (sampling costs time: not for the figures)",
+        " during the new registrations (sampling costs time: not for the figures;"
+        " the per-method times count every call only with CENTREX_PURE_PYTHON=1)",
     )
     args = parser.parse_args()
     if not 0 < args.subscribers <= args.users:

@@ -5,7 +5,9 @@ core -- parsing, header views, URIs, Vias, addresses, building responses --,
 the transaction layer, its state machines, matching and timer queue, the
 registrar's service, memory store, rules, request reading and packed table,
 the proxy's core, checks, local-address and owner modules, the transport's
-rules) can be compiled to C extensions with mypyc (``make native``, which
+addresses, rules, layer and UDP endpoint, and the glue around them: the
+server, the authentication gate, the directory, the SIP trace and presence's
+service) can be compiled to C extensions with mypyc (``make native``, which
 ``make run`` and ``make test`` do first; DESIGN.md: "compiling the typed hot
 modules with mypyc while keeping the pure-Python path working"). The
 compiled build is the same source, faster on it (docs/benchmarks.md).

@@ -9,6 +9,7 @@ import pytest
 
 
 def _hot_records() -> list[type]:
+    from centrex.auth.challenge import Authenticated, Challenge, Exempt, Forbidden, Trusted
     from centrex.proxy.core import Inbound, _Target
     from centrex.registrar.binding import AorRemoval, Binding, Changes, Source
     from centrex.registrar.events import AorEvent
@@ -22,7 +23,7 @@ def _hot_records() -> list[type]:
     return [
         AorEvent, AorRemoval, Binding, Changes, ContactRequest, CSeq, Destination,
         Inbound, LocalSocket, Outcome, Peer, RegisterRequest, Source, Target,
-        _Target,
+        _Target, Trusted, Exempt, Authenticated, Challenge, Forbidden,
         events.RequestEvent, events.Resend, events.ResponseEvent, events.Send,
         events.Terminated, events.TimeoutEvent, events.TimerCEvent,
         events.TransportErrorEvent,

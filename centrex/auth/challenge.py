@@ -77,12 +77,22 @@ class Trusted:
 
     network: str
 
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(self, network: str) -> None:
+        object.__setattr__(self, "network", network)
+
 
 @dataclass(frozen=True, slots=True)
 class Exempt:
     """Not challenged, for ``reason``; the sender remains anonymous."""
 
     reason: str
+
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(self, reason: str) -> None:
+        object.__setattr__(self, "reason", reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,13 @@ class Authenticated:
     user: str
     realm: str
     algorithm: str
+
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(self, user: str, realm: str, algorithm: str) -> None:
+        object.__setattr__(self, "user", user)
+        object.__setattr__(self, "realm", realm)
+        object.__setattr__(self, "algorithm", algorithm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +126,22 @@ class Challenge:
     failed: bool = False
     reason: str = "no credentials"
 
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[str, str]],
+        stale: bool = False,
+        failed: bool = False,
+        reason: str = "no credentials",
+    ) -> None:
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "headers", headers)
+        object.__setattr__(self, "stale", stale)
+        object.__setattr__(self, "failed", failed)
+        object.__setattr__(self, "reason", reason)
+
     def to_response(self, request: Request, *, to_tag: str | None = None) -> Response:
         """The 401/407 response to ``request`` (RFC 3261 22.2, 22.3)."""
         return make_response(request, self.status, to_tag=to_tag, headers=list(self.headers))
@@ -121,6 +154,13 @@ class Forbidden:
     reason: str
     user: str
     status: int = field(default=403)
+
+    # Written out: a compiled build compiles it (the dataclass's own runs
+    # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
+    def __init__(self, reason: str, user: str, status: int = 403) -> None:
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "user", user)
+        object.__setattr__(self, "status", status)
 
     def to_response(self, request: Request, *, to_tag: str | None = None) -> Response:
         """The 403 response to ``request``; the reason phrase stays generic."""

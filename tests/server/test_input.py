@@ -47,13 +47,18 @@ def test_a_request_read_with_a_burst_of_responses_is_handled_before_them(tmp_pat
                     assert isinstance(parsed, Response)
                     server._on_message(parsed, peer, local)
                 server._on_message(options, peer, local)
-                # The request was answered at once (its 200 is already on the
-                # phone's socket), while every response still waits.
-                answer = parse_message(phone.socket.recv(65535))
+                # The request is answered before any response is taken: at
+                # once (with the memory store on 3.11) or by its task on the
+                # loop's next turn, while every response still waits.
+                turns = 0
+                while (data := _read(phone)) is None and turns < 2:
+                    await asyncio.sleep(0)
+                    turns += 1
+                assert data is not None, "the request was not answered first"
+                answer = parse_message(data)
                 assert isinstance(answer, Response) and answer.status == 200
                 assert answer.cseq.method == "OPTIONS"
                 assert [r.status for r in waiting] == statuses
-                turns = 0
                 while waiting:
                     await asyncio.sleep(0)
                     turns += 1
@@ -62,7 +67,7 @@ def test_a_request_read_with_a_burst_of_responses_is_handled_before_them(tmp_pat
                     assert left == statuses[len(statuses) - len(left) :]
                     assert len(left) >= len(statuses) - turns * RESPONSES_PER_TURN
                 assert turns >= 3
-                # A call's responses are not held back.
+                # A call's responses are not held back: not queued.
                 ringing = parse_message(make_response(options, 180, to_tag="x").to_bytes())
                 assert isinstance(ringing, Response)
                 server._on_message(ringing, peer, local)
@@ -81,6 +86,13 @@ class _PlainPhone:
         self.socket.setblocking(False)
         self.host = "127.0.0.1"
         self.port = self.socket.getsockname()[1]
+
+
+def _read(phone: _PlainPhone) -> bytes | None:
+    try:
+        return phone.socket.recv(65535)
+    except BlockingIOError:
+        return None
 
 
 @contextlib.contextmanager

@@ -15,6 +15,10 @@ no other process: what is measured is the server's own work.
   server at 1,000/s does, and ``--spin`` waits the same time busy instead of
   asleep (its own CPU time taken out): on a virtual machine, waking from idle
   costs the work after it far more than its instructions.
+- ``--refresh`` registers every user (``--users``, default ``--registers``)
+  first, unmeasured, and then measures ``--registers`` refreshes of them
+  (the next CSeq in the same Call-ID), as the side-by-side REGISTER load
+  sends them to a full table; without it every REGISTER is a new user's.
 - ``--count-instructions`` runs itself under ``valgrind --tool=callgrind``
   twice (``--registers`` and three times as many) and prints the difference
   per REGISTER: instructions, not seconds, so the same for the same code and
@@ -27,6 +31,7 @@ no other process: what is measured is the server's own work.
     .venv/bin/python bench/inprocess.py --idle-ms 1
     .venv/bin/python bench/inprocess.py --idle-ms 1 --spin
     .venv/bin/python bench/inprocess.py --count-instructions --registers 400
+    .venv/bin/python bench/inprocess.py --count-instructions --registers 400 --refresh
 
 Every loop is bounded by ``--registers``; all traffic stays on 127.0.0.0/8.
 """
@@ -51,17 +56,18 @@ SERVER_IP = "127.0.0.80"
 PHONE = ("127.0.0.71", 5060)
 
 
-def register(i: int) -> bytes:
-    """REGISTER number ``i``: user 100000+i, as sipp's bench scenario sends it."""
+def register(i: int, cseq: int = 1) -> bytes:
+    """REGISTER number ``i``: user 100000+i, as sipp's bench scenario sends it
+    (``cseq`` 2 and up: its refreshes, in the same registration's Call-ID)."""
     user = 100000 + i
     return (
         f"REGISTER sip:example.com SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP {PHONE[0]}:{PHONE[1]};branch=z9hG4bK-{i}-1-0;rport\r\n"
+        f"Via: SIP/2.0/UDP {PHONE[0]}:{PHONE[1]};branch=z9hG4bK-{i}-{cseq}-0;rport\r\n"
         "Max-Forwards: 70\r\n"
         f"From: <sip:{user}@example.com>;tag={i}R1\r\n"
         f"To: <sip:{user}@example.com>\r\n"
         f"Call-ID: {i}-1@{PHONE[0]}\r\n"
-        "CSeq: 1 REGISTER\r\n"
+        f"CSeq: {cseq} REGISTER\r\n"
         f"Contact: <sip:{user}@{PHONE[0]}:{PHONE[1]};transport=UDP>\r\n"
         "Expires: 3600\r\n"
         "User-Agent: sipp-hotpath\r\n"
@@ -95,14 +101,25 @@ async def drive(args: argparse.Namespace) -> list[float]:
             nonlocal answered
             while True:
                 try:
-                    sink.recv(65535)
+                    data = sink.recv(65535)
                 except BlockingIOError:
                     return
-                answered += 1
+                answered += data.startswith(b"SIP/2.0 200 ")
 
-        messages = [register(i) for i in range(args.registers)]
         idle = args.idle_ms / 1000
         per_round = max(1, args.registers // args.rounds)
+        expected = per_round * args.rounds
+        messages = [register(i) for i in range(args.registers)]
+        if args.refresh:
+            # Every user registered first, not measured; then their refreshes,
+            # round the users as often as --registers asks.
+            users = args.users or args.registers
+            for i in range(users):
+                endpoint.datagram_received(register(i), PHONE)
+                await asyncio.sleep(0)
+                drain()
+            messages = [register(k % users, 2 + k // users) for k in range(args.registers)]
+            expected += users
         results: list[float] = []
         for start in range(0, per_round * args.rounds, per_round):
             spun = 0.0
@@ -120,12 +137,12 @@ async def drive(args: argparse.Namespace) -> list[float]:
                 drain()
             results.append((time.process_time() - began - spun) / per_round * 1e6)
         for _ in range(50):  # the last answers
-            if answered >= per_round * args.rounds:
+            if answered >= expected:
                 break
             await asyncio.sleep(0.01)
             drain()
-        if answered < per_round * args.rounds:
-            raise SystemExit(f"only {answered} of {per_round * args.rounds} REGISTERs answered")
+        if answered < expected:
+            raise SystemExit(f"only {answered} of {expected} REGISTERs answered 200")
         sink.close()
         await server.stop()
         return results
@@ -145,6 +162,8 @@ def count_instructions(args: argparse.Namespace) -> None:
             command = [
                 "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                 sys.executable, __file__, "--registers", str(count), "--rounds", "1",
+                # (the same users in both runs: the difference is refreshes alone)
+                *(["--refresh", f"--users={args.users or args.registers}"] if args.refresh else []),
                 *[f"--set={item}" for item in args.set],
             ]  # fmt: skip
             done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
@@ -167,13 +186,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8, help="rounds they are split into (8)")
     parser.add_argument("--idle-ms", type=float, default=0.0, help="pause between REGISTERs")
     parser.add_argument("--spin", action="store_true", help="pause busy, not asleep")
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="register every user first (not measured), then measure their refreshes",
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=0,
+        help="with --refresh: how many users (default: --registers)",
+    )
     parser.add_argument("--count-instructions", action="store_true", help="under callgrind")
     parser.add_argument(
         "--set", action="append", default=[], metavar="TABLE.KEY=VALUE", help="a setting"
     )
     args = parser.parse_args()
-    if args.registers < 1 or args.rounds < 1 or args.idle_ms < 0:
-        raise SystemExit("--registers and --rounds must be at least 1, --idle-ms not negative")
+    if args.registers < 1 or args.rounds < 1 or args.idle_ms < 0 or args.users < 0:
+        raise SystemExit(
+            "--registers and --rounds must be at least 1, --idle-ms and --users not negative"
+        )
     if args.count_instructions:
         count_instructions(args)
         return
@@ -182,6 +214,8 @@ def main() -> None:
     results = sorted(uvloop.run(drive(args)))
     pause = f"{args.idle_ms:g} ms {'busy' if args.spin else 'asleep'} between"
     mode = pause if args.idle_ms else "back to back"
+    if args.refresh:
+        mode += ", refreshes"
     print(
         f"{args.registers} REGISTERs, {mode}: CPU per REGISTER least {results[0]:.1f} us, "
         f"median {results[len(results) // 2]:.1f} us (of {len(results)} rounds)"

@@ -110,3 +110,16 @@ def test_the_in_process_bench_answers_every_register() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert re.search(r"300 REGISTERs, back to back: CPU per REGISTER least [\d.]+ us", done.stdout)
+
+
+def test_the_in_process_bench_answers_every_refresh() -> None:
+    # --refresh: every user registered first, then their refreshes measured;
+    # the bench fails unless every one is answered 200 (an old CSeq is not).
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "inprocess.py"), "--registers=300", "--refresh"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"300 REGISTERs, back to back, refreshes: CPU per REGISTER", done.stdout)

@@ -99,7 +99,9 @@ class Address:
         if end < 0:
             raise _bad("missing '>'")
         uri = parse_uri(s[pos + 1 : end])
-        return cls(uri, display, parse_params(s, "address", end + 1))
+        # The class by name, not cls: compiled, that is a direct call of its
+        # constructor, not a call through the type (about 300 ns).
+        return Address(uri, display, parse_params(s, "address", end + 1))
 
     @classmethod
     def _parse_addr_spec(cls, s: str) -> Address:
@@ -111,8 +113,8 @@ class Address:
             raise _bad("a URI with '?' must be in angle brackets")
         uri = parse_uri(uri_text)
         if semi < 0:
-            return cls(uri)
-        return cls(uri, None, parse_params(s, "address", semi))
+            return Address(uri)
+        return Address(uri, None, parse_params(s, "address", semi))
 
     def __str__(self) -> str:
         if self.wildcard:

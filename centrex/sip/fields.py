@@ -236,7 +236,7 @@ class CSeq:
             number, method = int(m.group(1)), m.group(2)
         if number > MAX_CSEQ:
             raise ParseError("Bad CSeq: number too large", 400)
-        return cls(number, method)
+        return CSeq(number, method)  # by name, not cls: a direct call when compiled
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"

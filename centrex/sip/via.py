@@ -92,7 +92,8 @@ class Via:
                 else:
                     params = parse_params(text, "Via", semi) if semi >= 0 else {}
                     _check_params(params)
-                    return cls(transport, sent_by[0], sent_by[1], params)
+                    # (Via by name, not cls: a direct call when compiled)
+                    return Via(transport, sent_by[0], sent_by[1], params)
         m = _VIA_RE.match(text)
         if not m:
             raise _bad("expected SIP/2.0/<transport> <host>")
@@ -107,7 +108,7 @@ class Via:
                 raise _bad("bad port") from None
         params = parse_params(text, "Via", m.end())
         _check_params(params)
-        return cls(transport.upper(), host, port, params, name.upper(), version)
+        return Via(transport.upper(), host, port, params, name.upper(), version)
 
     def __str__(self) -> str:
         sent_by = self.host if self.port is None else f"{self.host}:{self.port}"

@@ -41,7 +41,15 @@ logger = logging.getLogger(__name__)
 class Engine:
     """Runs transactions' transitions against one config, one timer queue, one output list."""
 
-    __slots__ = ("config", "ignored", "on_terminated", "outputs", "queue", "send_trying")
+    __slots__ = (
+        "_durations",
+        "config",
+        "ignored",
+        "on_terminated",
+        "outputs",
+        "queue",
+        "send_trying",
+    )
 
     def __init__(
         self,
@@ -51,6 +59,14 @@ class Engine:
         on_terminated: Callable[[Transaction], None] | None = None,
     ) -> None:
         self.config = config
+        # Every timer's duration on each kind of transport, worked out once
+        # (the config is frozen): looked up for every timer armed, where the
+        # config's own methods run interpreted (transaction/timers.py).
+        self._durations: dict[tuple[Timer, bool], float | None] = {
+            (timer, reliable): config.duration(timer, reliable=reliable)
+            for timer in Timer
+            for reliable in (False, True)
+        }
         self.send_trying = send_trying
         self.on_terminated = on_terminated
         self.queue: TimerQueue[tuple[Transaction, Timer]] = TimerQueue()
@@ -194,7 +210,7 @@ class Engine:
     def _duration(self, tx: Transaction, timer: Timer) -> float | None:
         if timer is Timer.C and not (isinstance(tx, ClientTransaction) and tx.timer_c):
             return None
-        return self.config.duration(timer, reliable=tx.reliable)
+        return self._durations[(timer, tx.reliable)]
 
     def _arm(self, tx: Transaction, timer: Timer, now: float, interval: float) -> None:
         self._disarm(tx, timer)

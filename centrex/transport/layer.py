@@ -211,8 +211,8 @@ class TransportLayer:
         out = [endpoint.local for endpoint in self._udp]
         for name, server in self._servers:
             for sock in server.sockets:
-                sockname: Any = sock.getsockname()
-                out.append(LocalSocket(name, sockname[0], sockname[1]))
+                host, port = sock.getsockname()[:2]
+                out.append(LocalSocket(name, host, port))
         return out
 
     def bound_port(self, transport: str) -> int:

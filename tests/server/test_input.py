@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,14 +29,14 @@ def test_a_request_read_with_a_burst_of_responses_is_handled_before_them(tmp_pat
 
     async def scenario() -> None:
         async with running_server(tmp_path) as server:
-            with _plain_phone() as phone:
+            with contextlib.closing(_PlainPhone()) as phone:
                 options = parse_message(request("OPTIONS", "sip:example.com", phone).encode())
                 assert isinstance(options, Request)
                 notify = parse_message(request("NOTIFY", "sip:1001@example.com", phone).encode())
                 assert isinstance(notify, Request)
-                # (the server and its transaction layer may be compiled, whose
-                # methods and typed attributes cannot be replaced: what is
-                # watched is the server's queue of responses waiting for a turn)
+                # (the server and its transaction layer may be compiled: no
+                # stand-in for the layer, no replaced method; what is watched
+                # is the server's queue of responses waiting for a turn)
                 waiting = server._responses
                 peer = Peer("udp", phone.host, phone.port)
                 local = LocalSocket("udp", "127.0.0.1", 5060)
@@ -51,7 +50,7 @@ def test_a_request_read_with_a_burst_of_responses_is_handled_before_them(tmp_pat
                 # once (with the memory store on 3.11) or by its task on the
                 # loop's next turn, while every response still waits.
                 turns = 0
-                while (data := _read(phone)) is None and turns < 2:
+                while (data := phone.read()) is None and turns < 2:
                     await asyncio.sleep(0)
                     turns += 1
                 assert data is not None, "the request was not answered first"
@@ -87,21 +86,15 @@ class _PlainPhone:
         self.host = "127.0.0.1"
         self.port = self.socket.getsockname()[1]
 
+    def read(self) -> bytes | None:
+        """The next datagram, or None when none has come."""
+        try:
+            return self.socket.recv(65535)
+        except BlockingIOError:
+            return None
 
-def _read(phone: _PlainPhone) -> bytes | None:
-    try:
-        return phone.socket.recv(65535)
-    except BlockingIOError:
-        return None
-
-
-@contextlib.contextmanager
-def _plain_phone() -> Iterator[_PlainPhone]:
-    phone = _PlainPhone()
-    try:
-        yield phone
-    finally:
-        phone.socket.close()
+    def close(self) -> None:
+        self.socket.close()
 
 
 def test_a_request_read_while_starting_is_not_kept_and_served_when_sent_again(

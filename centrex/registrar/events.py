@@ -72,7 +72,7 @@ class EventListeners:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._pending: deque[AorEvent] = deque()  # emitted, not delivered yet
-        self._scheduled = 0
+        self._scheduled = False  # a _deliver_pending callback is due
         self._tasks: set[asyncio.Task[None]] = set()
 
     def add(self, listener: Listener) -> None:
@@ -88,14 +88,18 @@ class EventListeners:
 
     def emit(self, events: list[AorEvent]) -> None:
         """Deliver ``events`` in order on a later turn of the running event loop
-        (or at the next ``flush``, if that comes first)."""
+        (or at the next ``flush``, if that comes first).
+
+        One callback delivers every event emitted before it runs: the events
+        of one turn (a burst of REGISTERs) cost the loop one callback, and
+        one look-up of the running loop (a ``getpid`` system call on 3.11).
+        """
         if not events or not self._listeners:
             return
-        loop = asyncio.get_running_loop()
-        for event in events:
-            self._pending.append(event)
-            self._scheduled += 1
-            loop.call_soon(self._deliver_next)
+        self._pending.extend(events)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._deliver_pending)
 
     def flush(self) -> None:
         """Deliver now, in order, every event emitted and not delivered yet.
@@ -106,9 +110,12 @@ class EventListeners:
         while self._pending:
             self._deliver(self._pending.popleft())
 
-    def _deliver_next(self) -> None:
-        self._scheduled -= 1
-        if self._pending:  # (flush may have delivered it already)
+    def _deliver_pending(self) -> None:
+        self._scheduled = False
+        # Those pending now: what a listener emits meanwhile waits for a later turn.
+        for _ in range(len(self._pending)):
+            if not self._pending:  # (a listener may have flushed them)
+                break
             self._deliver(self._pending.popleft())
 
     def _deliver(self, event: AorEvent) -> None:

@@ -34,13 +34,13 @@ def make_response(
     lines: list[bytes] = []
     keys: list[str] = []
     for key in _COPIED:
-        for line in request.raw_lines(key):
+        for line in request.raw_lines_of_key(key):
             if key == "to" and to_tag is not None and status != 100:
                 line = _with_tag(line, to_tag)
             lines.append(line)
             keys.append(key)
     if status == 100:
-        for line in request.raw_lines("timestamp"):
+        for line in request.raw_lines_of_key("timestamp"):
             lines.append(line)
             keys.append("timestamp")
     for name, value in headers or ():

@@ -187,6 +187,8 @@ class Message:
     def _changed(self, key: str) -> None:
         """Forget the rendering and the typed views that depend on header ``key``."""
         self._raw = None
+        if key == "content-length":
+            self._length_ok = False
         cache = self._cache
         if cache:
             for slot in _VIEWS_OF.get(key, (key,)):
@@ -213,6 +215,8 @@ class Message:
     def get_all(self, name: str) -> list[str]:
         """Every value of header ``name``: all its lines, list headers split on commas."""
         key = header_key(name)
+        if key not in self._indexed():
+            return []
         values = [self._line_value(pos) for pos in self._positions(key)]
         if key in LIST_HEADERS:
             return [part for value in values for part in split_values(value)]
@@ -223,15 +227,27 @@ class Message:
 
     def count(self, name: str) -> int:
         """How many lines carry header ``name``."""
-        key = header_key(name)
+        return self.count_of_key(header_key(name))
+
+    def count_of_key(self, key: str) -> int:
+        """``count`` of a lookup key (``header_key``) the caller has already."""
         if key not in self._indexed():
             return 0
         multi = self._multi
         return 1 if multi is None else multi.get(key, 1)
 
+    def has_repeated(self) -> bool:
+        """True when some header has more than one line."""
+        self._indexed()
+        return self._multi is not None
+
     def raw_lines(self, name: str) -> list[bytes]:
         """The lines of header ``name`` exactly as they are in the message."""
-        return [self._lines[pos] for pos in self._positions(header_key(name))]
+        return self.raw_lines_of_key(header_key(name))
+
+    def raw_lines_of_key(self, key: str) -> list[bytes]:
+        """``raw_lines`` of a lookup key (``header_key``) the caller has already."""
+        return [self._lines[pos] for pos in self._positions(key)]
 
     def header_items(self) -> list[tuple[str, str]]:
         """(name as written, value) for every header line, in order."""
@@ -397,23 +413,28 @@ class Message:
     @property
     def branch(self) -> str | None:
         """The branch parameter of the topmost Via (fast path, no full Via parse)."""
-        found = self._cache.get("branch", _MISSING)
+        cache = self._cache
+        found = cache.get("branch", _MISSING)
         if found is _MISSING:
-            pos = self._first("via")
-            found = None
-            if pos >= 0:
-                value = self._line_value(pos)
-                if '"' in value:
-                    # A quoted parameter could hold ";branch=": parse properly.
-                    found = self.top_via.branch
-                else:
-                    if "," in value:
-                        value = first_value(value)[0]
-                    match = _BRANCH.search(value)
-                    if match:
-                        found = match.group(1)
-            self._cache["branch"] = found
+            vias = cache.get("vias")
+            top = vias[0] if vias is not None else cache.get("top_via")
+            found = top.branch if top is not None else self._branch_of_line()
+            cache["branch"] = found
         return found  # type: ignore[no-any-return]
+
+    def _branch_of_line(self) -> str | None:
+        """The branch read off the first Via line, without parsing the Via."""
+        pos = self._first("via")
+        if pos < 0:
+            return None
+        value = self._line_value(pos)
+        if '"' in value:
+            # A quoted parameter could hold ";branch=": parse properly.
+            return self.top_via.branch
+        if "," in value:
+            value = first_value(value)[0]
+        match = _BRANCH.search(value)
+        return match.group(1) if match else None
 
     @property
     def call_id(self) -> str:
@@ -455,16 +476,20 @@ class Message:
 
     @property
     def from_tag(self) -> str | None:
-        found = self._cache.get("from_tag", _MISSING)
+        cache = self._cache
+        found = cache.get("from_tag", _MISSING)
         if found is _MISSING:
-            found = self._cache["from_tag"] = self._tag("from")
+            parsed = cache.get("from")  # (read already: its tag, no second look)
+            found = cache["from_tag"] = parsed.tag if parsed is not None else self._tag("from")
         return found  # type: ignore[no-any-return]
 
     @property
     def to_tag(self) -> str | None:
-        found = self._cache.get("to_tag", _MISSING)
+        cache = self._cache
+        found = cache.get("to_tag", _MISSING)
         if found is _MISSING:
-            found = self._cache["to_tag"] = self._tag("to")
+            parsed = cache.get("to")
+            found = cache["to_tag"] = parsed.tag if parsed is not None else self._tag("to")
         return found  # type: ignore[no-any-return]
 
     @property
@@ -516,8 +541,9 @@ class Message:
         pos = self._first("via")
         if pos < 0:
             raise ParseError("Missing Via header")
-        rest = first_value(self._line_value(pos))[1]
         line = self._lines[pos]
+        # A line without a comma holds one Via value: nothing follows it.
+        rest = first_value(self._line_value(pos))[1] if b"," in line else ""
         name = line[: line.index(b":")].rstrip(b" \t")
         self._lines[pos] = name + b": " + _encode(f"{value}, {rest}" if rest else value)
         cache = self._cache
@@ -569,12 +595,34 @@ class Message:
         if raw is not None:
             return raw
         if not self._length_ok:
-            if self.content_length != len(self._body):
-                self.set("Content-Length", str(len(self._body)))
-            self._length_ok = True
+            self._fix_length()
         raw = b"\r\n".join([self.start_line(), *self._lines]) + b"\r\n\r\n" + self.body
         self._raw = raw
         return raw
+
+    def _fix_length(self) -> None:
+        """Make the message carry one Content-Length line saying ``len(body)``.
+
+        The line is compared as bytes, without indexing or decoding the
+        headers: a response made here is rendered without any other read.
+        Any other spelling of the value ("00", folded) is written again.
+        """
+        length = str(len(self._body))
+        keys = self._keys
+        count = keys.count("content-length")
+        if count == 1:
+            line = self._lines[keys.index("content-length")]
+            if line[line.index(b":") + 1 :].strip(b" \t") == length.encode("ascii"):
+                self._length_ok = True
+                return
+        if count == 0:
+            self._lines.append(b"Content-Length: " + length.encode("ascii"))
+            keys.append("content-length")
+            self._reindex()
+            self._changed("content-length")
+        else:
+            self.set("Content-Length", length)
+        self._length_ok = True
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()

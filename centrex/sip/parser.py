@@ -259,15 +259,16 @@ def _fail(message: Message, reason: str, status: int | None = 400) -> ParseError
 
 
 def _check_present(message: Message) -> None:
-    if "via" not in message:
+    if not message.count_of_key("via"):
         # Nowhere to send an answer (18.2.2).
         raise ParseError("Missing Via header", None)
     for key in _MANDATORY:
-        if key not in message:
+        if not message.count_of_key(key):
             raise ParseError(f"Missing {_NAMES[key]} header")
-    for key in _SINGLE_VALUED:
-        if message.count(key) > 1:
-            raise ParseError(f"More than one {_NAMES[key]} header")
+    if message.has_repeated():
+        for key in _SINGLE_VALUED:
+            if message.count_of_key(key) > 1:
+                raise ParseError(f"More than one {_NAMES[key]} header")
 
 
 def _check_common(message: Message) -> None:

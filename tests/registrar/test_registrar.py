@@ -436,3 +436,31 @@ def test_flushed_events_reach_listeners_at_once_in_order_and_only_once() -> None
         assert seen[2:] == ["available sip:3@example.com"]  # the flushed two not again
 
     asyncio.run(scenario())
+
+
+def test_events_of_one_turn_arrive_together_and_a_listeners_own_wait_a_turn() -> None:
+    # A burst of REGISTERs read in one turn: their events arrive on the next
+    # turn, in order; an event a listener emits while they are delivered
+    # arrives on a turn after that, never in the middle of the burst.
+    from centrex.registrar.events import EventListeners
+
+    async def scenario() -> None:
+        listeners = EventListeners()
+        seen: list[str] = []
+
+        def listener(event: AorEvent) -> None:
+            seen.append(event.aor)
+            if event.aor == "sip:1@example.com":
+                listeners.emit([AorEvent("unavailable", "sip:echo@example.com", "purged", T0)])
+
+        listeners.add(listener)
+        for n in (1, 2, 3):
+            listeners.emit([AorEvent("available", f"sip:{n}@example.com", "registered", T0)])
+        await asyncio.sleep(0)
+        assert seen == ["sip:1@example.com", "sip:2@example.com", "sip:3@example.com"]
+        await asyncio.sleep(0)
+        assert seen[3:] == ["sip:echo@example.com"]
+        await listeners.drain()
+        assert len(seen) == 4
+
+    asyncio.run(scenario())

@@ -189,6 +189,19 @@ def test_changing_the_body_updates_content_length() -> None:
     assert data.endswith(b"\r\n\r\nv=0\r\n")
 
 
+def test_content_length_is_written_again_when_it_does_not_say_the_body() -> None:
+    # Edited or repeated, the line that goes out is one
+    # Content-Length saying the body's length.
+    message = req(REGISTER)
+    message.to_bytes()
+    message.set("Content-Length", "5")
+    assert b"\r\nContent-Length: 0\r\n" in message.to_bytes()
+    doubled = Request.new("OPTIONS", "sip:x", [("Content-Length", "0"), ("l", "0")])
+    data = doubled.to_bytes()
+    assert data.count(b"Content-Length") + data.count(b"\r\nl:") == 1
+    assert b"\r\nContent-Length: 0\r\n" in data
+
+
 def test_new_request_gets_a_content_length() -> None:
     message = Request.new("OPTIONS", "sip:x", [("Via", "SIP/2.0/UDP h;branch=z9hG4bK1")])
     assert message.to_bytes() == (

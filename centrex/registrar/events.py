@@ -87,19 +87,20 @@ class EventListeners:
         return len(self._listeners)
 
     def emit(self, events: list[AorEvent]) -> None:
-        """Deliver ``events`` in order on a later turn of the running event loop
-        (or at the next ``flush``, if that comes first).
+        """Deliver ``events`` in order once the code that emitted them has
+        returned to the event loop (or at the next ``flush``, if that comes first).
 
-        One callback delivers every event emitted before it runs: the events
-        of one turn (a burst of REGISTERs) cost the loop one callback, and
-        one look-up of the running loop (a ``getpid`` system call on 3.11).
+        One loop callback delivers every event emitted before it runs: the
+        events of one turn (a burst of REGISTERs) cost the loop one callback,
+        and one look-up of the running loop (a ``getpid`` system call on 3.11).
         """
         if not events or not self._listeners:
             return
+        loop = asyncio.get_running_loop()  # (first: outside a loop, nothing changes)
         self._pending.extend(events)
         if not self._scheduled:
+            loop.call_soon(self._deliver_pending)
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._deliver_pending)
 
     def flush(self) -> None:
         """Deliver now, in order, every event emitted and not delivered yet.
@@ -112,11 +113,18 @@ class EventListeners:
 
     def _deliver_pending(self) -> None:
         self._scheduled = False
-        # Those pending now: what a listener emits meanwhile waits for a later turn.
-        for _ in range(len(self._pending)):
-            if not self._pending:  # (a listener may have flushed them)
-                break
-            self._deliver(self._pending.popleft())
+        try:
+            # Those pending now: what a listener emits meanwhile has its own callback.
+            for _ in range(len(self._pending)):
+                if not self._pending:  # (a listener may have flushed them)
+                    break
+                self._deliver(self._pending.popleft())
+        finally:
+            if self._pending and not self._scheduled:
+                # A listener raised past _deliver (a BaseException): the rest
+                # still go, on a callback of their own.
+                asyncio.get_running_loop().call_soon(self._deliver_pending)
+                self._scheduled = True
 
     def _deliver(self, event: AorEvent) -> None:
         for listener in list(self._listeners):

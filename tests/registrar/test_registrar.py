@@ -7,6 +7,8 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+import pytest
+
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.events import AorEvent
 from centrex.registrar.memory import MemoryLocationStore
@@ -454,13 +456,39 @@ def test_events_of_one_turn_arrive_together_and_a_listeners_own_wait_a_turn() ->
                 listeners.emit([AorEvent("unavailable", "sip:echo@example.com", "purged", T0)])
 
         listeners.add(listener)
+        loop = asyncio.get_running_loop()
         for n in (1, 2, 3):
             listeners.emit([AorEvent("available", f"sip:{n}@example.com", "registered", T0)])
+            # Work the loop had queued between two REGISTERs waits for the whole burst.
+            loop.call_soon(seen.append, f"other work {n}")
         await asyncio.sleep(0)
-        assert seen == ["sip:1@example.com", "sip:2@example.com", "sip:3@example.com"]
+        assert seen[:4] == [
+            "sip:1@example.com",
+            "sip:2@example.com",
+            "sip:3@example.com",
+            "other work 1",
+        ]
+        seen[3:] = [entry for entry in seen[3:] if not entry.startswith("other work")]
         await asyncio.sleep(0)
         assert seen[3:] == ["sip:echo@example.com"]
         await listeners.drain()
         assert len(seen) == 4
 
     asyncio.run(scenario())
+
+
+def test_an_event_emitted_outside_the_loop_is_refused_and_leaves_the_rest_working() -> None:
+    from centrex.registrar.events import EventListeners
+
+    listeners = EventListeners()
+    seen: list[str] = []
+    listeners.add(lambda event: seen.append(event.aor))
+    with pytest.raises(RuntimeError):
+        listeners.emit([AorEvent("available", "sip:early@example.com", "registered", T0)])
+
+    async def scenario() -> None:
+        listeners.emit([AorEvent("available", "sip:1@example.com", "registered", T0)])
+        await asyncio.wait_for(listeners.drain(), 5)
+
+    asyncio.run(scenario())
+    assert seen == ["sip:1@example.com"]

@@ -48,9 +48,9 @@ def normalize_domain(domain: str) -> str:
     host = domain.strip()
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return aor_host(SipURI(host).aor())
+    return SipURI(host).aor_host()
 
 
 def uri_host(uri: SipURI) -> str:
     """The host of ``uri`` as ``normalize_domain`` writes a domain."""
-    return aor_host(uri.aor())
+    return uri.aor_host()

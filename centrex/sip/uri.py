@@ -371,10 +371,15 @@ class SipURI:
         or headers; host lower-cased without a trailing dot; needless escapes in
         the user part removed, so equal users give equal keys.
         """
-        host = _host_key(self.host).rstrip(".")
+        host = self.aor_host()
         if self.user is None:
             return f"sip:{host}"
         return f"sip:{_canonical_user(self.user)}@{host}"
+
+    def aor_host(self) -> str:
+        """The host as the AOR key writes it: lower-cased, no trailing dot, an
+        IPv6 reference compressed."""
+        return _host_key(self.host).rstrip(".")
 
     def replace(self, **changes: Any) -> SipURI:
         """A copy with the given fields changed (``dataclasses.replace``)."""

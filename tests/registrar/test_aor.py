@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from centrex.registrar.aor import aor_of, normalize_domain
-from centrex.sip.uri import parse_uri
+from centrex.registrar.aor import aor_host, aor_of, normalize_domain, uri_host
+from centrex.sip.uri import SipURI, parse_uri
 
 
 def test_aor_drops_scheme_port_params_and_password_and_folds_case() -> None:
@@ -34,3 +34,17 @@ def test_domains_are_compared_lower_case_without_trailing_dot() -> None:
 def test_ipv6_domain_is_bracketed_and_compressed() -> None:
     assert normalize_domain("2001:DB8:0:0::1") == "[2001:db8::1]"
     assert aor_of("sip:a@[2001:db8::0:1]") == "sip:a@[2001:db8::1]"
+
+
+def test_the_host_of_a_uri_is_the_host_of_its_aor() -> None:
+    # A served domain is matched by the host alone, written as in the AOR key.
+    for text in (
+        "sip:Alice@Example.COM.:5061",
+        "sip:example.com",
+        "sips:bob@[2001:DB8:0:0::1]:5061;transport=tls",
+        "sip:%40odd@192.0.2.1",
+        "sip:a@host-name.example.org.",
+    ):
+        uri = parse_uri(text)
+        assert isinstance(uri, SipURI)
+        assert uri_host(uri) == aor_host(uri.aor())

@@ -23,7 +23,10 @@ at a time, the servers taking turns step by step:
    from sipp's message trace (microsecond timestamps; sipp's own
    response-time counters have millisecond resolution); the server's CPU
    seconds per 1,000 registrations or calls at the common rate (utime + stime
-   of the server's processes, all of Kamailio's, from /proc/<pid>/stat).
+   of the server's processes, all of Kamailio's, from /proc/<pid>/stat), in a
+   step of its own without the message trace (writing the trace slows sipp
+   and changes how it spreads its sends, which changes what a server spends
+   per request; the traced step's figure is printed beside it).
 4. memory: both servers restarted empty, then 10,000 and 100,000 users
    registered (the rate halved for a chunk a server cannot take whole, all
    within --memory-max-s); resident memory of each (Kamailio: the
@@ -90,7 +93,7 @@ class Step:
     load: str
     server: str
     rate: int
-    purpose: str  # "search" or "sweep"
+    purpose: str  # "search", "cpu" (the common rate, untraced) or "sweep" (traced)
     ok: bool
     reason: str
     calls: int
@@ -480,7 +483,9 @@ class Bench:
                 if shared <= own:
                     points.add(shared)
             plans.append((server, sorted(points)))
-        print(f"\n== {load} load: response times (common rate {common}/s)")
+        print(f"\n== {load} load: CPU and response times (common rate {common}/s)")
+        for server, _ in plans:
+            self.step(load, server, common, "cpu")
         for i in range(max(len(p) for _, p in plans)):
             for server, points in plans:
                 if i < len(points):
@@ -662,7 +667,7 @@ def estimate_s(args: argparse.Namespace) -> tuple[float, float]:
         contenders = 3 if load == "call" and not args.no_ceiling else 2
         per_step = args.window * 1.05 + STEP_OVERHEAD_S + (pause if load == "call" else 0)
         total += contenders * worst * per_step
-        total += 2 * (2 * len(args.sweep) + 1) * per_step
+        total += 2 * (2 * len(args.sweep) + 2) * per_step
         if load == "register":
             total += args.users / args.prefill_rate + 5
     if not args.skip_memory or args.only == "memory":

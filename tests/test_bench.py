@@ -75,10 +75,21 @@ def test_a_tiny_bench_run_completes_every_call_through_both_servers(tmp_path: Pa
     assert results["highest"]["call"] == {"Kamailio": 20, "Centrex": 20}
     swept = [step for step in steps if step["purpose"] == "sweep"]
     assert swept and all(step["p50_ms"] is not None for step in swept), result.stdout
+    # CPU at the common rate comes from a step of its own, without the
+    # message trace that the response-time steps write.
+    common = results["common_rate"]["call"]
+    cpu = [step for step in steps if step["purpose"] == "cpu"]
+    assert {(step["server"], step["rate"]) for step in cpu} == {
+        ("Kamailio", common),
+        ("Centrex", common),
+    }, result.stdout
+    assert all(step["p50_ms"] is None for step in cpu), result.stdout
     table = (out / "results.md").read_text()
     assert re.search(
         r"\| call: highest sustained rate \(calls/s\) \| ≥ 20 \| ≥ 20 \| 1\.00x \|", table
     )
+    assert re.search(rf"\| call: server CPU s per 1,000 calls at {common}/s \|.*\| ≤ 3x: ", table)
+    assert f"| call: server CPU s per 1,000 calls at {common}/s (traced step) |" in table
 
 
 def test_a_bench_run_refuses_a_port_another_server_holds() -> None:

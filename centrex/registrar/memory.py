@@ -37,7 +37,7 @@ from pathlib import Path
 from centrex.config.settings import RegistrarSettings
 from centrex.registrar import recovery
 from centrex.registrar.binding import Binding
-from centrex.registrar.packed import PackedTable, connection_key
+from centrex.registrar.packed import PackedTable, connection_key, pack_with_record
 from centrex.registrar.store import AorRemoval, DecisionT, LocationStore, apply_changes
 
 logger = logging.getLogger(__name__)
@@ -68,8 +68,9 @@ class MemoryLocationStore(LocationStore):
         self._table = PackedTable()
         self._pending = 0
         self._dirty_since: float | None = None
-        # AORs changed since the last flush, for the journal.
-        self._dirty: set[str] = set()
+        # AORs changed since the last flush -> their journal record, made
+        # with the change (from the rows packed for the table).
+        self._dirty: dict[str, bytes] = {}
         self._generation = 0
         self._compact_next = True
         self._file_bytes = 0
@@ -102,8 +103,12 @@ class MemoryLocationStore(LocationStore):
 
     def _set(self, aor: str, old: tuple[Binding, ...], new: tuple[Binding, ...]) -> None:
         """Store ``new`` as all of ``aor``'s bindings in place of ``old``."""
-        self._table.set(aor, old, new)
-        self._dirty.add(aor)
+        if self.recovery_file is None:
+            self._table.set(aor, old, new)
+            return
+        packed, record = pack_with_record(aor, new)
+        self._table.set(aor, old, new, packed)
+        self._dirty[aor] = record
 
     # -- LocationStore ----------------------------------------------------------
 
@@ -111,7 +116,7 @@ class MemoryLocationStore(LocationStore):
         self._table = PackedTable()
         self._pending = 0
         self._dirty_since = None
-        self._dirty = set()
+        self._dirty = {}
         # The first flush writes the whole table: a journal left by the last
         # run may end in a record cut short, and nothing may follow that.
         self._compact_next = True
@@ -232,7 +237,7 @@ class MemoryLocationStore(LocationStore):
         """
         async with self._write_lock:
             pending, dirty = self._pending, self._dirty
-            self._pending, self._dirty_since, self._dirty = 0, None, set()
+            self._pending, self._dirty_since, self._dirty = 0, None, {}
             path = self.recovery_file
             if path is None:
                 return
@@ -253,13 +258,12 @@ class MemoryLocationStore(LocationStore):
                     self._generation, self._file_bytes = generation, size
                     self._journal_bytes, self._compact_next = 0, False
                 else:
-                    table = self._table
-                    changes = [(aor, table.packed(aor)) for aor in dirty]
                     start = self._generation if self._journal_bytes == 0 else None
-                    # Encoded here, written in a thread: a thread encoding
-                    # the records would take the GIL from the loop back and
-                    # forth every switch interval (futex calls by thousands).
-                    data = recovery.journal_records(changes, start)
+                    # Encoded with each change, framed here, written in a
+                    # thread: a thread encoding the records would take the
+                    # GIL from the loop back and forth every switch interval
+                    # (futex calls by thousands).
+                    data = recovery.frame_journal_records(list(dirty.values()), start)
                     self._journal_bytes += await asyncio.to_thread(
                         recovery.write_journal, path, data, start is not None
                     )
@@ -268,7 +272,8 @@ class MemoryLocationStore(LocationStore):
                 # writes the whole table (a failed append may have left half a record).
                 self._pending += pending
                 self._dirty_since = now
-                self._dirty |= dirty
+                dirty.update(self._dirty)  # (a change made meanwhile is newer)
+                self._dirty = dirty
                 self._compact_next = True
                 raise
             self.flush_count += 1

@@ -127,6 +127,19 @@ def pack(bindings: Iterable[Binding]) -> bytes:
     return marshal.dumps([_stored(row(b)) for b in bindings])
 
 
+def pack_with_record(aor: str, bindings: Iterable[Binding]) -> tuple[bytes, bytes]:
+    """``pack(bindings)``, and the recovery journal's record of ``aor`` with
+    them (``recovery.journal_records``: ``[aor, rows]`` in ``marshal``), from
+    the same rows: the record then needs no unpacking of the packed form."""
+    rows = [row(b) for b in bindings]
+    record = marshal.dumps([aor, rows], JOURNAL_MARSHAL_VERSION)
+    return marshal.dumps([_stored(r) for r in rows]), record
+
+
+#: The ``marshal`` version of the journal's records.
+JOURNAL_MARSHAL_VERSION = 4
+
+
 def pack_rows(rows: list[list[Any]]) -> bytes:
     """Rows (``row``, checked with ``valid_row``) of one AOR packed, without
     their AOR (the lists given are left as they are)."""
@@ -238,12 +251,19 @@ class PackedTable:
         """``aor``'s bindings as stored (``EMPTY`` when it has none)."""
         return self._aors.get(aor, EMPTY)
 
-    def set(self, aor: str, old: tuple[Binding, ...], new: tuple[Binding, ...]) -> None:
-        """Replace ``aor``'s bindings ``old`` (what ``get`` returned) with ``new``."""
+    def set(
+        self,
+        aor: str,
+        old: tuple[Binding, ...],
+        new: tuple[Binding, ...],
+        packed: bytes | None = None,
+    ) -> None:
+        """Replace ``aor``'s bindings ``old`` (what ``get`` returned) with
+        ``new`` (``packed``: their ``pack``, when the caller made it)."""
         self._reindex(aor, old, new)
         self.count += len(new) - len(old)
         if new:
-            self._aors[aor] = pack(new)
+            self._aors[aor] = pack(new) if packed is None else packed
             due = _bucket(min(b.expires_at for b in new))
             # An AOR already listed in a bucket still to come stays listed there.
             # Listed in a bucket no later than its due one is enough: a sweep

@@ -62,6 +62,7 @@ from typing import Any, NamedTuple
 
 from centrex.registrar.binding import Binding
 from centrex.registrar.packed import (
+    JOURNAL_MARSHAL_VERSION,
     PackedTable,
     pack,
     pack_rows,
@@ -449,6 +450,25 @@ def journal_records(
 ) -> bytes:
     """What ``append_journal`` writes for ``changes``: the records (after the
     first line of a new journal of ``generation``)."""
+    records = [
+        marshal.dumps(
+            [
+                aor,
+                unpack_rows(bindings, aor)
+                if isinstance(bindings, bytes)
+                else [packed_row(b) for b in bindings],
+            ],
+            JOURNAL_MARSHAL_VERSION,
+        )
+        for aor, bindings in changes
+    ]
+    return frame_journal_records(records, generation)
+
+
+def frame_journal_records(records: list[bytes], generation: int | None) -> bytes:
+    """``journal_records`` of records encoded already (``[aor, rows]`` in
+    ``marshal``, as ``packed.pack_with_record`` makes them): each with its
+    head, after the first line of a new journal of ``generation``."""
     parts: list[bytes] = []
     if generation is not None:
         header = {
@@ -458,14 +478,8 @@ def journal_records(
             "records": JOURNAL_RECORDS,
         }
         parts.append(json.dumps(header, separators=(",", ":")).encode("ascii") + b"\n")
-    head, dumps, crc = _RECORD_HEAD.pack, marshal.dumps, zlib.crc32
-    for aor, bindings in changes:
-        rows = (
-            unpack_rows(bindings, aor)
-            if isinstance(bindings, bytes)
-            else [packed_row(b) for b in bindings]
-        )
-        data = dumps([aor, rows], 4)
+    head, crc = _RECORD_HEAD.pack, zlib.crc32
+    for data in records:
         parts.append(head(len(data), crc(data)))
         parts.append(data)
     return b"".join(parts)

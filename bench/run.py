@@ -24,9 +24,9 @@ at a time, the servers taking turns step by step:
    response-time counters have millisecond resolution); the server's CPU
    seconds per 1,000 registrations or calls at the common rate (utime + stime
    of the server's processes, all of Kamailio's, from /proc/<pid>/stat), in a
-   step of its own without the message trace (writing the trace slows sipp
-   and changes how it spreads its sends, which changes what a server spends
-   per request; the traced step's figure is printed beside it).
+   step of its own without the message trace, after the traced ones (writing
+   the trace slows sipp and changes how it spreads its sends; the traced
+   step's figure is printed beside it).
 4. memory: both servers restarted empty, then 10,000 and 100,000 users
    registered (the rate halved for a chunk a server cannot take whole, all
    within --memory-max-s); resident memory of each (Kamailio: the
@@ -467,7 +467,10 @@ class Bench:
         """Response times at the common rate and at fractions of the servers' highest
         rates: each server at fractions of its own highest and of the higher of the
         two, up to its own highest and --trace-max-rate (sipp's message trace, which
-        gives the times, slows sipp itself above a few thousand messages a second)."""
+        gives the times, slows sipp itself above a few thousand messages a second).
+        Then each server's CPU at the common rate, in a step without the trace:
+        last, so that what the search's overloaded steps left (their
+        transactions end 32 s later, Timer J) has ended before it."""
         highest = self.results.highest[load]
         rates = [highest.get(s.name) or self.args.start_rate for s in self.servers()]
         common = self.args.common_rate or nice_rate(min(rates) / 2)
@@ -483,13 +486,13 @@ class Bench:
                 if shared <= own:
                     points.add(shared)
             plans.append((server, sorted(points)))
-        print(f"\n== {load} load: CPU and response times (common rate {common}/s)")
-        for server, _ in plans:
-            self.step(load, server, common, "cpu")
+        print(f"\n== {load} load: response times and CPU (common rate {common}/s)")
         for i in range(max(len(p) for _, p in plans)):
             for server, points in plans:
                 if i < len(points):
                     self.step(load, server, points[i], "sweep")
+        for server, _ in plans:
+            self.step(load, server, common, "cpu")
 
     def prefill(self) -> None:
         """Register every user of the REGISTER load in both servers at once (at
@@ -707,8 +710,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--common-rate",
         type=int,
         default=0,
-        help="rate of the side-by-side response times; 0 = half the lower "
-        "of the two servers' highest, rounded down to 1/2/5 x 10^n",
+        help="rate of the side-by-side response times and CPU per 1,000; 0 = half "
+        "the lower of the two servers' highest, rounded down to 1/2/5 x 10^n",
     )
     parser.add_argument(
         "--sweep",

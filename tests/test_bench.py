@@ -134,3 +134,38 @@ def test_the_in_process_bench_answers_every_refresh() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert re.search(r"300 REGISTERs, back to back, refreshes: CPU per REGISTER", done.stdout)
+
+
+def test_the_cpu_target_is_judged_on_the_untraced_step_and_old_runs_render_as_before() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import report
+        from run import Results, Step
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+    def step(server: str, purpose: str, cpu_s: float) -> Step:
+        return Step("register", server, 5000, purpose, True, "", 1000, 1000, 0, 0, 5.0, cpu_s, 0.5)
+
+    machine = dict.fromkeys(
+        ("cpus", "cpu_model", "kernel", "python", "uvloop", "centrex", "kamailio", "sipp"), "x"
+    )
+    settings = {"kamailio_children": 2, "window": 5.0, "pause_ms": 1000, "users": 10, "max_rate": 9}
+
+    def table(*steps: Step) -> str:
+        results = Results("now", "run", machine, settings, steps=list(steps))
+        results.highest["register"] = {"Kamailio": 8, "Centrex": 8}
+        results.common_rate["register"] = 5000
+        return report.markdown(results)
+
+    traced = (step("Kamailio", "sweep", 0.02), step("Centrex", "sweep", 0.10))
+    untraced = (step("Kamailio", "cpu", 0.04), step("Centrex", "cpu", 0.10))
+    old = table(*traced)
+    assert "| register: server CPU s per 1,000 registrations at 5000/s | 0.02 | 0.10 | 5.00x" in old
+    assert "traced step" not in old
+    new = table(*traced, *untraced)
+    assert (
+        "| register: server CPU s per 1,000 registrations at 5000/s | 0.04 | 0.10 | 2.50x "
+        "| ≤ 3x: holds |" in new
+    )
+    assert "at 5000/s (traced step) | 0.02 | 0.10 | 5.00x |  |" in new

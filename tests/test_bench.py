@@ -110,30 +110,27 @@ def test_a_bench_run_refuses_a_port_another_server_holds() -> None:
     harness.ensure_port_free("127.0.0.70", port)  # free again once let go
 
 
-def test_the_in_process_bench_answers_every_register() -> None:
-    # bench/inprocess.py (docs/benchmarks.md): the server's own CPU per
-    # REGISTER, every REGISTER answered through the real socket.
+@pytest.mark.parametrize(
+    ("options", "printed"),
+    [
+        # The server's own CPU per REGISTER, every REGISTER answered through
+        # the real socket (docs/benchmarks.md).
+        (["--rounds=3"], r"300 REGISTERs, back to back: CPU per REGISTER least [\d.]+ us"),
+        # --refresh: every user registered first, then their refreshes
+        # measured; the bench fails unless every one is answered 200 (an
+        # old CSeq is not).
+        (["--refresh"], r"300 REGISTERs, back to back, refreshes: CPU per REGISTER"),
+    ],
+)
+def test_the_in_process_bench_answers_every_register(options: list[str], printed: str) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "inprocess.py"), "--registers", "300", "--rounds=3"],
+        [sys.executable, str(ROOT / "bench" / "inprocess.py"), "--registers=300", *options],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert re.search(r"300 REGISTERs, back to back: CPU per REGISTER least [\d.]+ us", done.stdout)
-
-
-def test_the_in_process_bench_answers_every_refresh() -> None:
-    # --refresh: every user registered first, then their refreshes measured;
-    # the bench fails unless every one is answered 200 (an old CSeq is not).
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "inprocess.py"), "--registers=300", "--refresh"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert re.search(r"300 REGISTERs, back to back, refreshes: CPU per REGISTER", done.stdout)
+    assert re.search(printed, done.stdout), done.stdout
 
 
 def test_the_cpu_target_is_judged_on_the_untraced_step_and_old_runs_render_as_before() -> None:

@@ -269,11 +269,10 @@ class MemoryLocationStore(LocationStore):
                     )
             except BaseException:
                 # Still pending; the timed retry comes one interval later, and
-                # writes the whole table (a failed append may have left half a record).
+                # writes the whole table (a failed append may have left half a
+                # record), so the changed AORs' records are not kept.
                 self._pending += pending
                 self._dirty_since = now
-                dirty.update(self._dirty)  # (a change made meanwhile is newer)
-                self._dirty = dirty
                 self._compact_next = True
                 raise
             self.flush_count += 1

@@ -127,17 +127,18 @@ def pack(bindings: Iterable[Binding]) -> bytes:
     return marshal.dumps([_stored(row(b)) for b in bindings])
 
 
+def journal_record(aor: str, rows: list[list[Any]]) -> bytes:
+    """The recovery journal's record of ``aor`` with ``rows`` (``row``, with
+    their AOR): ``[aor, rows]`` in ``marshal`` (``recovery``)."""
+    return marshal.dumps([aor, rows], 4)
+
+
 def pack_with_record(aor: str, bindings: Iterable[Binding]) -> tuple[bytes, bytes]:
-    """``pack(bindings)``, and the recovery journal's record of ``aor`` with
-    them (``recovery.journal_records``: ``[aor, rows]`` in ``marshal``), from
-    the same rows: the record then needs no unpacking of the packed form."""
+    """``pack(bindings)`` and ``aor``'s ``journal_record`` with them, from the
+    same rows: the record then needs no unpacking of the packed form."""
     rows = [row(b) for b in bindings]
-    record = marshal.dumps([aor, rows], JOURNAL_MARSHAL_VERSION)
+    record = journal_record(aor, rows)
     return marshal.dumps([_stored(r) for r in rows]), record
-
-
-#: The ``marshal`` version of the journal's records.
-JOURNAL_MARSHAL_VERSION = 4
 
 
 def pack_rows(rows: list[list[Any]]) -> bytes:

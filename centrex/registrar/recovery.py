@@ -62,8 +62,8 @@ from typing import Any, NamedTuple
 
 from centrex.registrar.binding import Binding
 from centrex.registrar.packed import (
-    JOURNAL_MARSHAL_VERSION,
     PackedTable,
+    journal_record,
     pack,
     pack_rows,
     unpack_rows,
@@ -434,7 +434,7 @@ def journal_path(path: Path) -> Path:
 
 
 def append_journal(
-    path: Path, changes: Iterable[tuple[str, bytes | tuple[Binding, ...]]], generation: int | None
+    path: Path, changes: Iterable[tuple[str, tuple[Binding, ...]]], generation: int | None
 ) -> int:
     """Append one record per changed AOR (all its bindings now) to the journal
     of ``path`` and fsync it; the bytes written.
@@ -446,29 +446,17 @@ def append_journal(
 
 
 def journal_records(
-    changes: Iterable[tuple[str, bytes | tuple[Binding, ...]]], generation: int | None
+    changes: Iterable[tuple[str, tuple[Binding, ...]]], generation: int | None
 ) -> bytes:
     """What ``append_journal`` writes for ``changes``: the records (after the
     first line of a new journal of ``generation``)."""
-    records = [
-        marshal.dumps(
-            [
-                aor,
-                unpack_rows(bindings, aor)
-                if isinstance(bindings, bytes)
-                else [packed_row(b) for b in bindings],
-            ],
-            JOURNAL_MARSHAL_VERSION,
-        )
-        for aor, bindings in changes
-    ]
+    records = [journal_record(aor, [packed_row(b) for b in bindings]) for aor, bindings in changes]
     return frame_journal_records(records, generation)
 
 
 def frame_journal_records(records: list[bytes], generation: int | None) -> bytes:
-    """``journal_records`` of records encoded already (``[aor, rows]`` in
-    ``marshal``, as ``packed.pack_with_record`` makes them): each with its
-    head, after the first line of a new journal of ``generation``."""
+    """``journal_records`` of records encoded already (``packed.journal_record``):
+    each with its head, after the first line of a new journal of ``generation``."""
     parts: list[bytes] = []
     if generation is not None:
         header = {

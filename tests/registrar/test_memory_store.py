@@ -130,6 +130,28 @@ def test_store_keeps_changes_pending_when_the_write_fails(
     assert [b.id for b in reopened(path)] == ["b1"]
 
 
+def test_a_failed_journal_append_is_made_good_by_writing_the_whole_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failed append may have left half a record: the retry rewrites the
+    # file with every binding, those of the failed append included.
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1)
+    asyncio.run(store.open(T0))
+    put(store, numbered(1))  # the first flush writes the whole table
+
+    def broken(path: Path, data: bytes, new: bool) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(recovery, "write_journal", broken)
+    put(store, numbered(2))  # this append fails
+    assert store.pending_changes == 1
+    monkeypatch.undo()
+    put(store, numbered(3))
+    assert [b.id for b in reopened(path)] == ["b1", "b2", "b3"]
+    assert not recovery.journal_path(path).exists() or recovery.read_table(path, T0)[2] == 0
+
+
 def test_flush_after_n_changes(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     store = MemoryLocationStore(path, flush_every_changes=3, flush_every_seconds=3600)

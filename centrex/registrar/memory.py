@@ -7,11 +7,13 @@ changed bindings (a binding written or removed counts one), at most
 ``flush_every_seconds`` after the first change not yet written (``maybe_flush``,
 which the server calls from its timer), and on ``close``. A crash loses at most
 what those two settings allow (DESIGN.md: "nothing is lost beyond what the
-configuration allows"). Writing runs in a worker thread on an immutable
-snapshot, so the event loop keeps serving meanwhile, and the update that
-reaches ``flush_every_changes`` starts the write without waiting for it:
-its 200 does not carry the disk's fsync time (the changes that come during
-a write go in the next one).
+configuration allows"). A write works on an immutable snapshot, its system
+calls run in the store's writer thread (``centrex.registrar.writer``), and a
+whole-table rewrite is encoded a slice at a time between the loop's other
+work, so the event loop keeps serving meanwhile; the update that reaches
+``flush_every_changes`` starts the write without waiting for it: its 200
+does not carry the disk's fsync time (the changes that come during a write
+go in the next one).
 
 A flush appends the AORs changed since the last one to the file's journal
 (see ``recovery``), so it costs in proportion to the changes, not the table;
@@ -39,6 +41,7 @@ from centrex.registrar import recovery
 from centrex.registrar.binding import Binding
 from centrex.registrar.packed import PackedTable, connection_key, pack_with_record
 from centrex.registrar.store import AorRemoval, DecisionT, LocationStore, apply_changes
+from centrex.registrar.writer import AtomicFile, FileWriter, Journal
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,18 @@ logger = logging.getLogger(__name__)
 #: about as many bytes of journal again, one flush more at worst (a clean stop
 #: compacts).
 MIN_COMPACT_BYTES = 256 * 1024
+
+#: A compaction encodes this many AORs per turn of the event loop (about a
+#: quarter of a millisecond) ...
+COMPACT_SLICE = 32
+#: ... and hands the writer thread this many bytes of the file at a time.
+COMPACT_WRITE_BYTES = 1 << 20
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Mark the outcome of a write no one waits for any more as seen."""
+    if not future.cancelled():
+        future.exception()
 
 
 class MemoryLocationStore(LocationStore):
@@ -77,6 +92,8 @@ class MemoryLocationStore(LocationStore):
         self._journal_bytes = 0
         self._write_lock = asyncio.Lock()
         self._flusher: asyncio.Task[bool] | None = None
+        self._writer = FileWriter("centrex-recovery-writer")
+        self._journal = Journal(recovery.journal_path(recovery_file)) if recovery_file else None
         #: How many times the recovery file was written (for tests and metrics).
         self.flush_count = 0
 
@@ -142,21 +159,26 @@ class MemoryLocationStore(LocationStore):
         logger.info("loaded %d registrations from %s", self.binding_count, path)
 
     async def close(self, now: float) -> None:
-        await self.written()
-        if self._pending:
-            await self.flush(now)  # an append, which needs the least room on disk
-        if self._journal_bytes:  # (only ever set with a file)
-            # Folded into the file, so the next start reads one file; where
-            # that cannot be written (a full disk), file and journal hold it all.
-            self._compact_next = True
-            try:
-                await self.flush(now)
-            except OSError as exc:
-                logger.warning(
-                    "cannot compact recovery file %s at stop (its journal holds the changes): %s",
-                    self.recovery_file,
-                    exc,
-                )
+        try:
+            await self.written()
+            if self._pending:
+                await self.flush(now)  # an append, which needs the least room on disk
+            if self._journal_bytes:  # (only ever set with a file)
+                # Folded into the file, so the next start reads one file; where
+                # that cannot be written (a full disk), file and journal hold it all.
+                self._compact_next = True
+                try:
+                    await self.flush(now)
+                except OSError as exc:
+                    logger.warning(
+                        "cannot compact recovery file %s at stop"
+                        " (its journal holds the changes): %s",
+                        self.recovery_file,
+                        exc,
+                    )
+        finally:
+            if self._journal is not None:
+                await self._writer.run(self._journal.close)
 
     async def written(self) -> None:
         """Wait for the write an update started, if one is running."""
@@ -251,21 +273,17 @@ class MemoryLocationStore(LocationStore):
                     generation = self._generation
                     while generation in (0, self._generation):
                         generation = int.from_bytes(os.urandom(6), "big")
-                    aors, values = self._table.snapshot()
-                    size = await asyncio.to_thread(
-                        recovery.save_packed, path, aors, values, now, generation, yield_gil=True
-                    )
+                    size = await self._compact(path, now, generation)
                     self._generation, self._file_bytes = generation, size
                     self._journal_bytes, self._compact_next = 0, False
                 else:
                     start = self._generation if self._journal_bytes == 0 else None
-                    # Encoded with each change, framed here, written in a
-                    # thread: a thread encoding the records would take the
-                    # GIL from the loop back and forth every switch interval
-                    # (futex calls by thousands).
+                    # Encoded with each change, framed here, written in the
+                    # writer thread (``writer``: one write and one fsync).
                     data = recovery.frame_journal_records(list(dirty.values()), start)
-                    self._journal_bytes += await asyncio.to_thread(
-                        recovery.write_journal, path, data, start is not None
+                    assert self._journal is not None  # (set with the file)
+                    self._journal_bytes += await self._writer.run(
+                        self._journal.append, data, start is not None
                     )
             except BaseException:
                 # Still pending; the timed retry comes one interval later, and
@@ -276,6 +294,45 @@ class MemoryLocationStore(LocationStore):
                 self._compact_next = True
                 raise
             self.flush_count += 1
+
+    async def _compact(self, path: Path, now: float, generation: int) -> int:
+        """Write the whole table to ``path`` (``recovery.save_packed``'s file);
+        its size.
+
+        Encoded here, in the loop's thread, ``COMPACT_SLICE`` AORs per turn
+        of the loop, and handed to the writer thread ``COMPACT_WRITE_BYTES``
+        at a time: a thread encoding it would trade the GIL with the loop
+        after every slice (docs/benchmarks.md).
+        """
+        aors, values = self._table.snapshot()
+        file = AtomicFile(path)
+        run = self._writer.run
+        writing: asyncio.Future[None] | None = None
+        try:
+            await run(file.open)
+            parts: list[bytes] = []
+            held = 0
+            pieces = recovery.file_pieces(zip(aors, values, strict=True), now, generation)
+            for count, piece in enumerate(pieces, 1):
+                parts.append(piece)
+                held += len(piece)
+                if held >= COMPACT_WRITE_BYTES:
+                    if writing is not None:
+                        await writing
+                    writing = run(file.write, b"".join(parts))
+                    parts, held = [], 0
+                if count % COMPACT_SLICE == 0:
+                    await asyncio.sleep(0)
+            if writing is not None:
+                await writing
+            writing = None
+            await run(file.write, b"".join(parts))
+            return await run(file.commit)
+        except BaseException:
+            if writing is not None:
+                writing.add_done_callback(_retrieved)
+            run(file.discard)  # after the writes queued before it
+            raise
 
     async def _flush_logged(self, now: float) -> bool:
         try:

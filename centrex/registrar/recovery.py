@@ -71,6 +71,7 @@ from centrex.registrar.packed import (
     valid_rows,
 )
 from centrex.registrar.packed import row as packed_row
+from centrex.registrar.writer import AtomicFile, Journal
 
 FORMAT = "centrex-registrations"
 JOURNAL_FORMAT = "centrex-registrations-journal"
@@ -114,30 +115,15 @@ class RecoveryFileError(Exception):
         self.problem = problem
 
 
-#: How the first line of a file in the line layout ends (see ``_chunks``).
+#: How the first line of a file in the line layout ends (see ``file_pieces``).
 _BINDINGS_OPEN = b',"bindings":['
 
 
-#: Written from a worker thread while the event loop serves, a compaction
-#: sleeps ``YIELD_S`` after every ``YIELD_EVERY`` AORs. Without that the
-#: loop thread, which gives the GIL up for every system call (each receive,
-#: send and poll), waited up to a switch interval to take it back after
-#: each one while the writer held it: its requests queued (REGISTER p99 at
-#: 1,000/s with 10,000 registered 5-8 -> 1.4 ms, the slowest 27-36 -> 7 ms;
-#: docs/benchmarks.md). A compaction of 100,000 AORs takes ~0.15 s longer.
-YIELD_EVERY = 64
-YIELD_S = 0.0001
-
-
-def _chunks(
-    values: Iterable[tuple[str, bytes]],
-    saved_at: float,
-    generation: int,
-    *,
-    yield_gil: bool = False,
+def file_pieces(
+    values: Iterable[tuple[str, bytes]], saved_at: float, generation: int
 ) -> Iterator[bytes]:
     """The file for the AORs ``values`` (each with its packed bindings), in
-    pieces (with ``yield_gil``, pausing as ``YIELD_EVERY`` says).
+    pieces: the first line, then one piece per AOR.
 
     One JSON document in the line layout: the header and ``"bindings":[`` on
     the first line, then one line per AOR with its rows, then ``]}``. Any JSON
@@ -154,9 +140,7 @@ def _chunks(
     yield json.dumps(doc, separators=(",", ":")).encode("ascii")[:-1] + _BINDINGS_OPEN + b"\n"
     first = True
     encode = _encode
-    for count, (aor, value) in enumerate(values, 1):
-        if yield_gil and count % YIELD_EVERY == 0:
-            time.sleep(YIELD_S)
+    for aor, value in values:
         rows = unpack_rows(value, aor)
         if not rows:
             continue
@@ -202,7 +186,7 @@ def _grouped(bindings: Iterable[Binding]) -> list[tuple[str, bytes]]:  # packed,
 
 def encode(bindings: Iterable[Binding], saved_at: float, generation: int = 0) -> bytes:
     """The recovery file content for ``bindings``, continued by journal ``generation``."""
-    return b"".join(_chunks(_grouped(bindings), saved_at, generation))
+    return b"".join(file_pieces(_grouped(bindings), saved_at, generation))
 
 
 def decode(data: bytes, path: Path, now: float) -> list[Binding]:
@@ -365,40 +349,33 @@ def write_atomically(path: Path, data: bytes | Iterable[bytes | memoryview]) -> 
 
     The data go to a temporary file next to ``path``, which is fsynced and
     renamed over ``path``; the folder is fsynced so the rename survives a power
-    cut. On any failure the temporary file is removed and ``path`` is untouched.
-    ``data`` may come in pieces; the bytes written are returned.
+    cut (``writer.AtomicFile``). On any failure the temporary file is removed
+    and ``path`` is untouched. ``data`` may come in pieces, written a
+    megabyte at a time; the bytes written are returned.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Unique per write: a save still running in a thread at stop must not share it.
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    file = AtomicFile(path)
     try:
-        with open(temp, "wb") as file:
-            if isinstance(data, bytes):
-                file.write(data)
-            else:
-                file.writelines(data)
-            file.flush()
-            size = file.tell()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
+        file.open()
+        if isinstance(data, bytes):
+            file.write(data)
+        else:
+            parts: list[bytes | memoryview] = []
+            held = 0
+            for piece in data:
+                parts.append(piece)
+                held += len(piece)
+                if held >= _WRITE_BYTES:
+                    file.write(b"".join(parts))
+                    parts, held = [], 0
+            file.write(b"".join(parts))
+        return file.commit()
     except BaseException:
-        temp.unlink(missing_ok=True)
+        file.discard()
         raise
-    _fsync_folder(path.parent)
-    return size
 
 
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not possible on every platform; the rename itself is atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+#: ``write_atomically`` joins pieces into writes of this size.
+_WRITE_BYTES = 1 << 20
 
 
 def save(path: Path, bindings: Iterable[Binding], saved_at: float, generation: int = 0) -> int:
@@ -417,15 +394,13 @@ def save_packed(
     values: list[bytes],
     saved_at: float,
     generation: int = 0,
-    *,
-    yield_gil: bool = False,
 ) -> int:
     """``save`` for AORs already packed (``PackedTable.snapshot()``: the AORs
     and their packed bindings, in the same order): the file is their
-    concatenation, written as it is made; ``yield_gil`` when called in a
-    worker thread beside a serving loop (``YIELD_EVERY``)."""
+    concatenation, written as it is made (the memory store writes the same
+    file a slice at a time, ``MemoryLocationStore._compact``)."""
     pairs = zip(aors, values, strict=True)
-    return write_atomically(path, _chunks(pairs, saved_at, generation, yield_gil=yield_gil))
+    return write_atomically(path, file_pieces(pairs, saved_at, generation))
 
 
 def journal_path(path: Path) -> Path:
@@ -442,7 +417,11 @@ def append_journal(
     ``generation`` starts a new journal (replacing any older one) with that
     generation in its first line; None appends to the current one.
     """
-    return write_journal(path, journal_records(changes, generation), generation is not None)
+    journal = Journal(journal_path(path))
+    try:
+        return journal.append(journal_records(changes, generation), generation is not None)
+    finally:
+        journal.close()
 
 
 def journal_records(
@@ -471,22 +450,6 @@ def frame_journal_records(records: list[bytes], generation: int | None) -> bytes
         parts.append(head(len(data), crc(data)))
         parts.append(data)
     return b"".join(parts)
-
-
-def write_journal(path: Path, data: bytes, new: bool) -> int:
-    """Write ``data`` (``journal_records``) to the journal of ``path``, a new
-    one when ``new``, and fsync it; the bytes written. Nothing but system
-    calls: run in a thread, it hardly ever wants the GIL."""
-    if not data:
-        return 0
-    journal = journal_path(path)
-    with open(journal, "wb" if new else "ab") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    if new:
-        _fsync_folder(path.parent)
-    return len(data)
 
 
 def _journal_records(journal: bytes, start: int) -> Iterator[Any]:

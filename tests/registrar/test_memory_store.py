@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from centrex.registrar import recovery
+from centrex.registrar import memory, recovery
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.memory import MemoryLocationStore
 from centrex.registrar.store import Changes
+from centrex.registrar.writer import AtomicFile, Journal
 
 from .helpers import T0, binding, settings
 
@@ -118,10 +119,10 @@ def test_store_keeps_changes_pending_when_the_write_fails(
     store = MemoryLocationStore(path, flush_every_changes=1)
     asyncio.run(store.open(T0))
 
-    def broken(path: Path, data: bytes) -> None:
+    def broken(self: AtomicFile) -> None:
         raise OSError("read-only file system")
 
-    monkeypatch.setattr(recovery, "write_atomically", broken)
+    monkeypatch.setattr(AtomicFile, "open", broken)
     put(store, numbered(1))  # the write fails; the registration does not
     assert store.pending_changes == 1
     assert [b.id for b in asyncio.run(store.bindings())] == ["b1"]
@@ -140,10 +141,10 @@ def test_a_failed_journal_append_is_made_good_by_writing_the_whole_table(
     asyncio.run(store.open(T0))
     put(store, numbered(1))  # the first flush writes the whole table
 
-    def broken(path: Path, data: bytes, new: bool) -> int:
+    def broken(self: Journal, data: bytes, new: bool) -> int:
         raise OSError("disk full")
 
-    monkeypatch.setattr(recovery, "write_journal", broken)
+    monkeypatch.setattr(Journal, "append", broken)
     put(store, numbered(2))  # this append fails
     assert store.pending_changes == 1
     monkeypatch.undo()
@@ -470,3 +471,42 @@ def test_the_names_every_row_repeats_are_kept_once_and_a_flood_of_them_is_bounde
         assert table.get(b.aor) == (b,)
     first = stored[0]
     assert first.source.local.encode() not in table.packed(first.aor)
+
+
+def test_a_compaction_is_written_a_slice_at_a_time_and_is_the_same_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop runs between slices (requests are served during a compaction),
+    # and the file is byte for byte the one written in one go.
+    monkeypatch.setattr("centrex.registrar.memory.COMPACT_WRITE_BYTES", 500)
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=10_000, flush_every_seconds=3600)
+    count = memory.COMPACT_SLICE * 3 + 5
+
+    async def run() -> int:
+        await store.open(T0)
+        for i in range(1, count + 1):
+            await store.update(f"sip:u{i}@example.com", writing(numbered(i)), T0)
+        turns = 0
+
+        async def tick() -> None:
+            nonlocal turns
+            for _ in range(10_000):
+                await asyncio.sleep(0)
+                turns += 1
+
+        ticker = asyncio.ensure_future(tick())
+        await asyncio.sleep(0)
+        before = turns
+        await store.flush(T0 + 1)  # the first flush: the whole table
+        during = turns - before
+        ticker.cancel()
+        return during
+
+    assert asyncio.run(run()) >= 3
+    aors, values = store._table.snapshot()
+    plain = tmp_path / "plain.json"
+    recovery.save_packed(plain, aors, values, T0 + 1, store._generation)
+    assert path.read_bytes() == plain.read_bytes()
+    assert len(reopened(path)) == count
+    assert sorted(os.listdir(tmp_path)) == ["plain.json", "r.json"]  # no temporary file left

@@ -117,24 +117,3 @@ def test_a_line_file_cut_short_is_refused(tmp_path: Path) -> None:
         recovery.decode(cut, tmp_path / "r.json", T0)
     with pytest.raises(recovery.RecoveryFileError, match="bad bindings line"):
         recovery.decode(cut[:-10] + b"\n]}\n", tmp_path / "r.json", T0)
-
-
-def test_a_compaction_that_yields_to_the_loop_writes_the_same_file(tmp_path: Path) -> None:
-    """Written beside a serving loop, a compaction pauses every YIELD_EVERY
-    AORs; the file it writes is the same, byte for byte."""
-    from centrex.registrar.packed import pack
-
-    count = recovery.YIELD_EVERY * 2 + 3  # pauses twice
-    values = [
-        (
-            f"sip:u{i}@example.com",
-            pack([binding(f"sip:u{i}@192.0.2.1", id=f"b{i}", aor=f"sip:u{i}@example.com")]),
-        )
-        for i in range(count)
-    ]
-    plain, paused = tmp_path / "plain.json", tmp_path / "paused.json"
-    aors, packs = [aor for aor, _ in values], [data for _, data in values]
-    recovery.save_packed(plain, aors, packs, T0, 7)
-    recovery.save_packed(paused, aors, packs, T0, 7, yield_gil=True)
-    assert paused.read_bytes() == plain.read_bytes()
-    assert len(recovery.read(paused, T0).bindings) == count

@@ -1,0 +1,190 @@
+"""The thread that writes the recovery file and its journal.
+
+A flush of the in-memory store must not hold up the event loop (an fsync
+takes from a fraction of a millisecond to tens of them), so its system calls
+run in a thread of their own. Every time that thread wants the GIL back
+(after each system call) while the loop thread is busy, the two trade it
+through futexes and context switches, and that costs the loop far more than
+the call: with ``asyncio.to_thread`` (an executor's locks and futures, a
+Python ``open`` of the journal per append, half a dozen system calls) the
+recovery file cost about a fifth of the server's CPU per REGISTER at 5,000 a
+second (docs/benchmarks.md). So this thread does as little as it can with
+the GIL: it takes a job from a ``SimpleQueue`` (C), makes its calls, and
+answers through ``call_soon_threadsafe``; the journal stays open between
+appends, so an append is one ``write`` and one ``fsync``.
+
+The thread ends when it has been idle ``IDLE_S`` and is started again by
+the next job, so a store that is dropped without ``close`` leaves no thread
+behind for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+#: How long the thread waits for a job before it ends.
+IDLE_S = 30.0
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class FileWriter:
+    """One thread that runs blocking file jobs in order, for one store."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running = False
+
+    def run(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """``function(*args)`` in the thread, after the jobs before it; a future
+        of the running loop for its result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._jobs.put((loop, future, function, args))
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._work, name=self.name, daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        get = self._jobs.get
+        while True:
+            try:
+                loop, future, function, args = get(timeout=IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():
+                        self._running = False
+                        return
+                continue
+            try:
+                result = function(*args)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                outcome: tuple[Any, BaseException | None] = (None, exc)
+            else:
+                outcome = (result, None)
+            # (a loop closed since: no one waits for this any more)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, future, *outcome)
+
+
+class Journal:
+    """The recovery file's journal, held open between appends (used in the
+    writer thread only)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def append(self, data: bytes, new: bool) -> int:
+        """Write ``data`` at the end of the journal, a new one when ``new``
+        (the folder fsynced for it), and fsync it; the bytes written."""
+        if not data:
+            return 0
+        fd = self._fd
+        if new or fd is None:
+            self.close()
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if new else 0)
+            fd = self._fd = os.open(self.path, flags, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            self.close()  # the next append opens it again
+            raise
+        if new:
+            fsync_folder(self.path.parent)
+        return len(data)
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def fsync_folder(folder: Path) -> None:
+    """fsync ``folder``, so that a file created or renamed in it survives a
+    power cut; nothing where a folder cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not possible on every platform; the rename itself is atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class AtomicFile:
+    """A file replaced atomically, written in pieces (from the writer
+    thread): the pieces go to a temporary file beside it, which is fsynced
+    and renamed over it, and the folder is fsynced, so a crash at any moment
+    leaves the old file or the new one (``recovery.write_atomically`` for a
+    file written in one go)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # Unique per write: a write still running at stop must not share it.
+        self.temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        self.size = 0
+        self._fd: int | None = None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+
+    def write(self, data: bytes) -> None:
+        if self._fd is None:
+            raise OSError(f"{self.temp} is not open")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self.size += len(data)
+
+    def commit(self) -> int:
+        """fsync, close and rename over the file; the bytes written."""
+        if self._fd is None:
+            raise OSError(f"{self.temp} is not open")
+        os.fsync(self._fd)
+        self._close()
+        os.replace(self.temp, self.path)
+        fsync_folder(self.path.parent)
+        return self.size
+
+    def discard(self) -> None:
+        """Close and remove the temporary file (the file is untouched)."""
+        try:
+            self._close()
+            self.temp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)

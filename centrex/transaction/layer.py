@@ -112,7 +112,7 @@ class _RetiredResponses:
     millisecond): retransmissions are the rare case.
     """
 
-    __slots__ = ("buffer", "chunks", "compressor", "entries", "keys", "used")
+    __slots__ = ("buffer", "chunks", "compressor", "entries", "inflated", "keys", "used")
 
     def __init__(self) -> None:
         #: The hash of a retired transaction's key -> the chunk of its record.
@@ -126,6 +126,11 @@ class _RetiredResponses:
         # then inflates on its own, and no compressor state (a quarter of a
         # megabyte) is made and freed per chunk.
         self.compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+        #: The closed chunk inflated last, its records by key: the
+        #: retransmissions of one moment (a client's Timer E, a burst after
+        #: an overload) fall in the same few chunks, and each inflating the
+        #: whole chunk again cost more than answering a new request.
+        self.inflated: tuple[_Chunk, dict[bytes, bytes]] | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -176,25 +181,14 @@ class _RetiredResponses:
         chunk = self.entries.get(hash(key))
         if chunk is None:
             return None
-        if chunk.blob is None:
-            data: bytes | bytearray = self.buffer
-            end = self.used
-        else:
-            data = zlib.decompressobj(-15).decompress(chunk.blob)
-            end = len(data)
-        # From record to record by their lengths, never by searching the
-        # bytes: a response echoes what its request carried (a Call-ID can
-        # hold any byte), so a search could match a record forged inside one.
         wanted = self._encoded(self.flat(key))
-        at, size = 0, _RECORD.size
-        while at + size <= end:
-            key_length, length = _RECORD.unpack_from(data, at)
-            at += size
-            if data[at : at + key_length] == wanted:
-                at += key_length
-                return bytes(data[at : at + length])
-            at += key_length + length
-        return None
+        if chunk.blob is None:
+            return _find_record(self.buffer, self.used, wanted)
+        inflated = self.inflated
+        if inflated is None or inflated[0] is not chunk:
+            data = zlib.decompressobj(-15).decompress(chunk.blob)
+            inflated = self.inflated = (chunk, _records_by_key(data))
+        return inflated[1].get(wanted)
 
     def next_deadline(self) -> float | None:
         return self.chunks[0].deadline if self.chunks else None
@@ -205,10 +199,44 @@ class _RetiredResponses:
             chunk = chunks.popleft()
             if not chunks:
                 self.used = 0  # it was the open chunk
+            if self.inflated is not None and self.inflated[0] is chunk:
+                self.inflated = None
             for _ in range(chunk.count):
                 key = keys.popleft()
                 if entries.get(key) is chunk:
                     del entries[key]
+
+
+# From record to record by their lengths, never by searching the bytes: a
+# response echoes what its request carried (a Call-ID can hold any byte), so
+# a search could match a record forged inside one.
+
+
+def _find_record(data: bytes | bytearray, end: int, wanted: bytes) -> bytes | None:
+    """The response of the first record of key ``wanted`` in ``data[:end]``."""
+    at, size = 0, _RECORD.size
+    while at + size <= end:
+        key_length, length = _RECORD.unpack_from(data, at)
+        at += size
+        if data[at : at + key_length] == wanted:
+            at += key_length
+            return bytes(data[at : at + length])
+        at += key_length + length
+    return None
+
+
+def _records_by_key(data: bytes) -> dict[bytes, bytes]:
+    """Every record of ``data`` (a whole chunk), the first of a key kept."""
+    records: dict[bytes, bytes] = {}
+    at, size, end = 0, _RECORD.size, len(data)
+    while at + size <= end:
+        key_length, length = _RECORD.unpack_from(data, at)
+        at += size
+        key = data[at : at + key_length]
+        at += key_length
+        records.setdefault(key, data[at : at + length])
+        at += length
+    return records
 
 
 class _RetiredClients:

@@ -97,8 +97,9 @@ YOUNG_GC_INTERVAL_S = 0.1
 
 #: The interpreter's thread switch interval in a serving process (Python's
 #: default is 5 ms): about how long the event loop waits for the GIL while a
-#: worker thread computes (the recovery file's compaction, a journal append);
-#: longer only while that thread is inside one long call into C.
+#: worker thread computes (a thread of a library's, a plug-in's; the
+#: recovery file's writer thread makes system calls and little else); longer
+#: only while that thread is inside one long call into C.
 SWITCH_INTERVAL_S = 0.0005
 
 
@@ -106,12 +107,12 @@ def tune_serving_process() -> None:
     """What ``centrex serve`` does once it serves: the collector tuned
     (``tune_garbage_collector``) and a short thread switch interval.
 
-    The recovery file is encoded in a worker thread so that the loop keeps
-    serving, but the two share the GIL: with Python's 5 ms switch interval a
-    datagram that arrives during a compaction of 10,000 registrations waited
-    up to 5 ms for the loop to get it back (REGISTER p99 at 200/s 4.5-4.8 ms,
-    with 0.5 ms 0.8-1.3 ms; docs/benchmarks.md). The cost is more switches
-    while a thread runs, which is seldom.
+    A thread that computes shares the GIL with the loop: with Python's 5 ms
+    switch interval a datagram that arrived while the recovery file was
+    encoded in a thread (as it was before it moved to the loop's own
+    thread) waited up to 5 ms for the loop to get it back (REGISTER p99 at
+    200/s 4.5-4.8 ms, with 0.5 ms 0.8-1.3 ms; docs/benchmarks.md). The cost
+    is more switches while a thread runs, which is seldom.
     """
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     tune_garbage_collector()

@@ -313,7 +313,7 @@ class MemoryLocationStore(LocationStore):
             parts: list[bytes] = []
             held = 0
             pieces = recovery.file_pieces(zip(aors, values, strict=True), now, generation)
-            for count, piece in enumerate(pieces, 1):
+            for count, piece in enumerate(pieces):  # the first line, then one per AOR
                 parts.append(piece)
                 held += len(piece)
                 if held >= COMPACT_WRITE_BYTES:
@@ -321,7 +321,7 @@ class MemoryLocationStore(LocationStore):
                         await writing
                     writing = run(file.write, b"".join(parts))
                     parts, held = [], 0
-                if count % COMPACT_SLICE == 0:
+                if count and count % COMPACT_SLICE == 0:
                     await asyncio.sleep(0)
             if writing is not None:
                 await writing
@@ -331,7 +331,10 @@ class MemoryLocationStore(LocationStore):
         except BaseException:
             if writing is not None:
                 writing.add_done_callback(_retrieved)
-            run(file.discard)  # after the writes queued before it
+            try:
+                run(file.discard)  # after the writes queued before it
+            except RuntimeError:  # no running loop (a coroutine closed after its loop)
+                file.discard()
             raise
 
     async def _flush_logged(self, now: float) -> bool:

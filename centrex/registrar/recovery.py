@@ -123,7 +123,8 @@ def file_pieces(
     values: Iterable[tuple[str, bytes]], saved_at: float, generation: int
 ) -> Iterator[bytes]:
     """The file for the AORs ``values`` (each with its packed bindings), in
-    pieces: the first line, then one piece per AOR.
+    pieces: the first line, then one piece per AOR (with the comma before
+    it), then the end.
 
     One JSON document in the line layout: the header and ``"bindings":[`` on
     the first line, then one line per AOR with its rows, then ``]}``. Any JSON
@@ -144,10 +145,9 @@ def file_pieces(
         rows = unpack_rows(value, aor)
         if not rows:
             continue
-        if not first:
-            yield b",\n"
+        line = encode(rows)[1:-1].encode("ascii")
+        yield line if first else b",\n" + line
         first = False
-        yield encode(rows)[1:-1].encode("ascii")
     yield b"\n]}\n"
 
 

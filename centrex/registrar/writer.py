@@ -60,10 +60,13 @@ class FileWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
-            self._jobs.put((loop, future, function, args))
+            # (the thread cannot end before the job is in: it ends under the lock)
             if not self._running:
-                self._running = True
+                # A thread that cannot start raises here, and the job is not
+                # taken; the next job tries again.
                 threading.Thread(target=self._work, name=self.name, daemon=True).start()
+                self._running = True
+            self._jobs.put((loop, future, function, args))
         return future
 
     def _work(self) -> None:
@@ -86,15 +89,22 @@ class FileWriter:
             # (a loop closed since: no one waits for this any more)
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, future, *outcome)
+            # Nothing of this job kept alive while the thread waits.
+            del loop, future, function, args, outcome
 
 
 class Journal:
     """The recovery file's journal, held open between appends (used in the
-    writer thread only)."""
+    writer thread only). A journal removed or replaced by hand while it is
+    open is not seen: appends go to the open file until the next rewrite of
+    the recovery file starts a new journal."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+
+    def __del__(self) -> None:
+        self.close()  # a store dropped without ``close``
 
     def append(self, data: bytes, new: bool) -> int:
         """Write ``data`` at the end of the journal, a new one when ``new``

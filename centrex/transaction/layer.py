@@ -72,6 +72,9 @@ RETIRED_CHUNK = 128 * 1024
 
 #: A record: the key's length and the response's, then both.
 _RECORD = struct.Struct("!II")
+_LENGTH = struct.Struct("!I")
+#: How many inflated chunks are kept for the retransmissions that follow.
+INFLATED_CHUNKS = 8
 
 
 class _Chunk:
@@ -109,7 +112,9 @@ class _RetiredResponses:
     the registrations' (30 MB of RSS after 100,000 REGISTERs at 1,000/s); a
     chunk of its own per batch fragmented the C heap instead. A
     retransmission that reaches a closed chunk inflates it (a fraction of a
-    millisecond): retransmissions are the rare case.
+    millisecond) unless one of the last ``INFLATED_CHUNKS`` chunks asked
+    for: retransmissions are the rare case, but those of one moment come
+    from a few chunks (requests first sent 0.5, 1.5, 3.5 s before).
     """
 
     __slots__ = ("buffer", "chunks", "compressor", "entries", "inflated", "keys", "used")
@@ -126,11 +131,12 @@ class _RetiredResponses:
         # then inflates on its own, and no compressor state (a quarter of a
         # megabyte) is made and freed per chunk.
         self.compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
-        #: The closed chunk inflated last, its records by key: the
-        #: retransmissions of one moment (a client's Timer E, a burst after
-        #: an overload) fall in the same few chunks, and each inflating the
-        #: whole chunk again cost more than answering a new request.
-        self.inflated: tuple[_Chunk, dict[bytes, bytes]] | None = None
+        #: The closed chunks inflated last (at most ``INFLATED_CHUNKS``, the
+        #: latest asked for last): their data and where each key's response
+        #: starts. Inflating the whole chunk again for every retransmission
+        #: cost more than answering a new request, and an overloaded
+        #: server's clients retransmit everything.
+        self.inflated: dict[_Chunk, tuple[bytes, dict[bytes, int]]] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -185,10 +191,20 @@ class _RetiredResponses:
         if chunk.blob is None:
             return _find_record(self.buffer, self.used, wanted)
         inflated = self.inflated
-        if inflated is None or inflated[0] is not chunk:
+        found = inflated.pop(chunk, None)
+        if found is None:
             data = zlib.decompressobj(-15).decompress(chunk.blob)
-            inflated = self.inflated = (chunk, _records_by_key(data))
-        return inflated[1].get(wanted)
+            found = (data, _records_by_key(data))
+            if len(inflated) >= INFLATED_CHUNKS:
+                del inflated[next(iter(inflated))]  # the one asked for longest ago
+        inflated[chunk] = found
+        data, starts = found
+        at = starts.get(wanted)
+        if at is None:
+            return None
+        # (the response's length is the second number of its record's head)
+        (length,) = _LENGTH.unpack_from(data, at - len(wanted) - _LENGTH.size)
+        return data[at : at + length]
 
     def next_deadline(self) -> float | None:
         return self.chunks[0].deadline if self.chunks else None
@@ -199,8 +215,7 @@ class _RetiredResponses:
             chunk = chunks.popleft()
             if not chunks:
                 self.used = 0  # it was the open chunk
-            if self.inflated is not None and self.inflated[0] is chunk:
-                self.inflated = None
+            self.inflated.pop(chunk, None)
             for _ in range(chunk.count):
                 key = keys.popleft()
                 if entries.get(key) is chunk:
@@ -225,18 +240,21 @@ def _find_record(data: bytes | bytearray, end: int, wanted: bytes) -> bytes | No
     return None
 
 
-def _records_by_key(data: bytes) -> dict[bytes, bytes]:
-    """Every record of ``data`` (a whole chunk), the first of a key kept."""
-    records: dict[bytes, bytes] = {}
+def _records_by_key(data: bytes) -> dict[bytes, int]:
+    """Where the response of every record of ``data`` (a whole chunk)
+    starts, by key, the first record of a key kept."""
+    starts: dict[bytes, int] = {}
     at, size, end = 0, _RECORD.size, len(data)
     while at + size <= end:
         key_length, length = _RECORD.unpack_from(data, at)
         at += size
         key = data[at : at + key_length]
         at += key_length
-        records.setdefault(key, data[at : at + length])
+        if at + length > end:
+            break  # (never written so; a record cut short is not one)
+        starts.setdefault(key, at)
         at += length
-    return records
+    return starts
 
 
 class _RetiredClients:

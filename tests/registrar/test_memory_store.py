@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -476,18 +477,28 @@ def test_the_names_every_row_repeats_are_kept_once_and_a_flood_of_them_is_bounde
 def test_a_compaction_is_written_a_slice_at_a_time_and_is_the_same_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The loop runs between slices (requests are served during a compaction),
-    # and the file is byte for byte the one written in one go.
-    monkeypatch.setattr("centrex.registrar.memory.COMPACT_WRITE_BYTES", 500)
+    # The loop runs between slices of COMPACT_SLICE AORs (requests are served
+    # during a compaction), and the file is byte for byte the one written in
+    # one go.
     path = tmp_path / "r.json"
     store = MemoryLocationStore(path, flush_every_changes=10_000, flush_every_seconds=3600)
     count = memory.COMPACT_SLICE * 3 + 5
+    turns = 0
+    seen: list[int] = []  # the loop's turns when each AOR's piece was made
+    pieces = recovery.file_pieces
 
-    async def run() -> int:
+    def watched(*args: Any) -> Iterator[bytes]:
+        for piece in pieces(*args):
+            seen.append(turns)
+            yield piece
+
+    monkeypatch.setattr(recovery, "file_pieces", watched)
+
+    async def run() -> None:
+        nonlocal turns
         await store.open(T0)
         for i in range(1, count + 1):
             await store.update(f"sip:u{i}@example.com", writing(numbered(i)), T0)
-        turns = 0
 
         async def tick() -> None:
             nonlocal turns
@@ -496,14 +507,16 @@ def test_a_compaction_is_written_a_slice_at_a_time_and_is_the_same_file(
                 turns += 1
 
         ticker = asyncio.ensure_future(tick())
-        await asyncio.sleep(0)
-        before = turns
         await store.flush(T0 + 1)  # the first flush: the whole table
-        during = turns - before
         ticker.cancel()
-        return during
 
-    assert asyncio.run(run()) >= 3
+    asyncio.run(run())
+    aor_turns = seen[1 : count + 1]  # (after the first line, before the end)
+    slice_ = memory.COMPACT_SLICE
+    for start in range(0, count, slice_):  # one slice in one turn, the next in a later one
+        assert len(set(aor_turns[start : start + slice_])) == 1
+        if start:
+            assert aor_turns[start] > aor_turns[start - 1]
     aors, values = store._table.snapshot()
     plain = tmp_path / "plain.json"
     recovery.save_packed(plain, aors, values, T0 + 1, store._generation)

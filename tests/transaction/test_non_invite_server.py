@@ -221,7 +221,8 @@ def test_retired_transactions_answer_from_a_compressed_chunk_until_timer_j() -> 
     last_j = 1.0 + (count - 1) * 0.001 + 32.0
     # Every one, closed chunks and the open one, in order, back again, and
     # from chunks far apart in turn (inflated chunks are kept, a few of them).
-    far_apart = [i for pair in zip(range(count // 2), range(count // 2, count)) for i in pair]
+    halves = zip(range(count // 2), range(count // 2, count), strict=False)
+    far_apart = [i for pair in halves for i in pair]
     for i in [*range(count), *reversed(range(count)), *far_apart]:
         assert layer.receive_request(requests[i], 20.0, reliable=False, peer=PEER) is None
         (out,) = layer.take_outputs()

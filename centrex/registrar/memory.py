@@ -41,7 +41,7 @@ from centrex.registrar import recovery
 from centrex.registrar.binding import Binding
 from centrex.registrar.packed import PackedTable, connection_key, pack_with_record
 from centrex.registrar.store import AorRemoval, DecisionT, LocationStore, apply_changes
-from centrex.registrar.writer import AtomicFile, FileWriter, Journal
+from centrex.registrar.writer import WRITE_BYTES, AtomicFile, FileWriter, Journal
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +55,8 @@ logger = logging.getLogger(__name__)
 MIN_COMPACT_BYTES = 256 * 1024
 
 #: A compaction encodes this many AORs per turn of the event loop (about a
-#: quarter of a millisecond) ...
+#: quarter of a millisecond).
 COMPACT_SLICE = 32
-#: ... and hands the writer thread this many bytes of the file at a time.
-COMPACT_WRITE_BYTES = 1 << 20
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:
@@ -300,7 +298,7 @@ class MemoryLocationStore(LocationStore):
         its size.
 
         Encoded here, in the loop's thread, ``COMPACT_SLICE`` AORs per turn
-        of the loop, and handed to the writer thread ``COMPACT_WRITE_BYTES``
+        of the loop, and handed to the writer thread ``WRITE_BYTES``
         at a time: a thread encoding it would trade the GIL with the loop
         after every slice (docs/benchmarks.md).
         """
@@ -316,7 +314,7 @@ class MemoryLocationStore(LocationStore):
             for count, piece in enumerate(pieces):  # the first line, then one per AOR
                 parts.append(piece)
                 held += len(piece)
-                if held >= COMPACT_WRITE_BYTES:
+                if held >= WRITE_BYTES:
                     if writing is not None:
                         await writing
                     writing = run(file.write, b"".join(parts))

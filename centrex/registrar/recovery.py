@@ -71,7 +71,7 @@ from centrex.registrar.packed import (
     valid_rows,
 )
 from centrex.registrar.packed import row as packed_row
-from centrex.registrar.writer import AtomicFile, Journal
+from centrex.registrar.writer import WRITE_BYTES, AtomicFile, Journal
 
 FORMAT = "centrex-registrations"
 JOURNAL_FORMAT = "centrex-registrations-journal"
@@ -364,7 +364,7 @@ def write_atomically(path: Path, data: bytes | Iterable[bytes | memoryview]) -> 
             for piece in data:
                 parts.append(piece)
                 held += len(piece)
-                if held >= _WRITE_BYTES:
+                if held >= WRITE_BYTES:
                     file.write(b"".join(parts))
                     parts, held = [], 0
             file.write(b"".join(parts))
@@ -372,10 +372,6 @@ def write_atomically(path: Path, data: bytes | Iterable[bytes | memoryview]) -> 
     except BaseException:
         file.discard()
         raise
-
-
-#: ``write_atomically`` joins pieces into writes of this size.
-_WRITE_BYTES = 1 << 20
 
 
 def save(path: Path, bindings: Iterable[Binding], saved_at: float, generation: int = 0) -> int:

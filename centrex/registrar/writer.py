@@ -34,6 +34,8 @@ _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any
 
 #: How long the thread waits for a job before it ends.
 IDLE_S = 30.0
+#: A file written in pieces is handed to ``os.write`` this many bytes at a time.
+WRITE_BYTES = 1 << 20
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -37,6 +37,7 @@ import logging
 import struct
 import zlib
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from centrex.sip.build import make_cancel
@@ -72,7 +73,6 @@ RETIRED_CHUNK = 128 * 1024
 
 #: A record: the key's length and the response's, then both.
 _RECORD = struct.Struct("!II")
-_LENGTH = struct.Struct("!I")
 #: How many inflated chunks are kept for the retransmissions that follow.
 INFLATED_CHUNKS = 8
 
@@ -133,10 +133,10 @@ class _RetiredResponses:
         self.compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
         #: The closed chunks inflated last (at most ``INFLATED_CHUNKS``, the
         #: latest asked for last): their data and where each key's response
-        #: starts. Inflating the whole chunk again for every retransmission
+        #: lies. Inflating the whole chunk again for every retransmission
         #: cost more than answering a new request, and an overloaded
         #: server's clients retransmit everything.
-        self.inflated: dict[_Chunk, tuple[bytes, dict[bytes, int]]] = {}
+        self.inflated: dict[_Chunk, tuple[bytes, dict[bytes, tuple[int, int]]]] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -199,11 +199,10 @@ class _RetiredResponses:
                 del inflated[next(iter(inflated))]  # the one asked for longest ago
         inflated[chunk] = found
         data, starts = found
-        at = starts.get(wanted)
-        if at is None:
+        place = starts.get(wanted)
+        if place is None:
             return None
-        # (the response's length is the second number of its record's head)
-        (length,) = _LENGTH.unpack_from(data, at - len(wanted) - _LENGTH.size)
+        at, length = place
         return data[at : at + length]
 
     def next_deadline(self) -> float | None:
@@ -227,33 +226,33 @@ class _RetiredResponses:
 # a search could match a record forged inside one.
 
 
-def _find_record(data: bytes | bytearray, end: int, wanted: bytes) -> bytes | None:
-    """The response of the first record of key ``wanted`` in ``data[:end]``."""
+def _records(data: bytes | bytearray, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """Each record of ``data[:end]``: its key, where its response starts and
+    the response's length."""
     at, size = 0, _RECORD.size
     while at + size <= end:
         key_length, length = _RECORD.unpack_from(data, at)
-        at += size
-        if data[at : at + key_length] == wanted:
-            at += key_length
+        at += size + key_length
+        if at + length > end:
+            return  # (never written so; a record cut short is not one)
+        yield bytes(data[at - key_length : at]), at, length
+        at += length
+
+
+def _find_record(data: bytes | bytearray, end: int, wanted: bytes) -> bytes | None:
+    """The response of the first record of key ``wanted`` in ``data[:end]``."""
+    for key, at, length in _records(data, end):
+        if key == wanted:
             return bytes(data[at : at + length])
-        at += key_length + length
     return None
 
 
-def _records_by_key(data: bytes) -> dict[bytes, int]:
+def _records_by_key(data: bytes) -> dict[bytes, tuple[int, int]]:
     """Where the response of every record of ``data`` (a whole chunk)
-    starts, by key, the first record of a key kept."""
-    starts: dict[bytes, int] = {}
-    at, size, end = 0, _RECORD.size, len(data)
-    while at + size <= end:
-        key_length, length = _RECORD.unpack_from(data, at)
-        at += size
-        key = data[at : at + key_length]
-        at += key_length
-        if at + length > end:
-            break  # (never written so; a record cut short is not one)
-        starts.setdefault(key, at)
-        at += length
+    starts and its length, by key, the first record of a key kept."""
+    starts: dict[bytes, tuple[int, int]] = {}
+    for key, at, length in _records(data, len(data)):
+        starts.setdefault(key, (at, length))
     return starts
 
 

@@ -40,16 +40,21 @@ at a time, the servers taking turns step by step:
    in a fresh interpreter, best of three).
 
 Kamailio is bench/kamailio/kamailio.cfg with --kamailio-children UDP workers
-(2 by default, this machine's CPU count); Centrex is `centrex serve` (one
-process: server.workers is not built yet) with the settings written in its
-work folder (authentication and presence off, anyone may register, loopback
-trusted, defaults otherwise). Kamailio and sipp are installed with apt-get
-when missing (as root).
+(2 by default, this machine's CPU count); Centrex is `centrex serve` with
+--workers worker processes (server.workers; 1 by default) and the settings
+written in its work folder (authentication and presence off, anyone may
+register, loopback trusted, defaults otherwise). Kamailio and sipp are
+installed with apt-get when missing (as root). Kamailio's workers all read
+one socket; Centrex's each have their own (SO_REUSEPORT), and the kernel
+picks one by the sender's address and port, so several Centrex workers need
+several senders: --sipp-sockets N makes the REGISTERing phones and the
+caller send from N sockets in turn, against both servers alike.
 
     .venv/bin/python bench/run.py                    # the 20-s windows, ~40-55 min here
     .venv/bin/python bench/run.py --window 5         # a quick run, ~16 min here
     .venv/bin/python bench/run.py --only register --window 3 --skip-memory
     .venv/bin/python bench/run.py --only memory --fill-rate 1000
+    .venv/bin/python bench/run.py --window 5 --workers 2 --sipp-sockets 64 --skip-memory
 
 The run prints its longest possible duration before starting, prints each
 step as it goes, then the table; it writes the table (results.md), every step
@@ -189,6 +194,14 @@ class Bench:
         self.sipp = harness.sipp_binary()
         #: sipp's UDP socket buffers (its default, 64 KB, drops bursts at a few 100 calls/s).
         self.sipp_buffer = ["-buff_size", str(4 * 1024 * 1024)]
+        #: How the REGISTERing phones and the caller send: one socket, or
+        #: --sipp-sockets of them taken in turn (many phones, which
+        #: SO_REUSEPORT spreads over Centrex's workers), for both servers.
+        self.sipp_sockets = (
+            ["-t", "u1"]
+            if args.sipp_sockets == 1
+            else ["-t", "un", "-max_socket", str(args.sipp_sockets)]
+        )
         self.kamailio: Kamailio | None = None
         self.centrex: Centrex | None = None
         self.users = [f"b{10000 + i}" for i in range(args.users)]
@@ -276,7 +289,7 @@ class Bench:
             "-sf", str(harness.SCENARIOS / scenario),
             "-inf", str(users),
             "-i", ip, "-p", str(port), "-mi", ip,
-            "-t", "u1",
+            *self.sipp_sockets,
             "-r", str(rate), "-m", str(calls),
             "-timeout", f"{math.ceil(deadline)}s", "-timeout_error",
         ]  # fmt: skip
@@ -360,8 +373,7 @@ class Bench:
                     str(self.uac_port),
                     "-mi",
                     self.uac_ip,
-                    "-t",
-                    "u1",
+                    *self.sipp_sockets,
                     *self.sipp_buffer,
                     "-r",
                     str(rate),
@@ -769,6 +781,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--kamailio-children", type=int, default=2, help="Kamailio UDP worker processes (-n)"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Centrex worker processes (server.workers); use with --sipp-sockets, "
+        "since the kernel spreads the messages over the workers by source port",
+    )
+    parser.add_argument(
+        "--sipp-sockets",
+        type=int,
+        default=1,
+        help="sockets the REGISTERing phones and the caller send from, for both "
+        "servers (sipp -t un -max_socket N); 1 = one socket (-t u1)",
+    )
+    parser.add_argument(
         "--ip-base",
         default="127.0.0.50",
         help="loopback base: Kamailio on +1, Centrex +2, callee +3, "
@@ -817,6 +843,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not sep or not dot or not key:
             parser.error(f"--centrex-set {item!r}: expected TABLE.KEY=VALUE")
         overrides.setdefault(table, {})[key] = value.strip()
+    if args.workers != 1:
+        overrides.setdefault("server", {})["workers"] = str(args.workers)
     args.centrex_set = overrides
     if args.window <= 0 or args.start_rate < 1 or args.max_rate < args.start_rate:
         parser.error("need --window > 0 and 1 <= --start-rate <= --max-rate")

@@ -24,6 +24,7 @@ from centrex.config import (
 from centrex.sip.errors import ParseError
 from centrex.sip.message import Request
 from centrex.sip.parser import parse_message, validate_request, validate_response
+from centrex.workers.frames import WorkerInfo
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -57,14 +58,43 @@ def main() -> None:
 def serve(config_path: Path | None) -> None:
     """Run the SIP proxy and registrar until SIGTERM or Ctrl-C.
 
-    SIGHUP reloads the user directory from the settings file.
+    SIGHUP reloads the user directory from the settings file. With
+    [server] workers = N, N worker processes share the ports under one
+    supervisor process, which passes these signals on.
     """
     settings = _load(config_path)
+    workers = settings.server.workers
+    if workers == 1:
+        sys.exit(_serve_one(settings, config_path, None))
+    from centrex.server import NotSupportedError, refuse_what_is_not_built
+    from centrex.workers.supervisor import run_workers
+
+    try:
+        refuse_what_is_not_built(settings)  # once, before the fork, rather than per worker
+    except NotSupportedError as exc:
+        click.echo(f"{config_path or 'settings'}: {exc}", err=True)
+        sys.exit(2)
+    from centrex.logs import setup_event_log
+    from centrex.server import load_or_create_secret
+
+    setup_event_log(settings.logging, None)  # the supervisor's own: stderr only
+    # Made before the fork, so that every worker reads the same one (a token
+    # in a Record-Route made by one worker is checked by another).
+    load_or_create_secret(settings.resolve_paths(config_path).data_dir)
+    sys.exit(run_workers(workers, lambda info: _serve_one(settings, config_path, info)))
+
+
+def _serve_one(settings: Settings, config_path: Path | None, worker: WorkerInfo | None) -> int:
+    """Serve in this process (one of several workers when ``worker`` is set);
+    the exit code."""
     from centrex.logs import setup_event_log
     from centrex.transport import loop_factory
+    from centrex.workers.frames import worker_path
 
     paths = settings.resolve_paths(config_path)
-    setup_event_log(settings.logging, paths.log_file)
+    index = 0 if worker is None else worker.index
+    log_file = None if paths.log_file is None else worker_path(paths.log_file, index)
+    setup_event_log(settings.logging, log_file, worker=None if worker is None else index)
     from centrex.registrar.sql import DuplicateInstanceError, SchemaError
     from centrex.server import NotSupportedError
 
@@ -72,16 +102,17 @@ def serve(config_path: Path | None) -> None:
     logging.getLogger("centrex").info("event loop: %s", loop_name)
     with asyncio.Runner(loop_factory=factory) as runner:
         try:
-            runner.run(_serve(settings, config_path))
+            runner.run(_serve(settings, config_path, worker))
         except NotSupportedError as exc:
             click.echo(f"{config_path or 'settings'}: {exc}", err=True)
-            sys.exit(2)
+            return 2
         except (SchemaError, DuplicateInstanceError) as exc:
             click.echo(f"centrex serve: {exc}", err=True)
-            sys.exit(2)
+            return 2
         except OSError as exc:
             click.echo(f"centrex serve: {exc}", err=True)
-            sys.exit(1)
+            return 1
+    return 0
 
 
 #: Garbage collector thresholds of a serving process (Python's: 700, 10, 10).
@@ -155,10 +186,12 @@ def tune_garbage_collector() -> None:
     loop.call_later(YOUNG_GC_INTERVAL_S, young)
 
 
-async def _serve(settings: Settings, config_path: Path | None) -> None:
+async def _serve(
+    settings: Settings, config_path: Path | None, worker: WorkerInfo | None = None
+) -> None:
     from centrex.server import Server
 
-    server = Server(settings, config_path)
+    server = Server(settings, config_path, worker)
     await server.start()
     tune_serving_process()
     loop = asyncio.get_running_loop()
@@ -287,7 +320,9 @@ def subscriptions(config_path: Path | None) -> None:
     settings = _load(config_path)
     data_dir = settings.resolve_paths(config_path).data_dir
     path = data_dir / RECOVERY_FILE_NAME
-    if not path.exists():
+    from centrex.workers.frames import worker_paths
+
+    if not any(p.exists() for p in worker_paths(path)):
         click.echo(f"no subscriptions ({path} does not exist yet)")
         return
     try:

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from centrex.auth.abuse import FailureTracker, RateLimiter
-from centrex.auth.bans_file import apply_clear_requests, write_bans
+from centrex.auth.bans_file import lift_bans, take_clear_requests, write_bans
 from centrex.auth.gate import AuthGate
 from centrex.config import Settings
 from centrex.directory import Directory
 from centrex.heap import HeapTrimmer
 from centrex.logs import open_sip_trace
+from centrex.presence import RECOVERY_FILE_NAME as PRESENCE_FILE_NAME
 from centrex.presence import PresenceSettings
 from centrex.presence.service import PresenceService
 from centrex.proxy.core import Inbound, Proxy, ProxyConfig
@@ -38,9 +39,11 @@ from centrex.proxy.owner import OwnerRouting
 from centrex.proxy.resolve import resolve_uri
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.memory import MemoryLocationStore
+from centrex.registrar.packed import from_row, row
 from centrex.registrar.registrar import Registrar
-from centrex.registrar.store import LocationStore
+from centrex.registrar.store import Changes, LocationStore
 from centrex.sip.build import make_response
+from centrex.sip.errors import ParseError
 from centrex.sip.message import Request, Response
 from centrex.sip.uri import SipURI, parse_uri
 from centrex.transaction.events import (
@@ -59,6 +62,19 @@ from centrex.transaction.transaction import ClientTransaction, ServerTransaction
 from centrex.transport import ListenAddress, LocalSocket, Peer, TransportLayer, TransportLimits
 from centrex.transport.rules import response_destination
 from centrex.transport.tls import server_context
+from centrex.workers.frames import (
+    CHANGE,
+    CLEAR_BANS,
+    MESSAGE,
+    OPENED,
+    SEND,
+    WorkerInfo,
+    branch_tag,
+    owner_of_branch,
+    owner_of_connection,
+    worker_path,
+)
+from centrex.workers.links import WorkerLinks
 
 logger = logging.getLogger("centrex.server")
 
@@ -128,7 +144,7 @@ class NotSupportedError(Exception):
     """A setting asks for something this version of Centrex does not do yet."""
 
 
-def _refuse_what_is_not_built(settings: Settings) -> None:
+def refuse_what_is_not_built(settings: Settings) -> None:
     """Fail at start, naming the key, rather than serve something else than asked."""
     for address in settings.network.listen_addresses():
         if address.transport in ("ws", "wss"):
@@ -141,21 +157,50 @@ def _refuse_what_is_not_built(settings: Settings) -> None:
             'registrar.store = "database" needs registrar.database.url, e.g. '
             '"postgresql+asyncpg://centrex@db.example.net/centrex"'
         )
-    if settings.server.workers != 1:
-        logger.warning("server.workers = %d: one process serves for now", settings.server.workers)
+    workers = settings.server.workers
+    if workers > 1:
+        if settings.registrar.store == "database":
+            raise NotSupportedError(
+                f'server.workers = {workers} with registrar.store = "database" is not '
+                "available yet: set server.workers = 1, or run one instance per CPU "
+                "sharing the database (each with its own server.instance_id and ports)"
+            )
+        for address in settings.network.listen_addresses():
+            if address.port == 0:
+                raise NotSupportedError(
+                    f"network.listen: {address}: with server.workers = {workers} every "
+                    "worker binds the same port, so it must be a fixed one (e.g. 5060)"
+                )
 
 
 class Server:
     """One Centrex instance: ``await start()``, serve, ``await stop()``."""
 
-    def __init__(self, settings: Settings, config_path: Path | None = None) -> None:
-        _refuse_what_is_not_built(settings)
+    def __init__(
+        self,
+        settings: Settings,
+        config_path: Path | None = None,
+        worker: WorkerInfo | None = None,
+    ) -> None:
+        refuse_what_is_not_built(settings)
         self.settings = settings
         self.paths = settings.resolve_paths(config_path)
+        #: Which worker this is of how many (``centrex.workers``); (0, 1) alone.
+        self.worker = (0, 1) if worker is None else (worker.index, worker.count)
+        index, count = self.worker
+        #: The links to the other workers; None with one process.
+        self.links: WorkerLinks | None = None
+        if worker is not None and count > 1:
+            self.links = WorkerLinks(worker, self._on_frame)
+        # How many workers a CANCEL being handled was handed through (``_on_frame``).
+        self._cancel_hops = 0
+        # Changes of the other workers read before the store was open.
+        self._early_changes: list[tuple[str, list[list[Any]], tuple[str, ...]]] | None = []
+        self._opened = {0}
         timers = TimerConfig(**settings.timeouts.timer_config())
         self.transactions = TransactionLayer(timers)
         network = settings.network
-        self.trace = open_sip_trace(settings.logging, self.paths.sip_trace_file)
+        self.trace = open_sip_trace(settings.logging, worker_path(self.paths.sip_trace_file, index))
         auth = settings.auth
         self.failures = FailureTracker(
             auth.ban_after_failures,
@@ -178,6 +223,8 @@ class Server:
                 idle_timeout=float(network.tcp_idle_timeout_s),
             ),
             trace=self.trace,
+            worker=self.worker,
+            relay=self._relay if self.links is not None else None,
         )
         self.directory = Directory(settings.users, case_sensitive=settings.registrar.case_sensitive)
         self.store: LocationStore
@@ -192,7 +239,14 @@ class Server:
                 staleness_s=database.staleness_s,
             )
         else:
-            self.store = MemoryLocationStore.from_settings(settings.registrar, self.paths.data_dir)
+            memory = MemoryLocationStore.from_settings(
+                settings.registrar, self.paths.data_dir, writes_file=index == 0
+            )
+            if self.links is not None:
+                memory.on_change = self._share_change
+                # Written once every worker has read it (``_on_frame``).
+                memory.hold_writes = index == 0
+            self.store = memory
         # Requests run at once, without a task of their own (``_start``), only
         # where nothing on their way needs to run inside a task: the database
         # drivers' timeouts (asyncio.timeout, asyncpg) refuse to run outside one.
@@ -221,6 +275,8 @@ class Server:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         settings = self.settings
+        if self.links is not None:
+            await self.links.start()
         self.paths.data_dir.mkdir(parents=True, exist_ok=True)
         listen = [
             ListenAddress(a.transport, a.host, a.port) for a in settings.network.listen_addresses()
@@ -296,9 +352,12 @@ class Server:
                 sent_by=self._sent_by,
                 resolve=self._resolve,
                 domain_of=self.local.canonical_domain,
+                path=worker_path(self.paths.data_dir / PRESENCE_FILE_NAME, self.worker[0]),
+                branch_tag=branch_tag(*self.worker),
             )
             self.registrar.listeners.add(self.presence.on_aor_event)
         await self.registrar.start(time.time())
+        self._store_opened()
         if self.presence is not None:
             await self.presence.start(await self.store.bindings(), time.time())
         self.proxy = Proxy(
@@ -321,8 +380,11 @@ class Server:
             auth=self.auth,
             presence=self.presence,
             owners=owners,
+            branch_tag=branch_tag(*self.worker),
         )
         self._spawn(self._housekeeping())
+        if self.links is not None:
+            logger.info("worker %d of %d", self.worker[0], self.worker[1])
         logger.info(
             "serving %s on %s",
             ", ".join(self.domains),
@@ -354,6 +416,8 @@ class Server:
         await self.transport.stop()
         if self.registrar is not None:
             await self.registrar.stop(time.time())
+        if self.links is not None:
+            self.links.close()
         self.trace.close()
         self._stopped.set()
         logger.info("stopped")
@@ -390,12 +454,18 @@ class Server:
                 self.trace.flush()
                 if self.heap.due(time.monotonic(), len(self.transactions)):
                     await asyncio.to_thread(self.heap.trim)
-                if apply_clear_requests(self.paths.data_dir, self.failures):
-                    logger.info("bans lifted on request")
+                index = self.worker[0]
+                if index == 0:
+                    wanted = take_clear_requests(self.paths.data_dir)
+                    if wanted:
+                        if self.links is not None:
+                            self.links.broadcast(CLEAR_BANS, (wanted,))
+                        if lift_bans(self.failures, wanted):
+                            logger.info("bans lifted on request")
                 bans = self.failures.bans(now)
                 current = [(b.ip, b.until) for b in bans]
                 if current != published:
-                    write_bans(self.paths.data_dir, bans)
+                    write_bans(self.paths.data_dir, bans, index)
                     published = current
             except Exception:
                 logger.exception("housekeeping failed")
@@ -435,10 +505,18 @@ class Server:
             logger.debug("dropped a scanner's %s from %s", message.method, peer)
             return
         if isinstance(message, Request):
+            if (
+                self.links is not None
+                and message.method == "CANCEL"
+                and self._cancel_elsewhere(message, peer, local)
+            ):
+                return
             self.transactions.receive_request(
                 message, now, reliable=peer.reliable, peer=Inbound(peer, local)
             )
             self._drain()
+            return
+        if self.links is not None and self._elsewhere(message, peer, local):
             return
         if message.cseq.method != "NOTIFY":
             # Only the subscribers' answers come in bursts; a call's
@@ -450,6 +528,116 @@ class Server:
         if not self._responses_due:
             self._responses_due = True
             self._loop.call_soon(self._loop.call_soon, self._take_responses)
+
+    # -- the other workers ----------------------------------------------------------
+
+    def _elsewhere(self, response: Response, peer: Peer, local: LocalSocket) -> bool:
+        """Hand ``response`` to the worker whose branch it carries, if another
+        one: that worker holds the client transaction. True when handed on."""
+        links = self.links
+        assert links is not None
+        try:
+            branch = response.top_via.branch
+        except ParseError:
+            return False
+        owner = owner_of_branch(branch, links.count)
+        if owner is None or owner == links.index:
+            return False
+        return self._hand_on(owner, response, peer, local, 0)
+
+    def _cancel_elsewhere(self, cancel: Request, peer: Peer, local: LocalSocket) -> bool:
+        """Hand a CANCEL that matches no INVITE here to the next worker (the
+        INVITE's worker may be another when the CANCEL came from another
+        port); the last worker to try answers 481. True when handed on."""
+        links = self.links
+        assert links is not None
+        if self.transactions.find_invite_for_cancel(cancel) is not None:
+            return False
+        hops = self._cancel_hops + 1
+        if hops >= links.count:
+            return False
+        return self._hand_on((links.index + 1) % links.count, cancel, peer, local, hops)
+
+    def _hand_on(
+        self, worker: int, message: Request | Response, peer: Peer, local: LocalSocket, hops: int
+    ) -> bool:
+        fields = (
+            peer.transport,
+            peer.host,
+            peer.port,
+            peer.connection_id,
+            local.transport,
+            local.host,
+            local.port,
+            peer.reliable,
+            message.to_bytes(),
+            hops,
+        )
+        assert self.links is not None
+        return self.links.send(worker, MESSAGE, fields)
+
+    def _relay(self, data: bytes, peer: Peer) -> bool:
+        """Bytes for a connection another worker holds: that worker writes them."""
+        links = self.links
+        assert links is not None and peer.connection_id is not None
+        owner = owner_of_connection(peer.connection_id, links.count)
+        fields = (peer.transport, peer.host, peer.port, peer.connection_id, data)
+        return links.send(owner, SEND, fields)
+
+    def _share_change(self, aor: str, changes: Changes, now: float) -> None:
+        """A change of the location table made here, for the other workers."""
+        links = self.links
+        assert links is not None
+        links.broadcast(CHANGE, (aor, [row(b) for b in changes.put], changes.remove))
+
+    def _store_opened(self) -> None:
+        """The store has read the recovery file: apply the other workers'
+        changes read meanwhile, and tell worker 0, which may write it now."""
+        early, self._early_changes = self._early_changes, None
+        for aor, put, remove in early or ():
+            self._apply_change(aor, put, remove)
+        links = self.links
+        if links is not None and links.index != 0:
+            links.send(0, OPENED, (links.index,))
+
+    def _apply_change(self, aor: str, put: list[list[Any]], remove: tuple[str, ...]) -> None:
+        store = self.store
+        assert isinstance(store, MemoryLocationStore)
+        bindings = tuple(from_row(r) for r in put)
+        store.apply_remote(aor, Changes(bindings, tuple(remove)), time.time())
+
+    def _on_frame(self, sender: int, kind: int, fields: tuple[Any, ...]) -> None:
+        """A frame from another worker (``centrex.workers.frames``)."""
+        if kind == MESSAGE:
+            transport, host, port, connection_id, ltransport, lhost, lport, stream, data, hops = (
+                fields
+            )
+            peer = Peer(transport, host, port, connection_id)
+            self._cancel_hops = hops
+            try:
+                self.transport.forwarded(
+                    data, peer, LocalSocket(ltransport, lhost, lport), stream=stream
+                )
+            finally:
+                self._cancel_hops = 0
+        elif kind == SEND:
+            transport, host, port, connection_id, data = fields
+            peer = Peer(transport, host, port, connection_id)
+            if not self.transport.send(data, peer):
+                self._spawn(self.transport.send_to(data, peer))
+        elif kind == CHANGE:
+            aor, put, remove = fields
+            if self._early_changes is not None:
+                self._early_changes.append((aor, put, remove))
+            else:
+                self._apply_change(aor, put, remove)
+        elif kind == OPENED:
+            self._opened.add(fields[0])
+            store = self.store
+            if len(self._opened) == self.worker[1] and isinstance(store, MemoryLocationStore):
+                store.hold_writes = False
+        elif kind == CLEAR_BANS and lift_bans(self.failures, list(fields[0])):
+            logger.info("bans lifted on request")
 
     def _while_starting(self, message: Request | Response, peer: Peer, local: LocalSocket) -> None:
         """A message read before the proxy is made: the sockets listen first

@@ -118,11 +118,6 @@ def settings_warnings(settings: Settings, path: str | Path | None = None) -> lis
             "registrar.allow_unknown_users = true: any user name may register, "
             "not only those listed in [[users]]"
         )
-    if settings.server.workers > 1 and settings.registrar.store == "memory":
-        warn(
-            f'server.workers = {settings.server.workers} with registrar.store = "memory": '
-            'each worker keeps its own registrations; use store = "database" or one worker'
-        )
     if settings.admin.enabled and not _is_loopback(settings.admin.address()[0]):
         warn(
             f'admin.listen = "{settings.admin.listen}": the web admin is reachable from '

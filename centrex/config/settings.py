@@ -151,7 +151,11 @@ class ServerSettings(_Table):
         default=False, description="forward requests for domains this server does not serve"
     )
     workers: int = Field(
-        default=1, ge=1, description="number of worker processes sharing the listen sockets"
+        default=1,
+        ge=1,
+        le=64,
+        description="worker processes sharing the listen ports (SO_REUSEPORT); 1 = one "
+        "process; more needs fixed ports and the memory store",
     )
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         default="auto",

@@ -200,13 +200,29 @@ def _owned_handlers(logger: logging.Logger) -> list[logging.Handler]:
     return [h for h in logger.handlers if getattr(h, _OWNED, False)]
 
 
-def setup_event_log(settings: LoggingSettings, log_file: Path | None) -> None:
+class _WorkerField(logging.Filter):
+    """Adds ``worker=N`` to every record of one worker of several."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.index
+        return True
+
+
+def setup_event_log(
+    settings: LoggingSettings, log_file: Path | None, *, worker: int | None = None
+) -> None:
     """Send the ``centrex`` logger tree to stderr and, when ``log_file`` is set, to that file.
 
     ``log_file`` is the absolute path from ``Settings.resolve_paths`` (None = stderr
     only); it rotates at ``settings.max_bytes`` (0 = never), keeping
     ``settings.backup_count`` old files (``file.1`` newest). Calling again replaces the
     handlers of the previous call (a reload), it never adds a second set.
+    ``worker``: the index of this worker of several, added to every record
+    (``worker=N``; each worker writes its own file, see ``worker_path``).
     """
     formatter: logging.Formatter = JsonFormatter() if settings.format == "json" else TextFormatter()
     handlers: list[logging.Handler] = [_StderrHandler()]
@@ -224,6 +240,8 @@ def setup_event_log(settings: LoggingSettings, log_file: Path | None) -> None:
     reset_event_log()
     for handler in handlers:
         handler.setFormatter(formatter)
+        if worker is not None:
+            handler.addFilter(_WorkerField(worker))
         setattr(handler, _OWNED, True)
         logger.addHandler(handler)
     logger.setLevel(LEVELS[settings.level])

@@ -97,6 +97,7 @@ from centrex.transaction.events import (
 from centrex.transaction.layer import TransactionLayer
 from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
 from centrex.transport.address import Peer
+from centrex.workers.frames import worker_paths
 
 __all__ = [
     "BATCH",
@@ -134,13 +135,15 @@ def load_watchers(data_dir: Path, now: float) -> list[Watcher]:
 
     No file: no watchers. An unreadable one raises ``RecoveryFileError``.
     The file is as fresh as the server's last save (about once a second).
+    With several workers each keeps its own file (``worker_path``); all are read.
     """
-    path = data_dir / recovery.FILE_NAME
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    subs = recovery.decode(data, now=now, path=path, cseq_gap=0)
+    subs = []
+    for path in worker_paths(data_dir / recovery.FILE_NAME):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        subs.extend(recovery.decode(data, now=now, path=path, cseq_gap=0))
     subs.sort(key=lambda sub: sub.created_at)
     return [watcher_of(sub, now) for sub in subs]
 
@@ -180,6 +183,8 @@ class PresenceService:
         table: SubscriptionTable | None = None,
         batch: int = BATCH,
         save_every_s: float = 1.0,
+        path: Path | None = None,
+        branch_tag: str = "",
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be at least 1")
@@ -187,7 +192,10 @@ class PresenceService:
         self.directory = directory
         self.table = table or SubscriptionTable(settings, directory, contact=local_contact)
         self.transactions = transactions
-        self.path = data_dir / recovery.FILE_NAME
+        #: The subscriptions' recovery file (each worker keeps its own).
+        self.path = path if path is not None else data_dir / recovery.FILE_NAME
+        # Ends every NOTIFY's branch: the worker that holds its transaction.
+        self._branch_tag = branch_tag
         self.batch = batch
         self.save_every_s = save_every_s
         self._clock = clock
@@ -662,7 +670,7 @@ class PresenceService:
 
     def _start(self, notify: Notify, peer: Peer) -> list[Notify]:
         request = notify.request
-        branch = f"{BRANCH_PREFIX}{token_hex(8)}"
+        branch = f"{BRANCH_PREFIX}{token_hex(8)}{self._branch_tag}"
         request.push_via(
             f"SIP/2.0/{peer.transport.upper()} {self._sent_by(peer)};branch={branch};rport"
         )

@@ -180,6 +180,7 @@ class Proxy:
         auth: AuthGate | None = None,
         presence: Presence | None = None,
         owners: OwnerRouting | None = None,
+        branch_tag: str = "",
     ) -> None:
         self._token_mac = Sha256Mac(secret)
         self.owners = owners
@@ -199,6 +200,9 @@ class Proxy:
         self._branches: dict[ClientTransaction, tuple[_Call, Branch[_Target]]] = {}
         self._pending_cancel: set[ServerTransaction] = set()
         self._counter = 0
+        # Ends every branch made here: the worker that holds its transaction
+        # (``centrex.workers.frames.branch_tag``; empty with one process).
+        self._branch_tag = branch_tag
 
     # -- events from the transaction layer --------------------------------------------
 
@@ -627,7 +631,7 @@ class Proxy:
             for value in self._record_routes(request, call.inbound, hop):
                 forward.add_record_route(value)
         self._counter += 1
-        branch_id = f"{call.prefix}.{self._counter:x}"
+        branch_id = f"{call.prefix}.{self._counter:x}{self._branch_tag}"
         forward.push_via(
             f"SIP/2.0/{hop.transport.upper()} {self._sent_by(hop)};branch={branch_id};rport"
         )

@@ -35,12 +35,13 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 from centrex.config.settings import RegistrarSettings
 from centrex.registrar import recovery
 from centrex.registrar.binding import Binding
 from centrex.registrar.packed import PackedTable, connection_key, pack_with_record
-from centrex.registrar.store import AorRemoval, DecisionT, LocationStore, apply_changes
+from centrex.registrar.store import AorRemoval, Changes, DecisionT, LocationStore, apply_changes
 from centrex.registrar.writer import WRITE_BYTES, AtomicFile, FileWriter, Journal
 
 logger = logging.getLogger(__name__)
@@ -74,8 +75,19 @@ class MemoryLocationStore(LocationStore):
         *,
         flush_every_changes: int = 100,
         flush_every_seconds: float = 10.0,
+        writes_file: bool = True,
     ) -> None:
         self.recovery_file = recovery_file
+        #: False in every worker but the first (``centrex.workers``): the
+        #: file is read at ``open`` and never written.
+        self.writes_file: Final = writes_file
+        self._records = recovery_file is not None and writes_file
+        #: While True, nothing is written (worker 0 holds its first write
+        #: until every worker has read the file).
+        self.hold_writes = False
+        #: Called with every change made here by ``update`` or a connection's
+        #: end, for the other workers (``apply_remote``); None with one.
+        self.on_change: Callable[[str, Changes, float], None] | None = None
         self.flush_every_changes = flush_every_changes
         self.flush_every_seconds = flush_every_seconds
         self._table = PackedTable()
@@ -91,17 +103,24 @@ class MemoryLocationStore(LocationStore):
         self._write_lock = asyncio.Lock()
         self._flusher: asyncio.Task[bool] | None = None
         self._writer = FileWriter("centrex-recovery-writer")
-        self._journal = Journal(recovery.journal_path(recovery_file)) if recovery_file else None
+        self._journal = (
+            Journal(recovery.journal_path(recovery_file))
+            if recovery_file is not None and writes_file
+            else None
+        )
         #: How many times the recovery file was written (for tests and metrics).
         self.flush_count = 0
 
     @classmethod
-    def from_settings(cls, settings: RegistrarSettings, data_dir: Path) -> MemoryLocationStore:
+    def from_settings(
+        cls, settings: RegistrarSettings, data_dir: Path, *, writes_file: bool = True
+    ) -> MemoryLocationStore:
         """The store ``[registrar]`` describes, with its file in ``data_dir``."""
         return cls(
             data_dir / recovery.FILE_NAME,
             flush_every_changes=settings.recovery_every_registrations,
             flush_every_seconds=settings.recovery_every_seconds,
+            writes_file=writes_file,
         )
 
     # -- state ----------------------------------------------------------------
@@ -118,7 +137,7 @@ class MemoryLocationStore(LocationStore):
 
     def _set(self, aor: str, old: tuple[Binding, ...], new: tuple[Binding, ...]) -> None:
         """Store ``new`` as all of ``aor``'s bindings in place of ``old``."""
-        if self.recovery_file is None:
+        if not self._records:
             self._table.set(aor, old, new)
             return
         packed, record = pack_with_record(aor, new)
@@ -157,6 +176,7 @@ class MemoryLocationStore(LocationStore):
         logger.info("loaded %d registrations from %s", self.binding_count, path)
 
     async def close(self, now: float) -> None:
+        self.hold_writes = False  # (the workers are stopping: the last write is due)
         try:
             await self.written()
             if self._pending:
@@ -195,8 +215,12 @@ class MemoryLocationStore(LocationStore):
         if not changes.empty:
             self._set(aor, current, apply_changes(current, changes))
             self._changed(changes.size, now)
-            if self._pending >= self.flush_every_changes and (
-                self._flusher is None or self._flusher.done()
+            if self.on_change is not None:
+                self.on_change(aor, changes, now)
+            if (
+                self._pending >= self.flush_every_changes
+                and not self.hold_writes
+                and (self._flusher is None or self._flusher.done())
             ):
                 self._flusher = asyncio.ensure_future(self._flush_logged(now))
         return result
@@ -218,7 +242,21 @@ class MemoryLocationStore(LocationStore):
                 self._set(aor, current, remaining)
                 removals.append(AorRemoval(aor, removed, remaining))
                 self._changed(len(removed), now)
+                if connection_id is not None and self.on_change is not None:
+                    # (Every worker removes a restart's alike, from the same file.)
+                    self.on_change(aor, Changes((), tuple(b.id for b in removed)), now)
         return removals
+
+    def apply_remote(self, aor: str, changes: Changes, now: float) -> None:
+        """Apply a change another worker made (``on_change`` there), and tell
+        ``on_remote_change`` (the registrar's events) as a shared store does."""
+        current = self._table.get(aor)
+        new = apply_changes(current, changes)
+        self._set(aor, current, new)
+        self._changed(changes.size, now)
+        report = self.on_remote_change
+        if report is not None:
+            report(aor, current, new, now)
 
     async def purge(self, now: float) -> list[AorRemoval]:
         removals: list[AorRemoval] = []
@@ -244,7 +282,7 @@ class MemoryLocationStore(LocationStore):
     # -- the recovery file ------------------------------------------------------
 
     def _changed(self, count: int, now: float) -> None:
-        if count:
+        if count and self.writes_file:
             self._pending += count
             if self._dirty_since is None:
                 self._dirty_since = now
@@ -255,11 +293,13 @@ class MemoryLocationStore(LocationStore):
         The snapshot is taken under the write lock, so a slower earlier write
         never replaces a newer file.
         """
+        if self.hold_writes:
+            return
         async with self._write_lock:
             pending, dirty = self._pending, self._dirty
             self._pending, self._dirty_since, self._dirty = 0, None, {}
             path = self.recovery_file
-            if path is None:
+            if path is None or not self.writes_file:
                 return
             compact = self._compact_next or self._journal_bytes >= max(
                 self._file_bytes, MIN_COMPACT_BYTES

@@ -88,6 +88,8 @@ class TransportLayer:
         client_tls_context: ssl.SSLContext | None = None,
         trace: SipTraceLog | None = None,
         admit: Callable[[Peer], bool] | None = None,
+        worker: tuple[int, int] = (0, 1),
+        relay: Callable[[bytes, Peer], bool] | None = None,
     ) -> None:
         self._on_message = on_message
         # Asked before a message is parsed: a banned or flooding source costs nothing.
@@ -97,7 +99,13 @@ class TransportLayer:
         self._on_connection_closed = on_connection_closed
         self.limits = limits if limits is not None else TransportLimits()
         self.stats = TransportStats()
-        self._ids = itertools.count(1)
+        # With several workers (``centrex.workers``): this one's index and
+        # their count. They share the listen addresses (SO_REUSEPORT) and
+        # number their connections so that ``id % count`` is the holder;
+        # ``relay`` hands bytes for another worker's connection to it.
+        self._index, self._count = worker
+        self._relay = relay if self._count > 1 else None
+        self._ids = itertools.count(self._index or self._count, self._count)
         self._udp: list[UdpEndpoint] = []
         self._udp_by_family: dict[int, UdpEndpoint] = {}
         # (Any, not asyncio.Server: uvloop's lists its sockets where the
@@ -144,7 +152,9 @@ class TransportLayer:
             if (family, sockaddr) in seen:
                 continue
             seen.add((family, sockaddr))
-            sock = bind_udp_socket(family, (str(sockaddr[0]), *sockaddr[1:]))
+            sock = bind_udp_socket(
+                family, (str(sockaddr[0]), *sockaddr[1:]), reuse_port=self._count > 1
+            )
             _, endpoint = await loop.create_datagram_endpoint(
                 functools.partial(UdpEndpoint, self, self.limits.max_datagram_bytes), sock=sock
             )
@@ -165,6 +175,7 @@ class TransportLayer:
             ssl=tls_context if tls else None,
             ssl_handshake_timeout=self.limits.connect_timeout if tls else None,
             reuse_address=True,
+            reuse_port=self._count > 1,
         )
         self._servers.append((address.transport, server))
 
@@ -253,6 +264,8 @@ class TransportLayer:
             sent = endpoint is not None and endpoint.sendto(data, peer.host, peer.port)
         else:
             connection = self._table.find(peer)
+            if connection is None and self._elsewhere(peer):
+                return self._relay_to_holder(data, peer)
             sent = connection is not None and connection.write(data)
         if sent and self.trace.enabled:
             self.trace.sent(data, peer.host, peer.port, time.time())
@@ -281,6 +294,8 @@ class TransportLayer:
                     return False
                 peer = replace(peer, host=resolved)
             return self.send(data, peer, local)
+        if self._elsewhere(peer) and self._table.find(peer) is None:
+            return self._relay_to_holder(data, peer)
         connection = self._table.find(peer) or await self._table.connect(
             peer, server_name, self._outbound, functools.partial(next, self._ids)
         )
@@ -313,6 +328,8 @@ class TransportLayer:
                 if self.trace.enabled:
                     self.trace.sent(data, received_over.host, received_over.port, time.time())
                 return received_over
+            if connection is None and self._elsewhere(received_over):
+                return received_over if self._relay_to_holder(data, received_over) else None
         peer = self.response_peer(response)
         if peer is None:
             return None
@@ -342,6 +359,12 @@ class TransportLayer:
     def datagram(self, data: bytes, peer: Peer, local: LocalSocket) -> None:
         """One UDP datagram arrived (18.3: it holds exactly one message)."""
         self._receive(data, peer, local, stream=False)
+
+    def forwarded(self, data: bytes, peer: Peer, local: LocalSocket, *, stream: bool) -> None:
+        """A message another worker read and handed to this one (its
+        transaction is here): handled as if read here, traced and admitted
+        there already."""
+        self._receive(data, peer, local, stream=stream, forwarded=True)
 
     def stream_message(self, data: bytes, connection: StreamConnection) -> None:
         """One framed message arrived on a TCP/TLS connection."""
@@ -387,11 +410,33 @@ class TransportLayer:
 
     # -- internals ------------------------------------------------------------------
 
-    def _receive(self, data: bytes, peer: Peer, local: LocalSocket, *, stream: bool) -> None:
-        if self._admit is not None and not self._admit(peer):
+    def _elsewhere(self, peer: Peer) -> bool:
+        """True when ``peer``'s connection is another worker's to write."""
+        connection_id = peer.connection_id
+        return (
+            self._relay is not None
+            and connection_id is not None
+            and connection_id % self._count != self._index
+        )
+
+    def _relay_to_holder(self, data: bytes, peer: Peer) -> bool:
+        relay = self._relay
+        assert relay is not None
+        return relay(data, peer)
+
+    def _receive(
+        self,
+        data: bytes,
+        peer: Peer,
+        local: LocalSocket,
+        *,
+        stream: bool,
+        forwarded: bool = False,
+    ) -> None:
+        if not forwarded and self._admit is not None and not self._admit(peer):
             self.stats.refused += 1
             return
-        if self.trace.enabled:
+        if not forwarded and self.trace.enabled:
             self.trace.received(data, peer.host, peer.port, time.time())
         limits = self.limits
         try:

@@ -65,10 +65,18 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
 
 
-def bind_udp_socket(family: socket.AddressFamily, sockaddr: tuple[str | int, ...]) -> socket.socket:
-    """A non-blocking UDP socket bound to ``sockaddr``; IPv6 sockets IPv6-only."""
+def bind_udp_socket(
+    family: socket.AddressFamily, sockaddr: tuple[str | int, ...], *, reuse_port: bool = False
+) -> socket.socket:
+    """A non-blocking UDP socket bound to ``sockaddr``; IPv6 sockets IPv6-only.
+
+    ``reuse_port``: SO_REUSEPORT, for the workers that share the address
+    (the kernel hands each datagram to one of them by a hash of its source).
+    """
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         # A burst (a flood, or many phones re-registering at once) must not

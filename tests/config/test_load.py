@@ -328,7 +328,6 @@ def test_readable_file_with_passwords_is_a_warning(tmp_path: Path) -> None:
     [
         ("[server]\nallow_relay = true\n", "server.allow_relay = true"),
         ("[registrar]\nallow_unknown_users = true\n", "registrar.allow_unknown_users = true"),
-        ("[server]\nworkers = 4\n", 'server.workers = 4 with registrar.store = "memory"'),
         ('[admin]\nlisten = "0.0.0.0:8080"\n', 'admin.listen = "0.0.0.0:8080"'),
         ("[timeouts]\nringing_s = 60\n", "timeouts.ringing_s = 60: RFC 3261 16.6"),
         (

@@ -523,3 +523,59 @@ def test_a_compaction_is_written_a_slice_at_a_time_and_is_the_same_file(
     assert path.read_bytes() == plain.read_bytes()
     assert len(reopened(path)) == count
     assert sorted(os.listdir(tmp_path)) == ["plain.json", "r.json"]  # no temporary file left
+
+
+# -- several workers (centrex.workers) ------------------------------------------------
+
+
+def test_a_worker_that_does_not_write_the_file_reads_it_and_leaves_it(tmp_path: Path) -> None:
+    path = tmp_path / "registrations.json"
+    writer = MemoryLocationStore(path, flush_every_changes=1)
+    asyncio.run(writer.open(T0))
+    put(writer, binding())
+    asyncio.run(writer.close(T0))
+    before = path.read_bytes()
+    reader = MemoryLocationStore(path, flush_every_changes=1, writes_file=False)
+    asyncio.run(reader.open(T0))
+    assert [b.id for b in asyncio.run(reader.bindings())] == ["b1"]
+    put(reader, binding(id="b2", contact="sip:alice@192.0.2.11"))
+    asyncio.run(reader.close(T0))
+    assert path.read_bytes() == before
+    assert (
+        not recovery.journal_path(path).exists() or recovery.journal_path(path).stat().st_size == 0
+    )
+
+
+def test_changes_are_handed_on_and_applied_by_another_worker(tmp_path: Path) -> None:
+    one = MemoryLocationStore(None)
+    other = MemoryLocationStore(None)
+    asyncio.run(one.open(T0))
+    asyncio.run(other.open(T0))
+    shared: list[tuple[str, Changes]] = []
+    one.on_change = lambda aor, changes, now: shared.append((aor, changes))
+    heard: list[tuple[int, int]] = []
+    other.on_remote_change = lambda aor, before, after, now: heard.append((len(before), len(after)))
+    put(one, binding(), binding(id="b2", contact="sip:alice@192.0.2.11"))
+    for aor, changes in shared:
+        other.apply_remote(aor, changes, T0)
+    assert sorted(b.id for b in asyncio.run(other.lookup("sip:alice@example.com"))) == ["b1", "b2"]
+    assert heard == [(0, 1), (1, 2)]
+    # A change made meanwhile by the other worker to another binding is kept.
+    put(other, binding(id="b3", contact="sip:alice@192.0.2.12"))
+    other.apply_remote("sip:alice@example.com", Changes((), ("b1",)), T0)
+    assert sorted(b.id for b in asyncio.run(other.lookup("sip:alice@example.com"))) == ["b2", "b3"]
+
+
+def test_held_writes_wait_and_close_writes_them(tmp_path: Path) -> None:
+    path = tmp_path / "registrations.json"
+    store = MemoryLocationStore(path, flush_every_changes=1)
+    store.hold_writes = True
+    asyncio.run(store.open(T0))
+    put(store, binding())
+    asyncio.run(store.maybe_flush(T0 + 60))  # due, but held
+    assert not path.exists()
+    asyncio.run(store.close(T0))
+    assert path.exists()
+    reread = MemoryLocationStore(path)
+    asyncio.run(reread.open(T0))
+    assert [b.id for b in asyncio.run(reread.bindings())] == ["b1"]

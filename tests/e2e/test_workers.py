@@ -1,0 +1,344 @@
+"""Several worker processes behind one address (``[server] workers = 2``).
+
+The kernel spreads the phones over the workers by a hash of their address
+and port (SO_REUSEPORT), so with a dozen phones each worker serves some of
+them (both workers' SIP trace files show traffic). A phone registered through
+one worker must be reached through the other; the answer of a phone reached
+by one worker's client transaction may arrive at the other worker and must
+still get back to the caller; over TCP a request for a phone whose connection
+the other worker holds must go over that connection. Worker 0 alone writes
+the recovery file, with every worker's registrations in it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import wire
+from tests.e2e.conftest import CentrexServer
+
+PHONES = 12
+WAIT_S = 5.0
+
+
+def _headers(message: bytes, name: str) -> list[str]:
+    head = message.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    pattern = re.compile(rf"^{name}\s*:\s*(.*)$", re.IGNORECASE)
+    return [m.group(1) for line in head.split("\r\n")[1:] if (m := pattern.match(line))]
+
+
+def _answer(request: bytes, status: str) -> bytes:
+    """A UAS's response to ``request``: its Vias, From, To (tagged), Call-ID, CSeq."""
+    lines = [f"SIP/2.0 {status}"]
+    lines += [f"Via: {value}" for value in _headers(request, "via")]
+    to = _headers(request, "to")[0]
+    lines += [
+        f"From: {_headers(request, 'from')[0]}",
+        f"To: {to}" + ("" if ";tag=" in to else f";tag={secrets.token_hex(4)}"),
+        f"Call-ID: {_headers(request, 'call-id')[0]}",
+        f"CSeq: {_headers(request, 'cseq')[0]}",
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _message(server_port: int, caller: str, callee: str, *, transport: str, port: int) -> bytes:
+    return wire.request(
+        "MESSAGE",
+        f"sip:{callee}@example.com",
+        transport=transport,
+        local_port=port,
+        headers={
+            "From": f"<sip:{caller}@example.com>;tag={secrets.token_hex(4)}",
+            "To": f"<sip:{callee}@example.com>",
+            "Content-Type": "text/plain",
+        },
+        body=f"hello {callee}".encode(),
+    )
+
+
+def _next_request(peer: wire.UdpPeer | wire.TcpPeer, timeout: float) -> bytes | None:
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        data = peer.receive(left)
+        if data is None:
+            return None
+        if not data.startswith(b"SIP/2.0 "):
+            return data
+    return None
+
+
+def _register_all(
+    server: CentrexServer, phones: Sequence[wire.UdpPeer | wire.TcpPeer], transport: str
+) -> None:
+    for i, phone in enumerate(phones):
+        phone.send(wire.register(server.port, f"p{i}", transport=transport, local_port=phone.port))
+        answer = wire.final_answer(phone, WAIT_S)
+        assert answer is not None and wire.status_line(answer).startswith("SIP/2.0 200"), (
+            f"REGISTER of p{i} from port {phone.port}: {answer!r}\n{server.log()}"
+        )
+
+
+def _message_round(
+    server: CentrexServer, phones: Sequence[wire.UdpPeer | wire.TcpPeer], transport: str
+) -> None:
+    """Phone i sends a MESSAGE to the user of phone i+1, which answers 200."""
+    failures = []
+    for i, caller in enumerate(phones):
+        j = (i + 1) % len(phones)
+        callee = phones[j]
+        caller.send(_message(server.port, f"p{i}", f"p{j}", transport=transport, port=caller.port))
+        request = _next_request(callee, WAIT_S)
+        if request is None or not request.startswith(b"MESSAGE "):
+            failures.append(f"p{i} -> p{j}: the callee got {request!r}")
+            continue
+        callee.send(_answer(request, "200 OK"))
+        answer = wire.final_answer(caller, WAIT_S)
+        if answer is None or not wire.status_line(answer).startswith("SIP/2.0 200"):
+            failures.append(f"p{i} -> p{j}: the caller got {answer!r}")
+    assert not failures, "\n".join(failures) + "\n" + server.log()
+
+
+def _worker_traces(server: CentrexServer) -> list[str]:
+    """The SIP trace of worker 0 and of worker 1 (each writes its own file)."""
+    return [
+        server.trace_path.read_text(encoding="utf-8", errors="replace"),
+        server.trace_path.with_name("sip-trace.w1.log").read_text(
+            encoding="utf-8", errors="replace"
+        ),
+    ]
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_phones_on_different_workers_reach_each_other(
+    make_server: Callable[..., CentrexServer], transport: str
+) -> None:
+    server = make_server({"allow_unknown_users": True}, server={"workers": 2})
+    phones = [wire.open_peer(server.port, transport) for _ in range(PHONES)]
+    try:
+        _register_all(server, phones, transport)
+        _message_round(server, phones, transport)
+        time.sleep(1.2)  # the traces are flushed every second
+        traces = _worker_traces(server)
+    finally:
+        for phone in phones:
+            phone.close()
+    served = [trace.count("MESSAGE sip:") for trace in traces]
+    assert all(served), f"one worker saw no MESSAGE (MESSAGEs per worker: {served})"
+
+
+def test_worker_0_saves_every_workers_registrations_and_both_load_them(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    server = make_server({"allow_unknown_users": True}, server={"workers": 2})
+    phones = [wire.UdpPeer(server.port) for _ in range(PHONES)]
+    try:
+        _register_all(server, phones, "udp")
+        assert server.stop() == 0
+        rows = server.registrations()
+        assert sorted(rows) == sorted(f"sip:p{i}@example.com" for i in range(PHONES))
+        # Started again: every worker reads the file, so every phone is reached
+        # whichever worker the caller's messages land on.
+        server.start()
+        _message_round(server, phones, "udp")
+    finally:
+        for phone in phones:
+            phone.close()
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_a_worker_that_dies_stops_the_instance_with_an_error(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    server = make_server(server={"workers": 2})
+    assert server.process is not None
+    workers = _children(server.process.pid)
+    assert len(workers) == 2, f"workers of {server.process.pid}: {workers}"
+    os.kill(workers[1], signal.SIGKILL)
+    try:
+        code = server.process.wait(20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the supervisor did not stop after a worker died", pytrace=False)
+    assert code != 0
+    assert "stopping the other workers" in server.log()
+    assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_sigterm_stops_every_worker_cleanly(make_server: Callable[..., CentrexServer]) -> None:
+    server = make_server(server={"workers": 2})
+    assert server.process is not None
+    workers = _children(server.process.pid)
+    assert server.stop() == 0
+    assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
+    assert server.log().count("stopped") >= 2
+
+
+def _registered(
+    make_server: Callable[..., CentrexServer], count: int
+) -> tuple[CentrexServer, list[wire.UdpPeer]]:
+    """A server of two workers with ``count`` UDP phones registered (p0, p1...)."""
+    server = make_server({"allow_unknown_users": True}, server={"workers": 2})
+    phones = [wire.UdpPeer(server.port) for _ in range(count)]
+    try:
+        _register_all(server, phones, "udp")
+    except BaseException:
+        for phone in phones:
+            phone.close()
+        raise
+    return server, phones
+
+
+def _invite(server_port: int, callee: str, *, port: int) -> bytes:
+    return wire.request(
+        "INVITE",
+        f"sip:{callee}@example.com",
+        transport="udp",
+        local_port=port,
+        headers={
+            "From": f"<sip:caller@example.com>;tag={secrets.token_hex(4)}",
+            "To": f"<sip:{callee}@example.com>",
+            "Contact": f"<sip:caller@{wire.HOST}:{port}>",
+        },
+    )
+
+
+def _ring(
+    server: CentrexServer, phone: wire.UdpPeer, i: int, caller: wire.UdpPeer
+) -> tuple[bytes, bytes]:
+    """The caller's INVITE of p``i`` and the INVITE the phone got."""
+    invite = _invite(server.port, f"p{i}", port=caller.port)
+    caller.send(invite)
+    forwarded = _next_request(phone, WAIT_S)
+    assert forwarded is not None and forwarded.startswith(b"INVITE "), forwarded
+    return invite, forwarded
+
+
+def _cancel_of(invite: bytes) -> bytes:
+    """The CANCEL of ``invite`` (RFC 3261 9.1: its Request-URI, top Via,
+    From, To, Call-ID and CSeq number)."""
+    head = invite.split(b"\r\n\r\n", 1)[0].decode()
+    first, *lines = head.split("\r\n")
+    kept = [
+        line
+        for line in lines
+        if line.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "max-forwards")
+    ]
+    number = _headers(invite, "cseq")[0].split()[0]
+    uri = first.split()[1]
+    text = "\r\n".join(
+        [f"CANCEL {uri} SIP/2.0", *kept, f"CSeq: {number} CANCEL", "Content-Length: 0"]
+    )
+    return (text + "\r\n\r\n").encode()
+
+
+def _each_call(
+    make_server: Callable[..., CentrexServer],
+    call: Callable[[CentrexServer, int, wire.UdpPeer, wire.UdpPeer], str | None],
+) -> None:
+    """Register 8 phones with a server of two workers, then ``call(server, i,
+    phone, caller)`` each from a new caller socket; fail with every problem."""
+    server, phones = _registered(make_server, 8)
+    failures = []
+    try:
+        for i, phone in enumerate(phones):
+            with wire.UdpPeer(server.port) as caller:
+                problem = call(server, i, phone, caller)
+                if problem is not None:
+                    failures.append(f"call {i}: {problem}")
+                    phone.drain(0.2)
+    finally:
+        for phone in phones:
+            phone.close()
+    assert not failures, "\n".join(failures) + "\n" + server.log()
+
+
+def test_a_cancel_from_another_port_reaches_the_worker_of_its_invite(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    # RFC 3261 16.10: the CANCEL is answered 200 and the pending branch is
+    # cancelled, whichever worker holds the INVITE; with 8 calls, each CANCEL
+    # sent from a socket of its own, some land on the other worker.
+    def call(
+        server: CentrexServer, i: int, phone: wire.UdpPeer, caller: wire.UdpPeer
+    ) -> str | None:
+        invite, forwarded = _ring(server, phone, i, caller)
+        phone.send(_answer(forwarded, "180 Ringing"))
+        ringing = wire.final_answer(caller, WAIT_S)
+        assert ringing is not None and b" 180 " in ringing.split(b"\r\n", 1)[0], ringing
+        with wire.UdpPeer(server.port) as canceller:
+            canceller.send(_cancel_of(invite))
+            answer = wire.final_answer(canceller, WAIT_S)
+        if answer is None or not wire.status_line(answer).startswith("SIP/2.0 200"):
+            return f"the CANCEL got {answer!r}"
+        cancel = _next_request(phone, WAIT_S)
+        if cancel is None or not cancel.startswith(b"CANCEL "):
+            return f"the callee got {cancel!r}, not the CANCEL"
+        phone.send(_answer(cancel, "200 OK"))
+        phone.send(_answer(forwarded, "487 Request Terminated"))
+        final = wire.final_answer(caller, WAIT_S)
+        phone.drain(0.2)  # the proxy's ACK of the 487
+        if final is None or b" 487 " not in final.split(b"\r\n", 1)[0]:
+            return f"the caller got {final!r}, not 487"
+        return None
+
+    _each_call(make_server, call)
+
+
+def test_a_dialog_set_up_through_one_worker_is_ended_through_the_other(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    # The callee's BYE follows the Record-Route made by the INVITE's worker and
+    # lands on the callee's own worker, which must accept that worker's route
+    # token (one secret for all workers, made before they start).
+    def call(
+        server: CentrexServer, i: int, phone: wire.UdpPeer, caller: wire.UdpPeer
+    ) -> str | None:
+        invite, forwarded = _ring(server, phone, i, caller)
+        routes = _headers(forwarded, "record-route")
+        assert routes, forwarded
+        extra = [
+            *(f"Record-Route: {r}" for r in routes),
+            f"Contact: <sip:p{i}@{wire.HOST}:{phone.port}>",
+            "Content-Length: 0",
+        ]
+        ok = _answer(forwarded, "200 OK").replace(b"Content-Length: 0", "\r\n".join(extra).encode())
+        phone.send(ok)
+        answer = wire.final_answer(caller, WAIT_S)
+        assert answer is not None and b" 200 " in answer.split(b"\r\n", 1)[0], answer
+        bye = wire.request(
+            "BYE",
+            f"sip:caller@{wire.HOST}:{caller.port}",
+            transport="udp",
+            local_port=phone.port,
+            headers={
+                "Route": ", ".join(routes),
+                "From": _headers(answer, "to")[0],
+                "To": _headers(invite, "from")[0],
+                "Call-ID": _headers(invite, "call-id")[0],
+                "CSeq": "1 BYE",
+            },
+        )
+        phone.send(bye)
+        got = _next_request(caller, WAIT_S)
+        if got is None or not got.startswith(b"BYE "):
+            return f"the caller got {got!r}, not the BYE"
+        caller.send(_answer(got, "200 OK"))
+        done = wire.final_answer(phone, WAIT_S)
+        if done is None or b" 200 " not in done.split(b"\r\n", 1)[0]:
+            return f"the callee's BYE got {done!r}"
+        return None
+
+    _each_call(make_server, call)

@@ -48,13 +48,13 @@ installed with apt-get when missing (as root). Kamailio's workers all read
 one socket; Centrex's each have their own (SO_REUSEPORT), and the kernel
 picks one by the sender's address and port, so several Centrex workers need
 several senders: --sipp-sockets N makes the REGISTERing phones and the
-caller send from N sockets in turn, against both servers alike.
+caller send from N addresses in turn, against both servers alike.
 
     .venv/bin/python bench/run.py                    # the issue's 20-s windows, ~40-55 min here
     .venv/bin/python bench/run.py --window 5         # a quick run, ~16 min here
     .venv/bin/python bench/run.py --only register --window 3 --skip-memory
     .venv/bin/python bench/run.py --only memory --fill-rate 1000
-    .venv/bin/python bench/run.py --window 5 --workers 2 --sipp-sockets 64 --skip-memory
+    .venv/bin/python bench/run.py --window 5 --workers 2 --sipp-sockets 8 --skip-memory
 
 The run prints its longest possible duration before starting, prints each
 step as it goes, then the table; it writes the table (results.md), every step
@@ -89,6 +89,10 @@ CALLEE = "callee"
 #: Seconds a step costs beyond its window: sipp start, the last calls, stats.
 STEP_OVERHEAD_S = 4.0
 LOADS = ("register", "call")
+#: sipp's options for one socket per address of the injection file (sipp
+#: refuses to start unless the most sockets it may open is below the open
+#: files limit).
+UI = ("-t", "ui", "-max_socket", "1000")
 
 
 @dataclass
@@ -194,14 +198,13 @@ class Bench:
         self.sipp = harness.sipp_binary()
         #: sipp's UDP socket buffers (its default, 64 KB, drops bursts at a few 100 calls/s).
         self.sipp_buffer = ["-buff_size", str(4 * 1024 * 1024)]
-        #: How the REGISTERing phones and the caller send: one socket, or
-        #: --sipp-sockets of them taken in turn (many phones, which
-        #: SO_REUSEPORT spreads over Centrex's workers), for both servers.
-        self.sipp_sockets = (
-            ["-t", "u1"]
-            if args.sipp_sockets == 1
-            else ["-t", "un", "-max_socket", str(args.sipp_sockets)]
-        )
+        #: Where the REGISTERing phones and the caller send from: one socket,
+        #: or one on each of --sipp-sockets loopback addresses, taken in turn
+        #: by the lines of the injection file (sipp -t ui), for both servers
+        #: (SO_REUSEPORT spreads senders over Centrex's workers).
+        count = args.sipp_sockets
+        self.phone_ips = [ip(10 + i) for i in range(count)] if count > 1 else []
+        self.caller_ips = [ip(10 + count + i) for i in range(count)] if count > 1 else []
         self.kamailio: Kamailio | None = None
         self.centrex: Centrex | None = None
         self.users = [f"b{10000 + i}" for i in range(args.users)]
@@ -262,11 +265,16 @@ class Bench:
     def _deadline(self, calls: int, rate: int) -> float:
         return calls / rate * 1.5 + self.args.pause_ms / 1000 + 20
 
-    def _csv(self, name: str, users: list[str], contact_port: int = 5060) -> Path:
-        """An injection file of ``users``, each with ``contact_port`` for its contact."""
+    def _csv(
+        self, name: str, users: list[str], contact_port: int = 5060, ips: list[str] | None = None
+    ) -> Path:
+        """An injection file of ``users``, each with ``contact_port`` for its
+        contact, and with ``ips`` the address to send from (field 2, in turn)."""
         path = self.workdir / "csv" / f"{name}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"{user};{contact_port}" for user in users]
+        if ips:
+            lines = [f"{line};{ips[i % len(ips)]}" for i, line in enumerate(lines)]
         path.write_text("SEQUENTIAL\n" + "\n".join(lines) + "\n", encoding="ascii")
         return path
 
@@ -282,6 +290,7 @@ class Bench:
         port: int,
         trace: bool = False,
         scenario: str = "register.xml",
+        spread: bool = False,
     ) -> Sipp:
         deadline = self._deadline(calls, rate)
         argv = [
@@ -289,11 +298,20 @@ class Bench:
             "-sf", str(harness.SCENARIOS / scenario),
             "-inf", str(users),
             "-i", ip, "-p", str(port), "-mi", ip,
-            *self.sipp_sockets,
+            *((*UI, "-ip_field", "2") if spread and self.phone_ips else ("-t", "u1")),
             "-r", str(rate), "-m", str(calls),
             "-timeout", f"{math.ceil(deadline)}s", "-timeout_error",
         ]  # fmt: skip
         return Sipp(name, argv, self.workdir / "sipp", trace_messages=trace)
+
+    def _callers(self, tag: str) -> list[str]:
+        """sipp's options for where the caller sends from (``caller_ips``)."""
+        if not self.caller_ips:
+            return ["-t", "u1"]
+        path = self.workdir / "csv" / f"{tag}-callers.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("SEQUENTIAL\n" + "\n".join(self.caller_ips) + "\n", encoding="ascii")
+        return ["-inf", str(path), *UI, "-ip_field", "0"]
 
     def register_callee(self, server: ServerUnderTest) -> bool:
         """The callee alone registered at this step's address; whether it worked."""
@@ -325,8 +343,8 @@ class Bench:
             lines = [self.users[(start + i) % len(self.users)] for i in range(len(self.users))]
             self.offset[name] = (start + calls) % len(self.users)
             uac = self._register_sipp(
-                tag, server.address, self._csv(tag, lines), rate, calls,
-                ip=self.phones_ip, port=self.phones_port, trace=trace,
+                tag, server.address, self._csv(tag, lines, ips=self.phone_ips), rate, calls,
+                ip=self.phones_ip, port=self.phones_port, trace=trace, spread=True,
             )  # fmt: skip
             transactions = calls
         else:
@@ -373,7 +391,7 @@ class Bench:
                     str(self.uac_port),
                     "-mi",
                     self.uac_ip,
-                    *self.sipp_sockets,
+                    *self._callers(tag),
                     *self.sipp_buffer,
                     "-r",
                     str(rate),
@@ -791,8 +809,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sipp-sockets",
         type=int,
         default=1,
-        help="sockets the REGISTERing phones and the caller send from, for both "
-        "servers (sipp -t un -max_socket N); 1 = one socket (-t u1)",
+        help="loopback addresses the REGISTERing phones and the caller each send "
+        "from, one socket on each, for both servers (sipp -t ui; after --ip-base "
+        "+10); 1 = one socket (-t u1)",
     )
     parser.add_argument(
         "--ip-base",

@@ -67,13 +67,19 @@ def serve(config_path: Path | None) -> None:
     if workers == 1:
         sys.exit(_serve_one(settings, config_path, None))
     from centrex.server import NotSupportedError, refuse_what_is_not_built
-    from centrex.workers.supervisor import run_workers
+    from centrex.workers.supervisor import check_ports_free, run_workers
 
     try:
         refuse_what_is_not_built(settings)  # once, before the fork, rather than per worker
     except NotSupportedError as exc:
         click.echo(f"{config_path or 'settings'}: {exc}", err=True)
         sys.exit(2)
+    addresses = [(a.transport, a.host, a.port) for a in settings.network.listen_addresses()]
+    try:
+        check_ports_free(addresses)
+    except OSError as exc:
+        click.echo(f"centrex serve: {exc}", err=True)
+        sys.exit(1)
     from centrex.logs import setup_event_log
     from centrex.server import load_or_create_secret
 

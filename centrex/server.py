@@ -65,6 +65,7 @@ from centrex.transport.tls import server_context
 from centrex.workers.frames import (
     CHANGE,
     CLEAR_BANS,
+    CLOSED,
     MESSAGE,
     OPENED,
     SEND,
@@ -77,6 +78,10 @@ from centrex.workers.frames import (
 from centrex.workers.links import WorkerLinks
 
 logger = logging.getLogger("centrex.server")
+
+#: How long worker 0, stopping, waits for the other workers to stop (they
+#: got the same signal) before it writes the recovery file without them.
+STOP_WAIT_S = 5.0
 
 #: Answers to NOTIFYs handed to the transaction layer per turn of the event
 #: loop, after the requests that arrived with them (``Server._take_responses``).
@@ -194,8 +199,8 @@ class Server:
             self.links = WorkerLinks(worker, self._on_frame)
         # How many workers a CANCEL being handled was handed through (``_on_frame``).
         self._cancel_hops = 0
-        # Changes of the other workers read before the store was open.
-        self._early_changes: list[tuple[str, list[list[Any]], tuple[str, ...]]] | None = []
+        # Changes of the other workers read before the store was open: (kind, fields).
+        self._early_changes: list[tuple[int, tuple[Any, ...]]] | None = []
         self._opened = {0}
         timers = TimerConfig(**settings.timeouts.timer_config())
         self.transactions = TransactionLayer(timers)
@@ -392,7 +397,15 @@ class Server:
         )
 
     async def stop(self) -> None:
-        """Stop listening, flush the recovery file, close the logs."""
+        """Stop listening, flush the recovery file, close the logs.
+
+        With several workers, worker 0 writes the file last: after every
+        other worker has stopped reading and closed its link, so the changes
+        they made up to then are in it (``STOP_WAIT_S`` at most).
+        """
+        links = self.links
+        if links is not None:
+            links.stopping = True
         self._responses.clear()  # read but not handled yet: as if lost on the way
         # Requests still read meanwhile may spawn more: a few rounds.
         for _ in range(5):
@@ -414,10 +427,15 @@ class Server:
                 self.registrar.listeners.remove(self.presence.on_aor_event)
             await self.presence.stop(time.time())
         await self.transport.stop()
+        if links is not None:
+            if links.index != 0:
+                links.close()  # after all this worker sent: worker 0 may write now
+            elif not await links.closed(STOP_WAIT_S):
+                logger.warning("not every worker stopped within %.0f s", STOP_WAIT_S)
         if self.registrar is not None:
             await self.registrar.stop(time.time())
-        if self.links is not None:
-            self.links.close()
+        if links is not None:
+            links.close()
         self.trace.close()
         self._stopped.set()
         logger.info("stopped")
@@ -498,6 +516,12 @@ class Server:
     def _on_message(self, message: Request | Response, peer: Peer, local: LocalSocket) -> None:
         assert self._loop is not None
         if self.proxy is None:
+            if (
+                self.links is not None
+                and isinstance(message, Response)
+                and self._elsewhere(message, peer, local)
+            ):
+                return
             self._while_starting(message, peer, local)
             return
         now = self._loop.time()
@@ -594,13 +618,19 @@ class Server:
         """The store has read the recovery file: apply the other workers'
         changes read meanwhile, and tell worker 0, which may write it now."""
         early, self._early_changes = self._early_changes, None
-        for aor, put, remove in early or ():
-            self._apply_change(aor, put, remove)
+        for kind, fields in early or ():
+            self._apply_change(kind, fields)
         links = self.links
         if links is not None and links.index != 0:
             links.send(0, OPENED, (links.index,))
 
-    def _apply_change(self, aor: str, put: list[list[Any]], remove: tuple[str, ...]) -> None:
+    def _apply_change(self, kind: int, fields: tuple[Any, ...]) -> None:
+        """A change of the location table another worker made (CHANGE, CLOSED)."""
+        if kind == CLOSED:
+            if self.registrar is not None:
+                self._spawn(self.registrar.connection_closed(fields[0], time.time()))
+            return
+        aor, put, remove = fields
         store = self.store
         assert isinstance(store, MemoryLocationStore)
         bindings = tuple(from_row(r) for r in put)
@@ -625,12 +655,11 @@ class Server:
             peer = Peer(transport, host, port, connection_id)
             if not self.transport.send(data, peer):
                 self._spawn(self.transport.send_to(data, peer))
-        elif kind == CHANGE:
-            aor, put, remove = fields
+        elif kind in (CHANGE, CLOSED):
             if self._early_changes is not None:
-                self._early_changes.append((aor, put, remove))
+                self._early_changes.append((kind, fields))
             else:
-                self._apply_change(aor, put, remove)
+                self._apply_change(kind, fields)
         elif kind == OPENED:
             self._opened.add(fields[0])
             store = self.store
@@ -677,6 +706,8 @@ class Server:
             return
         if self.settings.registrar.remove_on_connection_close:
             self._spawn(self.registrar.connection_closed(peer.connection_id, time.time()))
+            if self.links is not None:
+                self.links.broadcast(CLOSED, (peer.connection_id,))
 
     # -- the transaction layer's outputs ---------------------------------------------
 

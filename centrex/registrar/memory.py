@@ -162,6 +162,13 @@ class MemoryLocationStore(LocationStore):
                 recovery.read_table, path, now
             )
         except recovery.RecoveryFileError as exc:
+            if not self.writes_file:
+                logger.error(
+                    "recovery file unreadable, starting without registrations: %s "
+                    "(worker 0 sets it aside)",
+                    exc.problem,
+                )
+                return
             moved = recovery.set_aside(path, now)
             logger.error(
                 "recovery file unreadable, starting without registrations: %s (kept as %s)",
@@ -242,18 +249,28 @@ class MemoryLocationStore(LocationStore):
                 self._set(aor, current, remaining)
                 removals.append(AorRemoval(aor, removed, remaining))
                 self._changed(len(removed), now)
-                if connection_id is not None and self.on_change is not None:
-                    # (Every worker removes a restart's alike, from the same file.)
-                    self.on_change(aor, Changes((), tuple(b.id for b in removed)), now)
         return removals
 
     def apply_remote(self, aor: str, changes: Changes, now: float) -> None:
         """Apply a change another worker made (``on_change`` there), and tell
         ``on_remote_change`` (the registrar's events) as a shared store does."""
         current = self._table.get(aor)
+        if changes.put and current:
+            # A put that crossed a newer one of the same binding (the phone
+            # moved to another worker) is not applied over it.
+            stored = {b.id: b.updated_at for b in current}
+            put = tuple(b for b in changes.put if stored.get(b.id, b.updated_at) <= b.updated_at)
+            if len(put) != len(changes.put):
+                changes = Changes(put, changes.remove)
         new = apply_changes(current, changes)
         self._set(aor, current, new)
         self._changed(changes.size, now)
+        if (
+            self._pending >= self.flush_every_changes
+            and not self.hold_writes
+            and (self._flusher is None or self._flusher.done())
+        ):
+            self._flusher = asyncio.ensure_future(self._flush_logged(now))
         report = self.on_remote_change
         if report is not None:
             report(aor, current, new, now)

@@ -21,16 +21,20 @@ MESSAGE = 1
 #: Bytes for a connection the receiving worker holds: (transport, host,
 #: port, connection id, data).
 SEND = 2
-#: A change of one AOR's bindings: (aor, the bindings put, packed; the ids
-#: removed; when).
+#: A change of one AOR's bindings: (aor, the bindings put as rows
+#: (``packed.row``), the ids removed).
 CHANGE = 3
 #: The sender's location store is open (it has read the recovery file):
 #: (worker index,). Worker 0 writes the file only once every worker has.
 OPENED = 4
 #: ``centrex bans clear`` reached worker 0: ([ip or "*", ...],).
 CLEAR_BANS = 5
+#: A TCP/TLS connection the sender held is gone: (connection id,). Its
+#: bindings go from every table (those of that connection only: the phone
+#: may have registered again meanwhile over a new one, kept).
+CLOSED = 6
 
-KINDS = (MESSAGE, SEND, CHANGE, OPENED, CLEAR_BANS)
+KINDS = (MESSAGE, SEND, CHANGE, OPENED, CLEAR_BANS, CLOSED)
 
 _HEADER = 4
 #: The largest frame a worker accepts: a SIP message (64 KiB at most, see

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Callable
 from typing import Any, cast
 
-from centrex.workers.frames import FrameError, WorkerInfo, encode, split
+from centrex.workers.frames import MAX_FRAME, FrameError, WorkerInfo, encode, split
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,10 @@ class WorkerLinks:
         self._on_frame = on_frame
         self._links: dict[int, _Link] = {}
         self._closing = False
+        #: Set when this worker begins to stop: a link lost from then on is
+        #: the other worker stopping too.
+        self.stopping = False
+        self._all_closed = asyncio.Event()
         #: Frames sent and received (for tests and metrics).
         self.sent = 0
         self.received_count = 0
@@ -85,13 +91,20 @@ class WorkerLinks:
         link = self._links.get(worker)
         if link is None or link.transport is None:
             return False
-        link.transport.write(encode(kind, fields))
+        frame = encode(kind, fields)
+        if len(frame) > MAX_FRAME:
+            logger.warning("frame of %d bytes not handed to worker %d", len(frame), worker)
+            return False
+        link.transport.write(frame)
         self.sent += 1
         return True
 
     def broadcast(self, kind: int, fields: tuple[Any, ...]) -> None:
         """Queue one frame for every other worker."""
         data = encode(kind, fields)
+        if len(data) > MAX_FRAME:
+            logger.error("frame of %d bytes not shared with the other workers", len(data))
+            return
         for link in self._links.values():
             if link.transport is not None:
                 link.transport.write(data)
@@ -105,10 +118,27 @@ class WorkerLinks:
             logger.exception("frame of kind %d from worker %d failed", kind, peer)
 
     def lost(self, peer: int) -> None:
-        if not self._closing:
-            # The supervisor stops every worker when one ends; until then the
-            # others serve on without it.
-            logger.error("link to worker %d lost", peer)
+        if all(link.transport is None for link in self._links.values()):
+            self._all_closed.set()
+        if self._closing or self.stopping:
+            return
+        # The workers no longer share their changes: this one stops, and the
+        # supervisor stops the others and exits with an error, so that the
+        # instance starts again whole (from the recovery file).
+        logger.error("link to worker %d lost: stopping", peer)
+        self.stopping = True
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def closed(self, timeout: float) -> bool:
+        """Wait until every other worker has closed its link (it has stopped
+        and sent all it had), at most ``timeout`` s; True if all did."""
+        if not self._links:
+            return True
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def close(self) -> None:
         self._closing = True

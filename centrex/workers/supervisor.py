@@ -13,13 +13,14 @@ is killed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from centrex.workers.frames import WorkerInfo
@@ -30,8 +31,11 @@ logger = logging.getLogger("centrex.workers")
 #: connections) after SIGTERM before they are killed.
 STOP_GRACE_S = 15.0
 
-#: How often the supervisor looks for ended workers while they stop.
-_POLL_S = 0.05
+#: How often the supervisor looks for ended workers.
+_POLL_S = 0.2
+
+#: prctl(2): the signal a worker gets when the supervisor dies.
+_PR_SET_PDEATHSIG = 1
 
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -52,6 +56,10 @@ def _child(
     """Run in a forked worker: keep this worker's ends of the sockets, serve, exit."""
     code = 1
     try:
+        for signum in _FORWARDED:
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+        _stop_with_supervisor()
         sockets: dict[int, socket.socket] = {}
         for (low, high), (a, b) in pairs.items():
             if low == index:
@@ -90,15 +98,59 @@ def run_workers(count: int, serve: Callable[[WorkerInfo], int]) -> int:
     children: dict[int, int] = {}
     sys.stdout.flush()
     sys.stderr.flush()
-    for index in range(count):
-        pid = os.fork()
-        if pid == 0:
-            _child(index, count, pairs, serve)  # never returns
-        children[pid] = index
-    for a, b in pairs.values():
-        a.close()
-        b.close()
+    # No signal is taken while the workers are forked: one that came then
+    # would end the supervisor alone, or a worker before it serves.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+    try:
+        for index in range(count):
+            pid = os.fork()
+            if pid == 0:
+                _child(index, count, pairs, serve)  # never returns
+            children[pid] = index
+    except BaseException:
+        _signal_all(children, signal.SIGKILL)
+        for pid in children:
+            os.waitpid(pid, 0)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+        raise
+    finally:
+        for a, b in pairs.values():
+            a.close()
+            b.close()
     return _watch(children)
+
+
+def _stop_with_supervisor() -> None:
+    """Have the kernel send this worker SIGTERM if the supervisor dies (a
+    worker left serving alone would keep the ports)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        logger.debug("prctl(PR_SET_PDEATHSIG) not available")
+
+
+def check_ports_free(addresses: Sequence[tuple[str, str, int]]) -> None:
+    """Bind each (transport, host, port) once without SO_REUSEPORT and let it
+    go: OSError naming the address when something holds it (another
+    instance's workers would otherwise share it with these, SO_REUSEPORT
+    allowing it)."""
+    for transport, host, port in addresses:
+        kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+        for family, _, _, _, sockaddr in socket.getaddrinfo(
+            host, port, type=kind, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind) as probe:
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if kind == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(sockaddr)
+                except OSError as exc:
+                    raise OSError(
+                        exc.errno, f"cannot listen on {transport}:{host}:{port}: {exc.strerror}"
+                    ) from exc
 
 
 def _watch(children: dict[int, int]) -> int:
@@ -121,6 +173,7 @@ def _watch(children: dict[int, int]) -> int:
         signal.SIGINT: signal.signal(signal.SIGINT, stop),
         signal.SIGHUP: signal.signal(signal.SIGHUP, forward),
     }
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
     try:
         while children:
             pid, status = os.waitpid(-1, os.WNOHANG)

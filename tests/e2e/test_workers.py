@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import wire
-from tests.e2e.conftest import CentrexServer
+from tests.e2e.conftest import CentrexServer, _centrex_command
 
 PHONES = 12
 WAIT_S = 5.0
@@ -342,3 +342,65 @@ def test_a_dialog_set_up_through_one_worker_is_ended_through_the_other(
         return None
 
     _each_call(make_server, call)
+
+
+def test_a_second_instance_on_the_same_ports_is_refused(
+    make_server: Callable[..., CentrexServer], tmp_path: Path
+) -> None:
+    # SO_REUSEPORT would let a second instance's workers share the port and
+    # take part of the traffic: the supervisor checks the ports first.
+    server = make_server(server={"workers": 2})
+    other = CentrexServer(tmp_path / "other", server.port, server={"workers": 2})
+    result = subprocess.run(
+        [*_centrex_command(), "serve", "--config", str(other.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"cannot listen on udp:{wire.HOST}:{server.port}" in result.stderr
+    assert wire.options_status(server.port, "udp") == "SIP/2.0 200 OK"
+
+
+def test_an_unreadable_recovery_file_is_set_aside_once(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    # Worker 0 sets it aside and starts empty; the other worker starts empty
+    # too, without touching it, and the instance serves.
+    server = make_server({"allow_unknown_users": True}, server={"workers": 2})
+    assert server.stop() == 0
+    (server.data_dir / "registrations.json").write_text("{not json", encoding="utf-8")
+    server.start()
+    phones = [wire.UdpPeer(server.port) for _ in range(4)]
+    try:
+        _register_all(server, phones, "udp")
+    finally:
+        for phone in phones:
+            phone.close()
+    assert server.stop() == 0
+    assert len(server.registrations()) == 4
+    aside = [p for p in server.data_dir.iterdir() if ".bad-" in p.name]
+    assert len(aside) == 1, sorted(p.name for p in server.data_dir.iterdir())
+
+
+def test_a_closed_connection_takes_its_bindings_from_every_worker(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    server = make_server({"allow_unknown_users": True}, server={"workers": 2})
+    tcp = wire.TcpPeer(server.port)
+    _register_all(server, [tcp], "tcp")  # p0, over TCP
+    tcp.close()
+    time.sleep(0.5)
+    callers = [wire.UdpPeer(server.port) for _ in range(8)]
+    try:
+        answers = []
+        for caller in callers:
+            caller.send(_message(server.port, "x", "p0", transport="udp", port=caller.port))
+            answer = wire.final_answer(caller, WAIT_S)
+            answers.append(None if answer is None else wire.status_line(answer))
+    finally:
+        for caller in callers:
+            caller.close()
+    # 480: known but not registered any more, whichever worker answers.
+    assert all(a is not None and a.startswith("SIP/2.0 4") for a in answers), answers

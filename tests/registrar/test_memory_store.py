@@ -579,3 +579,14 @@ def test_held_writes_wait_and_close_writes_them(tmp_path: Path) -> None:
     reread = MemoryLocationStore(path)
     asyncio.run(reread.open(T0))
     assert [b.id for b in asyncio.run(reread.bindings())] == ["b1"]
+
+
+def test_a_remote_put_older_than_the_stored_binding_is_not_applied() -> None:
+    # Two workers' puts of one binding crossed (the phone moved): the newer stays.
+    store = MemoryLocationStore(None)
+    asyncio.run(store.open(T0))
+    newer = binding(updated_at=T0 + 10, expires_at=T0 + 3610)
+    store.apply_remote(newer.aor, Changes((newer,), ()), T0 + 10)
+    older = binding(updated_at=T0 + 5, expires_at=T0 + 3605)
+    store.apply_remote(older.aor, Changes((older,), ()), T0 + 11)
+    assert [b.expires_at for b in asyncio.run(store.lookup(newer.aor))] == [T0 + 3610]

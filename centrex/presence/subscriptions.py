@@ -461,7 +461,7 @@ class SubscriptionTable:
         """Bindings of an AOR that stays available changed (a second device, a
         refresh): ``reg`` watchers get the full state. Availability changes go
         through ``on_aor_event``."""
-        self.roster.set(aor, tuple(bindings))
+        self.roster.replace(aor, tuple(bindings))
         return [
             notify
             for sub in self._watching("reg", aor, now)

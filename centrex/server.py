@@ -515,13 +515,13 @@ class Server:
 
     def _on_message(self, message: Request | Response, peer: Peer, local: LocalSocket) -> None:
         assert self._loop is not None
+        if (
+            self.links is not None
+            and isinstance(message, Response)
+            and self._elsewhere(message, peer, local)
+        ):
+            return  # (also while starting: the other worker may be serving)
         if self.proxy is None:
-            if (
-                self.links is not None
-                and isinstance(message, Response)
-                and self._elsewhere(message, peer, local)
-            ):
-                return
             self._while_starting(message, peer, local)
             return
         now = self._loop.time()
@@ -539,8 +539,6 @@ class Server:
                 message, now, reliable=peer.reliable, peer=Inbound(peer, local)
             )
             self._drain()
-            return
-        if self.links is not None and self._elsewhere(message, peer, local):
             return
         if message.cseq.method != "NOTIFY":
             # Only the subscribers' answers come in bursts; a call's

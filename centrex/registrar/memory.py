@@ -85,8 +85,8 @@ class MemoryLocationStore(LocationStore):
         #: While True, nothing is written (worker 0 holds its first write
         #: until every worker has read the file).
         self.hold_writes = False
-        #: Called with every change made here by ``update`` or a connection's
-        #: end, for the other workers (``apply_remote``); None with one.
+        #: Called with every change ``update`` makes, for the other workers
+        #: (their ``apply_remote``); None with one process.
         self.on_change: Callable[[str, Changes, float], None] | None = None
         self.flush_every_changes = flush_every_changes
         self.flush_every_seconds = flush_every_seconds
@@ -224,12 +224,7 @@ class MemoryLocationStore(LocationStore):
             self._changed(changes.size, now)
             if self.on_change is not None:
                 self.on_change(aor, changes, now)
-            if (
-                self._pending >= self.flush_every_changes
-                and not self.hold_writes
-                and (self._flusher is None or self._flusher.done())
-            ):
-                self._flusher = asyncio.ensure_future(self._flush_logged(now))
+            self._flush_if_due(now)
         return result
 
     async def remove_connections(
@@ -265,12 +260,7 @@ class MemoryLocationStore(LocationStore):
         new = apply_changes(current, changes)
         self._set(aor, current, new)
         self._changed(changes.size, now)
-        if (
-            self._pending >= self.flush_every_changes
-            and not self.hold_writes
-            and (self._flusher is None or self._flusher.done())
-        ):
-            self._flusher = asyncio.ensure_future(self._flush_logged(now))
+        self._flush_if_due(now)
         report = self.on_remote_change
         if report is not None:
             report(aor, current, new, now)
@@ -297,6 +287,16 @@ class MemoryLocationStore(LocationStore):
         return await self._flush_logged(now)
 
     # -- the recovery file ------------------------------------------------------
+
+    def _flush_if_due(self, now: float) -> None:
+        """Start a write, not waited for, once ``flush_every_changes`` are
+        pending (its 200 does not carry the disk's time)."""
+        if (
+            self._pending >= self.flush_every_changes
+            and not self.hold_writes
+            and (self._flusher is None or self._flusher.done())
+        ):
+            self._flusher = asyncio.ensure_future(self._flush_logged(now))
 
     def _changed(self, count: int, now: float) -> None:
         if count and self.writes_file:

@@ -294,11 +294,13 @@ class TransportLayer:
                     return False
                 peer = replace(peer, host=resolved)
             return self.send(data, peer, local)
-        if self._elsewhere(peer) and self._table.find(peer) is None:
-            return self._relay_to_holder(data, peer)
-        connection = self._table.find(peer) or await self._table.connect(
-            peer, server_name, self._outbound, functools.partial(next, self._ids)
-        )
+        connection = self._table.find(peer)
+        if connection is None:
+            if self._elsewhere(peer):
+                return self._relay_to_holder(data, peer)
+            connection = await self._table.connect(
+                peer, server_name, self._outbound, functools.partial(next, self._ids)
+            )
         sent = connection is not None and connection.write(data)
         if sent and self.trace.enabled:
             self.trace.sent(data, peer.host, peer.port, time.time())

@@ -59,14 +59,10 @@ class WorkerLinks:
         self.info = info
         self._on_frame = on_frame
         self._links: dict[int, _Link] = {}
-        self._closing = False
-        #: Set when this worker begins to stop: a link lost from then on is
-        #: the other worker stopping too.
+        #: Set when this worker begins to stop (or closes its links): a link
+        #: lost from then on is the other worker stopping too.
         self.stopping = False
         self._all_closed = asyncio.Event()
-        #: Frames sent and received (for tests and metrics).
-        self.sent = 0
-        self.received_count = 0
 
     @property
     def index(self) -> int:
@@ -87,31 +83,25 @@ class WorkerLinks:
             self._links[peer] = link
 
     def send(self, worker: int, kind: int, fields: tuple[Any, ...]) -> bool:
-        """Queue one frame for ``worker``; False when its link is gone."""
+        """Queue one frame for ``worker``; False when its link is gone or
+        the frame is larger than a worker reads."""
         link = self._links.get(worker)
-        if link is None or link.transport is None:
-            return False
-        frame = encode(kind, fields)
-        if len(frame) > MAX_FRAME:
-            logger.warning("frame of %d bytes not handed to worker %d", len(frame), worker)
+        frame = _frame(kind, fields)
+        if link is None or link.transport is None or frame is None:
             return False
         link.transport.write(frame)
-        self.sent += 1
         return True
 
     def broadcast(self, kind: int, fields: tuple[Any, ...]) -> None:
         """Queue one frame for every other worker."""
-        data = encode(kind, fields)
-        if len(data) > MAX_FRAME:
-            logger.error("frame of %d bytes not shared with the other workers", len(data))
+        frame = _frame(kind, fields)
+        if frame is None:
             return
         for link in self._links.values():
             if link.transport is not None:
-                link.transport.write(data)
-                self.sent += 1
+                link.transport.write(frame)
 
     def received(self, peer: int, kind: int, fields: tuple[Any, ...]) -> None:
-        self.received_count += 1
         try:
             self._on_frame(peer, kind, fields)
         except Exception:
@@ -120,7 +110,7 @@ class WorkerLinks:
     def lost(self, peer: int) -> None:
         if all(link.transport is None for link in self._links.values()):
             self._all_closed.set()
-        if self._closing or self.stopping:
+        if self.stopping:
             return
         # The workers no longer share their changes: this one stops, and the
         # supervisor stops the others and exits with an error, so that the
@@ -141,7 +131,17 @@ class WorkerLinks:
         return True
 
     def close(self) -> None:
-        self._closing = True
+        self.stopping = True
         for link in self._links.values():
             if link.transport is not None:
                 link.transport.close()
+
+
+def _frame(kind: int, fields: tuple[Any, ...]) -> bytes | None:
+    """The frame of ``kind`` with ``fields``; None, logged, when it is larger
+    than a worker reads (``MAX_FRAME``: the link would be closed)."""
+    frame = encode(kind, fields)
+    if len(frame) > MAX_FRAME:
+        logger.warning("frame of kind %d, %d bytes, not handed to another worker", kind, len(frame))
+        return None
+    return frame

@@ -404,3 +404,60 @@ def test_a_closed_connection_takes_its_bindings_from_every_worker(
             caller.close()
     # 480: known but not registered any more, whichever worker answers.
     assert all(a is not None and a.startswith("SIP/2.0 4") for a in answers), answers
+
+
+def test_presence_watchers_hear_of_registrations_through_every_worker(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    # A user registered through either worker is announced to a watcher held
+    # by one of them (the other's change reaches it as a remote change), and
+    # the watcher's 200s, each sent from a new port, reach the worker holding
+    # the NOTIFY's transaction wherever they land: no NOTIFY is sent twice.
+    server = make_server({"allow_unknown_users": True}, server={"workers": 2})
+    phones = [wire.UdpPeer(server.port) for _ in range(8)]
+    watcher = wire.UdpPeer(server.port)
+    notified: list[bytes] = []
+
+    def answer_notifies(timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            got = watcher.receive(left)
+            if got is None:
+                return
+            if got.startswith(b"NOTIFY "):
+                notified.append(got)
+                # Answered from a socket of its own, as a phone with one
+                # socket per transaction does: it may reach either worker.
+                with wire.UdpPeer(server.port) as answering:
+                    answering.send(_answer(got, "200 OK"))
+
+    try:
+        watcher.send(wire.register(server.port, "1001", transport="udp", local_port=watcher.port))
+        registered = wire.final_answer(watcher, WAIT_S)
+        assert registered is not None and b" 200 " in registered.split(b"\r\n", 1)[0]
+        watcher.send(
+            wire.request(
+                "SUBSCRIBE",
+                "sip:Registrar@example.com",
+                transport="udp",
+                local_port=watcher.port,
+                headers={
+                    "From": f"<sip:1001@example.com>;tag={secrets.token_hex(4)}",
+                    "To": "<sip:Registrar@example.com>",
+                    "Contact": f"<sip:1001@{wire.HOST}:{watcher.port}>",
+                    "Event": "user-available",
+                    "Expires": "600",
+                },
+            )
+        )
+        answer_notifies(1.0)  # the 200, then the first list
+        _register_all(server, phones, "udp")
+        answer_notifies(2.5)  # past a NOTIFY's first retransmissions (T1 = 0.5 s)
+    finally:
+        for peer in [*phones, watcher]:
+            peer.close()
+    events = " ".join(h for n in notified for h in _headers(n, "event"))
+    missing = [f"p{i}" for i in range(len(phones)) if f"p{i}" not in events]
+    assert not missing, f"not announced: {missing}; Event headers: {events}\n{server.log()}"
+    sent = [(_headers(n, "call-id")[0], _headers(n, "cseq")[0]) for n in notified]
+    assert len(sent) == len(set(sent)), f"NOTIFYs sent again: {sent}\n{server.log()}"

@@ -161,7 +161,9 @@ class PresenceService:
     the served domain a host stands for (``LocalIdentity.canonical_domain``):
     with it the service checks the domain of Request-URIs and From URIs
     itself and maps our addresses to the domain; without it, every host is
-    taken as the served domain it names. ``batch`` bounds the NOTIFYs sent in
+    taken as the served domain it names. ``bindings_of(aor)``, when given,
+    reads an AOR's live bindings from a location store in this process (the
+    roster then keeps no copy of them). ``batch`` bounds the NOTIFYs sent in
     one turn of the loop; ``save_every_s`` how often, at most, the recovery
     file is rewritten when the table changed.
     """
@@ -181,6 +183,7 @@ class PresenceService:
         resolve: Callable[[SipURI], Awaitable[Peer | None]],
         domain_of: Callable[[str, int | None], str | None] | None = None,
         table: SubscriptionTable | None = None,
+        bindings_of: Callable[[str], tuple[Binding, ...]] | None = None,
         batch: int = BATCH,
         save_every_s: float = 1.0,
         path: Path | None = None,
@@ -190,7 +193,9 @@ class PresenceService:
             raise ValueError("batch must be at least 1")
         self.settings = settings
         self.directory = directory
-        self.table = table or SubscriptionTable(settings, directory, contact=local_contact)
+        self.table = table or SubscriptionTable(
+            settings, directory, contact=local_contact, bindings_of=bindings_of
+        )
         self.transactions = transactions
         #: The subscriptions' recovery file (each worker keeps its own).
         self.path = path if path is not None else data_dir / recovery.FILE_NAME

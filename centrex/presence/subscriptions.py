@@ -130,7 +130,8 @@ def _spread(n: int) -> float:
 class SubscriptionTable:
     """Every subscription of this server and the rules of RFC 6665 4.2 for them.
 
-    ``roster`` is who is registered (built on ``directory`` when not given);
+    ``roster`` is who is registered (built on ``directory`` when not given,
+    reading bindings from ``bindings_of`` when given: ``Roster``'s ``source``);
     ``contact(domain)`` the URI our 200s and NOTIFYs put in Contact, by default
     ``sip:<registrar name>@<domain>``. ``new_id``, ``new_tag`` and
     ``new_call_id`` make subscription ids, tags and lanscape Call-IDs.
@@ -145,13 +146,16 @@ class SubscriptionTable:
         directory: Directory,
         *,
         roster: Roster | None = None,
+        bindings_of: Callable[[str], tuple[Binding, ...]] | None = None,
         contact: Callable[[str], str] | None = None,
         new_id: Callable[[], str] = _token,
         new_tag: Callable[[], str] = _token,
         new_call_id: Callable[[], str] = _token,
     ) -> None:
         self.settings = settings
-        self.roster = roster or Roster(directory, case_sensitive=settings.case_sensitive)
+        self.roster = roster or Roster(
+            directory, case_sensitive=settings.case_sensitive, source=bindings_of
+        )
         self._contact = contact
         self._new_id = new_id
         self._new_tag = new_tag
@@ -450,7 +454,7 @@ class SubscriptionTable:
             (entry,), (size,) = encode_all([self.roster.entry(event.aor)])
             for sub in listeners:
                 out += self._append_list(sub, event.aor, entry, size, now)
-        changed = contact_changes(event, before)
+        changed = contact_changes(event, event.gone or before)
         for sub in self._watching("reg", event.aor, now):
             out += self._enqueue(sub, [self.build.reg_notify(sub, now, changed)], now)
         for sub in self._watching("presence", event.aor, now):

@@ -37,7 +37,8 @@ class AorEvent:
     """``aor`` became available or unavailable at ``at`` (wall-clock seconds).
 
     ``bindings`` are the AOR's live bindings after the change (none for
-    "unavailable").
+    "unavailable"); ``gone``, of an "unavailable" event, the bindings that
+    went (what a reginfo NOTIFY reports terminated, RFC 3680 5.1).
     """
 
     kind: EventKind
@@ -45,6 +46,7 @@ class AorEvent:
     reason: EventReason
     at: float
     bindings: tuple[Binding, ...] = ()
+    gone: tuple[Binding, ...] = ()
 
     # Written out: a compiled build compiles it (the dataclass's own runs
     # interpreted, ~15x slower); object.__setattr__ as the class is frozen.
@@ -55,12 +57,14 @@ class AorEvent:
         reason: EventReason,
         at: float,
         bindings: tuple[Binding, ...] = (),
+        gone: tuple[Binding, ...] = (),
     ) -> None:
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "aor", aor)
         object.__setattr__(self, "reason", reason)
         object.__setattr__(self, "at", at)
         object.__setattr__(self, "bindings", bindings)
+        object.__setattr__(self, "gone", gone)
 
 
 Listener = Callable[[AorEvent], Awaitable[None] | None]

@@ -39,7 +39,7 @@ from typing import Final
 
 from centrex.config.settings import RegistrarSettings
 from centrex.registrar import recovery
-from centrex.registrar.binding import Binding
+from centrex.registrar.binding import Binding, live_bindings
 from centrex.registrar.packed import PackedTable, connection_key, pack_with_record
 from centrex.registrar.store import AorRemoval, Changes, DecisionT, LocationStore, apply_changes
 from centrex.registrar.writer import WRITE_BYTES, AtomicFile, FileWriter, Journal
@@ -212,6 +212,11 @@ class MemoryLocationStore(LocationStore):
 
     async def lookup(self, aor: str) -> list[Binding]:
         return list(self._table.get(aor))
+
+    def live(self, aor: str, now: float) -> tuple[Binding, ...]:
+        """``aor``'s bindings live at ``now``, in lookup order, read at once
+        (presence lists them from here rather than keep a copy)."""
+        return tuple(live_bindings(self._table.get(aor), now))
 
     async def update(
         self, aor: str, decide: Callable[[list[Binding]], DecisionT], now: float

@@ -282,7 +282,7 @@ class Registrar:
             reason: EventReason = (
                 "unregistered" if any(b.expires_at > now for b in before) else "expired"
             )
-            event = AorEvent("unavailable", aor, reason, now)
+            event = AorEvent("unavailable", aor, reason, now, gone=before)
         if event is not None:
             logger.info("%s aor=%s reason=%s", event.kind, aor, event.reason)
             self.listeners.emit([event])
@@ -302,7 +302,7 @@ class Registrar:
         if before and not after:
             live_before = any(b.expires_at > now for b in before)
             reason: EventReason = "unregistered" if live_before else "purged"
-            event = AorEvent("unavailable", aor, reason, now)
+            event = AorEvent("unavailable", aor, reason, now, gone=before)
         elif not before:
             live = live_bindings(after, now)
             if live:
@@ -313,7 +313,7 @@ class Registrar:
 
     def _emit_removals(self, removals: list[AorRemoval], reason: EventReason, now: float) -> None:
         events = [
-            AorEvent("unavailable", r.aor, reason, now)
+            AorEvent("unavailable", r.aor, reason, now, gone=r.removed)
             for r in removals
             if r.removed and not r.remaining
         ]

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -534,3 +535,76 @@ def test_baresip_sees_a_buddy_go_online_and_offline_through_the_presence_package
         and (m.header("CSeq") or "").endswith("NOTIFY")
     ]
     assert answered and set(answered) == {200}, answered
+
+
+def _next_notify(watcher: wire.UdpPeer, timeout: float) -> bytes | None:
+    """The next NOTIFY to ``watcher`` within ``timeout`` s, answered 200 (other
+    messages skipped)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        got = watcher.receive(left)
+        if got is not None and got.startswith(b"NOTIFY "):
+            watcher.send(wire.answer(got, "200 OK"))
+            return got
+    return None
+
+
+def _reginfo_contacts(notify: bytes) -> list[tuple[str, str, str]]:
+    """(uri, state, event) of each contact of a reginfo NOTIFY."""
+    ns = "{urn:ietf:params:xml:ns:reginfo}"
+    root = ET.fromstring(notify.split(b"\r\n\r\n", 1)[1])
+    return [
+        (c.get("state", ""), c.get("event", ""), c.findtext(f"{ns}uri", ""))
+        for c in root.iter(f"{ns}contact")
+    ]
+
+
+def test_a_reg_watcher_hears_of_every_contact_of_a_user_and_of_each_that_goes(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    # RFC 3680: the full state lists every contact registered for the AOR
+    # (a desk phone and a soft phone here, registered one after the other),
+    # and the partial NOTIFY of the last contact's unregistration lists that
+    # contact as terminated.
+    server = make_server(users=USERS)
+    with (
+        wire.UdpPeer(server.port) as desk,
+        wire.UdpPeer(server.port) as soft,
+        wire.UdpPeer(server.port) as watcher,
+    ):
+        _register(watcher, server, "1001", 600)  # (without authentication, a
+        # subscriber must be registered)
+        _register(desk, server, "1002", 600)
+        _register(soft, server, "1002", 600)
+        watcher.send(
+            wire.request(
+                "SUBSCRIBE",
+                "sip:1002@example.com",
+                transport="udp",
+                local_port=watcher.port,
+                headers={
+                    "From": "<sip:1001@example.com>;tag=watch",
+                    "To": "<sip:1002@example.com>",
+                    "Contact": f"<sip:1001@{wire.HOST}:{watcher.port}>",
+                    "Event": "reg",
+                    "Accept": "application/reginfo+xml",
+                    "Expires": "600",
+                },
+            )
+        )
+        full = _next_notify(watcher, 5.0)
+        assert full is not None, server.log()
+        contact = f"sip:1002@{wire.HOST}:{{}};transport=udp"
+        assert sorted(_reginfo_contacts(full)) == sorted(
+            [
+                ("active", "registered", contact.format(desk.port)),
+                ("active", "registered", contact.format(soft.port)),
+            ]
+        ), full.decode()
+        _register(desk, server, "1002", 0)  # the soft phone keeps 1002 registered
+        _register(soft, server, "1002", 0)
+        partial = _next_notify(watcher, 5.0)
+        assert partial is not None, server.log()
+        assert _reginfo_contacts(partial) == [
+            ("terminated", "unregistered", contact.format(soft.port))
+        ], partial.decode()

@@ -13,7 +13,6 @@ the recovery file, with every worker's registrations in it.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -28,27 +27,6 @@ from tests.e2e.conftest import CentrexServer, _centrex_command
 
 PHONES = 12
 WAIT_S = 5.0
-
-
-def _headers(message: bytes, name: str) -> list[str]:
-    head = message.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
-    pattern = re.compile(rf"^{name}\s*:\s*(.*)$", re.IGNORECASE)
-    return [m.group(1) for line in head.split("\r\n")[1:] if (m := pattern.match(line))]
-
-
-def _answer(request: bytes, status: str) -> bytes:
-    """A UAS's response to ``request``: its Vias, From, To (tagged), Call-ID, CSeq."""
-    lines = [f"SIP/2.0 {status}"]
-    lines += [f"Via: {value}" for value in _headers(request, "via")]
-    to = _headers(request, "to")[0]
-    lines += [
-        f"From: {_headers(request, 'from')[0]}",
-        f"To: {to}" + ("" if ";tag=" in to else f";tag={secrets.token_hex(4)}"),
-        f"Call-ID: {_headers(request, 'call-id')[0]}",
-        f"CSeq: {_headers(request, 'cseq')[0]}",
-        "Content-Length: 0",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def _message(server_port: int, caller: str, callee: str, *, transport: str, port: int) -> bytes:
@@ -101,7 +79,7 @@ def _message_round(
         if request is None or not request.startswith(b"MESSAGE "):
             failures.append(f"p{i} -> p{j}: the callee got {request!r}")
             continue
-        callee.send(_answer(request, "200 OK"))
+        callee.send(wire.answer(request, "200 OK"))
         answer = wire.final_answer(caller, WAIT_S)
         if answer is None or not wire.status_line(answer).startswith("SIP/2.0 200"):
             failures.append(f"p{i} -> p{j}: the caller got {answer!r}")
@@ -236,7 +214,7 @@ def _cancel_of(invite: bytes) -> bytes:
         for line in lines
         if line.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "max-forwards")
     ]
-    number = _headers(invite, "cseq")[0].split()[0]
+    number = wire.headers(invite, "cseq")[0].split()[0]
     uri = first.split()[1]
     text = "\r\n".join(
         [f"CANCEL {uri} SIP/2.0", *kept, f"CSeq: {number} CANCEL", "Content-Length: 0"]
@@ -275,7 +253,7 @@ def test_a_cancel_from_another_port_reaches_the_worker_of_its_invite(
         server: CentrexServer, i: int, phone: wire.UdpPeer, caller: wire.UdpPeer
     ) -> str | None:
         invite, forwarded = _ring(server, phone, i, caller)
-        phone.send(_answer(forwarded, "180 Ringing"))
+        phone.send(wire.answer(forwarded, "180 Ringing"))
         ringing = wire.final_answer(caller, WAIT_S)
         assert ringing is not None and b" 180 " in ringing.split(b"\r\n", 1)[0], ringing
         with wire.UdpPeer(server.port) as canceller:
@@ -286,8 +264,8 @@ def test_a_cancel_from_another_port_reaches_the_worker_of_its_invite(
         cancel = _next_request(phone, WAIT_S)
         if cancel is None or not cancel.startswith(b"CANCEL "):
             return f"the callee got {cancel!r}, not the CANCEL"
-        phone.send(_answer(cancel, "200 OK"))
-        phone.send(_answer(forwarded, "487 Request Terminated"))
+        phone.send(wire.answer(cancel, "200 OK"))
+        phone.send(wire.answer(forwarded, "487 Request Terminated"))
         final = wire.final_answer(caller, WAIT_S)
         phone.drain(0.2)  # the proxy's ACK of the 487
         if final is None or b" 487 " not in final.split(b"\r\n", 1)[0]:
@@ -307,14 +285,16 @@ def test_a_dialog_set_up_through_one_worker_is_ended_through_the_other(
         server: CentrexServer, i: int, phone: wire.UdpPeer, caller: wire.UdpPeer
     ) -> str | None:
         invite, forwarded = _ring(server, phone, i, caller)
-        routes = _headers(forwarded, "record-route")
+        routes = wire.headers(forwarded, "record-route")
         assert routes, forwarded
         extra = [
             *(f"Record-Route: {r}" for r in routes),
             f"Contact: <sip:p{i}@{wire.HOST}:{phone.port}>",
             "Content-Length: 0",
         ]
-        ok = _answer(forwarded, "200 OK").replace(b"Content-Length: 0", "\r\n".join(extra).encode())
+        ok = wire.answer(forwarded, "200 OK").replace(
+            b"Content-Length: 0", "\r\n".join(extra).encode()
+        )
         phone.send(ok)
         answer = wire.final_answer(caller, WAIT_S)
         assert answer is not None and b" 200 " in answer.split(b"\r\n", 1)[0], answer
@@ -325,9 +305,9 @@ def test_a_dialog_set_up_through_one_worker_is_ended_through_the_other(
             local_port=phone.port,
             headers={
                 "Route": ", ".join(routes),
-                "From": _headers(answer, "to")[0],
-                "To": _headers(invite, "from")[0],
-                "Call-ID": _headers(invite, "call-id")[0],
+                "From": wire.headers(answer, "to")[0],
+                "To": wire.headers(invite, "from")[0],
+                "Call-ID": wire.headers(invite, "call-id")[0],
                 "CSeq": "1 BYE",
             },
         )
@@ -335,7 +315,7 @@ def test_a_dialog_set_up_through_one_worker_is_ended_through_the_other(
         got = _next_request(caller, WAIT_S)
         if got is None or not got.startswith(b"BYE "):
             return f"the caller got {got!r}, not the BYE"
-        caller.send(_answer(got, "200 OK"))
+        caller.send(wire.answer(got, "200 OK"))
         done = wire.final_answer(phone, WAIT_S)
         if done is None or b" 200 " not in done.split(b"\r\n", 1)[0]:
             return f"the callee's BYE got {done!r}"
@@ -429,7 +409,7 @@ def test_presence_watchers_hear_of_registrations_through_every_worker(
                 # Answered from a socket of its own, as a phone with one
                 # socket per transaction does: it may reach either worker.
                 with wire.UdpPeer(server.port) as answering:
-                    answering.send(_answer(got, "200 OK"))
+                    answering.send(wire.answer(got, "200 OK"))
 
     try:
         watcher.send(wire.register(server.port, "1001", transport="udp", local_port=watcher.port))
@@ -456,8 +436,8 @@ def test_presence_watchers_hear_of_registrations_through_every_worker(
     finally:
         for peer in [*phones, watcher]:
             peer.close()
-    events = " ".join(h for n in notified for h in _headers(n, "event"))
+    events = " ".join(h for n in notified for h in wire.headers(n, "event"))
     missing = [f"p{i}" for i in range(len(phones)) if f"p{i}" not in events]
     assert not missing, f"not announced: {missing}; Event headers: {events}\n{server.log()}"
-    sent = [(_headers(n, "call-id")[0], _headers(n, "cseq")[0]) for n in notified]
+    sent = [(wire.headers(n, "call-id")[0], wire.headers(n, "cseq")[0]) for n in notified]
     assert len(sent) == len(set(sent)), f"NOTIFYs sent again: {sent}\n{server.log()}"

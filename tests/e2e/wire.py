@@ -6,6 +6,7 @@ Just enough to build a request, send it over UDP or TCP to a server on
 
 from __future__ import annotations
 
+import re
 import secrets
 import socket
 import time
@@ -72,6 +73,28 @@ def register(
             "Expires": str(expires),
         },
     )
+
+
+def headers(message: bytes, name: str) -> list[str]:
+    """The values of every ``name`` header of ``message`` (its long form), in order."""
+    head = message.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    pattern = re.compile(rf"^{name}\s*:\s*(.*)$", re.IGNORECASE)
+    return [m.group(1) for line in head.split("\r\n")[1:] if (m := pattern.match(line))]
+
+
+def answer(request: bytes, status: str) -> bytes:
+    """A UAS's response to ``request``: its Vias, From, To (tagged), Call-ID, CSeq."""
+    lines = [f"SIP/2.0 {status}"]
+    lines += [f"Via: {value}" for value in headers(request, "via")]
+    to = headers(request, "to")[0]
+    lines += [
+        f"From: {headers(request, 'from')[0]}",
+        f"To: {to}" + ("" if ";tag=" in to else f";tag={secrets.token_hex(4)}"),
+        f"Call-ID: {headers(request, 'call-id')[0]}",
+        f"CSeq: {headers(request, 'cseq')[0]}",
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def status_line(response: bytes) -> str:

@@ -19,7 +19,7 @@ import sys
 import time
 import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
 from pathlib import Path
 from typing import Any
 
@@ -359,7 +359,7 @@ class Server:
                 domain_of=self.local.canonical_domain,
                 path=worker_path(self.paths.data_dir / PRESENCE_FILE_NAME, self.worker[0]),
                 branch_tag=branch_tag(*self.worker),
-                bindings_of=self._live_bindings_of(),
+                bindings_of=self.store.live,
             )
             self.registrar.listeners.add(self.presence.on_aor_event)
         await self.registrar.start(time.time())
@@ -612,14 +612,6 @@ class Server:
         links = self.links
         assert links is not None
         links.broadcast(CHANGE, (aor, [row(b) for b in changes.put], changes.remove))
-
-    def _live_bindings_of(self) -> Callable[[str], tuple[Binding, ...]] | None:
-        """Presence's reader of an AOR's bindings: the memory store's, read
-        at once (``Roster``'s ``source``); None for a database store."""
-        store = self.store
-        if not isinstance(store, MemoryLocationStore):
-            return None
-        return lambda aor: store.live(aor, time.time())
 
     def _store_opened(self) -> None:
         """The store has read the recovery file: apply the other workers'

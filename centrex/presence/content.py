@@ -184,14 +184,16 @@ class NotifyBuilder:
         changed: list[ContactChange] | None,
     ) -> Notify:
         """reginfo (RFC 3680 5.1): full state when ``changed`` is None, else partial."""
-        bindings = self.roster.bindings(sub.resource)
         state: RegistrationState
         contacts: list[ContactChange]
         if changed is None:
+            bindings = self.roster.bindings(sub.resource, now)
             state = "active" if bindings else ("init" if sub.version == 0 else "terminated")
             contacts = [(b, True, "registered") for b in bindings]
         else:
-            state = "active" if bindings else "terminated"
+            # The state the change itself brings (the store may already be
+            # past it: the events reach presence a turn of the loop later).
+            state = "active" if any(active for _, active, _ in changed) else "terminated"
             contacts = changed
         body = reginfo(
             sub.resource,
@@ -250,12 +252,13 @@ class NotifyBuilder:
         if with_state and sub.kind == "presence":
             notify = self.presence_notify(sub, now, state)
         elif with_state and sub.kind == "reg":
+            bindings = self.roster.bindings(sub.resource, now)
             body = reginfo(
                 sub.resource,
                 version=0,
                 full=True,
-                state="active" if self.roster.is_available(sub.resource) else "init",
-                contacts=[(b, True, "registered") for b in self.roster.bindings(sub.resource)],
+                state="active" if bindings else "init",
+                contacts=[(b, True, "registered") for b in bindings],
                 now=now,
             )
             notify = self.notify(sub, self.dialog_request(sub, state, body, REGINFO_TYPE))

@@ -7,10 +7,10 @@ available / unavailable transitions). Users are named as the directory
 spells them, with their directory description.
 
 The bindings themselves (what a ``reg`` NOTIFY lists) are read from the
-location store when it is this process's memory (``source``): a copy here
-would double what every registered user costs. A database store is async
-and may be remote, so with it the roster keeps each AOR's bindings as the
-event that made it available reported them, packed.
+location store (``source``: the memory store's table or the database
+store's cache, both in this process): a copy here would double what every
+registered user costs, and would hold only what the event that made the
+AOR available reported, not a phone registered after it.
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ from centrex.sip.uri import unescape
 class Roster:
     """The AORs that have live bindings, per domain, with those bindings.
 
-    ``source`` gives an AOR's live bindings from the location store; the
-    roster then keeps only which AORs are available (100,000 registered users
-    cost presence 4.4 MB of RSS in process, their dict entries, against 25 MB
-    with the packed copies). Without it the bindings
-    are kept packed (``registrar.packed``: about 200 bytes an AOR, where the
-    ``Binding`` objects took 700 or more) and unpacked when a NOTIFY lists
-    them.
+    ``source(aor, now)`` gives an AOR's live bindings from the location
+    store; the roster then keeps only which AORs are available (100,000
+    registered users cost presence 4.4 MB of RSS in process, their dict
+    entries, against 25 MB with packed copies). Without one (a table made
+    without a store, as in tests) the bindings the events report are kept
+    packed (``registrar.packed``) and unpacked when a NOTIFY lists them.
     """
 
     def __init__(
@@ -42,7 +41,7 @@ class Roster:
         directory: Directory,
         *,
         case_sensitive: bool = False,
-        source: Callable[[str], tuple[Binding, ...]] | None = None,
+        source: Callable[[str, float], tuple[Binding, ...]] | None = None,
     ) -> None:
         self.directory = directory
         self.case_sensitive = case_sensitive
@@ -65,11 +64,10 @@ class Roster:
             self.replace(aor, tuple(lookup_order(found)))
         return len(grouped)
 
-    def set(self, aor: str, bindings: tuple[Binding, ...]) -> tuple[Binding, ...]:
+    def set(self, aor: str, bindings: tuple[Binding, ...], now: float) -> tuple[Binding, ...]:
         """Record ``aor``'s bindings (none: it left); returns the bindings it had
-        (none with a ``source``: the store has already changed them, and the
-        event names the bindings that went)."""
-        before = () if self._source is not None else self.bindings(aor)
+        as reported (none with a ``source``: the store has already changed)."""
+        before = () if self._source is not None else self.bindings(aor, now)
         self.replace(aor, bindings)
         return before
 
@@ -89,15 +87,15 @@ class Roster:
             if not table:
                 del self._domains[domain]
 
-    def bindings(self, aor: str) -> tuple[Binding, ...]:
-        """The bindings ``aor`` has: live in the store (``source``), else as
-        last reported."""
+    def bindings(self, aor: str, now: float) -> tuple[Binding, ...]:
+        """The bindings ``aor`` has: those live at ``now`` in the store
+        (``source``), else as last reported."""
         table = self._domains.get(aor_host(aor))
         packed = table.get(aor) if table is not None else None
         if packed is None:
             return ()
         if self._source is not None:
-            return self._source(aor)
+            return self._source(aor, now)
         return unpack(packed, aor)
 
     def is_available(self, aor: str) -> bool:

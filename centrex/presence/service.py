@@ -161,9 +161,10 @@ class PresenceService:
     the served domain a host stands for (``LocalIdentity.canonical_domain``):
     with it the service checks the domain of Request-URIs and From URIs
     itself and maps our addresses to the domain; without it, every host is
-    taken as the served domain it names. ``bindings_of(aor)``, when given,
-    reads an AOR's live bindings from a location store in this process (the
-    roster then keeps no copy of them). ``batch`` bounds the NOTIFYs sent in
+    taken as the served domain it names. ``bindings_of(aor, now)`` (the
+    location store's ``live``) reads an AOR's live bindings, so the roster
+    keeps no copy of them; it is for the table made here, not one passed as
+    ``table``. ``batch`` bounds the NOTIFYs sent in
     one turn of the loop; ``save_every_s`` how often, at most, the recovery
     file is rewritten when the table changed.
     """
@@ -183,7 +184,7 @@ class PresenceService:
         resolve: Callable[[SipURI], Awaitable[Peer | None]],
         domain_of: Callable[[str, int | None], str | None] | None = None,
         table: SubscriptionTable | None = None,
-        bindings_of: Callable[[str], tuple[Binding, ...]] | None = None,
+        bindings_of: Callable[[str, float], tuple[Binding, ...]] | None = None,
         batch: int = BATCH,
         save_every_s: float = 1.0,
         path: Path | None = None,

@@ -146,7 +146,7 @@ class SubscriptionTable:
         directory: Directory,
         *,
         roster: Roster | None = None,
-        bindings_of: Callable[[str], tuple[Binding, ...]] | None = None,
+        bindings_of: Callable[[str, float], tuple[Binding, ...]] | None = None,
         contact: Callable[[str], str] | None = None,
         new_id: Callable[[], str] = _token,
         new_tag: Callable[[], str] = _token,
@@ -438,7 +438,11 @@ class SubscriptionTable:
         reginfo; ``presence`` subscribers a PIDF open or closed.
         """
         available = event.kind == "available"
-        before = self.roster.set(event.aor, event.bindings if available else ())
+        if available or event.gone:  # (what went is in the event)
+            self.roster.replace(event.aor, event.bindings if available else ())
+            before = event.gone
+        else:
+            before = self.roster.set(event.aor, (), now)
         domain = aor_host(event.aor)
         out: list[Notify] = []
         listeners = self._watching("available" if available else "unavailable", domain, now)
@@ -454,7 +458,7 @@ class SubscriptionTable:
             (entry,), (size,) = encode_all([self.roster.entry(event.aor)])
             for sub in listeners:
                 out += self._append_list(sub, event.aor, entry, size, now)
-        changed = contact_changes(event, event.gone or before)
+        changed = contact_changes(event, before)
         for sub in self._watching("reg", event.aor, now):
             out += self._enqueue(sub, [self.build.reg_notify(sub, now, changed)], now)
         for sub in self._watching("presence", event.aor, now):

@@ -214,8 +214,6 @@ class MemoryLocationStore(LocationStore):
         return list(self._table.get(aor))
 
     def live(self, aor: str, now: float) -> tuple[Binding, ...]:
-        """``aor``'s bindings live at ``now``, in lookup order, read at once
-        (presence lists them from here rather than keep a copy)."""
         return tuple(live_bindings(self._table.get(aor), now))
 
     async def update(

@@ -127,11 +127,12 @@ def _sized(data: bytes) -> bytes:
     ``marshal.dumps`` grows its output to over 1 KB before shrinking it in
     place, so what it returns lives in a C ``malloc`` block, not in Python's
     small-object pools, and the freed tail of each is left between the next
-    ones: 100,000 registrations' rows kept as returned held 21 MB of the C
-    heap spread over 54 MB that could not be given back (heaptrack). A copy
+    ones: 100,000 registrations' rows kept as returned held 21 MB spread
+    over a C heap of 63 MB that could not be given back (heaptrack). A copy
     of a row (about 200 bytes) goes to the small-object pools. (A join of
     two makes the copy in one allocation, a third of the time that
-    ``bytes(memoryview(data))`` takes.)"""
+    ``bytes(memoryview(data))`` takes; CPython's join returns its item
+    itself only when there is one.)"""
     return b"".join((data, b""))
 
 

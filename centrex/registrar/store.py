@@ -79,6 +79,13 @@ class LocationStore(ABC):
         """The stored bindings of ``aor`` (any order, possibly expired)."""
 
     @abstractmethod
+    def live(self, aor: str, now: float) -> tuple[Binding, ...]:
+        """``aor``'s bindings live at ``now``, in lookup order, read without
+        waiting: every store keeps all bindings in this process (the memory
+        store its table, the database store its cache). Presence lists them
+        from here rather than keep a copy."""
+
+    @abstractmethod
     async def update(
         self, aor: str, decide: Callable[[list[Binding]], DecisionT], now: float
     ) -> DecisionT:

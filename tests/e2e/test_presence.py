@@ -550,7 +550,7 @@ def _next_notify(watcher: wire.UdpPeer, timeout: float) -> bytes | None:
 
 
 def _reginfo_contacts(notify: bytes) -> list[tuple[str, str, str]]:
-    """(uri, state, event) of each contact of a reginfo NOTIFY."""
+    """(state, event, uri) of each contact of a reginfo NOTIFY."""
     ns = "{urn:ietf:params:xml:ns:reginfo}"
     root = ET.fromstring(notify.split(b"\r\n\r\n", 1)[1])
     return [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from centrex.config.settings import User
@@ -34,7 +34,13 @@ def directory(users: Iterable[tuple[str, str]] = USERS) -> Directory:
     return Directory([User(user=name, description=text) for name, text in users], False)
 
 
-def make_table(users: Iterable[tuple[str, str]] = USERS, **changes: Any) -> SubscriptionTable:
+def make_table(
+    users: Iterable[tuple[str, str]] = USERS,
+    *,
+    bindings_of: Callable[[str, float], tuple[Binding, ...]] | None = None,
+    **changes: Any,
+) -> SubscriptionTable:
+    """A table on ``users``; ``bindings_of`` stands for the location store's ``live``."""
     ids = itertools.count(1)
     tags = itertools.count(1)
     calls = itertools.count(1)
@@ -44,6 +50,7 @@ def make_table(users: Iterable[tuple[str, str]] = USERS, **changes: Any) -> Subs
         new_id=lambda: f"s{next(ids)}",
         new_tag=lambda: f"tag{next(tags)}",
         new_call_id=lambda: f"call{next(calls)}@{DOMAIN}",
+        bindings_of=bindings_of,
     )
 
 

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from centrex.presence import Notify, SubscriptionTable
+from centrex.registrar.binding import Binding
 from centrex.registrar.events import AorEvent, EventReason
 from centrex.sip.message import Request, Response
 
@@ -150,6 +151,49 @@ def test_reg_watchers_see_a_second_device_through_on_bindings() -> None:
     root = _reginfo(notify)
     assert root.get("state") == "full"
     assert len(root.findall(f"{REG}registration/{REG}contact")) == 2
+
+
+def test_reg_lists_what_the_store_holds_and_what_went_from_the_event() -> None:
+    # With the location store as the roster's source: a phone registered
+    # after the user became available (no event) is in the full state, and
+    # the last unregistration's partial names the contact that went.
+    store: dict[str, tuple[Binding, ...]] = {}
+
+    def live(aor: str, now: float) -> tuple[Binding, ...]:
+        return tuple(b for b in store.get(aor, ()) if b.expires_at > now)
+
+    table = make_table(bindings_of=live)
+    desk = binding("1234")
+    store[WATCHED] = (desk,)
+    table.on_aor_event(AorEvent("available", WATCHED, "registered", T0, (desk,)), T0)
+    soft = binding("1234", contact="sip:1234@10.0.0.3")
+    store[WATCHED] = (desk, soft)
+    _, full = _reg_subscribe(table)
+    uris = [c.findtext(f"{REG}uri") for c in _reginfo(full).iter(f"{REG}contact")]
+    assert sorted(uris) == sorted([desk.contact, soft.contact])
+    store[WATCHED] = ()
+    gone = AorEvent("unavailable", WATCHED, "unregistered", T0 + 5, gone=(soft,))
+    (partial,) = table.on_aor_event(gone, T0 + 5)
+    root = _reginfo(partial)
+    assert root.get("state") == "partial"
+    registration = root.find(f"{REG}registration")
+    assert registration is not None and registration.get("state") == "terminated"
+    assert [
+        (c.get("state"), c.findtext(f"{REG}uri")) for c in registration.iter(f"{REG}contact")
+    ] == [("terminated", soft.contact)]
+
+
+def test_a_partial_takes_its_state_from_the_change_not_from_the_store() -> None:
+    # The events reach presence a turn of the loop after the store changed:
+    # a user who registered and unregistered in between is reported active
+    # by the first partial (its contacts registered), terminated by the next.
+    store: dict[str, tuple[Binding, ...]] = {}
+    table = make_table(bindings_of=lambda aor, now: store.get(aor, ()))
+    _reg_subscribe(table)
+    (partial,) = table.on_aor_event(came("1234", T0 + 1), T0 + 1)
+    registration = _reginfo(partial).find(f"{REG}registration")
+    assert registration is not None and registration.get("state") == "active"
+    assert [c.get("state") for c in registration.iter(f"{REG}contact")] == ["active"]
 
 
 def test_presence_is_open_with_a_binding_and_closed_without() -> None:

@@ -172,6 +172,9 @@ class FailingStore(LocationStore):
     async def lookup(self, aor: str) -> list[Binding]:
         return []
 
+    def live(self, aor: str, now: float) -> tuple[Binding, ...]:
+        return ()
+
     async def update(
         self, aor: str, decide: Callable[[list[Binding]], DecisionT], now: float
     ) -> DecisionT:

@@ -50,7 +50,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
-from centrex.registrar.binding import Binding
+from centrex.registrar.binding import Binding, live_bindings
 from centrex.registrar.sql.cache import BindingCache
 from centrex.registrar.sql.engine import WRITE, asyncpg_arguments, make_engine, parse_url
 from centrex.registrar.sql.errors import DuplicateInstanceError, SchemaError
@@ -276,6 +276,9 @@ class SqlLocationStore(LocationStore):
 
     async def lookup(self, aor: str) -> list[Binding]:
         return list(self.cache.get(aor))
+
+    def live(self, aor: str, now: float) -> tuple[Binding, ...]:
+        return tuple(live_bindings(self.cache.get(aor), now))
 
     async def update(
         self, aor: str, decide: Callable[[list[Binding]], DecisionT], now: float

@@ -21,7 +21,6 @@ from centrex.directory import Directory
 from centrex.presence.userlist import UserEntry, encode_all
 from centrex.registrar.aor import aor_host, aor_user
 from centrex.registrar.binding import Binding, lookup_order
-from centrex.registrar.packed import pack, unpack
 from centrex.sip.uri import unescape
 
 
@@ -32,8 +31,7 @@ class Roster:
     store; the roster then keeps only which AORs are available (100,000
     registered users cost presence 4.4 MB of RSS in process, their dict
     entries, against 25 MB with packed copies). Without one (a table made
-    without a store, as in tests) the bindings the events report are kept
-    packed (``registrar.packed``) and unpacked when a NOTIFY lists them.
+    without a store, as in tests) it keeps the bindings the events report.
     """
 
     def __init__(
@@ -46,8 +44,8 @@ class Roster:
         self.directory = directory
         self.case_sensitive = case_sensitive
         self._source = source
-        # AOR -> its packed bindings, or b"" with a source (read from there).
-        self._domains: dict[str, dict[str, bytes]] = {}
+        # AOR -> the bindings last reported, or () with a source (read from there).
+        self._domains: dict[str, dict[str, tuple[Binding, ...]]] = {}
         # Who is in each domain changed this many times (for the list cache).
         self._versions: dict[str, int] = {}
         self._lists: dict[tuple[bool, str], tuple[int, int, list[str], list[int]]] = {}
@@ -61,18 +59,11 @@ class Roster:
         self._domains = {}
         self._lists.clear()
         for aor, found in grouped.items():
-            self.replace(aor, tuple(lookup_order(found)))
+            self.set(aor, tuple(lookup_order(found)))
         return len(grouped)
 
-    def set(self, aor: str, bindings: tuple[Binding, ...], now: float) -> tuple[Binding, ...]:
-        """Record ``aor``'s bindings (none: it left); returns the bindings it had
-        as reported (none with a ``source``: the store has already changed)."""
-        before = () if self._source is not None else self.bindings(aor, now)
-        self.replace(aor, bindings)
-        return before
-
-    def replace(self, aor: str, bindings: tuple[Binding, ...]) -> None:
-        """``set`` without reading what ``aor`` had."""
+    def set(self, aor: str, bindings: tuple[Binding, ...]) -> None:
+        """Record ``aor``'s bindings (none: it left)."""
         domain = aor_host(aor)
         table = self._domains.get(domain)
         if bindings:
@@ -80,7 +71,7 @@ class Roster:
                 table = self._domains[domain] = {}
             if aor not in table:
                 self._versions[domain] = self._versions.get(domain, 0) + 1
-            table[aor] = b"" if self._source is not None else pack(bindings)
+            table[aor] = () if self._source is not None else bindings
         elif table is not None:
             if table.pop(aor, None) is not None:
                 self._versions[domain] = self._versions.get(domain, 0) + 1
@@ -91,12 +82,11 @@ class Roster:
         """The bindings ``aor`` has: those live at ``now`` in the store
         (``source``), else as last reported."""
         table = self._domains.get(aor_host(aor))
-        packed = table.get(aor) if table is not None else None
-        if packed is None:
+        if table is None or aor not in table:
             return ()
         if self._source is not None:
             return self._source(aor, now)
-        return unpack(packed, aor)
+        return table[aor]
 
     def is_available(self, aor: str) -> bool:
         """True when ``aor`` has at least one binding."""

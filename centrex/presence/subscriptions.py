@@ -438,11 +438,9 @@ class SubscriptionTable:
         reginfo; ``presence`` subscribers a PIDF open or closed.
         """
         available = event.kind == "available"
-        if available or event.gone:  # (what went is in the event)
-            self.roster.replace(event.aor, event.bindings if available else ())
-            before = event.gone
-        else:
-            before = self.roster.set(event.aor, (), now)
+        # What went: named by the registrar's events, else as last reported.
+        before = () if available else (event.gone or self.roster.bindings(event.aor, now))
+        self.roster.set(event.aor, event.bindings if available else ())
         domain = aor_host(event.aor)
         out: list[Notify] = []
         listeners = self._watching("available" if available else "unavailable", domain, now)
@@ -469,7 +467,7 @@ class SubscriptionTable:
         """Bindings of an AOR that stays available changed (a second device, a
         refresh): ``reg`` watchers get the full state. Availability changes go
         through ``on_aor_event``."""
-        self.roster.replace(aor, tuple(bindings))
+        self.roster.set(aor, tuple(bindings))
         return [
             notify
             for sub in self._watching("reg", aor, now)

@@ -297,11 +297,9 @@ def _put(table: PackedTable, rows: list[list[Any]]) -> None:
     for aor, group in by_aor.items():
         if aor in table:
             group = unpack_rows(table.packed(aor), aor) + group
-        if len(group) == 1:  # (most AORs: one phone each)
-            r = group[0]
-            load(aor, pack_rows(group), r[3], 1, _connections(group))
-        else:
-            load(aor, pack_rows(group), min(r[3] for r in group), len(group), _connections(group))
+        # (Most AORs have one binding: no generator for their earliest expiry.)
+        first = group[0][3] if len(group) == 1 else min(r[3] for r in group)
+        load(aor, pack_rows(group), first, len(group), _connections(group))
 
 
 def _connections(rows: list[list[Any]]) -> list[tuple[str, int]]:

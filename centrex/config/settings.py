@@ -304,7 +304,11 @@ class RegistrarSettings(_Table):
         ),
     )
     recovery_every_registrations: int = Field(
-        default=100, ge=1, description="write the recovery file after this many changes"
+        default=100,
+        ge=1,
+        description=(
+            "write the recovery file after this many changes (fsynced at most once a second)"
+        ),
     )
     recovery_every_seconds: int = Field(
         default=10, ge=1, description="write the recovery file at least this often when changed"

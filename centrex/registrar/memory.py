@@ -17,6 +17,12 @@ go in the next one).
 
 A flush appends the AORs changed since the last one to the file's journal
 (see ``recovery``), so it costs in proportion to the changes, not the table;
+the append is written from the loop's thread (into the page cache: a crash of
+Centrex after it loses nothing of it) and made durable against a crash of
+the machine (fsync, in the writer thread) at most once a second, at a flush
+or at the server's periodic ``maybe_flush`` (``SYNC_INTERVAL_S``: handing
+the thread a job costs the loop a few milliseconds of CPU while it is busy,
+``centrex.registrar.writer``);
 the whole table is written again (compacted) on the first flush after
 ``open``, when the journal reaches the file's size, and at ``close`` (so a
 clean restart reads one file, with no journal to replay).
@@ -55,9 +61,19 @@ logger = logging.getLogger(__name__)
 #: compacts).
 MIN_COMPACT_BYTES = 256 * 1024
 
+#: The journal's appends are fsynced at most this often (seconds): a power
+#: cut loses at most about this much more than a crash of the process does
+#: (``recovery_every_registrations`` / ``_seconds``). The recovery file
+#: itself is fsynced whenever it is rewritten.
+SYNC_INTERVAL_S = 1.0
+
 #: A compaction encodes this many AORs per turn of the event loop (about a
 #: quarter of a millisecond).
 COMPACT_SLICE = 32
+
+
+def _nothing() -> None:
+    pass
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:
@@ -110,6 +126,11 @@ class MemoryLocationStore(LocationStore):
         )
         #: How many times the recovery file was written (for tests and metrics).
         self.flush_count = 0
+        # Journal appends not yet fsynced; an fsync running in the writer
+        # thread (cleared there); when the last one started (store time).
+        self._unsynced = False
+        self._syncing = False
+        self._synced_at = float("-inf")
 
     @classmethod
     def from_settings(
@@ -151,6 +172,7 @@ class MemoryLocationStore(LocationStore):
         self._pending = 0
         self._dirty_since = None
         self._dirty = {}
+        self._unsynced = False
         # The first flush writes the whole table: a journal left by the last
         # run may end in a record cut short, and nothing may follow that.
         self._compact_next = True
@@ -203,7 +225,13 @@ class MemoryLocationStore(LocationStore):
                     )
         finally:
             if self._journal is not None:
-                await self._writer.run(self._journal.close)
+                # The stop ends with every append durable (after any fsync
+                # already queued).
+                job = self._journal.sync_job()
+                self._unsynced = False
+                if job is not None or self._syncing:
+                    await self._writer.run(self._sync, job or _nothing)
+                self._journal.close()
 
     async def written(self) -> None:
         """Wait for the write an update started, if one is running."""
@@ -282,6 +310,7 @@ class MemoryLocationStore(LocationStore):
         return list(self._table.bindings())
 
     async def maybe_flush(self, now: float) -> bool:
+        self._sync_if_due(now)
         since = self._dirty_since
         if since is None:
             return False
@@ -336,13 +365,13 @@ class MemoryLocationStore(LocationStore):
                     self._journal_bytes, self._compact_next = 0, False
                 else:
                     start = self._generation if self._journal_bytes == 0 else None
-                    # Encoded with each change, framed here, written in the
-                    # writer thread (``writer``: one write and one fsync).
+                    # Encoded with each change, framed and written here (one
+                    # write), fsynced later in the writer thread.
                     data = recovery.frame_journal_records(list(dirty.values()), start)
                     assert self._journal is not None  # (set with the file)
-                    self._journal_bytes += await self._writer.run(
-                        self._journal.append, data, start is not None
-                    )
+                    self._journal_bytes += self._journal.append(data, start is not None)
+                    self._unsynced = True
+                    self._sync_if_due(now)
             except BaseException:
                 # Still pending; the timed retry comes one interval later, and
                 # writes the whole table (a failed append may have left half a
@@ -352,6 +381,31 @@ class MemoryLocationStore(LocationStore):
                 self._compact_next = True
                 raise
             self.flush_count += 1
+
+    def _sync_if_due(self, now: float) -> None:
+        """Start an fsync of the journal's appends not yet durable, in the
+        writer thread and not waited for, when none has started for
+        ``SYNC_INTERVAL_S``."""
+        if not self._unsynced or self._syncing or 0 <= now - self._synced_at < SYNC_INTERVAL_S:
+            return
+        assert self._journal is not None  # (appends were made)
+        job = self._journal.sync_job()
+        self._unsynced = False
+        if job is not None:
+            self._syncing = True
+            self._synced_at = now
+            self._writer.run(self._sync, job).add_done_callback(_retrieved)
+
+    def _sync(self, job: Callable[[], None]) -> None:
+        """Run fsync ``job`` (in the writer thread); a failure is logged and
+        the next flush rewrites the whole file, which is fsynced."""
+        try:
+            job()
+        except OSError as exc:
+            logger.error("cannot fsync recovery journal of %s: %s", self.recovery_file, exc)
+            self._compact_next = True
+        finally:
+            self._syncing = False
 
     async def _compact(self, path: Path, now: float, generation: int) -> int:
         """Write the whole table to ``path`` (``recovery.save_packed``'s file);

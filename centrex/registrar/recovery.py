@@ -21,7 +21,8 @@ Rewriting the whole table after every hundred changes would cost time in
 proportion to the table (20,000 bindings: two thirds of the server's CPU at
 1,000 REGISTERs a second), so the store writes most flushes as a journal
 next to the file, ``<file>.journal``, one record per changed AOR with all
-of its bindings after the change, appended and fsynced. The journal starts
+of its bindings after the change, appended (and fsynced at most once a
+second, ``memory.SYNC_INTERVAL_S``). The journal starts
 with a JSON line naming it; its records follow in binary, each
 ``[length, CRC-32]`` (two 32-bit little-endian numbers) and then that many
 bytes of ``marshal`` data, the list ``[aor, rows]`` (rows as in the file)::
@@ -417,7 +418,9 @@ def append_journal(
     """
     journal = Journal(journal_path(path))
     try:
-        return journal.append(journal_records(changes, generation), generation is not None)
+        written = journal.append(journal_records(changes, generation), generation is not None)
+        journal.sync()
+        return written
     finally:
         journal.close()
 

@@ -1,17 +1,22 @@
 """The thread that writes the recovery file and its journal.
 
 A flush of the in-memory store must not hold up the event loop (an fsync
-takes from a fraction of a millisecond to tens of them), so its system calls
-run in a thread of their own. Every time that thread wants the GIL back
-(after each system call) while the loop thread is busy, the two trade it
-through futexes and context switches, and that costs the loop far more than
-the call: with ``asyncio.to_thread`` (an executor's locks and futures, a
-Python ``open`` of the journal per append, half a dozen system calls) the
-recovery file cost about a fifth of the server's CPU per REGISTER at 5,000 a
-second (docs/benchmarks.md). So this thread does as little as it can with
-the GIL: it takes a job from a ``SimpleQueue`` (C), makes its calls, and
-answers through ``call_soon_threadsafe``; the journal stays open between
-appends, so an append is one ``write`` and one ``fsync``.
+takes from a fraction of a millisecond to tens of them), so its fsyncs and
+the rewrite's writes run in a thread of their own. That thread costs the loop
+far more than its calls whenever it wants the GIL back (to start a job, and
+after each system call) while the loop is busy: the loop gives the GIL up at
+every turn (its ``epoll_wait``) and takes it back before the waiting thread
+has woken, each release wakes that thread again for nothing, and the thread
+only gets the GIL when it happens to win. A job that does nothing, handed
+over every 100 tasks of 0.1 ms, cost the process about 3 ms of CPU
+(docs/benchmarks.md); with an fsync of the journal handed over every 100
+REGISTERs, that was a quarter of the server's CPU per REGISTER. So the
+thread is given as few jobs as possible: the journal's appends are written
+from the loop's thread (a ``write`` to the page cache: microseconds, and a
+crash of the process after it loses nothing), and only their fsync goes to
+the thread, at most once a second (``memory.SYNC_INTERVAL_S``); a rewrite
+goes a megabyte at a time. The thread takes a job from a ``SimpleQueue``
+(C), makes its calls, and answers through ``call_soon_threadsafe``.
 
 The thread ends when it has been idle ``IDLE_S`` and is started again by
 the next job, so a store that is dropped without ``close`` leaves no thread
@@ -96,21 +101,26 @@ class FileWriter:
 
 
 class Journal:
-    """The recovery file's journal, held open between appends (used in the
-    writer thread only). A journal removed or replaced by hand while it is
-    open is not seen: appends go to the open file until the next rewrite of
-    the recovery file starts a new journal."""
+    """The recovery file's journal, held open between appends. Appends are
+    written from the loop's thread (a ``write`` to the page cache: a crash of
+    the process after it loses nothing of them) and made durable (fsync)
+    later, in the writer thread, through ``sync_job``. A journal removed or
+    replaced by hand while it is open is not seen: appends go to the open
+    file until the next rewrite of the recovery file starts a new journal."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        # A new journal was started since the last ``sync_job``: its folder
+        # entry is fsynced with it.
+        self._new = False
 
     def __del__(self) -> None:
         self.close()  # a store dropped without ``close``
 
     def append(self, data: bytes, new: bool) -> int:
-        """Write ``data`` at the end of the journal, a new one when ``new``
-        (the folder fsynced for it), and fsync it; the bytes written."""
+        """Write ``data`` at the end of the journal, a new one when ``new``;
+        the bytes written. Not durable until a ``sync_job`` has run."""
         if not data:
             return 0
         fd = self._fd
@@ -118,17 +128,42 @@ class Journal:
             self.close()
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if new else 0)
             fd = self._fd = os.open(self.path, flags, 0o666)
+            self._new = self._new or new
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
         except BaseException:
             self.close()  # the next append opens it again
             raise
-        if new:
-            fsync_folder(self.path.parent)
         return len(data)
+
+    def sync_job(self) -> Callable[[], None] | None:
+        """What makes every append so far durable, to run in any thread: an
+        fsync of a duplicate of the journal's descriptor (so the journal may
+        be closed or started anew meanwhile), and of its folder when a new
+        journal was started since the last one; None when it is not open."""
+        if self._fd is None:
+            return None
+        fd = os.dup(self._fd)
+        folder = self.path.parent if self._new else None
+        self._new = False
+
+        def sync() -> None:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if folder is not None:
+                fsync_folder(folder)
+
+        return sync
+
+    def sync(self) -> None:
+        """Make every append so far durable, here and now."""
+        job = self.sync_job()
+        if job is not None:
+            job()
 
     def close(self) -> None:
         fd, self._fd = self._fd, None

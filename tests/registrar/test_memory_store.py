@@ -426,6 +426,58 @@ def test_the_update_that_makes_a_write_due_does_not_wait_for_the_disk(tmp_path: 
     assert [b.id for b in reopened(path)] == ["b1", "b2"]
 
 
+def test_journal_appends_are_fsynced_at_most_once_a_second_and_all_at_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every append is written at once (a crash of the process loses none of
+    # them: the kill -9 tests, tests/e2e/test_recovery.py); against a crash
+    # of the machine they are fsynced at most once a second, in the writer
+    # thread, and every one of them before the stop ends.
+    path = tmp_path / "r.json"
+    journal = recovery.journal_path(path)
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    synced: list[str] = []  # what each fsync made durable
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        if os.path.exists(journal) and os.fstat(fd).st_ino == os.stat(journal).st_ino:
+            synced.append(f"journal of {os.fstat(fd).st_size} bytes")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    async def settled(count: int) -> None:
+        for _ in range(200):  # the writer thread's fsync, up to 2 s
+            if len(synced) >= count:
+                return
+            await asyncio.sleep(0.01)
+
+    async def run() -> list[int]:
+        await store.open(T0)
+        seen = []
+        for n, at in enumerate((0.0, 0.1, 0.2, 0.5, 0.9), start=1):
+            await store.update(f"sip:u{n}@example.com", writing(numbered(n)), T0 + at)
+            await store.written()
+            await settled(min(n - 1, 1))
+            seen.append(len(synced))
+        # n=1 wrote the whole file; n=2 started the journal and its fsync;
+        # n=3..5 came within the second: written, not fsynced yet.
+        assert journal.stat().st_size > int(synced[0].split()[2])
+        await store.maybe_flush(T0 + 1.15)  # the periodic call, a second on
+        await settled(2)
+        seen.append(len(synced))
+        await store.update("sip:u6@example.com", writing(numbered(6)), T0 + 1.2)
+        await store.written()
+        seen.append(len(synced))
+        await store.close(T0 + 1.3)  # folds the journal in, fsyncs what is left
+        return seen
+
+    assert asyncio.run(run()) == [0, 1, 1, 1, 1, 2, 2]
+    # the second fsync covered every append made before it
+    assert [b.id for b in reopened(path)] == [f"b{n}" for n in range(1, 7)]
+    assert len(synced) == 3
+
+
 def test_the_table_keeps_a_bindings_aor_once_and_gives_it_back_whole(tmp_path: Path) -> None:
     """The AOR is the table's key: a packed row leaves it out, and every way
     out of the table (lookup, the recovery file, its journal, a restart) has

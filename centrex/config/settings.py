@@ -307,7 +307,7 @@ class RegistrarSettings(_Table):
         default=100,
         ge=1,
         description=(
-            "write the recovery file after this many changes (fsynced at most once a second)"
+            "write the recovery file after this many changes (a machine crash may lose 2 s more)"
         ),
     )
     recovery_every_seconds: int = Field(

@@ -5,12 +5,15 @@ Updates are applied in memory at once (an update of one AOR runs without an
 whole table is written to the recovery file after ``flush_every_changes``
 changed bindings (a binding written or removed counts one), at most
 ``flush_every_seconds`` after the first change not yet written (``maybe_flush``,
-which the server calls from its timer), and on ``close``. A crash loses at most
-what those two settings allow (DESIGN.md: "nothing is lost beyond what the
-configuration allows"). A write works on an immutable snapshot, its system
-calls run in the store's writer thread (``centrex.registrar.writer``), and a
+which the server calls from its timer), and on ``close``. A crash of the
+process loses at most what those two settings allow (DESIGN.md: "nothing is
+lost beyond what the configuration allows"); a crash of the machine at most
+about two seconds more (below). A write works on an immutable snapshot; a
 whole-table rewrite is encoded a slice at a time between the loop's other
-work, so the event loop keeps serving meanwhile; the update that reaches
+work and its system calls run in the store's writer thread
+(``centrex.registrar.writer``), so the event loop keeps serving meanwhile; a
+journal append is one small ``write`` from the loop's thread (which a disk
+throttling its writers can hold up briefly); the update that reaches
 ``flush_every_changes`` starts the write without waiting for it: its 200
 does not carry the disk's fsync time (the changes that come during a write
 go in the next one).
@@ -20,9 +23,9 @@ A flush appends the AORs changed since the last one to the file's journal
 the append is written from the loop's thread (into the page cache: a crash of
 Centrex after it loses nothing of it) and made durable against a crash of
 the machine (fsync, in the writer thread) at most once a second, at a flush
-or at the server's periodic ``maybe_flush`` (``SYNC_INTERVAL_S``: handing
-the thread a job costs the loop a few milliseconds of CPU while it is busy,
-``centrex.registrar.writer``);
+or at the server's periodic ``maybe_flush`` (``SYNC_INTERVAL_S``; so within
+about two seconds: handing the thread a job costs the loop a few
+milliseconds of CPU while it is busy, ``centrex.registrar.writer``);
 the whole table is written again (compacted) on the first flush after
 ``open``, when the journal reaches the file's size, and at ``close`` (so a
 clean restart reads one file, with no journal to replay).
@@ -48,7 +51,7 @@ from centrex.registrar import recovery
 from centrex.registrar.binding import Binding, live_bindings
 from centrex.registrar.packed import PackedTable, connection_key, pack_with_record
 from centrex.registrar.store import AorRemoval, Changes, DecisionT, LocationStore, apply_changes
-from centrex.registrar.writer import WRITE_BYTES, AtomicFile, FileWriter, Journal
+from centrex.registrar.writer import WRITE_BYTES, AtomicFile, FileWriter, Journal, SyncJob
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +64,9 @@ logger = logging.getLogger(__name__)
 #: compacts).
 MIN_COMPACT_BYTES = 256 * 1024
 
-#: The journal's appends are fsynced at most this often (seconds): a power
-#: cut loses at most about this much more than a crash of the process does
+#: The journal's appends are fsynced at most this often (seconds), at a flush
+#: or at the next ``maybe_flush`` (about every second): a power cut loses at
+#: most about two seconds more than a crash of the process does
 #: (``recovery_every_registrations`` / ``_seconds``). The recovery file
 #: itself is fsynced whenever it is rewritten.
 SYNC_INTERVAL_S = 1.0
@@ -127,9 +131,11 @@ class MemoryLocationStore(LocationStore):
         #: How many times the recovery file was written (for tests and metrics).
         self.flush_count = 0
         # Journal appends not yet fsynced; an fsync running in the writer
-        # thread (cleared there); when the last one started (store time).
+        # thread (cleared there, with the failure it met, if any: read by
+        # ``maybe_flush``); when the last one started (store time).
         self._unsynced = False
         self._syncing = False
+        self._sync_failure: OSError | None = None
         self._synced_at = float("-inf")
 
     @classmethod
@@ -226,11 +232,12 @@ class MemoryLocationStore(LocationStore):
         finally:
             if self._journal is not None:
                 # The stop ends with every append durable (after any fsync
-                # already queued).
-                job = self._journal.sync_job()
-                self._unsynced = False
+                # already queued), unless a rewrite above made them moot.
+                job = self._journal.sync_job() if self._unsynced else None
                 if job is not None or self._syncing:
                     await self._writer.run(self._sync, job or _nothing)
+                    self._unsynced = False
+                self._take_sync_failure(now)
                 self._journal.close()
 
     async def written(self) -> None:
@@ -309,14 +316,21 @@ class MemoryLocationStore(LocationStore):
     async def bindings(self) -> list[Binding]:
         return list(self._table.bindings())
 
+    async def synced(self) -> None:
+        """Wait for the journal's fsync that is running, if one is."""
+        if self._syncing:
+            await self._writer.run(_nothing)  # (the thread takes jobs in order)
+
     async def maybe_flush(self, now: float) -> bool:
-        self._sync_if_due(now)
+        self._take_sync_failure(now)
         since = self._dirty_since
-        if since is None:
-            return False
-        if self._pending < self.flush_every_changes and now - since < self.flush_every_seconds:
-            return False
-        return await self._flush_logged(now)
+        flushed = False
+        if since is not None and (
+            self._pending >= self.flush_every_changes or now - since >= self.flush_every_seconds
+        ):
+            flushed = await self._flush_logged(now)
+        self._sync_if_due(now)
+        return flushed
 
     # -- the recovery file ------------------------------------------------------
 
@@ -363,6 +377,7 @@ class MemoryLocationStore(LocationStore):
                     size = await self._compact(path, now, generation)
                     self._generation, self._file_bytes = generation, size
                     self._journal_bytes, self._compact_next = 0, False
+                    self._unsynced = False  # (the rewritten file holds it all)
                 else:
                     start = self._generation if self._journal_bytes == 0 else None
                     # Encoded with each change, framed and written here (one
@@ -371,7 +386,6 @@ class MemoryLocationStore(LocationStore):
                     assert self._journal is not None  # (set with the file)
                     self._journal_bytes += self._journal.append(data, start is not None)
                     self._unsynced = True
-                    self._sync_if_due(now)
             except BaseException:
                 # Still pending; the timed retry comes one interval later, and
                 # writes the whole table (a failed append may have left half a
@@ -381,31 +395,57 @@ class MemoryLocationStore(LocationStore):
                 self._compact_next = True
                 raise
             self.flush_count += 1
+            self._sync_if_due(now)
 
     def _sync_if_due(self, now: float) -> None:
         """Start an fsync of the journal's appends not yet durable, in the
         writer thread and not waited for, when none has started for
-        ``SYNC_INTERVAL_S``."""
+        ``SYNC_INTERVAL_S``; one that cannot start is logged and tried again
+        at the next flush or ``maybe_flush``."""
         if not self._unsynced or self._syncing or 0 <= now - self._synced_at < SYNC_INTERVAL_S:
             return
         assert self._journal is not None  # (appends were made)
-        job = self._journal.sync_job()
+        job = None
+        try:
+            job = self._journal.sync_job()
+            if job is not None:
+                self._writer.run(self._sync, job).add_done_callback(_retrieved)
+        except (OSError, RuntimeError) as exc:  # no descriptor, no thread
+            if job is not None:
+                job.discard()
+            logger.error("cannot fsync recovery journal of %s: %s", self.recovery_file, exc)
+            return
         self._unsynced = False
         if job is not None:
             self._syncing = True
             self._synced_at = now
-            self._writer.run(self._sync, job).add_done_callback(_retrieved)
 
-    def _sync(self, job: Callable[[], None]) -> None:
-        """Run fsync ``job`` (in the writer thread); a failure is logged and
-        the next flush rewrites the whole file, which is fsynced."""
+    def _sync(self, job: SyncJob) -> None:
+        """Run fsync ``job`` (in the writer thread); a failure is left for
+        ``maybe_flush`` to report and make good (the loop's thread)."""
         try:
             job()
         except OSError as exc:
-            logger.error("cannot fsync recovery journal of %s: %s", self.recovery_file, exc)
-            self._compact_next = True
+            self._sync_failure = exc
         finally:
             self._syncing = False
+
+    def _take_sync_failure(self, now: float) -> None:
+        """Report an fsync that failed, and have the next flush rewrite the
+        whole file (fsynced) at once: the appends it was for may be lost to
+        a crash of the machine (after a failed fsync Linux may mark their
+        pages clean, so fsyncing again would not tell)."""
+        failure, self._sync_failure = self._sync_failure, None
+        if failure is None:
+            return
+        logger.error(
+            "cannot fsync recovery journal of %s: %s (the whole file is written again)",
+            self.recovery_file,
+            failure,
+        )
+        self._compact_next = True
+        if self._dirty_since is None:
+            self._dirty_since = now - self.flush_every_seconds  # due now
 
     async def _compact(self, path: Path, now: float, generation: int) -> int:
         """Write the whole table to ``path`` (``recovery.save_packed``'s file);

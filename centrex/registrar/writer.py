@@ -1,4 +1,4 @@
-"""The thread that writes the recovery file and its journal.
+"""The thread that writes the recovery file and fsyncs its journal.
 
 A flush of the in-memory store must not hold up the event loop (an fsync
 takes from a fraction of a millisecond to tens of them), so its fsyncs and
@@ -8,7 +8,7 @@ after each system call) while the loop is busy: the loop gives the GIL up at
 every turn (its ``epoll_wait``) and takes it back before the waiting thread
 has woken, each release wakes that thread again for nothing, and the thread
 only gets the GIL when it happens to win. A job that does nothing, handed
-over every 100 tasks of 0.1 ms, cost the process about 3 ms of CPU
+over every 100 tasks of 0.1 ms, cost the process 1.4-4.5 ms of CPU
 (docs/benchmarks.md); with an fsync of the journal handed over every 100
 REGISTERs, that was a quarter of the server's CPU per REGISTER. So the
 thread is given as few jobs as possible: the journal's appends are written
@@ -120,7 +120,9 @@ class Journal:
 
     def append(self, data: bytes, new: bool) -> int:
         """Write ``data`` at the end of the journal, a new one when ``new``;
-        the bytes written. Not durable until a ``sync_job`` has run."""
+        the bytes written. Not durable until a ``sync_job`` has run. A
+        failed write leaves the journal open, so what was written before it
+        can still be fsynced (``O_APPEND``: the next write goes at the end)."""
         if not data:
             return 0
         fd = self._fd
@@ -129,35 +131,22 @@ class Journal:
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if new else 0)
             fd = self._fd = os.open(self.path, flags, 0o666)
             self._new = self._new or new
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        except BaseException:
-            self.close()  # the next append opens it again
-            raise
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
         return len(data)
 
-    def sync_job(self) -> Callable[[], None] | None:
+    def sync_job(self) -> SyncJob | None:
         """What makes every append so far durable, to run in any thread: an
         fsync of a duplicate of the journal's descriptor (so the journal may
         be closed or started anew meanwhile), and of its folder when a new
-        journal was started since the last one; None when it is not open."""
+        journal was started since the last one; None when it is not open.
+        OSError when the descriptor cannot be duplicated."""
         if self._fd is None:
             return None
-        fd = os.dup(self._fd)
-        folder = self.path.parent if self._new else None
+        job = SyncJob(os.dup(self._fd), self.path.parent if self._new else None)
         self._new = False
-
-        def sync() -> None:
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if folder is not None:
-                fsync_folder(folder)
-
-        return sync
+        return job
 
     def sync(self) -> None:
         """Make every append so far durable, here and now."""
@@ -168,6 +157,29 @@ class Journal:
     def close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class SyncJob:
+    """An fsync of a journal (``Journal.sync_job``), owning its descriptor:
+    called once, or discarded when it cannot be handed to a thread."""
+
+    def __init__(self, fd: int, folder: Path | None) -> None:
+        self.fd = fd
+        self.folder = folder
+
+    def __call__(self) -> None:
+        try:
+            os.fsync(self.fd)
+        finally:
+            self.discard()
+        if self.folder is not None:
+            fsync_folder(self.folder)
+
+    def discard(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
 

@@ -426,31 +426,37 @@ def test_the_update_that_makes_a_write_due_does_not_wait_for_the_disk(tmp_path: 
     assert [b.id for b in reopened(path)] == ["b1", "b2"]
 
 
+class JournalFsyncs:
+    """``os.fsync`` recording the size of the journal each call made durable."""
+
+    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.journal = recovery.journal_path(path)
+        self.sizes: list[int] = []
+        self.fail: OSError | None = None
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            journal = self.journal
+            ours = journal.exists() and os.fstat(fd).st_ino == journal.stat().st_ino
+            if ours and self.fail is not None:
+                raise self.fail
+            real_fsync(fd)
+            if ours:
+                self.sizes.append(os.fstat(fd).st_size)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+
+
 def test_journal_appends_are_fsynced_at_most_once_a_second_and_all_at_stop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every append is written at once (a crash of the process loses none of
     # them: the kill -9 tests, tests/e2e/test_recovery.py); against a crash
     # of the machine they are fsynced at most once a second, in the writer
-    # thread, and every one of them before the stop ends.
+    # thread.
     path = tmp_path / "r.json"
-    journal = recovery.journal_path(path)
     store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
-    synced: list[str] = []  # what each fsync made durable
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        real_fsync(fd)
-        if os.path.exists(journal) and os.fstat(fd).st_ino == os.stat(journal).st_ino:
-            synced.append(f"journal of {os.fstat(fd).st_size} bytes")
-
-    monkeypatch.setattr(os, "fsync", fsync)
-
-    async def settled(count: int) -> None:
-        for _ in range(200):  # the writer thread's fsync, up to 2 s
-            if len(synced) >= count:
-                return
-            await asyncio.sleep(0.01)
+    fsyncs = JournalFsyncs(path, monkeypatch)
 
     async def run() -> list[int]:
         await store.open(T0)
@@ -458,24 +464,75 @@ def test_journal_appends_are_fsynced_at_most_once_a_second_and_all_at_stop(
         for n, at in enumerate((0.0, 0.1, 0.2, 0.5, 0.9), start=1):
             await store.update(f"sip:u{n}@example.com", writing(numbered(n)), T0 + at)
             await store.written()
-            await settled(min(n - 1, 1))
-            seen.append(len(synced))
+            await store.synced()
+            seen.append(len(fsyncs.sizes))
         # n=1 wrote the whole file; n=2 started the journal and its fsync;
         # n=3..5 came within the second: written, not fsynced yet.
-        assert journal.stat().st_size > int(synced[0].split()[2])
+        written = fsyncs.journal.stat().st_size
+        assert written > fsyncs.sizes[0]
         await store.maybe_flush(T0 + 1.15)  # the periodic call, a second on
-        await settled(2)
-        seen.append(len(synced))
-        await store.update("sip:u6@example.com", writing(numbered(6)), T0 + 1.2)
-        await store.written()
-        seen.append(len(synced))
-        await store.close(T0 + 1.3)  # folds the journal in, fsyncs what is left
+        await store.synced()
+        seen.append(len(fsyncs.sizes))
+        assert fsyncs.sizes[1] == written  # every append made before it
+        await store.close(T0 + 1.3)  # folds the journal into the file
         return seen
 
-    assert asyncio.run(run()) == [0, 1, 1, 1, 1, 2, 2]
-    # the second fsync covered every append made before it
-    assert [b.id for b in reopened(path)] == [f"b{n}" for n in range(1, 7)]
-    assert len(synced) == 3
+    assert asyncio.run(run()) == [0, 1, 1, 1, 1, 2]
+    assert len(fsyncs.sizes) == 2  # (the folded journal is not fsynced again)
+    assert [b.id for b in reopened(path)] == [f"b{n}" for n in range(1, 6)]
+
+
+def test_a_stop_that_cannot_rewrite_the_file_fsyncs_the_whole_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    fsyncs = JournalFsyncs(path, monkeypatch)
+
+    async def run() -> None:
+        await store.open(T0)
+        for n in (1, 2, 3):  # the file, then two appends within the second
+            await store.update(f"sip:u{n}@example.com", writing(numbered(n)), T0)
+            await store.written()
+        await store.synced()
+
+        def full(self: AtomicFile) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(AtomicFile, "commit", full)
+        await store.close(T0 + 0.5)
+
+    asyncio.run(run())
+    assert fsyncs.sizes[-1] == fsyncs.journal.stat().st_size
+    monkeypatch.undo()
+    assert [b.id for b in reopened(path)] == ["b1", "b2", "b3"]
+
+
+def test_a_failed_fsync_is_reported_and_the_whole_file_written_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    fsyncs = JournalFsyncs(path, monkeypatch)
+
+    async def run() -> tuple[int, int]:
+        await store.open(T0)
+        await store.update("sip:u1@example.com", writing(numbered(1)), T0)  # the file
+        await store.written()
+        fsyncs.fail = OSError(5, "Input/output error")
+        await store.update("sip:u2@example.com", writing(numbered(2)), T0)  # append, fsync
+        await store.written()
+        await store.synced()
+        fsyncs.fail = None
+        before = store.flush_count
+        await store.maybe_flush(T0 + 1)  # nothing changed since, yet a rewrite
+        return before, store.flush_count
+
+    before, after = asyncio.run(run())
+    assert after == before + 1
+    assert "cannot fsync recovery journal" in caplog.text
+    doc = json.loads(path.read_bytes())
+    assert [row[0] for row in doc["bindings"]] == ["b1", "b2"]  # in the file itself
 
 
 def test_the_table_keeps_a_bindings_aor_once_and_gives_it_back_whole(tmp_path: Path) -> None:

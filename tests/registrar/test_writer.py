@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -67,6 +69,55 @@ def test_a_journal_appends_and_a_new_one_starts_empty(tmp_path: Path) -> None:
     journal.append(b"four", new=False)  # opened again, at its end
     journal.close()
     assert journal.path.read_bytes() == b"next\nthreefour"
+
+
+def test_a_journal_sync_job_fsyncs_what_was_written_even_after_the_journal_moved_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path / "r.json.journal")
+    synced: list[tuple[str, int]] = []  # (what, size) per fsync
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        info = os.fstat(fd)
+        synced.append(("folder" if stat.S_ISDIR(info.st_mode) else "file", info.st_size))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert journal.sync_job() is None  # nothing open, nothing to make durable
+    journal.append(b"head\n", new=True)
+    journal.append(b"one", new=False)
+    first = journal.sync_job()
+    journal.append(b"two", new=False)
+    second = journal.sync_job()
+    journal.close()  # the jobs hold descriptors of their own
+    assert first is not None and second is not None
+    first()
+    second()
+    # a new journal's folder entry goes with its first fsync, and only then
+    assert synced == [("file", 11), ("folder", synced[1][1]), ("file", 11)]
+    assert os.listdir(tmp_path) == ["r.json.journal"]
+
+
+def test_a_failed_journal_write_leaves_it_open_to_fsync_what_came_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path / "r.json.journal")
+    journal.append(b"head\n", new=True)
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        journal.append(b"lost", new=False)
+    monkeypatch.undo()
+    job = journal.sync_job()
+    assert job is not None
+    job()
+    journal.append(b"next", new=False)
+    journal.close()
+    assert journal.path.read_bytes() == b"head\nnext"
 
 
 def test_an_atomic_file_replaces_the_old_one_only_when_committed(tmp_path: Path) -> None:

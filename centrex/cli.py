@@ -198,13 +198,18 @@ async def _serve(
     from centrex.server import Server
 
     server = Server(settings, config_path, worker)
-    await server.start()
-    tune_serving_process()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    # Taken before the start: a stop asked for while the server starts (a
+    # worker's first milliseconds, as the others already answer) stops it
+    # cleanly once started, where the default action ended the process.
+    # A worker holds these signals blocked until here (workers.supervisor).
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: server.reload_directory(config_path))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+    await server.start()
+    tune_serving_process()
     try:
         await stop.wait()
     finally:

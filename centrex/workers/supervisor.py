@@ -58,7 +58,9 @@ def _child(
     try:
         for signum in _FORWARDED:
             signal.signal(signum, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+        # Still blocked: the worker's event loop takes them before it starts
+        # to serve and unblocks them then (cli._serve); one that comes
+        # meanwhile waits for it instead of ending the worker mid-start.
         _stop_with_supervisor()
         sockets: dict[int, socket.socket] = {}
         for (low, high), (a, b) in pairs.items():

@@ -343,6 +343,41 @@ def test_a_second_instance_on_the_same_ports_is_refused(
     assert wire.options_status(server.port, "udp") == "SIP/2.0 200 OK"
 
 
+def test_a_stop_while_the_workers_start_ends_them_cleanly(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    # SIGTERM as soon as both workers run their event loops, before they
+    # serve: each stops once started, and the instance ends with 0 (a
+    # worker used to die of the signal mid-start, and the instance with 1).
+    server = make_server(server={"workers": 2})
+    assert server.stop() == 0
+    for attempt in range(3):
+        mark = server.log_path.stat().st_size
+        with server.log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [*_centrex_command(), "serve", "--config", str(server.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=server.root,
+            )
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and process.poll() is None:
+                with server.log_path.open("rb") as log:
+                    log.seek(mark)
+                    if log.read().count(b"event loop: ") >= 2:
+                        break
+                time.sleep(0.002)
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        assert code == 0, f"attempt {attempt}: exit code {code}\n{server.log()}"
+
+
 def test_an_unreadable_recovery_file_is_set_aside_once(
     make_server: Callable[..., CentrexServer],
 ) -> None:

@@ -234,9 +234,11 @@ class MemoryLocationStore(LocationStore):
                 # The stop ends with every append durable (after any fsync
                 # already queued), unless a rewrite above made them moot.
                 job = self._journal.sync_job() if self._unsynced else None
-                if job is not None or self._syncing:
-                    await self._writer.run(self._sync, job or _nothing)
+                if job is not None:
+                    await self._writer.run(self._sync, job)
                     self._unsynced = False
+                else:
+                    await self.synced()
                 self._take_sync_failure(now)
                 self._journal.close()
 

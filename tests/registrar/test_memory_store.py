@@ -447,7 +447,7 @@ class JournalFsyncs:
         monkeypatch.setattr(os, "fsync", fsync)
 
 
-def test_journal_appends_are_fsynced_at_most_once_a_second_and_all_at_stop(
+def test_journal_appends_are_fsynced_at_most_once_a_second(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every append is written at once (a crash of the process loses none of

@@ -21,7 +21,7 @@ import types
 from collections import deque
 from collections.abc import Awaitable, Coroutine, Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from centrex.auth.abuse import FailureTracker, RateLimiter
 from centrex.auth.bans_file import lift_bans, take_clear_requests, write_bans
@@ -77,15 +77,19 @@ from centrex.workers.frames import (
 )
 from centrex.workers.links import WorkerLinks
 
-logger = logging.getLogger("centrex.server")
+logger: Final = logging.getLogger("centrex.server")
+
+# Bound once: compiled, a module's attribute is looked up by name at every use.
+_wall_clock: Final = time.time
+_CancelledError: Final = asyncio.CancelledError
 
 #: How long worker 0, stopping, waits for the other workers to stop (they
 #: got the same signal) before it writes the recovery file without them.
-STOP_WAIT_S = 5.0
+STOP_WAIT_S: Final = 5.0
 
 #: Answers to NOTIFYs handed to the transaction layer per turn of the event
 #: loop, after the requests that arrived with them (``Server._take_responses``).
-RESPONSES_PER_TURN = 64
+RESPONSES_PER_TURN: Final = 64
 
 
 class _RegistrarService:
@@ -106,7 +110,7 @@ class _RegistrarService:
         return bindings
 
 
-SECRET_FILE = "secret.key"
+SECRET_FILE: Final = "secret.key"
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -512,7 +516,7 @@ class Server:
     def _admit(self, peer: Peer) -> bool:
         """Before parsing: drop banned and flooding addresses (issue 5)."""
         auth = self.auth
-        return auth is None or auth.admit(peer.host, time.time())
+        return auth is None or auth.admit(peer.host, _wall_clock())
 
     def _on_message(self, message: Request | Response, peer: Peer, local: LocalSocket) -> None:
         assert self._loop is not None
@@ -880,7 +884,7 @@ class Server:
         """
         try:
             waiting_on = coroutine.send(None)
-        except (StopIteration, asyncio.CancelledError):
+        except (StopIteration, _CancelledError):
             return
         except Exception:
             logger.exception("task failed")

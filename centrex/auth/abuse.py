@@ -52,7 +52,9 @@ SCANNER_USER_AGENTS: Final[tuple[str, ...]] = (
 
 
 #: Every fragment at once: one search per request instead of one per fragment.
-_SCANNER_PATTERN = re.compile("|".join(re.escape(fragment) for fragment in SCANNER_USER_AGENTS))
+_SCANNER_PATTERN: Final = re.compile(
+    "|".join(re.escape(fragment) for fragment in SCANNER_USER_AGENTS)
+)
 
 
 def is_scanner(user_agent: str | None, extra: Iterable[str] = ()) -> bool:

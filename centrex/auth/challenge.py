@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from centrex.auth.credentials import Credentials
 from centrex.auth.digest import (
@@ -64,11 +65,11 @@ from centrex.sip.uri import SipURI, parse_uri
 #: Maps a served domain (lower-case host) to its realm; None for a domain not served.
 RealmForDomain = Callable[[str], str | None]
 
-_ANONYMOUS = "anonymous.invalid"  # RFC 3261 8.1.1.3, RFC 3323
-_NOT_CHALLENGED = frozenset({"ACK", "CANCEL"})
-_REQUIRED = ("username", "realm", "nonce", "uri", "response")
+_ANONYMOUS: Final = "anonymous.invalid"  # RFC 3261 8.1.1.3, RFC 3323
+_NOT_CHALLENGED: Final = frozenset({"ACK", "CANCEL"})
+_REQUIRED: Final = ("username", "realm", "nonce", "uri", "response")
 # The stand-in HA1 for a user without one, so that failing costs the same work.
-_NO_HA1 = "0" * hex_length(SHA256)
+_NO_HA1: Final = "0" * hex_length(SHA256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +178,8 @@ class _Kind:
     credentials_header: str
 
 
-_REGISTRAR = _Kind(401, "WWW-Authenticate", "Authorization")
-_PROXY = _Kind(407, "Proxy-Authenticate", "Proxy-Authorization")
+_REGISTRAR: Final = _Kind(401, "WWW-Authenticate", "Authorization")
+_PROXY: Final = _Kind(407, "Proxy-Authenticate", "Proxy-Authorization")
 
 
 class _Failure(Exception):

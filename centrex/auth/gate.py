@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from centrex.auth.abuse import FailureTracker, RateLimiter, is_scanner
 from centrex.auth.challenge import (
@@ -24,7 +25,7 @@ from centrex.auth.credentials import Credentials, UserEntry
 from centrex.auth.nonce import NonceCodec
 from centrex.sip.message import Request
 
-logger = logging.getLogger("centrex.auth")
+logger: Final = logging.getLogger("centrex.auth")
 
 
 class AuthGate:

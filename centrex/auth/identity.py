@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import Final
 
 from centrex.sip.address import Address
 from centrex.sip.message import Request
@@ -59,7 +60,7 @@ def parse_networks(entries: Iterable[str]) -> list[IPNetwork]:
 
 
 #: Sources whose trust is remembered (forgotten all at once past this many).
-_MAX_REMEMBERED_SOURCES = 4096
+_MAX_REMEMBERED_SOURCES: Final = 4096
 
 
 class TrustedPeers:

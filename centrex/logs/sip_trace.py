@@ -51,7 +51,7 @@ FLUSH_INTERVAL_S: Final = 0.5
 
 _BUFFER_BYTES: Final = 64 * 1024
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger(__name__)
 
 
 def format_peer(host: str, port: int) -> str:

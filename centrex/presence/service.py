@@ -65,7 +65,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from centrex.directory import Directory
 from centrex.presence import recovery
@@ -107,12 +107,12 @@ __all__ = [
     "peer_of",
 ]
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger(__name__)
 
 #: How the branch of every NOTIFY we send starts: the RFC 3261 magic cookie
 #: and a mark of our own, distinct from the proxy's ``z9hG4bKcx`` branches, so
 #: ``owns`` recognises our transactions and loop detection never mistakes one.
-BRANCH_PREFIX = "z9hG4bKpn"
+BRANCH_PREFIX: Final = "z9hG4bKpn"
 
 #: How many NOTIFYs are sent, at most, in one turn of the event loop. Each
 #: costs a system call (about 0.1-0.2 ms here): eight keep a turn around a
@@ -121,7 +121,7 @@ BATCH = 8
 
 #: The status a NOTIFY counts with when it could not be sent at all (no
 #: route to its next hop, no transaction): a failure like any other.
-_UNSENDABLE = 503
+_UNSENDABLE: Final = 503
 
 
 def peer_of(source: Source) -> Peer:

@@ -73,6 +73,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Final
 
 from centrex.directory import Directory
 from centrex.presence import notify, recovery
@@ -107,7 +108,7 @@ __all__ = ["LANSCAPE_WINDOW", "Notify", "Subscription", "SubscriptionTable", "Wa
 
 #: How many lanscape NOTIFYs of one subscription may be unanswered at once
 #: (in a dialog it is one, for CSeq order).
-LANSCAPE_WINDOW = 4
+LANSCAPE_WINDOW: Final = 4
 
 
 def _token() -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Final
 
 from centrex.sip.message import Request
 from centrex.sip.via import MAGIC_COOKIE
 
 #: SHA-256's block size in bytes, the length HMAC pads its key to (RFC 2104 2).
-_SHA256_BLOCK = 64
+_SHA256_BLOCK: Final = 64
 
 
 class Sha256Mac:
@@ -38,7 +39,7 @@ class Sha256Mac:
 
 
 #: Option tags this proxy supports (16.3 step 5: anything else in Proxy-Require is 420).
-SUPPORTED: tuple[str, ...] = ("path",)
+SUPPORTED: Final[tuple[str, ...]] = ("path",)
 
 
 def loop_hash(request: Request) -> str:

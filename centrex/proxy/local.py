@@ -11,11 +11,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass, field
+from typing import Final
 
 from centrex.sip.uri import URI, SipURI
 
-_WILDCARDS = frozenset({"0.0.0.0", "::"})
-_DETECT_LIMIT = 1024
+_WILDCARDS: Final = frozenset({"0.0.0.0", "::"})
+_DETECT_LIMIT: Final = 1024
 
 
 def _unbracket(host: str) -> str:

@@ -45,7 +45,7 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from centrex.registrar.binding import Binding
 from centrex.sip.errors import ParseError
@@ -53,11 +53,11 @@ from centrex.sip.message import Request
 from centrex.sip.uri import SipURI, parse_uri
 
 #: The Route URI parameter carrying the flow token.
-TOKEN_PARAM = "cxo"
+TOKEN_PARAM: Final = "cxo"
 #: How long after it was made a flow token is accepted (and how far in the
 #: future it may seem to be made): the 32 s an INVITE is retransmitted
 #: (64*T1) plus 32 s of clock difference between instances.
-TOKEN_LIFETIME_S = 64
+TOKEN_LIFETIME_S: Final = 64
 
 
 class InstanceInfo(Protocol):

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 #: The transports a REGISTER can arrive on.
-TRANSPORTS = frozenset({"udp", "tcp", "tls", "ws", "wss"})
+TRANSPORTS: Final = frozenset({"udp", "tcp", "tls", "ws", "wss"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +178,7 @@ class Changes:
         return len(self.put) + len(self.remove)
 
 
-NO_CHANGES = Changes()
+NO_CHANGES: Final = Changes()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,11 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from centrex.registrar.binding import Binding
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger(__name__)
 
 EventKind = Literal["available", "unavailable"]
 #: Why the event happened: a REGISTER added the first binding ("registered") or

@@ -53,7 +53,7 @@ from centrex.registrar.packed import PackedTable, connection_key, pack_with_reco
 from centrex.registrar.store import AorRemoval, Changes, DecisionT, LocationStore, apply_changes
 from centrex.registrar.writer import WRITE_BYTES, AtomicFile, FileWriter, Journal, SyncJob
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger(__name__)
 
 #: The journal is compacted into the file when it reaches the file's size, or
 #: this size when the file is smaller. Every compaction writes each AOR once,
@@ -69,11 +69,11 @@ MIN_COMPACT_BYTES = 256 * 1024
 #: most about two seconds more than a crash of the process does
 #: (``recovery_every_registrations`` / ``_seconds``). The recovery file
 #: itself is fsynced whenever it is rewritten.
-SYNC_INTERVAL_S = 1.0
+SYNC_INTERVAL_S: Final = 1.0
 
 #: A compaction encodes this many AORs per turn of the event loop (about a
 #: quarter of a millisecond).
-COMPACT_SLICE = 32
+COMPACT_SLICE: Final = 32
 
 
 def _nothing() -> None:

@@ -29,12 +29,16 @@ import itertools
 import marshal
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from centrex.registrar.binding import TRANSPORTS, Binding, Source
 
 #: The packed form of an AOR with no bindings.
-EMPTY = marshal.dumps([])
+# Bound once: compiled, a module's attribute is looked up by name at every use.
+_dumps: Final = marshal.dumps
+_loads: Final = marshal.loads
+
+EMPTY: Final = marshal.dumps([])
 
 ConnectionKey = tuple[str, int]
 
@@ -91,7 +95,7 @@ _NAMES: list[str] = []
 _NUMBERS: dict[str, int] = {}
 #: How many names at most; a name past these stays in its rows.
 NAMES_MAX = 1024
-_NAMES_LOCK = threading.Lock()  # the loop and a thread loading a file both add
+_NAMES_LOCK: Final = threading.Lock()  # the loop and a thread loading a file both add
 
 
 def _number(name: str) -> int | str:
@@ -138,13 +142,13 @@ def _sized(data: bytes) -> bytes:
 
 def pack(bindings: Iterable[Binding]) -> bytes:
     """``bindings`` (of one AOR) packed, as rows without their AOR."""
-    return _sized(marshal.dumps([_stored(row(b)) for b in bindings]))
+    return _sized(_dumps([_stored(row(b)) for b in bindings]))
 
 
 def journal_record(aor: str, rows: list[list[Any]]) -> bytes:
     """The recovery journal's record of ``aor`` with ``rows`` (``row``, with
     their AOR): ``[aor, rows]`` in ``marshal`` (``recovery``)."""
-    return marshal.dumps([aor, rows], 4)
+    return _dumps([aor, rows], 4)
 
 
 def pack_with_record(aor: str, bindings: Iterable[Binding]) -> tuple[bytes, bytes]:
@@ -152,18 +156,18 @@ def pack_with_record(aor: str, bindings: Iterable[Binding]) -> tuple[bytes, byte
     same rows: the record then needs no unpacking of the packed form."""
     rows = [row(b) for b in bindings]
     record = journal_record(aor, rows)
-    return _sized(marshal.dumps([_stored(r) for r in rows])), record
+    return _sized(_dumps([_stored(r) for r in rows])), record
 
 
 def pack_rows(rows: list[list[Any]]) -> bytes:
     """Rows (``row``, checked with ``valid_row``) of one AOR packed, without
     their AOR (the lists given are left as they are)."""
-    return _sized(marshal.dumps([_stored(list(r)) for r in rows]))
+    return _sized(_dumps([_stored(list(r)) for r in rows]))
 
 
 def unpack_rows(data: bytes, aor: str) -> list[list[Any]]:
     """The rows ``pack`` or ``pack_rows`` packed of ``aor``, whole."""
-    rows: list[list[Any]] = marshal.loads(data)
+    rows: list[list[Any]] = _loads(data)
     for r in rows:
         r[1] = aor
         r[10] = _name(r[10])
@@ -183,7 +187,7 @@ def _signatures() -> frozenset[tuple[type, ...]]:
     return frozenset(itertools.product(*fields))
 
 
-_SIGNATURES = _signatures()
+_SIGNATURES: Final = _signatures()
 
 
 def valid_rows(rows: list[Any]) -> bool:
@@ -227,12 +231,12 @@ def connection_key(binding: Binding) -> ConnectionKey | None:
 
 
 #: Width of an expiry bucket, in seconds.
-BUCKET_S = 4
+BUCKET_S: Final = 4
 
 
 #: Past any real expiry: where a binding that never expires (``Infinity`` in a
 #: hand-edited file) is listed.
-_NEVER = 1e18
+_NEVER: Final = 1e18
 
 
 def _bucket(expires_at: float) -> int:

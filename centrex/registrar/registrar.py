@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
+from typing import Final
 
 from centrex.config.settings import RegistrarSettings
 from centrex.directory import Directory
@@ -33,7 +34,7 @@ from centrex.sip.ids import token_hex
 from centrex.sip.message import Request, Response
 from centrex.sip.uri import URI
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger(__name__)
 
 
 def _random_id() -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Final
 
 from centrex.config.settings import RegistrarSettings
 from centrex.registrar.aor import aor_of, aor_user, uri_host
@@ -21,8 +22,8 @@ from centrex.sip.message import Request
 from centrex.sip.uri import URI, SipURI
 
 #: Option tags this registrar implements (RFC 3261 8.2.2.3): Path (RFC 3327).
-SUPPORTED_OPTIONS = frozenset({"path"})
-_MAX_REG_ID = 2**31 - 1
+SUPPORTED_OPTIONS: Final = frozenset({"path"})
+_MAX_REG_ID: Final = 2**31 - 1
 
 
 class Rejection(Exception):

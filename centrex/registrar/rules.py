@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from centrex.config.settings import RegistrarSettings
 from centrex.registrar.binding import Binding, live_bindings
@@ -81,7 +82,7 @@ def _out_of_order(binding: Binding, reg: RegisterRequest) -> bool:
     return binding.call_id == reg.call_id and reg.cseq <= binding.cseq
 
 
-_OUT_OF_ORDER = "Out of order REGISTER: CSeq not higher than the binding's"
+_OUT_OF_ORDER: Final = "Out of order REGISTER: CSeq not higher than the binding's"
 
 
 def decide(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Final
 
 from centrex.sip.errors import ParseError
 from centrex.sip.fields import (
@@ -27,12 +28,12 @@ from centrex.sip.headers import split_values
 from centrex.sip.uri import URI, AbsoluteURI, parse_uri
 
 # RFC 3261 20.10 qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
-_QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
-_LWS = " \t\r\n"
-_LWS_RE = re.compile(r"[ \t\r\n]+")
+_QVALUE_RE: Final = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+_LWS: Final = " \t\r\n"
+_LWS_RE: Final = re.compile(r"[ \t\r\n]+")
 
 #: The ``uri`` of a wildcard Contact (``*``), which has no URI; check ``wildcard``.
-WILDCARD_URI = AbsoluteURI("*", "")
+WILDCARD_URI: Final = AbsoluteURI("*", "")
 
 
 def _bad(detail: str) -> ParseError:

@@ -7,13 +7,14 @@ no parse or render of them.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from centrex.sip.headers import header_key, split_values
 from centrex.sip.message import Request, Response
 from centrex.sip.status import reason_phrase
 
-_COPIED = ("via", "from", "to", "call-id", "cseq")
-_HAS_TAG = re.compile(r";[ \t]*tag[ \t]*=", re.IGNORECASE)
+_COPIED: Final = ("via", "from", "to", "call-id", "cseq")
+_HAS_TAG: Final = re.compile(r";[ \t]*tag[ \t]*=", re.IGNORECASE)
 
 
 def make_response(

@@ -11,32 +11,33 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Final
 
 from centrex.sip.errors import ParseError
 
 # RFC 3261 25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
-_TOKEN_CLASS = r"A-Za-z0-9\-.!%*_+`'~"
-_TOKEN_RE = re.compile(rf"[{_TOKEN_CLASS}]+")
-_TOKENS_RE = re.compile(rf"[{_TOKEN_CLASS}]+(?: [{_TOKEN_CLASS}]+)*")
+_TOKEN_CLASS: Final = r"A-Za-z0-9\-.!%*_+`'~"
+_TOKEN_RE: Final = re.compile(rf"[{_TOKEN_CLASS}]+")
+_TOKENS_RE: Final = re.compile(rf"[{_TOKEN_CLASS}]+(?: [{_TOKEN_CLASS}]+)*")
 # gen-value = token / host / quoted-string; ':' '[' ']' admit IPv6 hosts, with or
 # without brackets (Via received, RFC 3261 20.42).
-_VALUE_RE = re.compile(rf"[{_TOKEN_CLASS}:\[\]]+")
-_LWS = " \t"
+_VALUE_RE: Final = re.compile(rf"[{_TOKEN_CLASS}:\[\]]+")
+_LWS: Final = " \t"
 # RFC 3261 25.1 qdtext: LWS / %x21 / %x23-5B / %x5D-7E / UTF8-NONASCII
-_QDTEXT_RE = re.compile(r"[ \t\x21\x23-\x5b\x5d-\x7e\x80-\U0010ffff]+")
+_QDTEXT_RE: Final = re.compile(r"[ \t\x21\x23-\x5b\x5d-\x7e\x80-\U0010ffff]+")
 # quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
-_QUOTED_PAIR_OK = frozenset(chr(c) for c in range(0x80)) - {"\r", "\n"}
-_NEEDS_PAIR_RE = re.compile(r'[\\"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
+_QUOTED_PAIR_OK: Final = frozenset(chr(c) for c in range(0x80)) - {"\r", "\n"}
+_NEEDS_PAIR_RE: Final = re.compile(r'[\\"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 # RFC 7235 2.1 token68, used by schemes other than Digest (e.g. Bearer, RFC 8898)
-_TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_TOKEN68_RE: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # A lenient unquoted auth-param value: visible ASCII up to a comma, no quotes.
-_AUTH_VALUE_RE = re.compile(r"[\x21\x23-\x2b\x2d-\x7e]+")
-_DIGITS_RE = re.compile(r"[0-9]+")
-_SIMPLE_PARAMS_RE = re.compile(rf"(?:;[{_TOKEN_CLASS}]+(?:=[{_TOKEN_CLASS}:\[\]]+)?)+")
-_CSEQ_RE = re.compile(rf"[ \t]*([0-9]{{1,10}})[ \t]+([{_TOKEN_CLASS}]+)[ \t]*")
+_AUTH_VALUE_RE: Final = re.compile(r"[\x21\x23-\x2b\x2d-\x7e]+")
+_DIGITS_RE: Final = re.compile(r"[0-9]+")
+_SIMPLE_PARAMS_RE: Final = re.compile(rf"(?:;[{_TOKEN_CLASS}]+(?:=[{_TOKEN_CLASS}:\[\]]+)?)+")
+_CSEQ_RE: Final = re.compile(rf"[ \t]*([0-9]{{1,10}})[ \t]+([{_TOKEN_CLASS}]+)[ \t]*")
 
-MAX_UINT32 = 2**32 - 1
-MAX_CSEQ = 2**31 - 1
+MAX_UINT32: Final = 2**32 - 1
+MAX_CSEQ: Final = 2**31 - 1
 
 
 def is_token(text: str) -> bool:
@@ -194,11 +195,11 @@ def parse_token_list(text: str, header_name: str) -> list[str]:
 
 #: The methods of RFC 3261 and its extensions: a CSeq naming one is read
 #: without the regular expression, and the parser keeps one str of each.
-METHOD_NAMES = (
+METHOD_NAMES: Final = (
     "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "SUBSCRIBE",
     "NOTIFY", "PUBLISH", "MESSAGE", "INFO", "PRACK", "UPDATE", "REFER",
 )  # fmt: skip
-_STANDARD_METHODS = frozenset(METHOD_NAMES)
+_STANDARD_METHODS: Final = frozenset(METHOD_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +246,7 @@ class CSeq:
 # RFC 7616 3.3 / 3.4 and RFC 3261 25.1: these are quoted-strings in challenges
 # and credentials alike. ``qop`` is quoted in challenges only, ``algorithm``,
 # ``nc``, ``stale``, ``userhash`` never.
-ALWAYS_QUOTED = frozenset(
+ALWAYS_QUOTED: Final = frozenset(
     {"realm", "nonce", "uri", "response", "opaque", "cnonce", "username", "domain"}
 )
 

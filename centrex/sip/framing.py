@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Final
 
 from centrex.sip.errors import ParseError
 from centrex.sip.parser import (
@@ -20,9 +21,11 @@ from centrex.sip.parser import (
 )
 
 # Content-Length or its compact form l, at the start of a header line.
-_CONTENT_LENGTH = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+_CONTENT_LENGTH: Final = re.compile(
+    rb"\r\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE
+)
 
-PONG = b"\r\n"
+PONG: Final = b"\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,7 @@ class Ping:
     """An RFC 5626 double-CRLF keep-alive: answer it with ``PONG``."""
 
 
-PING = Ping()
+PING: Final = Ping()
 StreamEvent = FramedMessage | Ping
 
 

@@ -6,8 +6,10 @@ Headers are looked up by a *key*: the lower-case long form of the name, so that
 
 from __future__ import annotations
 
+from typing import Final
+
 # RFC 3261 7.3.3 and the compact forms that extensions registered with IANA.
-COMPACT_FORMS: dict[str, str] = {
+COMPACT_FORMS: Final[dict[str, str]] = {
     "a": "accept-contact",  # RFC 3841
     "b": "referred-by",  # RFC 3892
     "c": "content-type",
@@ -30,7 +32,7 @@ COMPACT_FORMS: dict[str, str] = {
 }
 
 # Names whose usual spelling is not plain Title-Case of the key.
-_DISPLAY: dict[str, str] = {
+_DISPLAY: Final[dict[str, str]] = {
     "call-id": "Call-ID",
     "cseq": "CSeq",
     "www-authenticate": "WWW-Authenticate",
@@ -46,7 +48,7 @@ _DISPLAY: dict[str, str] = {
 # Headers whose value is a comma-separated list (RFC 3261 7.3.1): only these are
 # split on commas; any other header (Date, WWW-Authenticate, unknown ones) keeps
 # its commas.
-LIST_HEADERS: frozenset[str] = frozenset(
+LIST_HEADERS: Final[frozenset[str]] = frozenset(
     {
         "accept",
         "accept-contact",
@@ -83,11 +85,11 @@ LIST_HEADERS: frozenset[str] = frozenset(
     }
 )
 
-_KEY_CACHE: dict[str, str] = {}
-_KEY_CACHE_LIMIT = 4096
+_KEY_CACHE: Final[dict[str, str]] = {}
+_KEY_CACHE_LIMIT: Final = 4096
 
 #: What ``first_value`` trims around the rest: spaces and empty elements.
-_SEPARATORS = " ,"
+_SEPARATORS: Final = " ,"
 
 
 def header_key(name: str) -> str:

@@ -14,10 +14,11 @@ callers); a thread of its own would need its own pool.
 from __future__ import annotations
 
 import os
+from typing import Final
 
 __all__ = ["token_hex"]
 
-_POOL_BYTES = 4096
+_POOL_BYTES: Final = 4096
 _pool = b""
 _pos = 0
 

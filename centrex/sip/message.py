@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from centrex.sip.address import Address, parse_address_list
 from centrex.sip.errors import ParseError
@@ -24,10 +24,10 @@ from centrex.sip.via import Via, parse_first_via, parse_via_list
 
 URI = SipURI | TelURI | AbsoluteURI
 _T = TypeVar("_T")
-_MISSING: Any = object()
+_MISSING: Final[Any] = object()
 
 # The cached typed views that an edit of a header key makes stale.
-_VIEWS_OF: dict[str, tuple[str, ...]] = {
+_VIEWS_OF: Final[dict[str, tuple[str, ...]]] = {
     "via": ("vias", "top_via", "branch"),
     "from": ("from", "from_tag"),
     "to": ("to", "to_tag"),
@@ -39,7 +39,7 @@ _VIEWS_OF: dict[str, tuple[str, ...]] = {
     "content-length": ("content_length",),
 }
 
-_SPELLING: dict[str, str] = {}
+_SPELLING: Final[dict[str, str]] = {}
 
 
 def _spelling(name: str) -> str:
@@ -52,16 +52,16 @@ def _spelling(name: str) -> str:
     return spelled
 
 
-_FOLD = re.compile(r"\r?\n[ \t]+")
+_FOLD: Final = re.compile(r"\r?\n[ \t]+")
 # Fast reads of the two parameters every transaction needs. They only run on
 # the part of the value where a header parameter can stand (see _param_tail).
-_TAG = re.compile(r";[ \t]*tag[ \t]*=[ \t]*([^;, \t>]+)", re.IGNORECASE)
-_BRANCH = re.compile(r";[ \t]*branch[ \t]*=[ \t]*([^;, \t]+)", re.IGNORECASE)
-_TOKEN_NAME = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]+")
+_TAG: Final = re.compile(r";[ \t]*tag[ \t]*=[ \t]*([^;, \t>]+)", re.IGNORECASE)
+_BRANCH: Final = re.compile(r";[ \t]*branch[ \t]*=[ \t]*([^;, \t]+)", re.IGNORECASE)
+_TOKEN_NAME: Final = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]+")
 
 # Raw header name (as bytes on the wire) -> key. Bounded like headers._KEY_CACHE.
-_BYTES_KEY: dict[bytes, str] = {}
-_BYTES_KEY_LIMIT = 4096
+_BYTES_KEY: Final[dict[bytes, str]] = {}
+_BYTES_KEY_LIMIT: Final = 4096
 
 
 def bytes_key(name: bytes) -> str:

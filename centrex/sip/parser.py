@@ -10,6 +10,7 @@ that gets no answer (garbage, or any malformed response: 18.1.2).
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from centrex.sip.errors import ParseError
 from centrex.sip.fields import METHOD_NAMES
@@ -17,14 +18,22 @@ from centrex.sip.message import _BYTES_KEY as _KEYS
 from centrex.sip.message import Message, Request, Response, bytes_key
 
 # The name of each header line: what precedes the first colon after a line end.
-_HEADER_NAME = re.compile(rb"\r\n([^:\r\n]*):")
-_METHOD = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]+")
-_VERSION = re.compile(rb"SIP/(\d{1,3})\.(\d{1,3})", re.IGNORECASE)
-_SINGLE_VALUED = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "expires")
-_MANDATORY = ("from", "to", "call-id", "cseq")
+_HEADER_NAME: Final = re.compile(rb"\r\n([^:\r\n]*):")
+_METHOD: Final = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]+")
+_VERSION: Final = re.compile(rb"SIP/(\d{1,3})\.(\d{1,3})", re.IGNORECASE)
+_SINGLE_VALUED: Final = (
+    "call-id",
+    "cseq",
+    "from",
+    "to",
+    "max-forwards",
+    "content-length",
+    "expires",
+)
+_MANDATORY: Final = ("from", "to", "call-id", "cseq")
 #: One str per known method, shared by every request (a completed transaction's
 #: key holds its method for Timer J).
-_KNOWN_METHODS = {m.encode(): m for m in METHOD_NAMES}
+_KNOWN_METHODS: Final = {m.encode(): m for m in METHOD_NAMES}
 
 DEFAULT_MAX_HEADER_BYTES = 16384
 DEFAULT_MAX_BODY_BYTES = 65536

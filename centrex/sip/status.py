@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-REASONS: dict[int, str] = {
+from typing import Final
+
+REASONS: Final[dict[int, str]] = {
     100: "Trying",
     180: "Ringing",
     181: "Call Is Being Forwarded",

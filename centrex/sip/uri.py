@@ -15,52 +15,52 @@ import ipaddress
 import re
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from centrex.sip.errors import ParseError
 
 _V = TypeVar("_V")
 
-_HEX = "0-9A-Fa-f"
+_HEX: Final = "0-9A-Fa-f"
 # RFC 3261 25.1: unreserved = alphanum / mark. Each class below admits '%'; the
 # escapes themselves are checked once per URI by _BAD_ESCAPE_RE, which is much
 # faster than an "(char|escape)+" alternation.
-_UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
-_USER_RE = re.compile(rf"[{_UNRESERVED}&=+$,;?/%]+")
-_PASSWORD_RE = re.compile(rf"[{_UNRESERVED}&=+$,%]*")
-_PCHARS = rf"[{_UNRESERVED}\[\]/:&+$%]+"
-_PARAMS_RE = re.compile(rf"(?:;{_PCHARS}(?:={_PCHARS})?)*")
-_PARAM_ITEM_RE = re.compile(rf";({_PCHARS})(?:=({_PCHARS}))?")
-_HNAME_RE = re.compile(rf"[{_UNRESERVED}\[\]/?:+$%]+")
-_HVALUE_RE = re.compile(rf"[{_UNRESERVED}\[\]/?:+$%]*")
-_BAD_ESCAPE_RE = re.compile(rf"%(?![{_HEX}]{{2}})")
-_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
+_UNRESERVED: Final = r"A-Za-z0-9\-_.!~*'()"
+_USER_RE: Final = re.compile(rf"[{_UNRESERVED}&=+$,;?/%]+")
+_PASSWORD_RE: Final = re.compile(rf"[{_UNRESERVED}&=+$,%]*")
+_PCHARS: Final = rf"[{_UNRESERVED}\[\]/:&+$%]+"
+_PARAMS_RE: Final = re.compile(rf"(?:;{_PCHARS}(?:={_PCHARS})?)*")
+_PARAM_ITEM_RE: Final = re.compile(rf";({_PCHARS})(?:=({_PCHARS}))?")
+_HNAME_RE: Final = re.compile(rf"[{_UNRESERVED}\[\]/?:+$%]+")
+_HVALUE_RE: Final = re.compile(rf"[{_UNRESERVED}\[\]/?:+$%]*")
+_BAD_ESCAPE_RE: Final = re.compile(rf"%(?![{_HEX}]{{2}})")
+_SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 # RFC 2396 uric plus the '[', ']' and '#' of RFC 3986, for schemes we do not know.
-_OPAQUE_RE = re.compile(rf"[{_UNRESERVED};/?:@&=+$,\[\]#%]+")
+_OPAQUE_RE: Final = re.compile(rf"[{_UNRESERVED};/?:@&=+$,\[\]#%]+")
 # host = hostname / IPv4address / IPv6reference; a top label starts with a letter.
 # Underscores are beyond RFC 3261 25.1 but common in real host names (container
 # and SRV-style names), so they are accepted as Kamailio and OpenSIPS do.
-_DOMAINLABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9\-_]*[A-Za-z0-9_])?"
-_TOPLABEL = r"[A-Za-z_](?:[A-Za-z0-9\-_]*[A-Za-z0-9_])?"
-_HOST = (
+_DOMAINLABEL: Final = r"[A-Za-z0-9_](?:[A-Za-z0-9\-_]*[A-Za-z0-9_])?"
+_TOPLABEL: Final = r"[A-Za-z_](?:[A-Za-z0-9\-_]*[A-Za-z0-9_])?"
+_HOST: Final = (
     r"(\[[0-9A-Fa-f:.]+\])|([0-9]{1,3}(?:\.[0-9]{1,3}){3})"
     rf"|((?:{_DOMAINLABEL}\.)*{_TOPLABEL}\.?)"
 )
-_HOST_RE = re.compile(_HOST)
-_HOSTPORT_RE = re.compile(rf"(?:{_HOST})(?::([0-9]{{1,5}}))?")
-_PORT_RE = re.compile(r"[0-9]{1,5}")
-_ESCAPE_SEQ_RE = re.compile(rf"%([{_HEX}]{{2}})")
+_HOST_RE: Final = re.compile(_HOST)
+_HOSTPORT_RE: Final = re.compile(rf"(?:{_HOST})(?::([0-9]{{1,5}}))?")
+_PORT_RE: Final = re.compile(r"[0-9]{1,5}")
+_ESCAPE_SEQ_RE: Final = re.compile(rf"%([{_HEX}]{{2}})")
 # RFC 3966 5.1: global numbers are '+' and digits, local ones hex digits, '*', '#'.
 # The lookahead asks for one real digit without the backtracking of a
 # "sep* digit sep*" pattern, which is quadratic on long hostile input.
-_TEL_GLOBAL_RE = re.compile(r"\+(?=[0-9\-.()]*[0-9])[0-9\-.()]+")
-_TEL_LOCAL_RE = re.compile(r"(?=[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#])[0-9A-Fa-f*#\-.()]+")
-_TEL_SEPARATORS = str.maketrans("", "", "-.()")
+_TEL_GLOBAL_RE: Final = re.compile(r"\+(?=[0-9\-.()]*[0-9])[0-9\-.()]+")
+_TEL_LOCAL_RE: Final = re.compile(r"(?=[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#])[0-9A-Fa-f*#\-.()]+")
+_TEL_SEPARATORS: Final = str.maketrans("", "", "-.()")
 
 # RFC 3261 19.1.4: these must match whenever either URI has them.
-_ALWAYS_COMPARED = ("user", "ttl", "method", "maddr", "transport")
-_ABSENT = "\x00absent"
-_USER_SAFE = frozenset(
+_ALWAYS_COMPARED: Final = ("user", "ttl", "method", "maddr", "transport")
+_ABSENT: Final = "\x00absent"
+_USER_SAFE: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()&=+$,;?/"
 )
 
@@ -127,10 +127,10 @@ def _host_ok(ipv6: str | None, ipv4: str | None) -> bool:
 #: Hosts and host:ports checked lately, by their text, as ``_PARSED`` keeps
 #: URIs: a server sees the same few domains and phone addresses in most
 #: messages. Only valid ones are kept, this many at most, each this long at most.
-HOST_CACHE_SIZE = 1024
-HOST_CACHE_MAX_TEXT = 128
-_VALID_HOSTS: dict[str, bool] = {}
-_HOST_PORTS: dict[str, tuple[str, int | None]] = {}
+HOST_CACHE_SIZE: Final = 1024
+HOST_CACHE_MAX_TEXT: Final = 128
+_VALID_HOSTS: Final[dict[str, bool]] = {}
+_HOST_PORTS: Final[dict[str, tuple[str, int | None]]] = {}
 
 
 def _remember(cache: dict[str, _V], text: str, value: _V, size: int, max_text: int) -> None:
@@ -501,12 +501,12 @@ def _parse_tel(rest: str) -> TelURI:
 #: makes a new one), so one object serves every message that names it. At
 #: most this many; a full cache starts over (a flood of distinct URIs costs
 #: what it cost without one).
-PARSED_CACHE_SIZE = 1024
+PARSED_CACHE_SIZE: Final = 1024
 #: Only URIs this long or shorter are kept: a phone's are under 200
 #: characters, and a sender of 60 KB URIs must not make the cache hold
 #: 1,024 of them (about 120 MB).
-PARSED_CACHE_MAX_TEXT = 256
-_PARSED: dict[str, SipURI] = {}
+PARSED_CACHE_MAX_TEXT: Final = 256
+_PARSED: Final[dict[str, SipURI]] = {}
 
 
 def parse_uri(text: str) -> URI:

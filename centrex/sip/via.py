@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Final
 
 from centrex.sip.errors import ParseError
 from centrex.sip.fields import parse_params, render_params
@@ -16,18 +17,18 @@ from centrex.sip.headers import first_value, split_values
 from centrex.sip.uri import is_valid_host, parse_host_port, parse_port
 
 #: RFC 3261 8.1.1.7: branches of RFC 3261 elements start with this cookie.
-MAGIC_COOKIE = "z9hG4bK"
+MAGIC_COOKIE: Final = "z9hG4bK"
 
-RELIABLE_TRANSPORTS = frozenset({"TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
+RELIABLE_TRANSPORTS: Final = frozenset({"TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
 
-_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
-_VIA_RE = re.compile(
+_TOKEN: Final = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_VIA_RE: Final = re.compile(
     rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]+"
     r"(\[[^\]]*\]|[^ \t:;\[\]]+)(?:[ \t]*:[ \t]*([^ \t;]*))?"
 )
-_TTL_RE = re.compile(r"[0-9]{1,3}")
+_TTL_RE: Final = re.compile(r"[0-9]{1,3}")
 #: The transports the usual form of a Via names, as ``Via.parse`` returns them.
-_USUAL_TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
+_USUAL_TRANSPORTS: Final = frozenset({"UDP", "TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
 
 
 def _bad(detail: str) -> ParseError:

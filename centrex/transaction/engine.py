@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from enum import Enum
+from typing import Final
 
 from centrex.sip.build import make_ack, make_response
 from centrex.sip.message import Message, Request, Response
@@ -35,7 +36,10 @@ from centrex.transaction.timer_queue import TimerQueue
 from centrex.transaction.timers import Timer, TimerConfig
 from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger(__name__)
+
+# Bound once: compiled, an enumeration's member is looked up by name at every use.
+_TIMER_C: Final = Timer.C
 
 
 class Engine:
@@ -208,7 +212,7 @@ class Engine:
     # -- timers -------------------------------------------------------------------
 
     def _duration(self, tx: Transaction, timer: Timer) -> float | None:
-        if timer is Timer.C and not (isinstance(tx, ClientTransaction) and tx.timer_c):
+        if timer is _TIMER_C and not (isinstance(tx, ClientTransaction) and tx.timer_c):
             return None
         return self._durations[(timer, tx.reliable)]
 

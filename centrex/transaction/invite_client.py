@@ -18,6 +18,8 @@ Two additions the proxy core asks for, both stated by the RFC outside section 17
 
 from __future__ import annotations
 
+from typing import Final
+
 from centrex.records import IdentityEnum
 from centrex.transaction.machine import Actions, Backoff, Do, Machine, Start, Stop
 from centrex.transaction.timers import Timer
@@ -61,10 +63,10 @@ def classify(status: int) -> Input | None:
 
 _S, _I = State, Input
 # Leaving Calling stops the retransmissions and Timer B (Figure 5: B only in Calling).
-_LEAVE_CALLING: Actions = (Stop(Timer.A), Stop(Timer.B))
+_LEAVE_CALLING: Final[Actions] = (Stop(Timer.A), Stop(Timer.B))
 # 17.1.1.2: a 300-699 is ACKed by the transaction and passed up; Timer D absorbs
 # its retransmissions (Stop B: it may run in Proceeding for the 9.1 wait).
-_ON_FAILURE: Actions = (
+_ON_FAILURE: Final[Actions] = (
     Stop(Timer.B),
     Stop(Timer.C),
     Do.SEND_ACK,
@@ -72,7 +74,7 @@ _ON_FAILURE: Actions = (
     Start(Timer.D),
 )
 # RFC 6026 7.2: a 2xx moves to Accepted for Timer M; the TU ACKs it.
-_ON_SUCCESS: Actions = (Stop(Timer.B), Stop(Timer.C), Do.PASS_RESPONSE, Start(Timer.M))
+_ON_SUCCESS: Final[Actions] = (Stop(Timer.B), Stop(Timer.C), Do.PASS_RESPONSE, Start(Timer.M))
 
 TABLE: dict[tuple[State, Input], tuple[State, Actions]] = {
     # 17.1.1.2: send the INVITE; Timer A on unreliable transports, Timer B always.

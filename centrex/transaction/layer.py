@@ -38,7 +38,7 @@ import struct
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from centrex.sip.build import make_cancel
 from centrex.sip.errors import ParseError
@@ -61,20 +61,26 @@ from centrex.transaction.transaction import ClientTransaction, ServerTransaction
 
 ClientKey = tuple[object, ...]
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger(__name__)
 
+
+# Bound once: compiled, an enumeration's member is looked up by name at every use.
+_TIMER_J: Final = Timer.J
+_TIMER_K: Final = Timer.K
+_SERVER_COMPLETED: Final = non_invite_server.State.COMPLETED
+_CLIENT_COMPLETED: Final = non_invite_client.State.COMPLETED
 
 #: Retired server transactions share a chunk when retired within this many
 #: seconds (their Timer J then ends with the chunk's, at most this much later)
 #: and while their records fit in ``RETIRED_CHUNK`` bytes; a closed chunk is
 #: compressed.
-RETIRED_WINDOW_S = 0.5
-RETIRED_CHUNK = 128 * 1024
+RETIRED_WINDOW_S: Final = 0.5
+RETIRED_CHUNK: Final = 128 * 1024
 
 #: A record: the key's length and the response's, then both.
-_RECORD = struct.Struct("!II")
+_RECORD: Final = struct.Struct("!II")
 #: How many inflated chunks are kept for the retransmissions that follow.
-INFLATED_CHUNKS = 8
+INFLATED_CHUNKS: Final = 8
 
 
 class _Chunk:
@@ -306,7 +312,7 @@ def _retirable(
 
 
 #: Live RFC 2543 (no magic cookie) server transactions sharing one key, at most.
-MAX_RFC2543_SIBLINGS = 32
+MAX_RFC2543_SIBLINGS: Final = 32
 
 
 class TransactionLayer:
@@ -459,7 +465,7 @@ class TransactionLayer:
         """
         if is_rfc2543_key(tx.key):
             return False
-        deadline = _retirable(tx, Timer.J, non_invite_server.State.COMPLETED, self._servers)
+        deadline = _retirable(tx, _TIMER_J, _SERVER_COMPLETED, self._servers)
         if deadline is None:
             return False
         self._engine.end(tx)  # cancels Timer J, reports Terminated, forgets tx
@@ -477,7 +483,7 @@ class TransactionLayer:
         which every young garbage collection walked. Its branch stays taken
         until Timer K. False, and nothing changes, for any other transaction.
         """
-        deadline = _retirable(tx, Timer.K, non_invite_client.State.COMPLETED, self._clients)
+        deadline = _retirable(tx, _TIMER_K, _CLIENT_COMPLETED, self._clients)
         if deadline is None:
             return False
         self._engine.end(tx)  # cancels Timer K, reports Terminated, forgets tx

@@ -8,6 +8,8 @@ reliable transports, so the transaction ends with its final response).
 
 from __future__ import annotations
 
+from typing import Final
+
 from centrex.records import IdentityEnum
 from centrex.transaction.machine import Actions, Backoff, Do, Machine, RestartAtT2, Start, Stop
 from centrex.transaction.timers import Timer
@@ -40,7 +42,7 @@ def classify(status: int) -> Input | None:
 
 
 _S, _I = State, Input
-_ON_FINAL: Actions = (Stop(Timer.E), Stop(Timer.F), Do.PASS_RESPONSE, Start(Timer.K))
+_ON_FINAL: Final[Actions] = (Stop(Timer.E), Stop(Timer.F), Do.PASS_RESPONSE, Start(Timer.K))
 
 TABLE: dict[tuple[State, Input], tuple[State, Actions]] = {
     # 17.1.2.2: send the request; Timer E on unreliable transports, Timer F always.

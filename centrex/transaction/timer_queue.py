@@ -29,12 +29,18 @@ from __future__ import annotations
 import heapq
 import math
 from itertools import count
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
+
+# Bound once: compiled, a module's attribute is looked up by name at every use.
+_heappush: Final = heapq.heappush
+_heappop: Final = heapq.heappop
+_heapify: Final = heapq.heapify
+_floor: Final = math.floor
 
 T = TypeVar("T")
 
 #: Seconds per bucket (on the caller's clock).
-BUCKET_S = 1.0
+BUCKET_S: Final = 1.0
 
 
 class TimerQueue(Generic[T]):
@@ -64,15 +70,15 @@ class TimerQueue(Generic[T]):
         """Arm a timer for ``deadline``; the returned token disarms it."""
         token = next(self._tokens)
         self._live.add(token)
-        bucket = math.floor(deadline / BUCKET_S)
+        bucket = _floor(deadline / BUCKET_S)
         near = self._near_bucket
         if near is not None and bucket <= near:
-            heapq.heappush(self._near, (deadline, token, item))
+            _heappush(self._near, (deadline, token, item))
             return token
         slot = self._buckets.get(bucket)
         if slot is None:
             self._buckets[bucket] = slot = {}
-            heapq.heappush(self._far, bucket)
+            _heappush(self._far, bucket)
         slot[token] = (deadline, item)
         self._far_of[token] = bucket
         return token
@@ -92,19 +98,19 @@ class TimerQueue(Generic[T]):
         near = self._near
         live = self._live
         while near and near[0][1] not in live:
-            heapq.heappop(near)
+            _heappop(near)
         if near:
             return near[0][0]
         # The near tier is empty: the earliest non-empty far bucket becomes it.
         far, buckets, far_of = self._far, self._buckets, self._far_of
         while far:
-            bucket = heapq.heappop(far)
+            bucket = _heappop(far)
             slot = buckets.pop(bucket, None)
             if slot:
                 for token in slot:
                     del far_of[token]
                 near[:] = [(deadline, token, item) for token, (deadline, item) in slot.items()]
-                heapq.heapify(near)
+                _heapify(near)
                 self._near_bucket = bucket
                 return near[0][0]
         return None
@@ -114,6 +120,6 @@ class TimerQueue(Generic[T]):
         deadline = self.peek()
         if deadline is None or deadline > now:
             return None
-        _, token, item = heapq.heappop(self._near)
+        _, token, item = _heappop(self._near)
         self._live.discard(token)
         return token, item

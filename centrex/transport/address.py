@@ -29,11 +29,17 @@ def default_port(transport: str) -> int:
     return DEFAULT_PORTS[transport]
 
 
+# Bound once: compiled, a module's attribute is looked up by name at every use.
+_AF_INET: Final = socket.AF_INET
+_AF_INET6: Final = socket.AF_INET6
+_inet_pton: Final = socket.inet_pton
+
+
 def ip_family(host: str) -> socket.AddressFamily | None:
     """AF_INET or AF_INET6 for an IP literal (no brackets), None for a host name."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = _AF_INET6 if ":" in host else _AF_INET
     try:
-        socket.inet_pton(family, host.partition("%")[0])
+        _inet_pton(family, host.partition("%")[0])
     except OSError:
         return None
     return family

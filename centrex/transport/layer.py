@@ -32,7 +32,7 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 from centrex.logs.sip_trace import NullTrace, SipTraceLog
 from centrex.sip.errors import ParseError
@@ -50,11 +50,11 @@ from centrex.transport.rules import (
 from centrex.transport.table import ConnectionTable
 from centrex.transport.udp import UdpEndpoint, bind_udp_socket
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger(__name__)
 
 MessageHandler = Callable[[Request | Response, Peer, LocalSocket], None]
 ConnectionHandler = Callable[[Peer], None]
-_STOP_GRACE = 1.0
+_STOP_GRACE: Final = 1.0
 
 
 @dataclass(slots=True)
@@ -489,6 +489,11 @@ class TransportLayer:
 
     def _udp_endpoint(self, family: int, local: LocalSocket | None) -> UdpEndpoint | None:
         if local is not None and local.transport == "udp":
+            # By identity first: the socket a request came on hands this very
+            # object on (a LocalSocket's == is the dataclass's, interpreted).
+            for endpoint in self._udp:
+                if endpoint.local is local:
+                    return endpoint
             for endpoint in self._udp:
                 if endpoint.local == local:
                     return endpoint

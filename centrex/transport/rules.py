@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Final
 
 from centrex.sip.build import make_response
 from centrex.sip.errors import ParseError
@@ -18,7 +19,7 @@ from centrex.sip.via import Via
 from centrex.transport.address import default_port, unbracketed
 
 #: Via sent-protocol transport -> the transport that carries it here.
-_VIA_TRANSPORTS = {"UDP": "udp", "TCP": "tcp", "TLS": "tls"}
+_VIA_TRANSPORTS: Final = {"UDP": "udp", "TCP": "tcp", "TLS": "tls"}
 
 
 @dataclass(frozen=True, slots=True)

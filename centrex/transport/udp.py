@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 
 from centrex.transport.address import LocalSocket, Peer
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger(__name__)
 
 
 class DatagramOwner(Protocol):
@@ -62,7 +62,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
 
 #: Receive buffer asked for each UDP listening socket.
-RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
+RECEIVE_BUFFER_BYTES: Final = 8 * 1024 * 1024
 
 
 def bind_udp_socket(

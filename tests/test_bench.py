@@ -166,3 +166,24 @@ def test_the_cpu_target_is_judged_on_the_untraced_step_and_old_runs_render_as_be
         "| ≤ 3x: holds |" in new
     )
     assert "at 5000/s (traced step) | 0.02 | 0.10 | 5.00x |  |" in new
+
+
+def test_the_refresh_bench_answers_every_register_and_prints_the_cpu() -> None:
+    # bench/refresh.py gives the A/B figures of docs/benchmarks.md: every
+    # refresh must be answered 200 (sipp's exit status), or it exits 1.
+    _need("sipp", "sip-tester")
+    command = [
+        sys.executable, str(ROOT / "bench" / "refresh.py"),
+        "--ip", "127.0.0.96", "--users", "200", "--count", "400", "--rate", "400",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(
+        r"centrex: 400 REGISTERs at 400/s in [\d.]+ s, sipp exit 0: server CPU [\d.]+ us",
+        done.stdout,
+    ), done.stdout

@@ -125,6 +125,22 @@ class LocalSocket:
         object.__setattr__(self, "host", host)
         object.__setattr__(self, "port", port)
 
+    # Written out too, for the same reason: a reply over UDP looks up the
+    # socket it leaves from by its LocalSocket (TransportLayer._udp_endpoint).
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, LocalSocket):
+            return NotImplemented
+        return (
+            self.port == other.port
+            and self.host == other.host
+            and self.transport == other.transport
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.transport, self.host, self.port))
+
     @property
     def hostport(self) -> str:
         """``host:port`` with an IPv6 host in brackets (a Via sent-by, 20.42)."""

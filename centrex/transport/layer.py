@@ -489,11 +489,6 @@ class TransportLayer:
 
     def _udp_endpoint(self, family: int, local: LocalSocket | None) -> UdpEndpoint | None:
         if local is not None and local.transport == "udp":
-            # By identity first: the socket a request came on hands this very
-            # object on (a LocalSocket's == is the dataclass's, interpreted).
-            for endpoint in self._udp:
-                if endpoint.local is local:
-                    return endpoint
             for endpoint in self._udp:
                 if endpoint.local == local:
                     return endpoint

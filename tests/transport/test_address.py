@@ -64,3 +64,21 @@ def test_peer_key_leaves_out_the_connection_id() -> None:
 def test_peer_and_local_socket_write_ipv6_in_brackets() -> None:
     assert str(Peer("tcp", "::1", 5060, 3)) == "tcp:[::1]:5060#3"
     assert LocalSocket("udp", "::1", 5060).hostport == "[::1]:5060"
+
+
+def test_local_sockets_are_equal_and_hash_alike_by_their_three_fields() -> None:
+    # A UDP reply leaves from the endpoint whose LocalSocket equals the one
+    # its request came on (TransportLayer._udp_endpoint); written out, the
+    # comparison is compiled, and it must still mean what the dataclass's did.
+    here = LocalSocket("udp", "127.0.0.1", 5060)
+    same = LocalSocket("udp", "127.0.0.1", 5060)
+    assert here == same
+    assert hash(here) == hash(same) == hash(("udp", "127.0.0.1", 5060))
+    assert {here: "endpoint"}[same] == "endpoint"
+    for other in (
+        LocalSocket("tcp", "127.0.0.1", 5060),
+        LocalSocket("udp", "127.0.0.2", 5060),
+        LocalSocket("udp", "127.0.0.1", 5061),
+    ):
+        assert here != other
+    assert here != ("udp", "127.0.0.1", 5060)

@@ -162,7 +162,11 @@ def parse_params(text: str, what: str, pos: int = 0) -> dict[str, str | None]:
 
 def render_params(params: dict[str, str | None]) -> str:
     """``;name=value`` for each parameter, ``;name`` for flags."""
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+    # A loop, not a generator: compiled, a generator is an object of its own.
+    parts: list[str] = []
+    for k, v in params.items():
+        parts.append(";" + k if v is None else f";{k}={v}")
+    return "".join(parts)
 
 
 def parse_non_negative_int(text: str, header_name: str) -> int:

@@ -17,8 +17,6 @@ from centrex.sip.fields import METHOD_NAMES
 from centrex.sip.message import _BYTES_KEY as _KEYS
 from centrex.sip.message import Message, Request, Response, bytes_key
 
-# The name of each header line: what precedes the first colon after a line end.
-_HEADER_NAME: Final = re.compile(rb"\r\n([^:\r\n]*):")
 _METHOD: Final = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]+")
 _VERSION: Final = re.compile(rb"SIP/(\d{1,3})\.(\d{1,3})", re.IGNORECASE)
 _SINGLE_VALUED: Final = (
@@ -91,13 +89,12 @@ def parse_message(
         header_lines = _unfold(header_lines)
 
     error: ParseError | None = None
-    names: list[bytes] = _HEADER_NAME.findall(head) if crlf else []
     keys: list[str] = []
-    if names and len(names) == len(header_lines):
-        # Every line has a colon: the names come out of one regex scan, and
-        # those seen before have their keys already.
-        for name in names:
-            key = _KEYS.get(name)
+    if crlf:
+        # Every line's name, when seen before, has its key already.
+        for line in header_lines:
+            colon = line.find(b":")
+            key = _KEYS.get(line[:colon]) if colon > 0 else None
             if key is None:
                 break
             keys.append(key)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from centrex.sip.errors import ParseError
+from centrex.sip.fields import render_params
 
 _V = TypeVar("_V")
 
@@ -30,7 +31,6 @@ _USER_RE: Final = re.compile(rf"[{_UNRESERVED}&=+$,;?/%]+")
 _PASSWORD_RE: Final = re.compile(rf"[{_UNRESERVED}&=+$,%]*")
 _PCHARS: Final = rf"[{_UNRESERVED}\[\]/:&+$%]+"
 _PARAMS_RE: Final = re.compile(rf"(?:;{_PCHARS}(?:={_PCHARS})?)*")
-_PARAM_ITEM_RE: Final = re.compile(rf";({_PCHARS})(?:=({_PCHARS}))?")
 _HNAME_RE: Final = re.compile(rf"[{_UNRESERVED}\[\]/?:+$%]+")
 _HVALUE_RE: Final = re.compile(rf"[{_UNRESERVED}\[\]/?:+$%]*")
 _BAD_ESCAPE_RE: Final = re.compile(rf"%(?![{_HEX}]{{2}})")
@@ -189,19 +189,21 @@ def parse_host_port(text: str) -> tuple[str, int | None]:
     return found
 
 
-def _render_params(params: dict[str, str | None]) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
-
-
 def _parse_uri_params(text: str) -> dict[str, str | None]:
     """``*( ";" pname [ "=" pvalue ] )`` (RFC 3261 19.1.1, RFC 3966 3)."""
     if not _PARAMS_RE.fullmatch(text):
         raise _bad("bad parameter")
-    pairs = _PARAM_ITEM_RE.findall(text)
-    # pvalue is never empty, so an empty group means a flag parameter.
-    params = {name.lower(): value or None for name, value in pairs}
-    if len(params) != len(pairs):
-        raise _bad("duplicate parameter")
+    # Matched whole: neither pname nor pvalue holds ';' or '=', and pvalue is
+    # never empty, so a split gives the pairs (a third of the time of findall).
+    params: dict[str, str | None] = {}
+    if not text:
+        return params
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        key = name.lower()
+        if key in params:
+            raise _bad("duplicate parameter")
+        params[key] = value if eq else None
     return params
 
 
@@ -261,7 +263,7 @@ class SipURI:
         if self.port is not None:
             parts += (":", str(self.port))
         if self.params:
-            parts.append(_render_params(self.params))
+            parts.append(render_params(self.params))
         if self.headers:
             parts += ("?", "&".join(f"{k}={v}" for k, v in self.headers.items()))
         return "".join(parts)
@@ -398,7 +400,7 @@ class TelURI:
     params: dict[str, str | None] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        return f"tel:{self.number}{_render_params(self.params)}"
+        return f"tel:{self.number}{render_params(self.params)}"
 
     @property
     def is_global(self) -> bool:
@@ -446,7 +448,8 @@ def _parse_sip(scheme: str, rest: str) -> SipURI:
     if at >= 0:
         userinfo, rest = rest[:at], rest[at + 1 :]
         user, colon, pw = userinfo.partition(":")
-        if not _USER_RE.fullmatch(user):
+        # (letters and digits alone, the usual user part, need no pattern)
+        if not (user.isalnum() and user.isascii()) and not _USER_RE.fullmatch(user):
             raise _bad("bad user part")
         if colon:
             if not _PASSWORD_RE.fullmatch(pw):

@@ -83,6 +83,17 @@ def test_missing_mandatory_header_is_400_naming_it() -> None:
         assert header.decode() in error.reason
 
 
+def test_a_line_without_a_colon_is_400_even_when_it_starts_with_a_known_name() -> None:
+    # Read as a name up to the (missing) colon, "User-Agentx" would pass as a
+    # User-Agent header (a name the parser has seen, in REGISTER).
+    parse_message(REGISTER)
+    for line in (b"User-Agentx", b"Call-IDx", b"Via"):
+        at = REGISTER.index(b"Content-Length:")
+        error = error_of(REGISTER[:at] + line + b"\r\n" + REGISTER[at:])
+        assert error.status == 400, line
+        assert "colon" in error.reason, line
+
+
 def test_missing_via_is_dropped_as_there_is_nowhere_to_answer() -> None:
     start = REGISTER.index(b"Via:")
     end = REGISTER.index(b"\r\n", start) + 2

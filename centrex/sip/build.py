@@ -10,7 +10,7 @@ import re
 from typing import Final
 
 from centrex.sip.headers import header_key, split_values
-from centrex.sip.message import Request, Response
+from centrex.sip.message import Request, Response, decode_text, encode_text
 from centrex.sip.status import reason_phrase
 
 _COPIED: Final = ("via", "from", "to", "call-id", "cseq")
@@ -45,7 +45,7 @@ def make_response(
             lines.append(line)
             keys.append("timestamp")
     for name, value in headers or ():
-        lines.append(f"{name}: {value}".encode("utf-8", "surrogateescape"))
+        lines.append(encode_text(f"{name}: {value}"))
         keys.append(header_key(name))
     response = Response(status, reason or reason_phrase(status), lines, keys, body)
     # The Via lines are the request's, as they are: a Via it has parsed
@@ -55,7 +55,7 @@ def make_response(
 
 
 def _with_tag(line: bytes, tag: str) -> bytes:
-    value = line[line.index(b":") + 1 :].decode("utf-8", "surrogateescape")
+    value = decode_text(line[line.index(b":") + 1 :])
     gt = value.rfind(">")
     tail = value[gt + 1 :] if gt >= 0 else value
     if _HAS_TAG.search(tail):
@@ -68,10 +68,7 @@ def _copy(request: Request, names: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def _values(request: Request, name: str) -> list[str]:
-    return [
-        line[line.index(b":") + 1 :].strip().decode("utf-8", "surrogateescape")
-        for line in request.raw_lines(name)
-    ]
+    return [decode_text(line[line.index(b":") + 1 :].strip()) for line in request.raw_lines(name)]
 
 
 def _hop_request(request: Request, method: str, to_value: str) -> Request:

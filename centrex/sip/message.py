@@ -79,12 +79,23 @@ def bytes_key(name: bytes) -> str:
     return key
 
 
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
+def decode_text(raw: bytes) -> str:
+    """Header bytes as text: UTF-8, any other byte kept by ``surrogateescape``
+    (``encode_text`` gives it back)."""
+    # Strict first: compiled, that is a direct call of the UTF-8 decoder, where
+    # naming an error handler goes through the codec lookup.
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "surrogateescape")
 
 
-def _encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
+def encode_text(text: str) -> bytes:
+    """``decode_text`` undone: UTF-8, escaped bytes as they came."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
 
 
 def _param_tail(value: str) -> str:
@@ -178,7 +189,7 @@ class Message:
     def _line_value(self, pos: int) -> str:
         # Decoded first: find, `in` and strip of a str are compiled inline in
         # the compiled build, where those of bytes are method calls by name.
-        text = _decode(self._lines[pos])
+        text = decode_text(self._lines[pos])
         value = text[text.find(":") + 1 :]
         if "\n" in value:
             value = _FOLD.sub(" ", value)
@@ -254,14 +265,14 @@ class Message:
         out = []
         for pos, line in enumerate(self._lines):
             name = line[: line.index(b":")].rstrip(b" \t")
-            out.append((_decode(name), self._line_value(pos)))
+            out.append((decode_text(name), self._line_value(pos)))
         return out
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of header ``name`` with one line (in place of the first)."""
         key = header_key(name)
         positions = self._positions(key)
-        line = _encode(f"{_spelling(name)}: {value}")
+        line = encode_text(f"{_spelling(name)}: {value}")
         if not positions:
             self._lines.append(line)
             self._keys.append(key)
@@ -283,7 +294,7 @@ class Message:
         """
         key = header_key(name)
         positions = self._positions(key)
-        line = _encode(f"{_spelling(name)}: {value}")
+        line = encode_text(f"{_spelling(name)}: {value}")
         if first:
             at = positions[0] if positions else 0
         else:
@@ -316,7 +327,7 @@ class Message:
             # The values after the first (as written, for a Via line).
             line = self._lines[pos]
             name = line[: line.index(b":")].rstrip(b" \t")
-            self._lines[pos] = name + b": " + _encode(rest)
+            self._lines[pos] = name + b": " + encode_text(rest)
         else:
             del self._lines[pos]
             del self._keys[pos]
@@ -545,7 +556,7 @@ class Message:
         # A line without a comma holds one Via value: nothing follows it.
         rest = first_value(self._line_value(pos))[1] if b"," in line else ""
         name = line[: line.index(b":")].rstrip(b" \t")
-        self._lines[pos] = name + b": " + _encode(f"{value}, {rest}" if rest else value)
+        self._lines[pos] = name + b": " + encode_text(f"{value}, {rest}" if rest else value)
         cache = self._cache
         vias = cache.get("vias")
         self._changed("via")
@@ -635,7 +646,7 @@ def _lines_from(headers: Iterable[tuple[str, str]]) -> tuple[list[bytes], list[s
     lines: list[bytes] = []
     keys: list[str] = []
     for name, value in headers:
-        lines.append(_encode(f"{name}: {value}"))
+        lines.append(encode_text(f"{name}: {value}"))
         keys.append(header_key(name))
     return lines, keys
 
@@ -669,7 +680,7 @@ class Request(Message):
         return cls(method, uri, lines, keys, body)
 
     def start_line(self) -> bytes:
-        return _encode(f"{self.method} {self.uri} {self.version}")
+        return encode_text(f"{self.method} {self.uri} {self.version}")
 
     @property
     def request_uri(self) -> URI:
@@ -722,7 +733,7 @@ class Response(Message):
         return cls(status, reason, lines, keys, body)
 
     def start_line(self) -> bytes:
-        return _encode(f"{self.version} {self.status} {self.reason}")
+        return encode_text(f"{self.version} {self.status} {self.reason}")
 
     def set_status(self, status: int, reason: str) -> None:
         """Change the status line (a proxy turning a 503 into 500, 16.7 step 6)."""

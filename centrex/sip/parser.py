@@ -15,7 +15,7 @@ from typing import Final
 from centrex.sip.errors import ParseError
 from centrex.sip.fields import METHOD_NAMES
 from centrex.sip.message import _BYTES_KEY as _KEYS
-from centrex.sip.message import Message, Request, Response, bytes_key
+from centrex.sip.message import Message, Request, Response, bytes_key, decode_text
 
 _METHOD: Final = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]+")
 _VERSION: Final = re.compile(rb"SIP/(\d{1,3})\.(\d{1,3})", re.IGNORECASE)
@@ -195,7 +195,7 @@ def _response(
     code = parts[1]
     if len(code) != 3 or not code.isdigit() or not (b"100" <= code <= b"699"):
         raise ParseError("Bad status code", None)
-    reason = parts[2].decode("utf-8", "surrogateescape") if len(parts) > 2 else ""
+    reason = decode_text(parts[2]) if len(parts) > 2 else ""
     return Response(int(code), reason, lines, keys, body, raw)
 
 
@@ -222,7 +222,7 @@ def _request(
     uri = b" ".join(parts[1:-1])
     request = Request(
         known or method.decode("ascii"),
-        uri.decode("utf-8", "surrogateescape"),
+        decode_text(uri),
         lines,
         keys,
         body,

@@ -42,7 +42,7 @@ from typing import Any, Final
 
 from centrex.sip.build import make_cancel
 from centrex.sip.errors import ParseError
-from centrex.sip.message import Request, Response
+from centrex.sip.message import Request, Response, encode_text
 from centrex.transaction import invite_client, invite_server, non_invite_client, non_invite_server
 from centrex.transaction.engine import Engine
 from centrex.transaction.events import Output, RequestEvent, Resend, ResponseEvent
@@ -155,7 +155,7 @@ class _RetiredResponses:
 
     @staticmethod
     def _encoded(flat: str) -> bytes:
-        return flat.encode("utf-8", "surrogateescape")
+        return encode_text(flat)
 
     def add(self, key: ServerKey, resend: bytes, deadline: float) -> None:
         encoded = self._encoded(self.flat(key))

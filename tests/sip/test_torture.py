@@ -415,6 +415,14 @@ def test_unknown_header_with_odd_content_is_kept_byte_for_byte() -> None:
     assert request(rendered).get("X-Strange") == message.get("X-Strange")
 
 
+def test_a_value_of_bytes_that_are_not_utf8_is_written_back_as_those_bytes() -> None:
+    message = request(build(extra=[b"X-Strange: caf\xe9 \xff ok"]))
+    value = message.get("X-Strange")
+    assert value == "caf\udce9 \udcff ok"
+    message.set("X-Copy", value)
+    assert b"\r\nX-Copy: caf\xe9 \xff ok\r\n" in message.to_bytes()
+
+
 def test_date_and_authorization_headers_of_unknown_forms_are_opaque() -> None:
     data = build(
         extra=[

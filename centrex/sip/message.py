@@ -53,6 +53,8 @@ def _spelling(name: str) -> str:
 
 
 _FOLD: Final = re.compile(r"\r?\n[ \t]+")
+#: A comma, as the byte ``in`` looks for (``_COMMA in line``).
+_COMMA: Final = ord(",")
 # Fast reads of the two parameters every transaction needs. They only run on
 # the part of the value where a header parameter can stand (see _param_tail).
 _TAG: Final = re.compile(r";[ \t]*tag[ \t]*=[ \t]*([^;, \t>]+)", re.IGNORECASE)
@@ -553,8 +555,10 @@ class Message:
         if pos < 0:
             raise ParseError("Missing Via header")
         line = self._lines[pos]
-        # A line without a comma holds one Via value: nothing follows it.
-        rest = first_value(self._line_value(pos))[1] if b"," in line else ""
+        # A line without a comma holds one Via value: nothing follows it. (The
+        # comma as a number: ``bytes in bytes`` first tries its needle as an
+        # integer, and raises and clears a TypeError inside.)
+        rest = first_value(self._line_value(pos))[1] if _COMMA in line else ""
         name = line[: line.index(b":")].rstrip(b" \t")
         self._lines[pos] = name + b": " + encode_text(f"{value}, {rest}" if rest else value)
         cache = self._cache

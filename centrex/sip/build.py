@@ -58,7 +58,7 @@ def _with_tag(line: bytes, tag: str) -> bytes:
     value = decode_text(line[line.index(b":") + 1 :])
     gt = value.rfind(">")
     tail = value[gt + 1 :] if gt >= 0 else value
-    if _HAS_TAG.search(tail):
+    if ";" in tail and _HAS_TAG.search(tail):  # (no parameter, no search)
         return line
     return line.rstrip(b" \t") + b";tag=" + tag.encode("ascii")
 

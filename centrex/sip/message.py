@@ -84,8 +84,9 @@ def bytes_key(name: bytes) -> str:
 def decode_text(raw: bytes) -> str:
     """Header bytes as text: UTF-8, any other byte kept by ``surrogateescape``
     (``encode_text`` gives it back)."""
-    # Strict first: compiled, that is a direct call of the UTF-8 decoder, where
-    # naming an error handler goes through the codec lookup.
+    # Strict first: compiled, that is mypyc's own call of the UTF-8 decoder,
+    # where naming an error handler takes its general decode, which converts
+    # both names and normalises the encoding's at every call.
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

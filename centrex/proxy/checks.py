@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Final
 
-from centrex.sip.message import Request
+from centrex.sip.message import Request, encode_text
 from centrex.sip.via import MAGIC_COOKIE
 
 #: SHA-256's block size in bytes, the length HMAC pads its key to (RFC 2104 2).
@@ -60,7 +60,7 @@ def loop_hash(request: Request) -> str:
         request.get("proxy-require") or "",
         request.get("proxy-authorization") or "",
     )
-    digest = hashlib.blake2s("\x00".join(parts).encode("utf-8", "surrogateescape"), digest_size=6)
+    digest = hashlib.blake2s(encode_text("\x00".join(parts)), digest_size=6)
     return digest.hexdigest()
 
 

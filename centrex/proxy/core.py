@@ -45,7 +45,7 @@ from centrex.registrar.binding import Binding, lookup_order
 from centrex.sip.build import make_response
 from centrex.sip.errors import ParseError
 from centrex.sip.ids import token_hex
-from centrex.sip.message import Request, Response
+from centrex.sip.message import Request, Response, encode_text
 from centrex.sip.uri import SipURI
 from centrex.transaction.layer import TransactionLayer
 from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
@@ -417,7 +417,7 @@ class Proxy:
     def _dialog_token(self, request: Request) -> str:
         """What our Record-Route carries to prove a later Route came from it: an
         HMAC of the Call-ID, so nobody can mint a Route that makes us relay."""
-        return self._token_mac.digest(request.call_id.encode("utf-8", "surrogateescape"))[:8].hex()
+        return self._token_mac.digest(encode_text(request.call_id))[:8].hex()
 
     def _is_our_token(self, token: str | None, request: Request) -> bool:
         """Whether ``token``, read off a Route that names us, is the one our
@@ -426,7 +426,7 @@ class Proxy:
         if token is None:
             return False
         wanted = self._dialog_token(request).encode("ascii")
-        return hmac.compare_digest(token.encode("utf-8", "surrogateescape"), wanted)
+        return hmac.compare_digest(encode_text(token), wanted)
 
     def _preprocess_routes(self, request: Request) -> str | None:
         """16.4: undo a strict router's rewrite; remove the Route values that name us.

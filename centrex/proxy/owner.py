@@ -49,7 +49,7 @@ from typing import Final, Protocol
 
 from centrex.registrar.binding import Binding
 from centrex.sip.errors import ParseError
-from centrex.sip.message import Request
+from centrex.sip.message import Request, encode_text
 from centrex.sip.uri import SipURI, parse_uri
 
 #: The Route URI parameter carrying the flow token.
@@ -160,5 +160,4 @@ class OwnerRouting:
 
     def _mac(self, aor: str, binding_id: str, made: str, request: Request) -> str:
         message = f"{aor}\n{binding_id}\n{made}\n{request.call_id}"
-        message_bytes = message.encode("utf-8", "surrogateescape")
-        return hmac.new(self._key(), message_bytes, "sha256").hexdigest()[:32]
+        return hmac.new(self._key(), encode_text(message), "sha256").hexdigest()[:32]

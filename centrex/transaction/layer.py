@@ -153,12 +153,8 @@ class _RetiredResponses:
         # transactions are never retired.
         return f"{key[1]}\x00{key[2]}\x00{key[3]}\x00{key[4]}"
 
-    @staticmethod
-    def _encoded(flat: str) -> bytes:
-        return encode_text(flat)
-
     def add(self, key: ServerKey, resend: bytes, deadline: float) -> None:
-        encoded = self._encoded(self.flat(key))
+        encoded = encode_text(self.flat(key))
         record = b"".join((_RECORD.pack(len(encoded), len(resend)), encoded, resend))
         chunks = self.chunks
         chunk = chunks[-1] if chunks else None
@@ -193,7 +189,7 @@ class _RetiredResponses:
         chunk = self.entries.get(hash(key))
         if chunk is None:
             return None
-        wanted = self._encoded(self.flat(key))
+        wanted = encode_text(self.flat(key))
         if chunk.blob is None:
             return _find_record(self.buffer, self.used, wanted)
         inflated = self.inflated

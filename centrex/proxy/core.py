@@ -334,6 +334,11 @@ class Proxy:
             return
         ruri = request.request_uri
         routes = request.get_all("route")
+        if not routes and not isinstance(ruri, SipURI):
+            # 16.3 step 2: a scheme we do not route on, with no Route to take
+            # it elsewhere (answered before the relay policy, 16.5 comes later).
+            self._reply(tx, request, 416)
+            return
         # A request in a dialog we record-routed (our Route carried this
         # dialog's token) follows its route set wherever it leads; anything
         # else going to a foreign host needs the relay policy.
@@ -489,6 +494,9 @@ class Proxy:
                 headers=[
                     ("Allow", ALLOW),
                     ("Accept", ACCEPT),
+                    # 11.2: SHOULD be present (20.2: "identity", no encoding).
+                    ("Accept-Encoding", "identity"),
+                    ("Accept-Language", "en"),
                     ("Supported", ", ".join(SUPPORTED)),
                 ],
             )

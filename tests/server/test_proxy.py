@@ -28,6 +28,9 @@ def test_options_to_the_server_lists_its_capabilities(tmp_path: Path) -> None:
             assert response.status == 200
             assert "INVITE" in (response.get("Allow") or "")
             assert response.get("Accept") == "application/sdp"
+            # RFC 3261 11.2: Accept-Encoding and Accept-Language SHOULD be there.
+            assert response.get("Accept-Encoding") == "identity"
+            assert response.get("Accept-Language") == "en"
 
     run(scenario())
 
@@ -66,6 +69,23 @@ def test_unknown_user_is_404_and_offline_directory_user_is_480(tmp_path: Path) -
             assert (await phone.response()).status == 404
             phone.send(request("INVITE", "sip:1002@example.com", phone), udp_port(server))
             assert (await phone.response()).status == 480
+
+    run(scenario())
+
+
+def test_a_request_uri_of_an_unknown_scheme_is_416_before_the_relay_policy(
+    tmp_path: Path,
+) -> None:
+    # RFC 3261 16.3 step 2 comes before routing (16.5), where relaying is
+    # decided: with relaying off, the scheme is still what the answer names.
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            phone = await open_phone()
+            for uri in ("foo:bar@example.com", "tel:+15551234567"):
+                data = request("MESSAGE", uri, phone, to="sip:1002@example.com")
+                phone.send(data, udp_port(server))
+                response = await phone.response()
+                assert response.status == 416, (uri, response.status)
 
     run(scenario())
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from secrets import token_hex
 from typing import Final
 
 from centrex.sip.build import make_response
@@ -110,14 +111,15 @@ def error_response(error: ParseError) -> Response | None:
     RFC 3261 8.2 / 18.3 / 21.4.x give the status (400 naming the culprit, 413,
     505, 513); the reason phrase is the parser's description. Garbage, a
     malformed response (18.1.2), a request without a Via to answer along, and
-    an ACK (17.1.1.3: never answered) get nothing.
+    an ACK (17.1.1.3: never answered) get nothing. A To without a tag gets
+    one (8.2.6.2: every response but a 100 carries it).
     """
     request = error.request
     if error.status is None or request is None or request.method == "ACK":
         return None
     if "via" not in request:
         return None
-    return make_response(request, error.status, error.reason)
+    return make_response(request, error.status, error.reason, to_tag=token_hex(6))
 
 
 def request_from_head(head: bytes) -> Request | None:

@@ -62,6 +62,30 @@ def test_request_without_call_id_gets_400_whose_reason_names_call_id(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_register_with_a_bad_contact_gets_400_with_a_to_tag(
+    server: CentrexServer, transport: str
+) -> None:
+    # RFC 3261 8.2.6.2: a response other than 100 MUST carry a To tag, the
+    # answer to a request that failed to parse included.
+    answer = ask(
+        server,
+        transport,
+        lambda port: wire.request(
+            "REGISTER",
+            f"sip:{wire.HOST}:{server.port}",
+            transport=transport,
+            local_port=port,
+            headers={"Contact": "<garbage"},
+        ),
+    )
+    assert answer is not None, "no answer to a REGISTER with a bad Contact"
+    assert wire.status_line(answer).startswith("SIP/2.0 400 "), wire.status_line(answer)
+    (to,) = wire.headers(answer, "to")
+    assert ";tag=" in to, f"the 400's To has no tag: {to!r}"
+    assert_still_serving(server)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_request_with_sip_version_7_gets_505(server: CentrexServer, transport: str) -> None:
     # RFC 3261 8.2.2 / 21.5.5: 505 Version Not Supported.
     answer = ask(

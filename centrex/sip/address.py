@@ -15,8 +15,8 @@ from typing import Final
 
 from centrex.sip.errors import ParseError
 from centrex.sip.fields import (
+    MAX_UINT32,
     is_token,
-    parse_non_negative_int,
     parse_params,
     parse_quoted_string,
     render_display_name,
@@ -26,6 +26,9 @@ from centrex.sip.fields import (
 )
 from centrex.sip.headers import split_values
 from centrex.sip.uri import URI, AbsoluteURI, parse_uri
+
+#: What a malformed Contact ``expires`` parameter counts as (RFC 3261 20.10).
+MALFORMED_EXPIRES: Final = 3600
 
 # RFC 3261 20.10 qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
 _QVALUE_RE: Final = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
@@ -139,13 +142,19 @@ class Address:
 
     @property
     def expires(self) -> int | None:
-        """The Contact ``expires`` parameter in seconds (RFC 3261 20.10), or None."""
+        """The Contact ``expires`` parameter in seconds (RFC 3261 20.10), or None.
+
+        A malformed value (no value, a word, an RFC 2543 absolute date) counts
+        as 3600 and one above 2**32-1 as 2**32-1 (20.10, 10.2.1.1): an old
+        phone is registered, not refused.
+        """
         if "expires" not in self.params:
             return None
-        value = self.params["expires"]
-        if value is None:
-            raise ParseError("Bad expires parameter: no value", 400)
-        return parse_non_negative_int(value, "expires parameter")
+        text = (self.params["expires"] or "").strip(" \t")
+        if not (text.isascii() and text.isdigit()):  # (int() takes other digits: "²")
+            return MALFORMED_EXPIRES
+        text = text.lstrip("0") or "0"
+        return MAX_UINT32 if len(text) > 10 else min(int(text), MAX_UINT32)
 
     @property
     def q(self) -> float | None:

@@ -78,9 +78,24 @@ def test_out_of_order_cseq_gets_500_with_a_clear_reason() -> None:
     assert "CSeq" in response.reason
 
 
-def test_malformed_contact_gets_400() -> None:
-    response = handle(make_registrar(), register("<sip:alice@192.0.2.10>;expires=abc"))
-    assert response.status == 400
+@pytest.mark.parametrize(
+    ("param", "granted"),
+    [
+        # RFC 3261 20.10: malformed, an RFC 2543 absolute date included, is 3600.
+        ("expires=abc", 3600),
+        ('expires="Thu, 01 Dec 2026 16:00:00 GMT"', 3600),
+        ("expires", 3600),
+        # 10.2.1.1: above 2**32-1 is 2**32-1, here cut to max_expires.
+        ("expires=4294967296", 7200),
+        ("expires=00000000000000000000600", 600),
+    ],
+)
+def test_a_contact_expires_parameter_that_is_malformed_or_too_large_still_registers(
+    param: str, granted: int
+) -> None:
+    response = handle(make_registrar(max_expires=7200), register(f"<sip:alice@192.0.2.10>;{param}"))
+    assert response.status == 200
+    assert response.get_all("Contact") == [f"<sip:alice@192.0.2.10>;expires={granted}"]
 
 
 def test_unknown_user_gets_403_unless_unknown_users_are_allowed() -> None:

@@ -242,10 +242,17 @@ def config_init(file: Path, force: bool) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def config_check(file: Path) -> None:
     """Validate FILE: exit 0 when it loads (warnings are printed), 2 when not."""
+    from centrex.server import NotSupportedError, refuse_what_is_not_built
+
     try:
         warnings = check_settings(file)
+        # What serve refuses at start (a transport or combination not built yet).
+        refuse_what_is_not_built(load_settings(file))
     except ConfigError as exc:
         click.echo(str(exc), err=True)
+        sys.exit(2)
+    except NotSupportedError as exc:
+        click.echo(f"{file}: {exc}", err=True)
         sys.exit(2)
     for warning in warnings:
         click.echo(f"warning: {warning}")

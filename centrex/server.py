@@ -161,11 +161,20 @@ def refuse_what_is_not_built(settings: Settings) -> None:
                 f"network.listen: {address}: WebSocket transports are not available yet; "
                 "use udp, tcp or tls"
             )
-    if settings.registrar.store == "database" and not settings.registrar.database.url:
-        raise NotSupportedError(
-            'registrar.store = "database" needs registrar.database.url, e.g. '
-            '"postgresql+asyncpg://centrex@db.example.net/centrex"'
-        )
+    if settings.registrar.store == "database":
+        url = settings.registrar.database.url
+        if not url:
+            raise NotSupportedError(
+                'registrar.store = "database" needs registrar.database.url, e.g. '
+                '"postgresql+asyncpg://centrex@db.example.net/centrex"'
+            )
+        from centrex.registrar.sql import DatabaseUrlError
+        from centrex.registrar.sql.engine import parse_url
+
+        try:
+            parse_url(url)
+        except DatabaseUrlError as exc:
+            raise NotSupportedError(f"registrar.database.url: {exc}") from None
     workers = settings.server.workers
     if workers > 1:
         if settings.registrar.store == "database":

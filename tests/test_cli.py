@@ -6,6 +6,7 @@ import hashlib
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from centrex.cli import main
@@ -208,3 +209,30 @@ def test_what_outlives_a_young_pass_goes_to_the_oldest_generation_at_once() -> N
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ('[network]\nlisten = ["ws:127.0.0.1:5080"]\n', "network.listen"),
+        ('[registrar]\nstore = "database"\n', "registrar.database.url"),
+        (
+            '[registrar]\nstore = "database"\n[registrar.database]\nurl = "bogus://x"\n',
+            "registrar.database.url",
+        ),
+        (
+            '[registrar]\nstore = "database"\n[registrar.database]\nurl = "postgresql://x/y"\n',
+            "registrar.database.url",
+        ),
+        ('[server]\nworkers = 2\n[network]\nlisten = ["udp:127.0.0.1:0"]\n', "network.listen"),
+    ],
+)
+def test_config_check_refuses_what_serve_refuses(tmp_path: Path, settings: str, named: str) -> None:
+    # "config check" runs the validation of "serve": a file it calls OK must
+    # not stop the server at start (nor a bad URL end it with a traceback).
+    path = tmp_path / "centrex.toml"
+    path.write_text(settings, encoding="utf-8")
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert str(path) in result.output and named in result.output, result.output
+    assert "Traceback" not in result.output

@@ -35,7 +35,13 @@ def parse_url(url: str | URL) -> URL:
         parsed = make_url(url)
     except Exception as exc:
         raise DatabaseUrlError(f"not a database URL: {url!s}: {exc}") from exc
-    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    backend = parsed.get_backend_name()
+    try:
+        # (without "+driver", the dialect's default is looked up: an unknown
+        # backend raises NoSuchModuleError here)
+        driver = parsed.drivername.partition("+")[2] or parsed.get_driver_name()
+    except Exception:
+        driver = ""
     if driver not in _DRIVERS.get(backend, set()):
         raise DatabaseUrlError(
             f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "

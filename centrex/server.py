@@ -327,6 +327,7 @@ class Server:
             limiter=self.limiter,
             drop_scanners=auth.drop_scanners,
             algorithms=auth.algorithms,
+            started_at=time.time(),
         )
         self.registrar = Registrar(
             settings.registrar,

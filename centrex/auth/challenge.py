@@ -200,7 +200,7 @@ class Authenticator:
     should also know the server's own addresses, which phones often use as
     their domain. ``trusted`` lists addresses or CIDR blocks that are never
     challenged. ``relax_from_match`` lets an authenticated user send any From
-    (trusted devices, third-party registration).
+    (trusted devices); a REGISTER's To is the user's own whatever it says.
     """
 
     def __init__(
@@ -275,10 +275,9 @@ class Authenticator:
                 failed=failure.failed,
                 reason=failure.reason,
             )
-        if not self.relax_from_match:
-            mismatch = self._identity_mismatch(request, user)
-            if mismatch is not None:
-                return Forbidden(mismatch, user)
+        mismatch = self._identity_mismatch(request, user)
+        if mismatch is not None:
+            return Forbidden(mismatch, user)
         return Authenticated(user, realm, algorithm)
 
     def challenge(
@@ -361,11 +360,19 @@ class Authenticator:
         return record.user, algorithm
 
     def _identity_mismatch(self, request: Request, user: str) -> str | None:
-        """Why ``user`` may not send ``request`` as it is, or None (RFC 3261 22.3)."""
-        checks = [("From", request.from_addr.uri)]
+        """Why ``user`` may not send ``request`` as it is, or None (RFC 3261 22.3).
+
+        A REGISTER changes the bindings of its To (10.3 steps 4-5): that must
+        be the user's own AOR, whoever its From names (10.2: a third-party
+        registration). Any other request's From must be the user, unless
+        ``relax_from_match``.
+        """
         if request.method == "REGISTER":
-            # The AOR whose bindings change (RFC 3261 10.3 step 6).
-            checks.append(("To", request.to_addr.uri))
+            checks = [("To", request.to_addr.uri)]
+        elif self.relax_from_match:
+            return None
+        else:
+            checks = [("From", request.from_addr.uri)]
         for name, uri in checks:
             if name == "From" and isinstance(uri, SipURI) and uri.host.lower() == _ANONYMOUS:
                 continue

@@ -16,6 +16,10 @@ answered as stale; the client then simply asks again with a new nonce (one
 extra round trip, no password prompt), and a replay of a forgotten nonce is
 never accepted.
 
+The counts live in memory: at start the horizon is the start time, so every
+nonce issued before a restart is answered as stale once (the phones take a new
+one) and a request captured before the restart cannot be replayed after it.
+
 Limits: the counts live in one process, so with several workers a replay sent
 to another worker than the original is caught only by the nonce lifetime.
 """
@@ -131,12 +135,16 @@ class NonceCounter:
     how forgotten nonces are answered.
     """
 
-    def __init__(self, max_nonces: int = 10_000) -> None:
+    def __init__(self, max_nonces: int = 10_000, *, started_at: float = float("-inf")) -> None:
         if max_nonces < 1:
             raise ValueError("max_nonces must be at least 1")
         self.max_nonces = max_nonces
         self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
-        self._horizon = float("-inf")
+        # Nonces issued before ``started_at`` (wall clock: this process's
+        # start) were counted by a process that is gone: answered stale like
+        # a forgotten one, so a request captured before a restart is not
+        # accepted again after it (RFC 7616 5.5).
+        self._horizon = started_at
 
     def use(self, nonce: str, issued_at: float, nc: int) -> CountResult:
         """Record that ``nonce`` (issued at ``issued_at``) was used with count ``nc``.

@@ -320,6 +320,24 @@ def test_register_for_someone_elses_aor_is_forbidden() -> None:
     assert "To" in decision.reason
 
 
+def test_a_third_party_register_of_the_users_own_aor_is_accepted() -> None:
+    # RFC 3261 10.2: From is whoever is responsible for the registration; the
+    # To, the AOR whose bindings change, is what must be the user's own.
+    auth = authenticator()
+    params = challenge_params(first_challenge("REGISTER"))
+    req = answer("REGISTER", params, from_user="bob", to=f"sip:alice@{DOMAIN}")
+    assert auth.check(req, PHONE_IP, T0) == Authenticated("alice", DOMAIN, "SHA-256")
+
+
+def test_relax_from_match_does_not_let_a_user_register_someone_elses_aor() -> None:
+    auth = authenticator(relax_from_match=True)
+    params = challenge_params(first_challenge("REGISTER"))
+    req = answer("REGISTER", params, to=f"sip:bob@{DOMAIN}")
+    decision = auth.check(req, PHONE_IP, T0)
+    assert isinstance(decision, Forbidden)
+    assert "To" in decision.reason
+
+
 def test_relax_from_match_accepts_a_different_from_user() -> None:
     auth = authenticator(relax_from_match=True)
     params = challenge_params(first_challenge("INVITE"))

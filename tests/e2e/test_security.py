@@ -361,6 +361,62 @@ def make_phone() -> Iterator[Callable[..., DigestPhone]]:
         phone.close()
 
 
+def test_credentials_captured_before_a_restart_are_not_accepted_after_it(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    # RFC 7616 5.5: a nonce-count seen before is refused. The counts live in
+    # memory, and the nonces outlive a restart (their secret is in data_dir):
+    # after one, a nonce issued before it must be stale, or a REGISTER
+    # captured on the wire registers an attacker's contact again.
+    server = auth_server(make_server)
+    uri = "sip:example.com"
+
+    def register(sock: socket.socket, cseq: int, credentials: str | None) -> bytes | None:
+        host, port = sock.getsockname()
+        lines = [
+            f"REGISTER {uri} SIP/2.0",
+            f"Via: SIP/2.0/UDP {host}:{port};branch={wire.new_branch()};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:1001@example.com>;tag={secrets.token_hex(4)}",
+            "To: <sip:1001@example.com>",
+            "Call-ID: replayed-register",
+            f"CSeq: {cseq} REGISTER",
+            f"Contact: <sip:1001@{host}:{port}>",
+            *([f"Authorization: {credentials}"] if credentials else []),
+            "Content-Length: 0",
+        ]
+        sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), (HOST, server.port))
+        sock.settimeout(3.0)
+        try:
+            return sock.recv(65535)
+        except TimeoutError:
+            return None
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as phone:
+        phone.bind((PHONE, 0))
+        challenged = register(phone, 1, None)
+        assert challenged is not None and wire.status_line(challenged).startswith("SIP/2.0 401")
+        offered = [challenge_params(v) for v in header(challenged, "WWW-Authenticate")]
+        (md5,) = [c for c in offered if c.get("algorithm", "MD5").upper() == "MD5"]
+        credentials = digest_credentials(
+            md5, user="1001", password=PASSWORDS["1001"], method="REGISTER", uri=uri, nc=1
+        )
+        answer = register(phone, 2, credentials)
+        assert answer is not None and wire.status_line(answer).startswith("SIP/2.0 200")
+        again = register(phone, 3, credentials)  # the same count: refused before a restart
+        assert again is not None and not wire.status_line(again).startswith("SIP/2.0 200")
+    server.stop()
+    server.start()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+        attacker.bind((ATTACKER, 0))
+        replayed = register(attacker, 4, credentials)
+    assert replayed is not None, "no answer to the replayed REGISTER"
+    status = wire.status_line(replayed)
+    assert status.startswith("SIP/2.0 401"), f"a replay after the restart got {status}"
+    (stale,) = [v for v in header(replayed, "WWW-Authenticate") if "MD5" in v.upper()]
+    assert challenge_params(stale).get("stale", "").lower() == "true", stale
+
+
 # -- sipp, seeing only the MD5 challenge ---------------------------------------------------
 
 _SHA256_CHALLENGE = re.compile(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -37,23 +38,23 @@ def ask(server: CentrexServer, transport: str, build: Callable[[int], bytes]) ->
         return wire.final_answer(peer, 2.0)
 
 
+def ask_server(server: CentrexServer, transport: str, method: str, **fields: Any) -> bytes | None:
+    """``method`` addressed to the server, with ``wire.request``'s ``fields``."""
+    uri = f"sip:{wire.HOST}:{server.port}"
+    return ask(
+        server,
+        transport,
+        lambda port: wire.request(method, uri, transport=transport, local_port=port, **fields),
+    )
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_request_without_call_id_gets_400_whose_reason_names_call_id(
     server: CentrexServer, transport: str
 ) -> None:
     # RFC 3261 8.1.1 makes Call-ID mandatory; 8.2.2 / 16.3: 400, and the
     # reason phrase should say what was wrong.
-    answer = ask(
-        server,
-        transport,
-        lambda port: wire.request(
-            "OPTIONS",
-            f"sip:{wire.HOST}:{server.port}",
-            transport=transport,
-            local_port=port,
-            omit=("Call-ID",),
-        ),
-    )
+    answer = ask_server(server, transport, "OPTIONS", omit=("Call-ID",))
     assert answer is not None, "no answer to a request without Call-ID"
     status = wire.status_line(answer)
     assert status.startswith("SIP/2.0 400 "), status
@@ -67,17 +68,7 @@ def test_a_register_with_a_bad_contact_gets_400_with_a_to_tag(
 ) -> None:
     # RFC 3261 8.2.6.2: a response other than 100 MUST carry a To tag, the
     # answer to a request that failed to parse included.
-    answer = ask(
-        server,
-        transport,
-        lambda port: wire.request(
-            "REGISTER",
-            f"sip:{wire.HOST}:{server.port}",
-            transport=transport,
-            local_port=port,
-            headers={"Contact": "<garbage"},
-        ),
-    )
+    answer = ask_server(server, transport, "REGISTER", headers={"Contact": "<garbage"})
     assert answer is not None, "no answer to a REGISTER with a bad Contact"
     assert wire.status_line(answer).startswith("SIP/2.0 400 "), wire.status_line(answer)
     (to,) = wire.headers(answer, "to")
@@ -88,17 +79,7 @@ def test_a_register_with_a_bad_contact_gets_400_with_a_to_tag(
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_request_with_sip_version_7_gets_505(server: CentrexServer, transport: str) -> None:
     # RFC 3261 8.2.2 / 21.5.5: 505 Version Not Supported.
-    answer = ask(
-        server,
-        transport,
-        lambda port: wire.request(
-            "OPTIONS",
-            f"sip:{wire.HOST}:{server.port}",
-            transport=transport,
-            local_port=port,
-            version="SIP/7.0",
-        ),
-    )
+    answer = ask_server(server, transport, "OPTIONS", version="SIP/7.0")
     assert answer is not None, "no answer to a SIP/7.0 request"
     assert wire.status_line(answer).startswith("SIP/2.0 505 "), wire.status_line(answer)
     assert_still_serving(server)

@@ -400,6 +400,22 @@ def user_add(name: str, description: str, config_path: Path | None) -> None:
         sys.exit(2)
     path.write_text(text, encoding="utf-8")
     click.echo(f"added {name} to {path} (realm {_realm(settings)}); send SIGHUP to reload")
+    _warn_one_realm(settings, name)
+
+
+def _warn_one_realm(settings: Settings, name: str) -> None:
+    """A hash answers one realm's challenge: with several domains and no
+    [auth] realm, each domain is its own realm and the others refuse it."""
+    domains = settings.server.effective_domains()
+    if settings.auth.realm or len(domains) < 2:
+        return
+    others = ", ".join(domains[1:])
+    click.echo(
+        f"warning: the hashes are for realm {domains[0]}, so {name} cannot authenticate "
+        f"in {others}; for one realm in every domain set [auth] realm = "
+        f'"{domains[0]}" in the settings file',
+        err=True,
+    )
 
 
 @user.command("passwd")
@@ -424,6 +440,7 @@ def user_passwd(name: str, config_path: Path | None) -> None:
         sys.exit(2)
     path.write_text(text, encoding="utf-8")
     click.echo(f"password of {name} set in {path}; send SIGHUP to reload")
+    _warn_one_realm(settings, name)
 
 
 @main.group()

@@ -85,6 +85,27 @@ def test_user_add_stores_hashes_never_the_password(tmp_path: Path) -> None:
     assert bob.ha1_sha256 == hashlib.sha256(b"1002:example.com:s3cret").hexdigest()
 
 
+def test_user_add_with_two_domains_and_no_realm_says_where_the_user_cannot_log_in(
+    tmp_path: Path,
+) -> None:
+    # Each domain is its own realm, and the hashes answer one realm only.
+    path = _config(tmp_path)
+    path.write_text(path.read_text().replace('["example.com"]', '["example.com", "b.test"]'))
+    result = CliRunner().invoke(
+        main, ["user", "add", "1002", "--config", str(path)], input="s3cret\ns3cret\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "cannot authenticate in b.test" in result.output
+    assert '[auth] realm = "example.com"' in result.output
+    one_realm = '[auth]\nrealm = "office"\n\n[[users]]'
+    path.write_text(path.read_text().replace("[[users]]", one_realm, 1))
+    result = CliRunner().invoke(
+        main, ["user", "passwd", "1002", "--config", str(path)], input="s3cret\ns3cret\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
+
+
 def test_user_passwd_replaces_the_hashes_of_an_existing_user(tmp_path: Path) -> None:
     path = _config(tmp_path)
     result = CliRunner().invoke(

@@ -136,14 +136,19 @@ class Credentials:
 
     @classmethod
     def from_users(
-        cls, users: Iterable[UserEntry], realms: Sequence[str], *, case_sensitive: bool = False
+        cls,
+        users: Iterable[UserEntry],
+        realms: Sequence[str],
+        *,
+        case_sensitive: bool = False,
+        warn_plain: bool = True,
     ) -> tuple[Credentials, list[str]]:
         """The credentials of the enabled ``[[users]]`` and warnings for the event log.
 
         An entry's ``ha1_md5`` / ``ha1_sha256`` count for its ``realm``; a plain
         ``password`` is hashed for every realm in ``realms`` (where no hash was
-        given) and warned about. Disabled users get no credentials, so they are
-        answered exactly like unknown ones.
+        given) and warned about (unless not ``warn_plain``). Disabled users get
+        no credentials, so they are answered exactly like unknown ones.
         """
         credentials = cls(case_sensitive=case_sensitive)
         warnings: list[str] = []
@@ -171,11 +176,29 @@ class Credentials:
                 for served in realms:
                     if served != hashed_realm:
                         credentials.add_password(name, served, entry.password)
-                warnings.append(
-                    f"users[{index}] ({name}): password is stored in plain text; it was "
-                    f"hashed at load. Run `centrex user passwd {name}` to keep only hashes"
-                )
+                if warn_plain:
+                    warnings.append(
+                        f"users[{index}] ({name}): password is stored in plain text; it was "
+                        f"hashed at load. Run `centrex user passwd {name}` to keep only hashes"
+                    )
+            elif hashed_realm is not None and any(r != hashed_realm for r in realms):
+                warnings.append(_realm_warning(index, name, hashed_realm, realms))
         return credentials, warnings
+
+
+def _realm_warning(index: int, name: str, hashed: str, realms: Sequence[str]) -> str:
+    """Why a user whose hashes are for one realm fails in the others: a hash
+    is of user:realm:password, so it answers one realm's challenge only."""
+    others = ", ".join(r for r in realms if r != hashed)
+    if hashed not in realms:
+        where = f"realm {hashed}, in which this server never challenges ({others})"
+    else:
+        where = f"realm {hashed} only: it cannot authenticate in {others}"
+    return (
+        f"users[{index}] ({name}): its hashes are for {where}; set [auth] realm "
+        f'= "{hashed}" to challenge in one realm for every domain, or run '
+        f"`centrex user passwd {name}` after setting the realm"
+    )
 
 
 def _text_attribute(entry: object, name: str) -> str:

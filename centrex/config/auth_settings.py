@@ -36,7 +36,13 @@ class AuthSettings(BaseModel):
         default=True,
         description="challenge REGISTER (401) and calls from our users (407); off = trust everyone",
     )
-    realm: str = Field(default="", description="digest realm; empty = the domain itself")
+    realm: str = Field(
+        default="",
+        description=(
+            "digest realm; empty = the domain itself (with several domains, each is its "
+            "own realm, and hashes made for one fail in the others: set one)"
+        ),
+    )
     algorithms: list[Algorithm] = Field(
         default_factory=_both_algorithms,
         min_length=1,

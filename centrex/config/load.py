@@ -108,6 +108,9 @@ def settings_warnings(settings: Settings, path: str | Path | None = None) -> lis
                 f"the file holds passwords and other users can read it "
                 f"(mode {stat.filemode(mode)}); run chmod 600 on it"
             )
+    if settings.auth.enabled:
+        for warning in _credential_warnings(settings):
+            warn(warning)
     if settings.server.allow_relay:
         warn(
             "server.allow_relay = true: requests for any domain are forwarded, "
@@ -386,3 +389,20 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _credential_warnings(settings: Settings) -> list[str]:
+    """What the server would log about ``[[users]]`` at start (hashes it
+    ignores, a realm it never challenges in), and users who can never log in."""
+    from centrex.auth.credentials import Credentials
+
+    realms = [settings.auth.realm] if settings.auth.realm else settings.server.effective_domains()
+    # (plain-text passwords are warned about above, auth on or off)
+    _, warnings = Credentials.from_users(settings.users, realms, warn_plain=False)
+    for index, user in enumerate(settings.users):
+        if user.enabled and not (user.password or user.ha1_md5 or user.ha1_sha256):
+            warnings.append(
+                f"users[{index}] ({user.user}): no password and no hashes, so it can never "
+                f"authenticate; run `centrex user passwd {user.user}`"
+            )
+    return warnings

@@ -91,15 +91,20 @@ class HashedUser:
     ha1_sha256: str = ""
 
 
-def test_stored_hashes_count_for_their_realm_without_warning() -> None:
+def test_stored_hashes_count_for_their_realm_alone() -> None:
     record = hash_password("1001", "example.com", "pw")
     entry = HashedUser(
         "1001", realm="example.com", ha1_md5=record["md5"], ha1_sha256=record["sha256"]
     )
-    store, warnings = Credentials.from_users([entry], ["example.com", "example.org"])
+    store, warnings = Credentials.from_users([entry], ["example.com"])
     assert warnings == []
+    store, warnings = Credentials.from_users([entry], ["example.com", "example.org"])
     assert store.lookup("1001", "example.com", "MD5") == record["md5"]
     assert store.find("1001", "example.org") is None
+    # A phone of 1001 in example.org is refused at every REGISTER: said at start.
+    (warning,) = warnings
+    assert "users[0] (1001)" in warning and "cannot authenticate in example.org" in warning
+    assert '[auth] realm = "example.com"' in warning
 
 
 def test_hashes_without_a_realm_or_malformed_are_ignored_with_a_warning() -> None:

@@ -312,8 +312,33 @@ def test_plain_text_password_is_a_warning(tmp_path: Path) -> None:
     path = write(tmp_path, '[[users]]\nuser = "1001"\npassword = "secret"\n[[users]]\nuser = "2"\n')
     path.chmod(0o600)
     warnings = check_settings(path)
-    assert len(warnings) == 1
+    assert len(warnings) == 2
     assert warnings[0].startswith(f"{path}: users[0].password is stored in plain text")
+    assert warnings[1].startswith(f"{path}: users[1] (2): no password and no hashes")
+
+
+def test_users_who_can_never_authenticate_are_warnings(tmp_path: Path) -> None:
+    # config check says what the server would refuse them at every REGISTER:
+    # hashes for one domain of two (no [auth] realm), for a realm the server
+    # never challenges in, an ill-formed hash, no password at all.
+    md5 = "0" * 32
+    path = write(
+        tmp_path,
+        '[server]\ndomains = ["a.test", "b.test"]\n'
+        f'[[users]]\nuser = "3001"\nrealm = "a.test"\nha1_md5 = "{md5}"\n'
+        f'[[users]]\nuser = "3002"\nrealm = "old.test"\nha1_md5 = "{md5}"\n'
+        '[[users]]\nuser = "3003"\nrealm = "a.test"\nha1_md5 = "zz"\n'
+        '[[users]]\nuser = "3004"\n',
+    )
+    warnings = check_settings(path)
+    assert any("(3001)" in w and "cannot authenticate in b.test" in w for w in warnings)
+    assert any("(3002)" in w and "never challenges" in w for w in warnings)
+    assert any("(3003)" in w and "ignored" in w for w in warnings)
+    assert any("(3004)" in w and "no password and no hashes" in w for w in warnings)
+    # With one realm for both domains, 3001 is fine.
+    text = path.read_text().replace("[[users]]", '[auth]\nrealm = "a.test"\n[[users]]', 1)
+    path.write_text(text)
+    assert not any("(3001)" in w for w in check_settings(path))
 
 
 @pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")

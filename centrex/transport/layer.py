@@ -299,7 +299,11 @@ class TransportLayer:
             if self._elsewhere(peer):
                 return self._relay_to_holder(data, peer)
             connection = await self._table.connect(
-                peer, server_name, self._outbound, functools.partial(next, self._ids)
+                peer,
+                server_name,
+                self._outbound,
+                functools.partial(next, self._ids),
+                self._stream_source(peer),
             )
         sent = connection is not None and connection.write(data)
         if sent and self.trace.enabled:
@@ -411,6 +415,22 @@ class TransportLayer:
                 logger.exception("on_connection_closed failed for %s", peer)
 
     # -- internals ------------------------------------------------------------------
+
+    def _stream_source(self, peer: Peer) -> str | None:
+        """The address a new connection to ``peer`` is made from: that of the
+        first listener of its transport and address family, the address our
+        Via and Record-Route name toward it (``LocalIdentity.socket_for``),
+        so the peer sees the address it answers and may allow by address;
+        None (the kernel's choice) for a listener on every address."""
+        family = ip_family(peer.host)
+        for name, server in self._servers:
+            if name != peer.transport:
+                continue
+            for sock in server.sockets:
+                if sock.family == family:
+                    host: str = sock.getsockname()[0]
+                    return None if host in ("0.0.0.0", "::") else host
+        return None
 
     def _elsewhere(self, peer: Peer) -> bool:
         """True when ``peer``'s connection is another worker's to write."""

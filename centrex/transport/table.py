@@ -88,12 +88,15 @@ class ConnectionTable:
         server_name: str | None,
         make: Callable[[str, int], StreamConnection],
         next_id: Callable[[], int],
+        source: str | None = None,
     ) -> StreamConnection | None:
         """Open a connection to ``peer``; concurrent callers share one attempt.
 
         ``make(transport, connection_id)`` builds the protocol object.
         ``server_name`` is the TLS identity to check (RFC 5922 7.2; default:
-        the peer's host). None when it fails within ``connect_timeout``.
+        the peer's host). ``source``: the local address to connect from (any
+        port; None: the kernel's choice). None when it fails within
+        ``connect_timeout``.
         """
         key = peer.key
         pending = self._connecting.get(key)
@@ -103,7 +106,7 @@ class ConnectionTable:
         self._connecting[key] = future
         connection: StreamConnection | None = None
         try:
-            connection = await self._open(peer, server_name, make, next_id())
+            connection = await self._open(peer, server_name, make, next_id(), source)
         finally:
             del self._connecting[key]
             future.set_result(connection)
@@ -115,6 +118,7 @@ class ConnectionTable:
         server_name: str | None,
         make: Callable[[str, int], StreamConnection],
         connection_id: int,
+        source: str | None,
     ) -> StreamConnection | None:
         context: ssl.SSLContext | None = None
         if peer.transport == "tls":
@@ -130,6 +134,7 @@ class ConnectionTable:
                     peer.port,
                     ssl=context,
                     server_hostname=(server_name or peer.host) if context else None,
+                    local_addr=None if source is None else (source, 0),
                 ),
                 self.limits.connect_timeout,
             )

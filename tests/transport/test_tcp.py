@@ -235,6 +235,22 @@ def test_send_to_opens_a_connection_and_reuses_it() -> None:
     run(main)
 
 
+def test_a_connection_we_open_comes_from_our_tcp_listeners_address() -> None:
+    # The peer sees the address our Via and Record-Route name (and may allow
+    # by address): not the kernel's pick for the route (127.0.0.1 here).
+    async def main() -> None:
+        async with (
+            running_layer("tcp:127.0.0.1:0") as (server, inbox),
+            running_layer("udp:127.0.0.77:0", "tcp:127.0.0.78:0") as (client, _),
+        ):
+            target = Peer("tcp", "127.0.0.1", server.bound_port("tcp"))
+            assert await client.send_to(request_bytes(transport="TCP"), target)
+            _, peer, _ = await inbox.next()
+            assert peer.host == "127.0.0.78"
+
+    run(main)
+
+
 def test_concurrent_send_to_the_same_peer_share_one_connection() -> None:
     async def main() -> None:
         async with (

@@ -136,7 +136,8 @@ def settings_warnings(settings: Settings, path: str | Path | None = None) -> lis
     if settings.timeouts.ringing_s < 180:
         warn(
             f"timeouts.ringing_s = {settings.timeouts.ringing_s}: RFC 3261 16.6 wants "
-            "Timer C above 3 minutes; calls ringing longer are cancelled"
+            "Timer C above 3 minutes; a branch silent longer (no provisional response "
+            "since the last) is cancelled"
         )
     paths = settings.resolve_paths(path)
     for key, file in (

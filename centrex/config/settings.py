@@ -425,7 +425,13 @@ class TimeoutSettings(_Table):
         default=32, ge=1, description="Timer B and F: wait for a final response (RFC: 64*T1)"
     )
     ringing_s: int = Field(
-        default=180, ge=1, description="Timer C: longest a proxied INVITE may ring unanswered"
+        default=180,
+        ge=1,
+        description=(
+            "Timer C: longest a proxied INVITE branch may go without a response; each "
+            "provisional (180, 183) restarts it (RFC 3261 16.7); then the branch is "
+            "cancelled and counts as 408"
+        ),
     )
 
     @model_validator(mode="after")

@@ -471,10 +471,26 @@ def bans_list(config_path: Path | None) -> None:
 @CONFIG_OPTION
 def bans_clear(ip: str | None, config_path: Path | None) -> None:
     """Lift the ban of IP (every ban without IP); the server acts within a second."""
+    import ipaddress
+
     from centrex.auth.bans_file import request_clear
 
+    if ip is not None:
+        try:
+            ip = str(ipaddress.ip_address(ip))  # (as the server writes it: ::1, not 0::1)
+        except ValueError:
+            click.echo(f"{ip!r} is not an IP address", err=True)
+            sys.exit(2)
     settings = _load(config_path)
-    request_clear(settings.resolve_paths(config_path).data_dir, ip)
+    data_dir = settings.resolve_paths(config_path).data_dir
+    if not data_dir.is_dir():
+        click.echo(
+            f"{data_dir}: no such folder: no server has run with these settings "
+            "(server.data_dir), so nothing is banned",
+            err=True,
+        )
+        sys.exit(1)
+    request_clear(data_dir, ip)
     click.echo(f"asked the server to lift {'the ban of ' + ip if ip else 'every ban'}")
 
 

@@ -145,6 +145,19 @@ def test_bans_list_shows_what_the_server_published_and_clear_asks_it(tmp_path: P
     assert not tracker.is_banned("192.0.2.66", now)
 
 
+def test_bans_clear_refuses_what_is_not_an_address_or_a_server_that_never_ran(
+    tmp_path: Path,
+) -> None:
+    path = _config(tmp_path)
+    result = CliRunner().invoke(main, ["bans", "clear", "--config", str(path)])
+    assert result.exit_code == 1 and "no server has run" in result.output, result.output
+    assert "Traceback" not in result.output
+    (tmp_path / "data").mkdir()
+    result = CliRunner().invoke(main, ["bans", "clear", "notanip", "--config", str(path)])
+    assert result.exit_code == 2 and "not an IP address" in result.output, result.output
+    assert not (tmp_path / "data" / "bans-clear.json").exists()
+
+
 def test_tls_selfsigned_writes_a_certificate_a_tls_listener_accepts(tmp_path: Path) -> None:
     import ssl
 

@@ -226,6 +226,8 @@ def _expected(
         return "must be true or false (without quotes)"
     if kind in ("string_type", "string_sub_type"):
         return "must be text in double quotes"
+    if kind == "too_short":
+        return f"must have at least {ctx['min_length']} item{'s' if ctx['min_length'] != 1 else ''}"
     if kind == "list_type":
         if loc == ("users",):
             return "must be [[users]] tables"
@@ -277,6 +279,8 @@ def _tables_with(name: str) -> list[str]:
 
 def _unit(loc: Loc) -> str:
     name = next((part for part in reversed(loc) if isinstance(part, str)), "")
+    if name.endswith("_per_s"):
+        return "per second"
     if name.endswith("_ms"):
         return "milliseconds"
     if name.endswith(("_s", "_seconds", "expires")):

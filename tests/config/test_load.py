@@ -113,6 +113,16 @@ def test_relative_path_is_named_as_given(tmp_path: Path, monkeypatch: pytest.Mon
             "Fix the value or remove the key to use the default 65536.",
         ),
         (
+            "[auth]\nrate_limit_per_s = 0\n",
+            "auth.rate_limit_per_s = 0: must be at least 1 (per second). "
+            "Fix the value or remove the key to use the default 50.",
+        ),
+        (
+            "[auth]\nalgorithms = []\n",
+            "auth.algorithms = []: must have at least 1 item. "
+            'Fix the value or remove the key to use the default ["SHA-256", "MD5"].',
+        ),
+        (
             '[registrar]\nstore = "disk"\n',
             'registrar.store = "disk": must be one of "memory", "database". '
             'Fix the value or remove the key to use the default "memory".',

@@ -376,6 +376,8 @@ class Server:
                 bindings_of=self.store.live,
             )
             self.registrar.listeners.add(self.presence.on_aor_event)
+            # The AORs with reg watchers, whose every contact change presence needs.
+            self.registrar.listeners.watched = self.presence.table.reg_watched
         await self.registrar.start(time.time())
         self._store_opened()
         if self.presence is not None:
@@ -440,6 +442,7 @@ class Server:
         if self.presence is not None:
             if self.registrar is not None:
                 self.registrar.listeners.remove(self.presence.on_aor_event)
+                self.registrar.listeners.watched = set()
             await self.presence.stop(time.time())
         await self.transport.stop()
         if links is not None:

@@ -37,17 +37,24 @@ _CONTACT_EVENT: dict[str, ContactEvent] = {
     "expired": "expired",
     "purged": "expired",
     "connection_closed": "deactivated",
+    # max_contacts pushed it out for a newer one: coming back would push
+    # out another, so not "deactivated" (RFC 3680 5.1: re-register at once).
+    "evicted": "rejected",
 }
 
 
-def contact_changes(event: AorEvent, before: Iterable[Binding]) -> list[ContactChange]:
-    """The reginfo contacts an availability change reports (RFC 3680 5.1): the
-    new bindings as registered, or the bindings ``before`` as terminated with
-    why they went (a closed connection deactivates its contacts)."""
-    if event.kind == "available":
-        return [(b, True, "registered") for b in event.bindings]
-    gone = _CONTACT_EVENT.get(event.reason, "unregistered")
-    return [(b, False, gone) for b in before]
+def contact_changes(event: AorEvent, gone: Iterable[Binding]) -> list[ContactChange]:
+    """The reginfo contacts a registration event reports (RFC 3680 5.1): the
+    bindings that came as registered (of an available or changed event), and
+    those that went (``gone``) as terminated with why: expired when they had
+    by the time of the event, else as the event's reason says (a closed
+    connection deactivates its contacts)."""
+    out: list[ContactChange] = []
+    if event.kind != "unavailable":
+        out = [(b, True, "registered") for b in event.bindings]
+    why = _CONTACT_EVENT.get(event.reason, "unregistered")
+    out += [(b, False, "expired" if b.expires_at <= event.at else why) for b in gone]
+    return out
 
 
 class NotifyBuilder:
@@ -182,9 +189,12 @@ class NotifyBuilder:
         sub: Subscription,
         now: float,
         changed: list[ContactChange] | None,
+        *,
+        state: RegistrationState | None = None,
     ) -> Notify:
-        """reginfo (RFC 3680 5.1): full state when ``changed`` is None, else partial."""
-        state: RegistrationState
+        """reginfo (RFC 3680 5.1): full state when ``changed`` is None, else
+        partial, with the registration ``state`` the change brings (by
+        default active when a contact came, else terminated)."""
         contacts: list[ContactChange]
         if changed is None:
             bindings = self.roster.bindings(sub.resource, now)
@@ -193,7 +203,8 @@ class NotifyBuilder:
         else:
             # The state the change itself brings (the store may already be
             # past it: the events reach presence a turn of the loop later).
-            state = "active" if any(active for _, active, _ in changed) else "terminated"
+            if state is None:
+                state = "active" if any(active for _, active, _ in changed) else "terminated"
             contacts = changed
         body = reginfo(
             sub.resource,

@@ -2,9 +2,12 @@
 
 The presence service keeps its own list of which AORs have bindings, seeded
 from the store at start (``load``) and kept current by the registrar's
-``AorEvent``s (RFC 3680 and RFC 3856 notifiers build on exactly the
-available / unavailable transitions). Users are named as the directory
-spells them, with their directory description.
+``AorEvent``s: the registrar events and the presence package (RFC 3856)
+build on exactly the available / unavailable transitions. The reg package
+(RFC 3680) reports each contact that comes or goes besides, from the
+"changed" events the registrar makes for the AORs it has watchers of;
+those change nothing here. Users are named as the directory spells them,
+with their directory description.
 
 The bindings themselves (what a ``reg`` NOTIFY lists) are read from the
 location store (``source``: the memory store's table or the database
@@ -77,6 +80,19 @@ class Roster:
                 self._versions[domain] = self._versions.get(domain, 0) + 1
             if not table:
                 del self._domains[domain]
+
+    def change(self, aor: str, came: tuple[Binding, ...], gone: tuple[Binding, ...]) -> None:
+        """Contacts of ``aor`` came or went while it stays available: nothing
+        to do with a source (the store has them); else the bindings kept
+        as reported follow."""
+        if self._source is not None:
+            return
+        table = self._domains.get(aor_host(aor))
+        if table is None or aor not in table:
+            return
+        went = {b.id for b in gone} | {b.id for b in came}
+        kept = [b for b in table[aor] if b.id not in went]
+        table[aor] = tuple(lookup_order([*kept, *came]))
 
     def bindings(self, aor: str, now: float) -> tuple[Binding, ...]:
         """The bindings ``aor`` has: those live at ``now`` in the store

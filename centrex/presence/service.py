@@ -474,9 +474,11 @@ class PresenceService:
     # -- registration changes -----------------------------------------------------------
 
     def on_aor_event(self, event: AorEvent) -> None:
-        """An AOR became available or unavailable: tell its watchers. For
-        ``registrar.listeners.add``; the work is the table's for the watchers
-        of one domain or AOR, the sending is batched."""
+        """An AOR became available or unavailable, or the contacts of one with
+        reg watchers changed: tell its watchers. For ``registrar.listeners.add``
+        (with ``listeners.watched`` set to the table's ``reg_watched``); the
+        work is the table's for the watchers of one domain or AOR, the
+        sending is batched."""
         try:
             notifies = self.table.on_aor_event(event, self._wall())
         except Exception:
@@ -505,12 +507,6 @@ class PresenceService:
         self._release_timer = None
         self._release_at = None
         self._dispatch(self.table.release_due(self._wall(), limit=self.batch))
-
-    def on_bindings(self, aor: str, bindings: Iterable[Binding]) -> None:
-        """An AOR that stays available changed bindings: its ``reg`` watchers
-        get the full state (nothing calls this until the registrar reports
-        such changes)."""
-        self._dispatch(self.table.on_bindings(aor, bindings, self._wall()))
 
     # -- NOTIFY outcomes (the server's _drain routes them here) ---------------------------
 

@@ -60,8 +60,14 @@ Choices where the issue and the RFCs leave room:
   failure counts, and ``notify_failures_before_drop`` in a row end it
   without a final NOTIFY. A failed NOTIFY is not sent again.
 - reg: the first NOTIFY and each refresh carry the full state (version 0, 1,
-  ...); a change carries a partial document with the contacts that changed
-  (registered / unregistered / expired / deactivated).
+  ...); every contact that comes or goes carries a partial document with
+  the contacts that changed (registered / unregistered / expired /
+  deactivated for a closed connection / rejected when ``max_contacts``
+  pushed it out), while the AOR keeps other contacts too: the registrar
+  makes those "changed" events for the AORs in ``reg_watched`` only. A
+  refresh of a contact is not reported (RFC 3680 5.1 leaves "refreshed"
+  optional). An expired contact is reported when the registrar's purge
+  (or the AOR's next REGISTER) removes it.
 - The Via the sender adds is kept out of the NOTIFY; ``via_reserve`` bytes of
   ``notify_max_bytes`` are left for it. A single user too long to fit goes
   alone in a NOTIFY anyway.
@@ -80,6 +86,8 @@ from centrex.presence import notify, recovery
 from centrex.presence.bodies import (
     PIDF_TYPE,
     REGINFO_TYPE,
+    ContactChange,
+    RegistrationState,
 )
 from centrex.presence.content import NotifyBuilder, contact_changes
 from centrex.presence.dialog import REGISTRAR_KINDS, Kind, Notify, Subscription, Watcher, watcher_of
@@ -176,6 +184,9 @@ class SubscriptionTable:
         # subscription is gone or no longer held until then is skipped.
         self._held: list[tuple[float, str]] = []
         self._phases: dict[tuple[str, str], int] = {}
+        #: The AORs with reg watchers: the registrar makes "changed" events
+        #: for these only (``EventListeners.watched``; the server shares it).
+        self.reg_watched: set[str] = set()
         self.changes = 0
         self.notifies_built = 0
 
@@ -217,6 +228,8 @@ class SubscriptionTable:
         self._subs[sub.id] = sub
         self._dialogs[sub.dialog_key] = sub.id
         self._topics.setdefault(sub.topic, {})[sub.id] = None
+        if sub.kind == "reg":
+            self.reg_watched.add(sub.resource)
         mine = self._by_subscriber.setdefault(sub.subscriber, {})
         mine[sub.id] = None
         while len(mine) > self.max_per_subscriber:
@@ -232,6 +245,8 @@ class SubscriptionTable:
         if not ids:
             self._topics.pop(sub.topic, None)
             self._phases.pop(sub.topic, None)
+            if sub.kind == "reg":
+                self.reg_watched.discard(sub.resource)
         ids = self._by_subscriber.get(sub.subscriber, {})
         ids.pop(sub.id, None)
         if not ids:
@@ -432,12 +447,17 @@ class SubscriptionTable:
         return self.roster.load(bindings, now)
 
     def on_aor_event(self, event: AorEvent, now: float) -> list[Notify]:
-        """Fan an AOR's availability change out to its watchers.
+        """Fan a registration event out to its watchers.
 
         Subscribers of the available (unavailable) event of the AOR's domain get
         a NOTIFY naming the user; ``reg`` subscribers of the AOR a partial
-        reginfo; ``presence`` subscribers a PIDF open or closed.
+        reginfo; ``presence`` subscribers a PIDF open or closed. A "changed"
+        event (contacts came or went, the AOR stays available; made for the
+        AORs of ``reg_watched`` only) reaches the ``reg`` subscribers alone.
         """
+        if event.kind == "changed":
+            self.roster.change(event.aor, event.bindings, event.gone)
+            return self._tell_reg(event, contact_changes(event, event.gone), now, "active")
         available = event.kind == "available"
         # What went: named by the registrar's events, else as last reported.
         before = () if available else (event.gone or self.roster.bindings(event.aor, now))
@@ -457,23 +477,25 @@ class SubscriptionTable:
             (entry,), (size,) = encode_all([self.roster.entry(event.aor)])
             for sub in listeners:
                 out += self._append_list(sub, event.aor, entry, size, now)
-        changed = contact_changes(event, before)
-        for sub in self._watching("reg", event.aor, now):
-            out += self._enqueue(sub, [self.build.reg_notify(sub, now, changed)], now)
+        out += self._tell_reg(event, contact_changes(event, before), now)
         for sub in self._watching("presence", event.aor, now):
             out += self._enqueue(sub, [self.build.presence_notify(sub, now)], now)
         return out
 
-    def on_bindings(self, aor: str, bindings: Iterable[Binding], now: float) -> list[Notify]:
-        """Bindings of an AOR that stays available changed (a second device, a
-        refresh): ``reg`` watchers get the full state. Availability changes go
-        through ``on_aor_event``."""
-        self.roster.set(aor, tuple(bindings))
-        return [
-            notify
-            for sub in self._watching("reg", aor, now)
-            for notify in self._enqueue(sub, [self.build.reg_notify(sub, now, None)], now)
-        ]
+    def _tell_reg(
+        self,
+        event: AorEvent,
+        changed: list[ContactChange],
+        now: float,
+        state: RegistrationState | None = None,
+    ) -> list[Notify]:
+        """A partial reginfo with the contacts ``changed`` to each ``reg``
+        watcher of the event's AOR (RFC 3680 5.1, 6)."""
+        out: list[Notify] = []
+        for sub in self._watching("reg", event.aor, now):
+            notify = self.build.reg_notify(sub, now, changed, state=state)
+            out += self._enqueue(sub, [notify], now)
+        return out
 
     def _append_list(
         self, sub: Subscription, aor: str, entry: str, size: int, now: float

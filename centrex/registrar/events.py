@@ -1,8 +1,13 @@
 """Registration events for the rest of the system (presence, the admin, plug-ins).
 
 An AOR becomes *available* when its first binding is stored and *unavailable*
-when its last stored binding goes (RFC 3265/6665 presence packages and the
-"reg" event package of RFC 3680 build on exactly these transitions). Listeners
+when its last stored binding goes (the registrar events and the presence
+package of RFC 3856 build on exactly these transitions). The contacts that
+come and go in between (a second phone, one of two unregistering or
+expiring) are *changed* events, made only for the AORs in
+``EventListeners.watched``: the reg package of RFC 3680 reports every
+contact's change, and only its watchers need them, so a REGISTER of an AOR
+nobody watches costs one set lookup more (``contact_change``). Listeners
 are called from the event loop soon after the change, never inside the
 REGISTER handling, so a slow or failing listener cannot delay or break its
 response; ``flush`` delivers them sooner, before a SUBSCRIBE is handled (a slow
@@ -24,21 +29,27 @@ from centrex.registrar.binding import Binding
 
 logger: Final = logging.getLogger(__name__)
 
-EventKind = Literal["available", "unavailable"]
+EventKind = Literal["available", "unavailable", "changed"]
 #: Why the event happened: a REGISTER added the first binding ("registered") or
 #: removed the last one ("unregistered"); a REGISTER found only expired bindings
 #: and cleared them ("expired"); the purge removed them ("purged"); the
-#: connection they were bound to closed ("connection_closed").
-EventReason = Literal["registered", "unregistered", "expired", "purged", "connection_closed"]
+#: connection they were bound to closed ("connection_closed"); ``max_contacts``
+#: pushed them out for a new one ("evicted", of a "changed" event only).
+EventReason = Literal[
+    "registered", "unregistered", "expired", "purged", "connection_closed", "evicted"
+]
 
 
 @dataclass(frozen=True, slots=True)
 class AorEvent:
-    """``aor`` became available or unavailable at ``at`` (wall-clock seconds).
+    """``aor`` became available or unavailable, or its contacts changed, at
+    ``at`` (wall-clock seconds).
 
     ``bindings`` are the AOR's live bindings after the change (none for
-    "unavailable"); ``gone``, of an "unavailable" event, the bindings that
-    went (what a reginfo NOTIFY reports terminated, RFC 3680 5.1).
+    "unavailable"), of a "changed" event only the bindings that came;
+    ``gone`` the bindings that went (what a reginfo NOTIFY reports
+    terminated, RFC 3680 5.1): those of ``reason``, and any that had expired
+    (``expires_at`` not after ``at``) whatever the reason.
     """
 
     kind: EventKind
@@ -70,10 +81,36 @@ class AorEvent:
 Listener = Callable[[AorEvent], Awaitable[None] | None]
 
 
+def contact_change(
+    aor: str,
+    before: tuple[Binding, ...],
+    after: tuple[Binding, ...],
+    reason: EventReason,
+    now: float,
+) -> AorEvent | None:
+    """The "changed" event of an AOR that had bindings (``before``, stored) and
+    still has some (``after``): the live ones that came, the ones that went
+    (by binding id: a refresh keeps its id and is no change); None when none
+    came or went."""
+    kept = {b.id for b in after}
+    known = {b.id for b in before}
+    came = tuple(b for b in after if b.id not in known and b.expires_at > now)
+    gone = tuple(b for b in before if b.id not in kept)
+    if not came and not gone:
+        return None
+    return AorEvent("changed", aor, reason, now, came, gone)
+
+
 class EventListeners:
-    """The listener list: ``add`` / ``remove`` listeners, ``emit`` events."""
+    """The listener list: ``add`` / ``remove`` listeners, ``emit`` events.
+
+    ``watched`` holds the AORs whose every contact change a listener wants
+    ("changed" events; presence keeps there the AORs with reg watchers):
+    the registrar looks each changed AOR up in it, so it stays a set.
+    """
 
     def __init__(self) -> None:
+        self.watched: set[str] = set()
         self._listeners: list[Listener] = []
         self._pending: deque[AorEvent] = deque()  # emitted, not delivered yet
         self._scheduled = False  # a _deliver_pending callback is due

@@ -3,8 +3,9 @@
 ``Registrar`` composes the pure pieces (``request`` reads and checks the
 REGISTER, ``rules.decide`` computes the new bindings) with a ``LocationStore``
 that persists them, and tells listeners when an AOR becomes available or
-unavailable. It opens no socket and reads no clock: the server passes the
-transport ``Source`` and the wall-clock time ``now`` with every call.
+unavailable, and when the contacts of a watched AOR change (``events``). It
+opens no socket and reads no clock: the server passes the transport
+``Source`` and the wall-clock time ``now`` with every call.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from centrex.config.settings import RegistrarSettings
 from centrex.directory import Directory
 from centrex.registrar.aor import aor_of, normalize_domain
 from centrex.registrar.binding import Binding, Source, live_bindings
-from centrex.registrar.events import AorEvent, EventListeners, EventReason
+from centrex.registrar.events import AorEvent, EventListeners, EventReason, contact_change
 from centrex.registrar.request import (
     RegisterRequest,
     Rejection,
@@ -284,15 +285,33 @@ class Registrar:
                 "unregistered" if any(b.expires_at > now for b in before) else "expired"
             )
             event = AorEvent("unavailable", aor, reason, now, gone=before)
+        elif after and aor in self.listeners.watched:  # (nearly always not: one lookup)
+            self._emit_contact_changes(aor, outcome, now)
         if event is not None:
             logger.info("%s aor=%s reason=%s", event.kind, aor, event.reason)
             self.listeners.emit([event])
+
+    def _emit_contact_changes(self, aor: str, outcome: Outcome, now: float) -> None:
+        """The contacts a REGISTER added or removed while ``aor`` stays
+        registered, for its reg watchers: the evicted ones (``max_contacts``)
+        in an event of their own, as they went for another reason."""
+        before, evicted = outcome.before, outcome.evicted
+        if evicted:
+            pushed = {b.id for b in evicted}
+            before = tuple(b for b in before if b.id not in pushed)
+        found = [
+            contact_change(aor, before, outcome.bindings, "unregistered", now),
+            contact_change(aor, evicted, (), "evicted", now) if evicted else None,
+        ]
+        self.listeners.emit([event for event in found if event is not None])
 
     def _remote_change(
         self, aor: str, before: tuple[Binding, ...], after: tuple[Binding, ...], now: float
     ) -> None:
         """Another server changed ``aor`` (shared store): the same events as a
-        change made here, so presence watchers of this server hear of it.
+        change made here, so presence watchers of this server hear of it
+        (the contacts that went while others stay count as unregistered, or
+        expired when they had).
 
         As for a change made here, the events follow the *stored* bindings
         (events.py): unavailable when the last one goes, whether it was still
@@ -308,16 +327,23 @@ class Registrar:
             live = live_bindings(after, now)
             if live:
                 event = AorEvent("available", aor, "registered", now, tuple(live))
+        elif aor in self.listeners.watched:
+            event = contact_change(aor, before, after, "unregistered", now)
         if event is not None:
             logger.info("%s aor=%s reason=%s (another instance)", event.kind, aor, event.reason)
             self.listeners.emit([event])
 
     def _emit_removals(self, removals: list[AorRemoval], reason: EventReason, now: float) -> None:
-        events = [
-            AorEvent("unavailable", r.aor, reason, now, gone=r.removed)
-            for r in removals
-            if r.removed and not r.remaining
-        ]
-        for event in events:
-            logger.info("unavailable aor=%s reason=%s", event.aor, reason)
+        """Unavailable events of the AORs left without bindings; changed
+        events of the watched ones (``listeners.watched``) that keep some."""
+        watched = self.listeners.watched
+        events: list[AorEvent] = []
+        for r in removals:
+            if not r.removed:
+                continue
+            if not r.remaining:
+                logger.info("unavailable aor=%s reason=%s", r.aor, reason)
+                events.append(AorEvent("unavailable", r.aor, reason, now, gone=r.removed))
+            elif r.aor in watched:
+                events.append(AorEvent("changed", r.aor, reason, now, gone=r.removed))
         self.listeners.emit(events)

@@ -559,14 +559,40 @@ def _reginfo_contacts(notify: bytes) -> list[tuple[str, str, str]]:
     ]
 
 
+def _reginfo_states(notify: bytes) -> tuple[str, str, str]:
+    """(version, document state, registration state) of a reginfo NOTIFY."""
+    ns = "{urn:ietf:params:xml:ns:reginfo}"
+    root = ET.fromstring(notify.split(b"\r\n\r\n", 1)[1])
+    registration = root.find(f"{ns}registration")
+    assert registration is not None
+    return root.get("version", ""), root.get("state", ""), registration.get("state", "")
+
+
+def _subscribe_reg(watcher: wire.UdpPeer, aor: str, *, expires: int = 600, **more: str) -> None:
+    """An out-of-dialog SUBSCRIBE of 1001 (at ``watcher``) to ``aor``'s reg state."""
+    headers = {
+        "From": f"<sip:1001@example.com>;tag={more.pop('from_tag', 'watch')}",
+        "To": f"<{aor}>",
+        "Contact": f"<sip:1001@{wire.HOST}:{watcher.port}>",
+        "Event": "reg",
+        "Accept": "application/reginfo+xml",
+        "Expires": str(expires),
+    }
+    headers.update(more)
+    watcher.send(
+        wire.request("SUBSCRIBE", aor, transport="udp", local_port=watcher.port, headers=headers)
+    )
+
+
 def test_a_reg_watcher_hears_of_every_contact_of_a_user_and_of_each_that_goes(
     make_server: Callable[..., CentrexServer],
 ) -> None:
     # RFC 3680: the full state lists every contact registered for the AOR
-    # (a desk phone and a soft phone here, registered one after the other),
-    # and the partial NOTIFY of the last contact's unregistration lists that
-    # contact as terminated.
-    server = make_server(users=USERS)
+    # (a desk phone and a soft phone here, registered one after the other);
+    # then each contact that comes, is unregistered or expires is a partial
+    # NOTIFY naming it, with the next version, while the AOR stays
+    # registered; the last one's makes the registration terminated.
+    server = make_server(users=USERS, registrar={"min_expires": 1, "purge_interval_s": 1})
     with (
         wire.UdpPeer(server.port) as desk,
         wire.UdpPeer(server.port) as soft,
@@ -576,24 +602,10 @@ def test_a_reg_watcher_hears_of_every_contact_of_a_user_and_of_each_that_goes(
         # subscriber must be registered)
         _register(desk, server, "1002", 600)
         _register(soft, server, "1002", 600)
-        watcher.send(
-            wire.request(
-                "SUBSCRIBE",
-                "sip:1002@example.com",
-                transport="udp",
-                local_port=watcher.port,
-                headers={
-                    "From": "<sip:1001@example.com>;tag=watch",
-                    "To": "<sip:1002@example.com>",
-                    "Contact": f"<sip:1001@{wire.HOST}:{watcher.port}>",
-                    "Event": "reg",
-                    "Accept": "application/reginfo+xml",
-                    "Expires": "600",
-                },
-            )
-        )
+        _subscribe_reg(watcher, "sip:1002@example.com")
         full = _next_notify(watcher, 5.0)
         assert full is not None, server.log()
+        assert _reginfo_states(full) == ("0", "full", "active"), full.decode()
         contact = f"sip:1002@{wire.HOST}:{{}};transport=udp"
         assert sorted(_reginfo_contacts(full)) == sorted(
             [
@@ -601,10 +613,23 @@ def test_a_reg_watcher_hears_of_every_contact_of_a_user_and_of_each_that_goes(
                 ("active", "registered", contact.format(soft.port)),
             ]
         ), full.decode()
-        _register(desk, server, "1002", 0)  # the soft phone keeps 1002 registered
+
+        def told(version: int, state: str, *contacts: tuple[str, str, str]) -> None:
+            partial = _next_notify(watcher, 5.0)
+            assert partial is not None, f"no NOTIFY for version {version}\n{server.log()}"
+            assert _reginfo_states(partial) == (str(version), "partial", state), partial.decode()
+            assert _reginfo_contacts(partial) == list(contacts), partial.decode()
+
+        _register(soft, server, "1002", 0)  # the desk phone keeps 1002 registered
+        told(1, "active", ("terminated", "unregistered", contact.format(soft.port)))
+        _register(soft, server, "1002", 2)
+        told(2, "active", ("active", "registered", contact.format(soft.port)))
+        # Expired, and removed by the purge (every second here).
+        told(3, "active", ("terminated", "expired", contact.format(soft.port)))
+        _register(soft, server, "1002", 600)
+        told(4, "active", ("active", "registered", contact.format(soft.port)))
+        _register(desk, server, "1002", 0)
+        told(5, "active", ("terminated", "unregistered", contact.format(desk.port)))
         _register(soft, server, "1002", 0)
-        partial = _next_notify(watcher, 5.0)
-        assert partial is not None, server.log()
-        assert _reginfo_contacts(partial) == [
-            ("terminated", "unregistered", contact.format(soft.port))
-        ], partial.decode()
+        told(6, "terminated", ("terminated", "unregistered", contact.format(soft.port)))
+        assert _next_notify(watcher, 0.5) is None

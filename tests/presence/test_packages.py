@@ -142,15 +142,61 @@ def test_reg_refresh_sends_the_full_state_again() -> None:
     assert (root.get("version"), root.get("state")) == ("1", "full")
 
 
-def test_reg_watchers_see_a_second_device_through_on_bindings() -> None:
-    table = make_table()
-    table.on_aor_event(came("1234"), T0)
-    _reg_subscribe(table)
-    both = (binding("1234"), binding("1234", contact="sip:1234@10.0.0.3"))
-    (notify,) = table.on_bindings(WATCHED, both, T0 + 1)
+def _contacts(notify: Notify) -> tuple[str | None, list[tuple[str | None, ...]]]:
+    """A partial reginfo's registration state and (state, event, uri) of its contacts."""
     root = _reginfo(notify)
-    assert root.get("state") == "full"
-    assert len(root.findall(f"{REG}registration/{REG}contact")) == 2
+    assert root.get("state") == "partial"
+    registration = root.find(f"{REG}registration")
+    assert registration is not None
+    contacts = [
+        (c.get("state"), c.get("event"), c.findtext(f"{REG}uri"))
+        for c in registration.iter(f"{REG}contact")
+    ]
+    return registration.get("state"), contacts
+
+
+def test_reg_watchers_get_a_partial_for_each_contact_that_comes_or_goes() -> None:
+    # RFC 3680 5.1: while the AOR stays registered, a second phone, one of
+    # the two unregistering, expiring or pushed out are each a partial
+    # document naming that contact; the registration stays active.
+    table = make_table()
+    desk = binding("1234")
+    table.on_aor_event(AorEvent("available", WATCHED, "registered", T0, (desk,)), T0)
+    assert WATCHED not in table.reg_watched
+    ok, _ = _reg_subscribe(table)
+    assert table.reg_watched == {WATCHED}
+    soft = binding("1234", contact="sip:1234@10.0.0.3")
+    seen = []
+    for event in [
+        AorEvent("changed", WATCHED, "unregistered", T0 + 1, (soft,)),
+        AorEvent("changed", WATCHED, "unregistered", T0 + 2, gone=(soft,)),
+        AorEvent("changed", WATCHED, "purged", T0 + 3, gone=(binding("1234", expires=2),)),
+        AorEvent("changed", WATCHED, "evicted", T0 + 4, gone=(soft,)),
+        AorEvent("changed", WATCHED, "connection_closed", T0 + 5, gone=(soft,)),
+    ]:
+        (notify,) = table.on_aor_event(event, event.at)
+        table.notify_result(notify.id, 200, event.at)
+        seen.append((_reginfo(notify).get("version"), *_contacts(notify)))
+    assert seen == [
+        ("1", "active", [("active", "registered", soft.contact)]),
+        ("2", "active", [("terminated", "unregistered", soft.contact)]),
+        ("3", "active", [("terminated", "expired", "sip:1234@192.168.1.54:5060")]),
+        ("4", "active", [("terminated", "rejected", soft.contact)]),
+        ("5", "active", [("terminated", "deactivated", soft.contact)]),
+    ]
+    # Only reg watchers hear of them; the AOR leaves reg_watched with its last one.
+    presence = subscribe("presence", ruri=WATCHED, call_id="buddy")
+    _, (first,) = _subscribe(table, presence)
+    table.notify_result(first.id, 200, T0 + 6)
+    notifies = table.on_aor_event(
+        AorEvent("changed", WATCHED, "unregistered", T0 + 6, (soft,)), T0 + 6
+    )
+    assert [n.request.get("Event") for n in notifies] == ["reg"]
+    request = subscribe("reg", ruri=WATCHED, call_id="reg-sub")
+    _subscribe(table, within(ok, request, expires=0, cseq=2), T0 + 7)
+    assert table.reg_watched == set()
+    late = AorEvent("changed", WATCHED, "unregistered", T0 + 8, (soft,))
+    assert table.on_aor_event(late, T0 + 8) == []
 
 
 def test_reg_lists_what_the_store_holds_and_what_went_from_the_event() -> None:

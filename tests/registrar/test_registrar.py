@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
 
-from centrex.registrar.binding import Binding, Source
+from centrex.registrar.binding import Binding, Changes, Source
 from centrex.registrar.events import AorEvent
 from centrex.registrar.memory import MemoryLocationStore
 from centrex.registrar.registrar import Registrar
@@ -341,6 +342,78 @@ def test_register_over_only_expired_bindings_reports_the_expiry() -> None:
     assert [(e.kind, e.reason) for e in events] == [
         ("available", "registered"),
         ("unavailable", "expired"),
+    ]
+
+
+def _changes(events: list[AorEvent]) -> list[tuple[str, str, list[str], list[str]]]:
+    """(kind, reason, contacts that came, contacts that went) of each event."""
+    return [
+        (e.kind, e.reason, [b.contact for b in e.bindings], [b.contact for b in e.gone])
+        for e in events
+    ]
+
+
+def test_contacts_of_a_watched_aor_that_come_or_go_are_changed_events() -> None:
+    # RFC 3680 reports every contact's change; the registrar makes them only
+    # for the AORs in listeners.watched (presence's reg watchers).
+    registrar = make_registrar(max_contacts=2, max_contacts_policy="evict_oldest")
+    events = collect(registrar)
+    one, two, three = "sip:alice@192.0.2.10", "sip:alice@192.0.2.20", "sip:alice@192.0.2.30"
+    four = "sip:alice@192.0.2.40"
+
+    async def run() -> None:
+        await registrar.handle(register(f"<{one}>", call_id="a", expires=600), UDP, T0)
+        await registrar.handle(register(f"<{two}>", call_id="b"), UDP, T0)  # not watched yet
+        registrar.listeners.watched.add(AOR)
+        await registrar.handle(register(f"<{two}>;expires=0", call_id="b", cseq=2), UDP, T0)
+        await registrar.handle(register(f"<{two}>", call_id="b", cseq=3), UDP, T0 + 1)
+        await registrar.handle(register(f"<{two}>", call_id="b", cseq=4), UDP, T0 + 2)  # refresh
+        await registrar.handle(register(f"<{three}>", call_id="c"), UDP, T0 + 3)  # evicts one
+        await registrar.handle(register(f"<{one}>", call_id="a", cseq=2, expires=600), UDP, T0 + 4)
+        await registrar.purge(T0 + 604)  # one expires, three stays
+        await registrar.handle(register(f"<{four}>", call_id="d"), tcp(9), T0 + 605)
+        await registrar.connection_closed(9, T0 + 606)
+        await registrar.listeners.drain()
+
+    asyncio.run(run())
+    assert _changes(events) == [
+        ("available", "registered", [one], []),
+        ("changed", "unregistered", [], [two]),
+        ("changed", "unregistered", [two], []),
+        ("changed", "unregistered", [three], []),
+        ("changed", "evicted", [], [one]),
+        ("changed", "unregistered", [one], []),
+        ("changed", "evicted", [], [two]),  # the least recently refreshed
+        ("changed", "purged", [], [one]),
+        ("changed", "unregistered", [four], []),
+        ("changed", "connection_closed", [], [four]),
+    ]
+
+
+def test_another_workers_change_of_a_watched_aor_is_a_changed_event() -> None:
+    # A change another worker (or server) made reaches this registrar's
+    # watchers as the same events (the store's on_remote_change).
+    store = MemoryLocationStore(None)
+    registrar = make_registrar(store)
+    events = collect(registrar)
+    other = make_registrar(MemoryLocationStore(None))
+
+    async def run() -> None:
+        await registrar.start(T0)
+        await other.handle(register("<sip:alice@192.0.2.10>", call_id="a"), UDP, T0)
+        (desk_binding,) = await other.store.lookup(AOR)
+        soft_binding = replace(desk_binding, id="b9", contact="sip:alice@192.0.2.20")
+        registrar.listeners.watched.add(AOR)
+        store.apply_remote(AOR, Changes((desk_binding,), ()), T0)
+        store.apply_remote(AOR, Changes((soft_binding,), ()), T0 + 1)
+        store.apply_remote(AOR, Changes((), ("b9",)), T0 + 2)
+        await registrar.listeners.drain()
+
+    asyncio.run(run())
+    assert _changes(events) == [
+        ("available", "registered", ["sip:alice@192.0.2.10"], []),
+        ("changed", "unregistered", ["sip:alice@192.0.2.20"], []),
+        ("changed", "unregistered", [], ["sip:alice@192.0.2.20"]),
     ]
 
 

@@ -43,6 +43,10 @@ _CONTACT_EVENT: dict[str, ContactEvent] = {
 }
 
 
+#: The Subscription-State of the NOTIFY that ends a fetch (RFC 6665 4.4.3).
+FETCH_END = "terminated;reason=timeout"
+
+
 def contact_changes(event: AorEvent, gone: Iterable[Binding]) -> list[ContactChange]:
     """The reginfo contacts a registration event reports (RFC 3680 5.1): the
     bindings that came as registered (of an available or changed event), and
@@ -115,6 +119,9 @@ class NotifyBuilder:
                 from_tag=self._new_tag(),
                 user_agent=self.settings.user_agent,
             )
+        elif sub.fetch:
+            # Sized with the longer state of the last one (``next_list_notify``).
+            request = self.dialog_request(sub, FETCH_END)
         else:
             request = self.dialog_request(sub, f"active;expires={sub.remaining(now)}")
         notify = self.notify(sub, request)
@@ -246,19 +253,28 @@ class NotifyBuilder:
     def next_list_notify(self, sub: Subscription, now: float) -> Notify:
         """The next NOTIFY of ``sub``'s initial list (``listing``), which moves
         on past the entries it names (``listing`` None once all are). An empty list
-        is one NOTIFY without ``param``."""
+        is one NOTIFY without ``param``. A fetch's last one is terminated and
+        ``final``."""
         assert sub.listing is not None
         encoded, sizes, start = sub.listing
         notify = self.list_notify(sub, now)
         start = self.fill(sub, notify, encoded, sizes, start, at_least_one=True)
         sub.listing = (encoded, sizes, start) if start < len(encoded) else None
+        if sub.fetch:
+            # A fetch's list ends with its terminated NOTIFY (RFC 6665 4.4.3);
+            # those before it are active, for no time left.
+            if sub.listing is None:
+                notify.final = True
+            else:
+                notify.request.set("Subscription-State", "active;expires=0")
         return notify
 
     def final(
         self, sub: Subscription, now: float, reason: str, *, with_state: bool = False
     ) -> Notify:
         """The NOTIFY that ends a subscription (RFC 6665 4.2.2): terminated, a
-        body only for a reg or presence fetch."""
+        body only for a reg or presence fetch (a registrar event's fetch ends
+        its list instead: ``next_list_notify``)."""
         state = f"terminated;reason={reason}"
         if with_state and sub.kind == "presence":
             notify = self.presence_notify(sub, now, state)

@@ -116,6 +116,9 @@ class Subscription:
     # (the entries, their sizes, the next index), each built when the one
     # before it is answered rather than all in the turn of the SUBSCRIBE.
     listing: tuple[list[str], list[int], int] | None = None
+    # Not persisted: a fetch (RFC 6665 4.4.3) of a registrar event's list,
+    # kept only until its last NOTIFY (the terminated one) goes.
+    fetch: bool = False
 
     @property
     def dialog_key(self) -> tuple[str, str, str]:

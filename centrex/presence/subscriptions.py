@@ -12,7 +12,7 @@ Choices where the issue and the RFCs leave room:
   bindings, in the order they registered; the user-unavailable list names the
   directory's users that have none, in directory order (each NOTIFY of a
   package names users in that package's state). An empty list is one NOTIFY
-  whose Event has no ``param``.
+  whose Event has no ``param`` (as is the NOTIFY of a refresh: below).
 - In the RFC 6665 form a subscription has at most one NOTIFY in flight; the
   others wait in order (an initial list is made a NOTIFY at a time, each when
   there is room for it, so a SUBSCRIBE costs its first NOTIFY only), so
@@ -44,18 +44,28 @@ Choices where the issue and the RFCs leave room:
   interval each. ``release_due`` sends what is due; ``next_release`` says
   when.
 - A refresh in the RFC 6665 form sends the NOTIFY RFC 6665 4.2.1.2 requires:
-  for the registrar events without ``param`` (nothing new: the list is not
-  sent again), for reg the full state, for presence the PIDF. Lanscape: none.
+  for reg the full state, for presence the PIDF; for the registrar events
+  one without ``param``, which means "nothing new", not "no one": each name
+  in these packages is a user who changed state, so a list sent again at
+  every refresh would be every user changing state again (a phone showing
+  arrivals would show them all) and a whole list per phone per refresh. A
+  subscriber that wants the list again fetches it (Expires: 0 out of the
+  dialog) or subscribes anew. Lanscape: none.
 - Expires: 0 in the dialog ends the subscription: 200, then in the RFC 6665
   form a NOTIFY with ``terminated;reason=timeout`` and nothing after it; the
-  lanscape form sends nothing. Out of a dialog (no To tag) it ends the
-  caller's matching subscriptions; the RFC 6665 form answers it as a fetch
-  (RFC 6665 4.4.3): one terminated NOTIFY, with the body for reg and
-  presence, without a list for the registrar events.
-- A new SUBSCRIBE from the same subscriber and Contact for the same package,
-  id and resource replaces the old subscription (a rebooted phone), which ends
-  without a NOTIFY; each subscriber holds at most ``max_per_subscriber``, the
-  oldest going first.
+  lanscape form sends nothing. Out of a dialog (no To tag) the RFC 6665 form
+  answers it as a fetch (RFC 6665 4.4.3) and changes no other subscription:
+  the current state in a NOTIFY with ``terminated;reason=timeout`` (reg:
+  the full state; presence: the PIDF; the registrar events: the list a new
+  subscription gets, in as many NOTIFYs, one in flight at a time, the last
+  one terminated). The lanscape form, whose phones know no dialog, takes it
+  as the end of the caller's matching subscriptions and sends nothing.
+- A new SUBSCRIBE (Expires above 0) from the same subscriber and Contact for
+  the same package, id and resource replaces the old subscription (a
+  rebooted phone). In the RFC 6665 form the old dialog is told with a NOTIFY
+  ``terminated;reason=deactivated`` (RFC 6665 4.2.2; a rebooted phone
+  answers it 481); nothing else had ended it. Each subscriber holds at most
+  ``max_per_subscriber``, the oldest going first (without a NOTIFY).
 - A NOTIFY answered 481 ends its subscription at once; a timeout or any other
   failure counts, and ``notify_failures_before_drop`` in a row end it
   without a final NOTIFY. A failed NOTIFY is not sent again.
@@ -323,15 +333,35 @@ class SubscriptionTable:
             source=source,
             created_at=now,
         )
-        for old in self._same_watch(sub):
-            self._remove(old)
         response = self._ok(request, sub, expires)
         if expires == 0:
             if form == "lanscape":
+                # Its phones know no dialogs: they unsubscribe this way.
+                for old in self._same_watch(sub):
+                    self._remove(old)
                 return response, []
+            # A fetch (RFC 6665 4.4.3): the state once, other subscriptions untouched.
+            if kind in REGISTRAR_KINDS:
+                return response, self._fetch_list(sub, now)
             return response, [self.build.final(sub, now, "timeout", with_state=True)]
+        # The subscription this one replaces (a rebooted phone) is told it ended.
+        ended = [n for old in self._same_watch(sub) for n in self._end(old, now, "deactivated")]
         self._add(sub)
-        return response, self._enqueue(sub, self.build.state_notifies(sub, now, initial=True), now)
+        return response, ended + self._enqueue(
+            sub, self.build.state_notifies(sub, now, initial=True), now
+        )
+
+    def _fetch_list(self, sub: Subscription, now: float) -> list[Notify]:
+        """A fetch of a registrar event: the list a new subscription gets, in
+        as many NOTIFYs, one in flight at a time, the last one terminated;
+        kept in the table (expired already, so no change reaches it) until
+        that one goes."""
+        sub.fetch = True
+        sub.expires_at = now
+        encoded, sizes = self.roster.encoded_list(sub.domain, available=sub.kind == "available")
+        sub.listing = (encoded, sizes, 0)
+        self._add(sub)
+        return self._release(sub, now)
 
     def _kind_of(self, package: str) -> Kind:
         s = self.settings
@@ -365,11 +395,13 @@ class SubscriptionTable:
         return aor, aor_host(aor)
 
     def _same_watch(self, new: Subscription) -> list[Subscription]:
-        """Subscriptions a new SUBSCRIBE replaces: same watcher, thing and Contact."""
+        """Subscriptions a new SUBSCRIBE replaces: same watcher, thing and Contact
+        (a fetch still sending its list is left to end on its own)."""
         return [
             sub
             for sub in map(self._subs.__getitem__, self._by_subscriber.get(new.subscriber, {}))
-            if sub.topic == new.topic
+            if not sub.fetch
+            and sub.topic == new.topic
             and sub.event_id == new.event_id
             and sub.remote_target == new.remote_target
         ]
@@ -590,6 +622,10 @@ class SubscriptionTable:
             if notify.change_at is not None and self._hold(sub, notify.change_at, now):
                 break
             sub.queue.popleft()
+            if notify.final:  # the end of a fetch's list: nothing follows it
+                self._remove(sub)
+                out.append(notify)
+                break
             if sub.form != "lanscape":
                 old = notify.request.get("Subscription-State") or ""
                 new = f"active;expires={sub.remaining(now)}"
@@ -658,7 +694,7 @@ class SubscriptionTable:
         out: list[Notify] = self.release_due(now)
         timeout = self.settings.notify_timeout_s
         for sub in list(self._subs.values()):
-            if not sub.live(now):
+            if not sub.live(now) and not sub.fetch:  # (a fetch ends with its list)
                 out += self._end(sub, now, "timeout")
                 continue
             for notify_id, sent_at in list(sub.outstanding.items()):
@@ -669,7 +705,7 @@ class SubscriptionTable:
     def next_deadline(self) -> float | None:
         """When ``expire`` next has something to do (None: nothing pending)."""
         timeout = self.settings.notify_timeout_s
-        times = [sub.expires_at for sub in self._subs.values()]
+        times = [sub.expires_at for sub in self._subs.values() if not sub.fetch]
         times += [t + timeout for sub in self._subs.values() for t in sub.outstanding.values()]
         held = self.next_release()
         if held is not None:

@@ -633,3 +633,84 @@ def test_a_reg_watcher_hears_of_every_contact_of_a_user_and_of_each_that_goes(
         _register(soft, server, "1002", 0)
         told(6, "terminated", ("terminated", "unregistered", contact.format(soft.port)))
         assert _next_notify(watcher, 0.5) is None
+
+
+def _collect(peer: wire.UdpPeer, seconds: float) -> tuple[list[bytes], list[bytes]]:
+    """(responses, NOTIFYs) that reach ``peer`` within ``seconds``; each NOTIFY answered 200."""
+    responses: list[bytes] = []
+    notifies: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        got = peer.receive(left)
+        if got is None:
+            break
+        if got.startswith(b"NOTIFY "):
+            peer.send(wire.answer(got, "200 OK"))
+            notifies.append(got)
+        elif not got.startswith(b"SIP/2.0 100 "):
+            responses.append(got)
+    return responses, notifies
+
+
+def _subscribe_registrar(
+    watcher: wire.UdpPeer, expires: int, call_id: str, *, cseq: int = 1, to_tag: str = ""
+) -> None:
+    """SUBSCRIBE of 1001 (at ``watcher``) to the user-available list."""
+    to = "<sip:Registrar@example.com>" + (f";tag={to_tag}" if to_tag else "")
+    headers = {
+        "From": f"<sip:1001@example.com>;tag=from-{call_id}",
+        "To": to,
+        "Call-ID": call_id,
+        "CSeq": f"{cseq} SUBSCRIBE",
+        "Contact": f"<sip:1001@{wire.HOST}:{watcher.port}>",
+        "Event": "user-available",
+        "Expires": str(expires),
+    }
+    request = wire.request(
+        "SUBSCRIBE",
+        "sip:Registrar@example.com",
+        transport="udp",
+        local_port=watcher.port,
+        headers=headers,
+    )
+    watcher.send(request)
+
+
+def test_a_fetch_gets_the_list_and_leaves_the_phones_subscription_going(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    # RFC 6665 4.4.3: Expires: 0 out of a dialog fetches the state once, in
+    # its own dialog: the list, the last NOTIFY terminated. The subscription
+    # the phone holds from the same Contact is not touched (it was ended
+    # without a word); a new subscription that replaces it (a rebooted
+    # phone) tells the old dialog with terminated;reason=deactivated.
+    server = make_server(users=USERS)
+    with wire.UdpPeer(server.port) as watcher:
+        _register(watcher, server, "1001", 600)
+        _subscribe_registrar(watcher, 600, "running")
+        (ok,), (initial,) = _collect(watcher, 1.0)
+        assert wire.status_line(ok) == "SIP/2.0 200 OK", ok.decode()
+        to_tag = wire.headers(ok, "to")[0].rsplit("tag=", 1)[1]
+        assert wire.headers(initial, "event") == ["user-available;param=1001|Alice"]
+
+        _subscribe_registrar(watcher, 0, "fetch")
+        (ok,), notifies = _collect(watcher, 1.0)
+        assert wire.status_line(ok) == "SIP/2.0 200 OK", ok.decode()
+        assert [wire.headers(n, "call-id") for n in notifies] == [["fetch"]], notifies
+        assert wire.headers(notifies[0], "event") == ["user-available;param=1001|Alice"]
+        assert wire.headers(notifies[0], "subscription-state") == ["terminated;reason=timeout"]
+
+        _subscribe_registrar(watcher, 600, "running", cseq=2, to_tag=to_tag)  # a refresh
+        (ok,), (refreshed,) = _collect(watcher, 1.0)
+        assert wire.status_line(ok) == "SIP/2.0 200 OK", ok.decode()
+        assert wire.headers(refreshed, "call-id") == ["running"]
+
+        _subscribe_registrar(watcher, 600, "rebooted")
+        (ok,), notifies = _collect(watcher, 1.0)
+        assert wire.status_line(ok) == "SIP/2.0 200 OK", ok.decode()
+        told = {wire.headers(n, "call-id")[0]: n for n in notifies}
+        assert sorted(told) == ["rebooted", "running"], notifies
+        assert wire.headers(told["running"], "subscription-state") == [
+            "terminated;reason=deactivated"
+        ]
+        assert wire.headers(told["rebooted"], "event") == ["user-available;param=1001|Alice"]

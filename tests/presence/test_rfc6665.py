@@ -372,26 +372,77 @@ def test_a_strict_router_becomes_the_request_uri() -> None:
     assert notify.request.get_all("Route") == ["<sip:1244@192.168.1.2:10000>"]
 
 
-@pytest.mark.parametrize("compat", ["", "lanscape"])
-def test_a_new_subscribe_from_the_same_contact_replaces_the_old_one(compat: str) -> None:
-    table = make_table(compat=compat)
-    _subscribe(table, subscribe(call_id="before-reboot"))
-    _subscribe(table, subscribe(call_id="after-reboot", from_tag="new"), T0 + 5)
+def test_a_new_subscribe_from_the_same_contact_replaces_the_old_one_and_tells_it() -> None:
+    # A rebooted phone subscribes again from the same Contact: the old
+    # subscription ends, and its dialog is told so (RFC 6665 4.2.2).
+    table = make_table()
+    _, (first,) = _subscribe(table, subscribe(call_id="before-reboot"))
+    table.notify_result(first.id, 200, T0)
+    _, notifies = _subscribe(table, subscribe(call_id="after-reboot", from_tag="new"), T0 + 5)
+    ended, listed = notifies
+    assert (ended.request.call_id, ended.request.to_tag) == ("before-reboot", "ph1")
+    assert ended.request.get("Subscription-State") == "terminated;reason=deactivated"
+    assert ended.request.cseq.number == first.request.cseq.number + 1 and ended.final
+    assert listed.request.call_id == "after-reboot"
     assert len(table) == 1
-    notifies = table.on_aor_event(came("1234"), T0 + 10)
-    assert len(notifies) <= 1
+    table.notify_result(listed.id, 200, T0 + 5)
+    assert [n.request.call_id for n in table.on_aor_event(came("1234"), T0 + 10)] == [
+        "after-reboot"
+    ]
 
 
-def test_an_unsubscribe_out_of_a_dialog_is_a_fetch_that_ends_matching_subscriptions() -> None:
+def test_a_new_lanscape_subscribe_from_the_same_contact_replaces_the_old_one_silently() -> None:
+    table = make_table(compat="lanscape")
+    _subscribe(table, subscribe(call_id="before-reboot"))
+    _, notifies = _subscribe(table, subscribe(call_id="after-reboot", from_tag="new"), T0 + 5)
+    assert len(notifies) == 1  # the list only: lanscape has no dialog to end
+    assert len(table) == 1
+
+
+def test_a_fetch_carries_the_list_and_leaves_the_callers_subscription_alone() -> None:
+    # RFC 6665 4.4.3: Expires: 0 out of a dialog fetches the state once; the
+    # subscription the phone holds from the same Contact goes on.
     table = make_table()
     table.on_aor_event(came("1234"), T0)
-    _subscribe(table, subscribe(call_id="first"))
+    _, (first,) = _subscribe(table, subscribe(call_id="first"))
+    table.notify_result(first.id, 200, T0)
     ok, (notify,) = _subscribe(table, subscribe(call_id="fetch", expires=0), T0 + 1)
     assert ok.status == 200
     assert ok.expires == 0
     assert notify.final
     assert notify.request.get("Subscription-State") == "terminated;reason=timeout"
     assert notify.request.call_id == "fetch"
+    assert names([notify]) == ["1234"]
+    assert len(table) == 1
+    (told,) = table.on_aor_event(came("1235"), T0 + 2)
+    assert told.request.call_id == "first" and names([told]) == ["1235"]
+
+
+def test_a_fetch_of_a_long_list_sends_it_a_notify_at_a_time_and_ends_with_the_last() -> None:
+    users = [(f"{3000 + i}", f"Office {i} on the second floor, east wing") for i in range(60)]
+    table = make_table(users)
+    for i in range(60):
+        table.on_aor_event(came(f"{3000 + i}"), T0)
+    _, (first,) = _subscribe(table, subscribe(call_id="fetch", expires=0), T0 + 1)
+    assert table.expire(T0 + 1) == []  # not ended before its list is out
+    sent = answer_all(table, [first], T0 + 1)
+    assert len(sent) > 2
+    assert names(sent) == [f"{3000 + i}" for i in range(60)]
+    states = [n.request.get("Subscription-State") for n in sent]
+    assert states == ["active;expires=0"] * (len(sent) - 1) + ["terminated;reason=timeout"]
+    assert [n.final for n in sent] == [False] * (len(sent) - 1) + [True]
+    cseqs = [n.request.cseq.number for n in sent]
+    assert cseqs == sorted(set(cseqs))
+    assert all(len(n.request.to_bytes()) <= table.settings.build_limit for n in sent)
+    assert len(table) == 0
+    assert table.on_aor_event(came("1234"), T0 + 2) == []
+
+
+def test_a_fetch_of_an_empty_list_is_one_terminated_notify_without_param() -> None:
+    table = make_table()
+    _, (notify,) = _subscribe(table, subscribe(call_id="fetch", expires=0))
+    assert notify.final and names([notify]) == []
+    assert notify.request.get("Event") == "user-available"
     assert len(table) == 0
 
 

@@ -568,17 +568,16 @@ def _reginfo_states(notify: bytes) -> tuple[str, str, str]:
     return root.get("version", ""), root.get("state", ""), registration.get("state", "")
 
 
-def _subscribe_reg(watcher: wire.UdpPeer, aor: str, *, expires: int = 600, **more: str) -> None:
+def _subscribe_reg(watcher: wire.UdpPeer, aor: str) -> None:
     """An out-of-dialog SUBSCRIBE of 1001 (at ``watcher``) to ``aor``'s reg state."""
     headers = {
-        "From": f"<sip:1001@example.com>;tag={more.pop('from_tag', 'watch')}",
+        "From": "<sip:1001@example.com>;tag=watch",
         "To": f"<{aor}>",
         "Contact": f"<sip:1001@{wire.HOST}:{watcher.port}>",
         "Event": "reg",
         "Accept": "application/reginfo+xml",
-        "Expires": str(expires),
+        "Expires": "600",
     }
-    headers.update(more)
     watcher.send(
         wire.request("SUBSCRIBE", aor, transport="udp", local_port=watcher.port, headers=headers)
     )

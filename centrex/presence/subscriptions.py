@@ -293,7 +293,10 @@ class SubscriptionTable:
         if request.method != "SUBSCRIBE":
             return self._reply(request, 405, headers=[("Allow", "SUBSCRIBE")]), []
         try:
-            event = parse_event(request.get("event"))
+            try:
+                event = parse_event(request.get("event"))
+            except Rejection as bad:  # (none, or not a token: say which we know)
+                raise (self._unknown_event() if bad.status == 489 else bad) from None
             kind = self._kind_of(event.package)
             dialog = read_dialog(request)
             expires = granted_expires(request, self.settings)
@@ -375,8 +378,12 @@ class SubscriptionTable:
                 return "reg"
             if s.standard_packages and name == PRESENCE_EVENT:
                 return "presence"
+        raise self._unknown_event()
+
+    def _unknown_event(self) -> Rejection:
+        """489 with the packages we know (RFC 6665 4.2.1.1, 8.2.2)."""
         allow = ", ".join(self.allow_events())
-        raise Rejection(489, "Bad Event", (("Allow-Events", allow),) if allow else ())
+        return Rejection(489, "Bad Event", (("Allow-Events", allow),) if allow else ())
 
     def _resource(self, request: Request, kind: Kind, subscriber: str) -> tuple[str, str]:
         """What a new subscription watches, and the domain of its user list."""

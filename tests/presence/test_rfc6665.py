@@ -313,6 +313,17 @@ def test_an_unknown_event_gets_489_with_allow_events() -> None:
     assert len(table) == 0
 
 
+def test_a_missing_or_malformed_event_gets_489_with_allow_events_too() -> None:
+    table = make_table()
+    no_event = subscribe()
+    no_event.remove("Event")
+    for request in (subscribe("a b"), no_event):
+        response, notifies = _subscribe(table, request)
+        assert response.status == 489
+        assert response.get("Allow-Events") == "user-available, user-unavailable, reg, presence"
+        assert notifies == []
+
+
 def test_a_too_short_expires_gets_423_with_min_expires() -> None:
     table = make_table()
     response, _ = _subscribe(table, subscribe(expires=10))

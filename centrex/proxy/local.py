@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from centrex.sip.uri import URI, SipURI
+from centrex.transport.address import route_source
 
 _WILDCARDS: Final = frozenset({"0.0.0.0", "::"})
 _DETECT_LIMIT: Final = 1024
@@ -130,7 +131,7 @@ class LocalIdentity:
         if detected is None and not _is_ip_literal(peer_host):
             detected = "::1" if ":" in local_host else "127.0.0.1"
         if detected is None:
-            detected = _route_source(peer_host) or ("::1" if ":" in peer_host else "127.0.0.1")
+            detected = route_source(peer_host) or ("::1" if ":" in peer_host else "127.0.0.1")
             if len(self._detected) < _DETECT_LIMIT:
                 self._detected[peer_host] = detected
         return _bracket(detected)
@@ -142,14 +143,3 @@ def _is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _route_source(peer_host: str) -> str | None:
-    """The local address the system would send from to reach ``peer_host``."""
-    family = socket.AF_INET6 if ":" in peer_host else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect((peer_host, 9))
-            return str(probe.getsockname()[0])
-    except OSError:
-        return None

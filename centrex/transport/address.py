@@ -45,6 +45,19 @@ def ip_family(host: str) -> socket.AddressFamily | None:
     return family
 
 
+def route_source(peer_host: str) -> str | None:
+    """The local address the system would send from to reach ``peer_host`` (an
+    IP literal): a UDP socket connected to it, nothing sent; None when there
+    is no route."""
+    family = socket.AF_INET6 if ":" in peer_host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((peer_host, 9))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
+
+
 def bracketed(host: str) -> str:
     """``host`` as it is written before ``:port``: an IPv6 literal in brackets."""
     return f"[{host}]" if ":" in host and not host.startswith("[") else host

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import itertools
 import logging
 import socket
@@ -38,7 +39,7 @@ from centrex.logs.sip_trace import NullTrace, SipTraceLog
 from centrex.sip.errors import ParseError
 from centrex.sip.message import Request, Response
 from centrex.sip.parser import check_response, parse_message, validate_request
-from centrex.transport.address import ListenAddress, LocalSocket, Peer, ip_family
+from centrex.transport.address import ListenAddress, LocalSocket, Peer, ip_family, route_source
 from centrex.transport.connection import StreamConnection
 from centrex.transport.limits import TransportLimits
 from centrex.transport.rules import (
@@ -417,20 +418,32 @@ class TransportLayer:
     # -- internals ------------------------------------------------------------------
 
     def _stream_source(self, peer: Peer) -> str | None:
-        """The address a new connection to ``peer`` is made from: that of the
-        first listener of its transport and address family, the address our
-        Via and Record-Route name toward it (``LocalIdentity.socket_for``),
-        so the peer sees the address it answers and may allow by address;
-        None (the kernel's choice) for a listener on every address."""
+        """The address a new connection to ``peer`` is made from (None: the
+        kernel's choice), among our listeners of its transport and family.
+
+        The kernel's own choice (the route toward the peer) when a listener
+        has that address or listens on every address; else, toward a
+        loopback peer, a loopback listener, and toward another, the first
+        listener that is not loopback (a listener on an address the route
+        does not pick: a second address of the host's interface). A peer
+        then sees an address we listen on, the one it may allow."""
         family = ip_family(peer.host)
-        for name, server in self._servers:
-            if name != peer.transport:
-                continue
-            for sock in server.sockets:
-                if sock.family == family:
-                    host: str = sock.getsockname()[0]
-                    return None if host in ("0.0.0.0", "::") else host
-        return None
+        if family is None:
+            return None
+        hosts = [
+            str(sock.getsockname()[0])
+            for name, server in self._servers
+            if name == peer.transport
+            for sock in server.sockets
+            if sock.family == family
+        ]
+        if not hosts or "0.0.0.0" in hosts or "::" in hosts:
+            return None
+        routed = route_source(peer.host)
+        if routed is None or routed in hosts:
+            return None
+        loopback = ipaddress.ip_address(peer.host.partition("%")[0]).is_loopback
+        return next((h for h in hosts if ipaddress.ip_address(h).is_loopback == loopback), None)
 
     def _elsewhere(self, peer: Peer) -> bool:
         """True when ``peer``'s connection is another worker's to write."""

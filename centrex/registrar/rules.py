@@ -8,12 +8,9 @@ store calls it inside its transaction and tests call it directly.
 Beyond RFC 3261:
 
 * A contact that matches no binding by URI but comes from the same device as
-  one replaces that binding, so a phone whose NAT port changed does not leave
-  its old contact behind: the same ``+sip.instance`` and ``reg-id`` (RFC 5626
-  6); without an instance, the same Call-ID (one boot cycle, RFC 3261 10.2.4)
-  sent from another source address or port (the device moved). From the same
-  source, a new contact is added (10.3 step 7): a UA may register several
-  contacts in turn with one Call-ID.
+  one (the same ``+sip.instance`` and ``reg-id``, RFC 5626 6; without an
+  instance, the same Call-ID, RFC 3261 10.2.4) replaces that binding, so a
+  phone whose NAT port changed does not leave its old contact behind.
 * ``max_contacts`` per AOR, with the ``reject`` (403) or ``evict_oldest``
   policy; the oldest binding is the one refreshed least recently.
 """
@@ -160,10 +157,7 @@ def _match(contact: ContactRequest, live: list[Binding]) -> str | None:
 def _same_device(binding: Binding, contact: ContactRequest, reg: RegisterRequest) -> bool:
     if contact.instance is not None:
         return binding.instance == contact.instance and binding.reg_id == contact.reg_id
-    if binding.call_id != reg.call_id:
-        return False
-    was, now = binding.source, reg.source
-    return (was.transport, was.host, was.port) != (now.transport, now.host, now.port)
+    return binding.call_id == reg.call_id
 
 
 def _apply_contacts(

@@ -62,9 +62,10 @@ Choices where the issue and the RFCs leave room:
   as the end of the caller's matching subscriptions and sends nothing.
 - A new SUBSCRIBE (Expires above 0) from the same subscriber and Contact for
   the same package, id and resource replaces the old subscription (a
-  rebooted phone). In the RFC 6665 form the old dialog is told with a NOTIFY
-  ``terminated;reason=deactivated`` (RFC 6665 4.2.2; a rebooted phone
-  answers it 481); nothing else had ended it. Each subscriber holds at most
+  rebooted phone), without a NOTIFY: ``deactivated`` would ask a UA that still
+  holds the old dialog to subscribe again at once (RFC 6665 4.1.3), which
+  would replace the new one, and so on; a refresh of the old dialog gets 481
+  and the UA subscribes again at its own pace. Each subscriber holds at most
   ``max_per_subscriber``, the oldest going first (without a NOTIFY).
 - A NOTIFY answered 481 ends its subscription at once; a timeout or any other
   failure counts, and ``notify_failures_before_drop`` in a row end it
@@ -240,10 +241,11 @@ class SubscriptionTable:
         self._topics.setdefault(sub.topic, {})[sub.id] = None
         if sub.kind == "reg":
             self.reg_watched.add(sub.resource)
-        mine = self._by_subscriber.setdefault(sub.subscriber, {})
-        mine[sub.id] = None
-        while len(mine) > self.max_per_subscriber:
-            self._remove(self._subs[next(iter(mine))])
+        if not sub.fetch:  # (a fetch is no subscription to count, nor to push one out)
+            mine = self._by_subscriber.setdefault(sub.subscriber, {})
+            mine[sub.id] = None
+            while len(mine) > self.max_per_subscriber:
+                self._remove(self._subs[next(iter(mine))])
         self.changes += 1
 
     def _remove(self, sub: Subscription) -> None:
@@ -347,12 +349,13 @@ class SubscriptionTable:
             if kind in REGISTRAR_KINDS:
                 return response, self._fetch_list(sub, now)
             return response, [self.build.final(sub, now, "timeout", with_state=True)]
-        # The subscription this one replaces (a rebooted phone) is told it ended.
-        ended = [n for old in self._same_watch(sub) for n in self._end(old, now, "deactivated")]
+        # The subscription this one replaces (a rebooted phone) ends silently:
+        # a NOTIFY terminated;reason=deactivated would ask a UA that still holds
+        # it to subscribe again at once (RFC 6665 4.1.3), replacing this one.
+        for old in self._same_watch(sub):
+            self._remove(old)
         self._add(sub)
-        return response, ended + self._enqueue(
-            sub, self.build.state_notifies(sub, now, initial=True), now
-        )
+        return response, self._enqueue(sub, self.build.state_notifies(sub, now, initial=True), now)
 
     def _fetch_list(self, sub: Subscription, now: float) -> list[Notify]:
         """A fetch of a registrar event: the list a new subscription gets, in
@@ -403,12 +406,12 @@ class SubscriptionTable:
 
     def _same_watch(self, new: Subscription) -> list[Subscription]:
         """Subscriptions a new SUBSCRIBE replaces: same watcher, thing and Contact
-        (a fetch still sending its list is left to end on its own)."""
+        (a fetch still sending its list, not counted by subscriber, is left to
+        end on its own)."""
         return [
             sub
             for sub in map(self._subs.__getitem__, self._by_subscriber.get(new.subscriber, {}))
-            if not sub.fetch
-            and sub.topic == new.topic
+            if sub.topic == new.topic
             and sub.event_id == new.event_id
             and sub.remote_target == new.remote_target
         ]

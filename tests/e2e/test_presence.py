@@ -682,7 +682,7 @@ def test_a_fetch_gets_the_list_and_leaves_the_phones_subscription_going(
     # its own dialog: the list, the last NOTIFY terminated. The subscription
     # the phone holds from the same Contact is not touched (it was ended
     # without a word); a new subscription that replaces it (a rebooted
-    # phone) tells the old dialog with terminated;reason=deactivated.
+    # phone) ends it silently: a refresh of the old dialog then gets 481.
     server = make_server(users=USERS)
     with wire.UdpPeer(server.port) as watcher:
         _register(watcher, server, "1001", 600)
@@ -707,9 +707,8 @@ def test_a_fetch_gets_the_list_and_leaves_the_phones_subscription_going(
         _subscribe_registrar(watcher, 600, "rebooted")
         (ok,), notifies = _collect(watcher, 1.0)
         assert wire.status_line(ok) == "SIP/2.0 200 OK", ok.decode()
-        told = {wire.headers(n, "call-id")[0]: n for n in notifies}
-        assert sorted(told) == ["rebooted", "running"], notifies
-        assert wire.headers(told["running"], "subscription-state") == [
-            "terminated;reason=deactivated"
-        ]
-        assert wire.headers(told["rebooted"], "event") == ["user-available;param=1001|Alice"]
+        assert [wire.headers(n, "call-id") for n in notifies] == [["rebooted"]], notifies
+        assert wire.headers(notifies[0], "event") == ["user-available;param=1001|Alice"]
+        _subscribe_registrar(watcher, 600, "running", cseq=3, to_tag=to_tag)
+        (gone,), _ = _collect(watcher, 1.0)
+        assert wire.status_line(gone).startswith("SIP/2.0 481"), gone.decode()

@@ -428,9 +428,9 @@ class TimeoutSettings(_Table):
         default=180,
         ge=1,
         description=(
-            "Timer C: longest a proxied INVITE branch may go without a response; each "
-            "provisional (180, 183) restarts it (RFC 3261 16.7); then the branch is "
-            "cancelled and counts as 408"
+            "Timer C: longest a proxied INVITE branch may go without a provisional "
+            "response; each one but 100 (180, 183) restarts it (RFC 3261 16.7); then the "
+            "branch is cancelled and counts as 408"
         ),
     )
 

@@ -90,15 +90,16 @@ def contact_change(
 ) -> AorEvent | None:
     """The "changed" event of an AOR that had bindings (``before``, stored) and
     still has some (``after``): the live ones that came, the ones that went
-    (by binding id: a refresh keeps its id and is no change); None when none
-    came or went."""
+    (by binding id: a refresh keeps its id and is no change), with
+    ``reason`` when some went, else "registered"; None when none came or
+    went."""
     kept = {b.id for b in after}
     known = {b.id for b in before}
     came = tuple(b for b in after if b.id not in known and b.expires_at > now)
     gone = tuple(b for b in before if b.id not in kept)
     if not came and not gone:
         return None
-    return AorEvent("changed", aor, reason, now, came, gone)
+    return AorEvent("changed", aor, reason if gone else "registered", now, came, gone)
 
 
 class EventListeners:

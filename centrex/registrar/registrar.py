@@ -86,7 +86,9 @@ class Registrar:
     when ``settings.allow_unknown_users``); ``server_id`` marks the bindings
     this server instance holds connections for; ``alias`` maps another host
     (an address of this server) to the served domain it stands for. Listen to AOR availability
-    with ``registrar.listeners.add(callback)``.
+    with ``registrar.listeners.add(callback)``: events of kind "available" and
+    "unavailable", and "changed" for the AORs in ``listeners.watched`` (a
+    listener that knows only the first two ignores it).
     """
 
     def __init__(

@@ -7,9 +7,9 @@ so they are tested without sockets; ``TransportLayer`` applies them.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass
-from secrets import token_hex
 from typing import Final
 
 from centrex.sip.build import make_response
@@ -105,6 +105,10 @@ def response_destination(via: Via) -> Destination | None:
     return Destination(transport, unbracketed(via.host), sent_by_port)
 
 
+#: What makes the To tag of an answer given without a transaction.
+_TAG_INPUTS: Final = ("via", "from", "call-id", "cseq")
+
+
 def error_response(error: ParseError) -> Response | None:
     """The answer to a malformed request, or None when it gets no answer.
 
@@ -112,14 +116,21 @@ def error_response(error: ParseError) -> Response | None:
     505, 513); the reason phrase is the parser's description. Garbage, a
     malformed response (18.1.2), a request without a Via to answer along, and
     an ACK (17.1.1.3: never answered) get nothing. A To without a tag gets
-    one (8.2.6.2: every response but a 100 carries it).
+    one (8.2.6.2: every response but a 100 carries it), the same for a
+    retransmission of the request, as no transaction keeps it (8.2.7): a
+    hash of its Via, From, Call-ID and CSeq lines.
     """
     request = error.request
     if error.status is None or request is None or request.method == "ACK":
         return None
     if "via" not in request:
         return None
-    return make_response(request, error.status, error.reason, to_tag=token_hex(6))
+    return make_response(request, error.status, error.reason, to_tag=_stateless_tag(request))
+
+
+def _stateless_tag(request: Request) -> str:
+    lines = [line for key in _TAG_INPUTS for line in request.raw_lines_of_key(key)]
+    return hashlib.blake2s(b"\n".join(lines), digest_size=6).hexdigest()
 
 
 def request_from_head(head: bytes) -> Request | None:

@@ -67,12 +67,29 @@ def test_a_register_with_a_bad_contact_gets_400_with_a_to_tag(
     server: CentrexServer, transport: str
 ) -> None:
     # RFC 3261 8.2.6.2: a response other than 100 MUST carry a To tag, the
-    # answer to a request that failed to parse included.
-    answer = ask_server(server, transport, "REGISTER", headers={"Contact": "<garbage"})
-    assert answer is not None, "no answer to a REGISTER with a bad Contact"
-    assert wire.status_line(answer).startswith("SIP/2.0 400 "), wire.status_line(answer)
-    (to,) = wire.headers(answer, "to")
-    assert ";tag=" in to, f"the 400's To has no tag: {to!r}"
+    # answer to a request that failed to parse included; answered without a
+    # transaction, a retransmission gets the same tag (8.2.7).
+    with wire.open_peer(server.port, transport) as peer:
+        request = wire.request(
+            "REGISTER",
+            f"sip:{wire.HOST}:{server.port}",
+            transport=transport,
+            local_port=peer.port,
+            headers={"Contact": "<garbage"},
+        )
+        answers = []
+        for _ in range(2):
+            peer.send(request)
+            answers.append(wire.final_answer(peer, 2.0))
+    assert None not in answers, f"no answer to a REGISTER with a bad Contact: {answers}"
+    tags = []
+    for answer in answers:
+        assert answer is not None
+        assert wire.status_line(answer).startswith("SIP/2.0 400 "), wire.status_line(answer)
+        (to,) = wire.headers(answer, "to")
+        assert ";tag=" in to, f"the 400's To has no tag: {to!r}"
+        tags.append(to)
+    assert tags[0] == tags[1], f"a retransmission got another tag: {tags}"
     assert_still_serving(server)
 
 

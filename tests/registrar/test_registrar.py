@@ -377,13 +377,13 @@ def test_contacts_of_a_watched_aor_that_come_or_go_are_changed_events() -> None:
     assert _changes(events) == [
         ("available", "registered", [one], []),
         ("changed", "unregistered", [], [two]),
-        ("changed", "unregistered", [two], []),
-        ("changed", "unregistered", [three], []),
+        ("changed", "registered", [two], []),
+        ("changed", "registered", [three], []),
         ("changed", "evicted", [], [one]),
-        ("changed", "unregistered", [one], []),
+        ("changed", "registered", [one], []),
         ("changed", "evicted", [], [two]),  # the least recently refreshed
         ("changed", "purged", [], [one]),
-        ("changed", "unregistered", [four], []),
+        ("changed", "registered", [four], []),
         ("changed", "connection_closed", [], [four]),
     ]
 
@@ -410,7 +410,7 @@ def test_another_workers_change_of_a_watched_aor_is_a_changed_event() -> None:
     asyncio.run(run())
     assert _changes(events) == [
         ("available", "registered", ["sip:alice@192.0.2.10"], []),
-        ("changed", "unregistered", ["sip:alice@192.0.2.20"], []),
+        ("changed", "registered", ["sip:alice@192.0.2.20"], []),
         ("changed", "unregistered", [], ["sip:alice@192.0.2.20"]),
     ]
 

@@ -205,6 +205,7 @@ class Server:
         self.paths = settings.resolve_paths(config_path)
         #: Which worker this is of how many (``centrex.workers``); (0, 1) alone.
         self.worker = (0, 1) if worker is None else (worker.index, worker.count)
+        self._nonce_epoch = None if worker is None else worker.nonce_epoch
         index, count = self.worker
         #: The links to the other workers; None with one process.
         self.links: WorkerLinks | None = None
@@ -327,7 +328,8 @@ class Server:
             limiter=self.limiter,
             drop_scanners=auth.drop_scanners,
             algorithms=auth.algorithms,
-            started_at=time.time(),
+            # (one process: a random one; workers: the supervisor's, made before the fork)
+            nonce_epoch=self._nonce_epoch,
         )
         self.registrar = Registrar(
             settings.registrar,

@@ -352,7 +352,9 @@ class Authenticator:
         # answered with stale=true, so it retries without asking its user.
         if nonce_check.state == "stale":
             raise _Failure("stale nonce", stale=True, failed=False)
-        counted = self.nonce_counter.use(nonce, nonce_check.issued_at, nc)
+        counted = self.nonce_counter.use(
+            nonce, nonce_check.issued_at, nc, current=nonce_check.current
+        )
         if counted == "replay":
             raise _Failure("nonce count reused", stale=True, failed=False)
         if counted == "forgotten":

@@ -22,7 +22,7 @@ from centrex.auth.challenge import (
     RealmForDomain,
 )
 from centrex.auth.credentials import Credentials, UserEntry
-from centrex.auth.nonce import NonceCodec, NonceCounter
+from centrex.auth.nonce import NonceCodec
 from centrex.sip.message import Request
 
 logger: Final = logging.getLogger("centrex.auth")
@@ -47,9 +47,9 @@ class AuthGate:
         limiter: RateLimiter,
         drop_scanners: bool,
         algorithms: Sequence[str] = ("SHA-256", "MD5"),
-        started_at: float = float("-inf"),
+        nonce_epoch: bytes | None = None,
     ) -> None:
-        """``started_at`` (wall clock): nonces issued before it are stale (nonce.py)."""
+        """``nonce_epoch``: this run's (nonce.py; the workers of one start share it)."""
         self.enabled = enabled
         credentials, warnings = Credentials.from_users(users, realms, case_sensitive=case_sensitive)
         for warning in warnings:
@@ -57,10 +57,9 @@ class AuthGate:
         self.authenticator = Authenticator(
             realm_for_domain,
             credentials,
-            NonceCodec(secret, nonce_lifetime_s),
+            NonceCodec(secret, nonce_lifetime_s, epoch=nonce_epoch),
             trusted=trusted,
             relax_from_match=relax_from_match,
-            nonce_counter=NonceCounter(started_at=started_at),
             algorithms=algorithms,
         )
         self.failures = failures

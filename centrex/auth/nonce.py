@@ -1,10 +1,12 @@
 """Stateless nonces and the nonce-count check (RFC 7616 3.3, 3.4, 5.5; RFC 3261 22.4).
 
-A nonce is ``base64url(timestamp | salt | HMAC-SHA256(secret, timestamp | salt |
-realm)[:16])``: the server keeps nothing per challenge, yet recognises its own
-nonces (a forged or altered one is "invalid"), knows their age (an old one is
-"stale", RFC 7616 3.3 ``stale``) and ties each to the realm it was issued for.
-Every worker sharing the secret accepts the nonces of the others.
+A nonce is ``base64url(timestamp | epoch | salt | HMAC-SHA256(secret, timestamp |
+epoch | salt | realm)[:16])``: the server keeps nothing per challenge, yet
+recognises its own nonces (a forged or altered one is "invalid"), knows their
+age (an old one is "stale", RFC 7616 3.3 ``stale``) and ties each to the realm
+it was issued for. Every worker sharing the secret accepts the nonces of the
+others. The epoch is random at each start of the server (the same in all its
+workers): it tells the nonces of this run from those of an earlier one.
 
 Replays are stopped by the nonce count (RFC 7616 3.4 ``nc``, 5.5): for each nonce
 in use the highest ``nc`` accepted is remembered, and a request must bring a
@@ -16,9 +18,12 @@ answered as stale; the client then simply asks again with a new nonce (one
 extra round trip, no password prompt), and a replay of a forgotten nonce is
 never accepted.
 
-The counts live in memory: at start the horizon is the start time, so every
-nonce issued before a restart is answered as stale once (the phones take a new
-one) and a request captured before the restart cannot be replayed after it.
+The counts live in memory, and the secret outlives a restart: a nonce of an
+earlier run (another epoch) that is not remembered is answered as stale too,
+so every phone takes a new nonce once after a restart and a request captured
+before it cannot be replayed after it. (The epoch, not the clock: a clock
+stepped back after the start would make the nonces it then issues look older
+than the start.)
 
 Limits: the counts live in one process, so with several workers a replay sent
 to another worker than the original is caught only by the nonce lifetime.
@@ -42,7 +47,9 @@ NonceState = Literal["valid", "stale", "invalid"]
 CountResult = Literal["ok", "replay", "forgotten"]
 
 _TIMESTAMP: Final = struct.Struct(">Q")  # milliseconds since the epoch
-_SALT_BYTES: Final = 8
+_SALT_BYTES: Final = 8  # the epoch, then random bytes
+#: The part of a nonce's salt that names the run of the server that made it.
+EPOCH_BYTES: Final = 4
 _MAC_BYTES: Final = 16
 _RAW_BYTES: Final = _TIMESTAMP.size + _SALT_BYTES + _MAC_BYTES
 _ENCODED_LENGTH: Final = 43  # base64url of 32 bytes, without padding
@@ -56,14 +63,18 @@ class NonceCheck:
 
     state: NonceState
     issued_at: float = 0.0
+    #: Issued in this run of the server (this epoch), not an earlier one.
+    current: bool = False
 
 
 class NonceCodec:
     """Makes and checks stateless nonces (RFC 7616 3.3 ``nonce``).
 
     ``secret`` is the server secret (at least 16 bytes, the same for every worker);
-    a nonce is valid for ``lifetime_s`` seconds after ``new``. ``random_bytes``
-    gives the salt (``os.urandom`` unless a test injects another).
+    a nonce is valid for ``lifetime_s`` seconds after ``new``. ``epoch`` (4
+    bytes, made once per start of the server and given to every worker;
+    random when None) marks the nonces of this run. ``random_bytes`` gives
+    the salt (``os.urandom`` unless a test injects another).
     """
 
     def __init__(
@@ -72,7 +83,10 @@ class NonceCodec:
         lifetime_s: float,
         *,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        epoch: bytes | None = None,
     ) -> None:
+        if epoch is not None and len(epoch) != EPOCH_BYTES:
+            raise ValueError(f"the nonce epoch has {EPOCH_BYTES} bytes")
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"the nonce secret needs at least {MIN_SECRET_BYTES} bytes")
         if lifetime_s <= 0:
@@ -80,6 +94,7 @@ class NonceCodec:
         self._secret = bytes(secret)
         self.lifetime_s = float(lifetime_s)
         self._random_bytes = random_bytes
+        self.epoch = epoch if epoch is not None else os.urandom(EPOCH_BYTES)
 
     def _mac(self, head: bytes, realm: str) -> bytes:
         data = head + b"|" + realm.encode("utf-8")
@@ -87,7 +102,11 @@ class NonceCodec:
 
     def new(self, now: float, realm: str = "") -> str:
         """A fresh nonce issued at ``now`` (wall-clock seconds) for ``realm``."""
-        head = _TIMESTAMP.pack(max(0, int(now * 1000))) + self._random_bytes(_SALT_BYTES)
+        head = (
+            _TIMESTAMP.pack(max(0, int(now * 1000)))
+            + self.epoch
+            + self._random_bytes(_SALT_BYTES - EPOCH_BYTES)
+        )
         raw = head + self._mac(head, realm)
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
@@ -105,12 +124,13 @@ class NonceCodec:
         if not hmac.compare_digest(mac, self._mac(head, realm)):
             return NonceCheck("invalid")
         issued_at = _TIMESTAMP.unpack_from(head)[0] / 1000
+        current = head[_TIMESTAMP.size : _TIMESTAMP.size + EPOCH_BYTES] == self.epoch
         age = now - issued_at
         # A nonce "from the future" is ours (the MAC says so): the clock stepped
         # back. Tolerate that for one lifetime, like an old one.
         if -self.lifetime_s <= age <= self.lifetime_s:
-            return NonceCheck("valid", issued_at)
-        return NonceCheck("stale", issued_at)
+            return NonceCheck("valid", issued_at, current)
+        return NonceCheck("stale", issued_at, current)
 
     def check(self, nonce: str, now: float, realm: str = "") -> NonceState:
         """ "valid", "stale" (ours but older than the lifetime: RFC 7616 3.3
@@ -135,28 +155,26 @@ class NonceCounter:
     how forgotten nonces are answered.
     """
 
-    def __init__(self, max_nonces: int = 10_000, *, started_at: float = float("-inf")) -> None:
+    def __init__(self, max_nonces: int = 10_000) -> None:
         if max_nonces < 1:
             raise ValueError("max_nonces must be at least 1")
         self.max_nonces = max_nonces
         self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
-        # Nonces issued before ``started_at`` (wall clock: this process's
-        # start) were counted by a process that is gone: answered stale like
-        # a forgotten one, so a request captured before a restart is not
-        # accepted again after it (RFC 7616 5.5).
-        self._horizon = started_at
+        self._horizon = float("-inf")
 
-    def use(self, nonce: str, issued_at: float, nc: int) -> CountResult:
+    def use(self, nonce: str, issued_at: float, nc: int, *, current: bool = True) -> CountResult:
         """Record that ``nonce`` (issued at ``issued_at``) was used with count ``nc``.
 
         "ok" when ``nc`` is above every count seen for it (the count is then
         remembered), "replay" when it is not, "forgotten" when the nonce was
-        dropped from memory (answer stale, so the client takes a new nonce).
+        dropped from memory, or was counted by an earlier run of the server
+        (not ``current``: RFC 7616 5.5, the counts of that run are gone):
+        answer stale, so the client takes a new nonce.
         """
         counts = self._counts
         seen = counts.get(nonce)
         if seen is None:
-            if issued_at <= self._horizon:
+            if not current or issued_at <= self._horizon:
                 return "forgotten"
         elif nc <= seen[0]:
             return "replay"
@@ -176,6 +194,7 @@ class NonceCounter:
 
 
 __all__ = [
+    "EPOCH_BYTES",
     "MIN_SECRET_BYTES",
     "CountResult",
     "NonceCheck",

@@ -54,6 +54,9 @@ class WorkerInfo:
     count: int
     #: The other workers' indexes -> this worker's end of the socket to each.
     sockets: dict[int, socket] = field(default_factory=dict)
+    #: This start's nonce epoch (``centrex.auth.nonce``), the same in every
+    #: worker, so that each accepts the nonces of the others.
+    nonce_epoch: bytes | None = None
 
 
 def encode(kind: int, fields: tuple[Any, ...]) -> bytes:

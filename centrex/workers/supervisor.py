@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from centrex.auth.nonce import EPOCH_BYTES
 from centrex.workers.frames import WorkerInfo
 
 logger = logging.getLogger("centrex.workers")
@@ -52,6 +53,7 @@ def _child(
     count: int,
     pairs: dict[tuple[int, int], tuple[socket.socket, socket.socket]],
     serve: Callable[[WorkerInfo], int],
+    nonce_epoch: bytes,
 ) -> None:
     """Run in a forked worker: keep this worker's ends of the sockets, serve, exit."""
     code = 1
@@ -73,7 +75,7 @@ def _child(
             else:
                 a.close()
                 b.close()
-        code = serve(WorkerInfo(index, count, sockets))
+        code = serve(WorkerInfo(index, count, sockets, nonce_epoch))
     except SystemExit as exc:
         code = _exit_code(exc)
     except BaseException:
@@ -98,6 +100,7 @@ def run_workers(count: int, serve: Callable[[WorkerInfo], int]) -> int:
         for high in range(low + 1, count)
     }
     children: dict[int, int] = {}
+    nonce_epoch = os.urandom(EPOCH_BYTES)  # (one per start, for every worker)
     sys.stdout.flush()
     sys.stderr.flush()
     # No signal is taken while the workers are forked: one that came then
@@ -107,7 +110,7 @@ def run_workers(count: int, serve: Callable[[WorkerInfo], int]) -> int:
         for index in range(count):
             pid = os.fork()
             if pid == 0:
-                _child(index, count, pairs, serve)  # never returns
+                _child(index, count, pairs, serve, nonce_epoch)  # never returns
             children[pid] = index
     except BaseException:
         _signal_all(children, signal.SIGKILL)

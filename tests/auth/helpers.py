@@ -16,6 +16,8 @@ from centrex.sip.parser import parse_message
 
 T0 = 1_700_000_000.0
 SECRET = b"0123456789abcdef-test-secret"
+#: The nonce epoch of "this run" of the server in these tests.
+EPOCH = b"run1"
 DOMAIN = "example.com"
 PHONE_IP = "192.0.2.10"
 _branches = itertools.count(1)
@@ -96,7 +98,8 @@ def authenticator(
     return Authenticator(
         lambda domain: domain if domain == DOMAIN else None,
         store if store is not None else credentials(alice="secret-a", bob="secret-b"),
-        NonceCodec(SECRET, lifetime_s),
+        # (one run of the server: its epoch, whichever authenticator issues)
+        NonceCodec(SECRET, lifetime_s, epoch=EPOCH),
         trusted=trusted,
         relax_from_match=relax_from_match,
         nonce_counter=NonceCounter(max_nonces),

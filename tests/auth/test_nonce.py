@@ -12,7 +12,7 @@ from .helpers import SECRET, T0
 
 
 def codec(lifetime_s: float = 300) -> NonceCodec:
-    return NonceCodec(SECRET, lifetime_s)
+    return NonceCodec(SECRET, lifetime_s, epoch=b"run1")
 
 
 def test_fresh_nonce_is_valid_within_its_lifetime() -> None:
@@ -73,6 +73,22 @@ def test_nonce_from_a_clock_that_stepped_back_is_tolerated_for_one_lifetime() ->
     nonce = c.new(T0 + 100, "r")
     assert c.check(nonce, T0, "r") == "valid"
     assert c.check(nonce, T0 - 1000, "r") == "stale"
+
+
+def test_a_nonce_of_an_earlier_run_is_known_as_such_and_not_counted_again() -> None:
+    # The secret outlives a restart, the counts do not: a nonce the earlier
+    # run issued (another epoch) is ours, but its count cannot be checked.
+    before, after = codec(), NonceCodec(SECRET, 300, epoch=b"run2")
+    old = before.new(T0, "example.com")
+    check = after.verify(old, T0 + 10, "example.com")
+    assert (check.state, check.current) == ("valid", False)
+    assert NonceCounter().use(old, check.issued_at, 1, current=check.current) == "forgotten"
+    # A nonce of this run is counted, even one stamped before the start by a
+    # clock that has since stepped back.
+    new = after.new(T0 - 60, "example.com")
+    check = after.verify(new, T0 + 10, "example.com")
+    assert (check.state, check.current) == ("valid", True)
+    assert NonceCounter().use(new, check.issued_at, 1, current=check.current) == "ok"
 
 
 def test_codec_refuses_a_short_secret_or_no_lifetime() -> None:

@@ -476,3 +476,53 @@ def test_presence_watchers_hear_of_registrations_through_every_worker(
     assert not missing, f"not announced: {missing}; Event headers: {events}\n{server.log()}"
     sent = [(wire.headers(n, "call-id")[0], wire.headers(n, "cseq")[0]) for n in notified]
     assert len(sent) == len(set(sent)), f"NOTIFYs sent again: {sent}\n{server.log()}"
+
+
+def test_a_nonce_one_worker_issued_is_accepted_by_the_other(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    # The workers of one start share the nonce epoch (centrex.auth.nonce): a
+    # phone challenged through one worker that answers through the other (a
+    # new socket, a new TCP connection) is not sent a stale challenge. From
+    # 8 sockets, some answers land on the other worker.
+    from tests.e2e.test_security import (
+        PASSWORDS,
+        USERS,
+        challenge_params,
+        digest_credentials,
+        header,
+    )
+
+    server = make_server(
+        users=USERS, auth={"enabled": True}, passwords=PASSWORDS, server={"workers": 2}
+    )
+    uri = "sip:example.com"
+    failures = []
+    for i in range(8):
+        with wire.UdpPeer(server.port) as asker, wire.UdpPeer(server.port) as answerer:
+            call_id = f"nonce-{i}-{secrets.token_hex(4)}"
+            fields = {"From": "<sip:1001@example.com>;tag=a", "To": "<sip:1001@example.com>"}
+            fields["Call-ID"] = call_id
+            asker.send(
+                wire.request(
+                    "REGISTER", uri, transport="udp", local_port=asker.port, headers=fields
+                )
+            )
+            challenged = wire.final_answer(asker, WAIT_S)
+            assert challenged is not None and b" 401 " in challenged.split(b"\r\n", 1)[0]
+            offered = [challenge_params(v) for v in header(challenged, "WWW-Authenticate")]
+            (md5,) = [c for c in offered if c.get("algorithm", "MD5").upper() == "MD5"]
+            fields["CSeq"] = "2 REGISTER"
+            fields["Authorization"] = digest_credentials(
+                md5, user="1001", password=PASSWORDS["1001"], method="REGISTER", uri=uri, nc=1
+            )
+            answerer.send(
+                wire.request(
+                    "REGISTER", uri, transport="udp", local_port=answerer.port, headers=fields
+                )
+            )
+            answer = wire.final_answer(answerer, WAIT_S)
+            status = None if answer is None else wire.status_line(answer)
+            if status is None or not status.startswith("SIP/2.0 200"):
+                failures.append(f"answer {i}: {status}")
+    assert not failures, "\n".join(failures) + "\n" + server.log()

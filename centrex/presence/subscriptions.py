@@ -295,14 +295,13 @@ class SubscriptionTable:
         if request.method != "SUBSCRIBE":
             return self._reply(request, 405, headers=[("Allow", "SUBSCRIBE")]), []
         try:
-            try:
-                event = parse_event(request.get("event"))
-            except Rejection as bad:  # (none, or not a token: say which we know)
-                raise (self._unknown_event() if bad.status == 489 else bad) from None
+            event = parse_event(request.get("event"))
             kind = self._kind_of(event.package)
             dialog = read_dialog(request)
             expires = granted_expires(request, self.settings)
         except Rejection as rejection:
+            if rejection.status == 489:  # (an Event missing or malformed too)
+                rejection = self._unknown_event()
             return self._reject(request, rejection), []
         if dialog.local_tag is not None:
             return self._refresh(request, event, kind, dialog, expires, subscriber, source, now)
@@ -384,7 +383,8 @@ class SubscriptionTable:
         raise self._unknown_event()
 
     def _unknown_event(self) -> Rejection:
-        """489 with the packages we know (RFC 6665 4.2.1.1, 8.2.2)."""
+        """489 with the packages we know (RFC 6665 4.2.1.1, 8.2.2): for an
+        unknown package, and for an Event missing or malformed."""
         allow = ", ".join(self.allow_events())
         return Rejection(489, "Bad Event", (("Allow-Events", allow),) if allow else ())
 

@@ -431,11 +431,9 @@ class TransportLayer:
         if family is None:
             return None
         hosts = [
-            str(sock.getsockname()[0])
-            for name, server in self._servers
-            if name == peer.transport
-            for sock in server.sockets
-            if sock.family == family
+            local.host
+            for local in self.bound
+            if local.transport == peer.transport and ip_family(local.host) == family
         ]
         if not hosts or "0.0.0.0" in hosts or "::" in hosts:
             return None

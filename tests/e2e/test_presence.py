@@ -675,6 +675,16 @@ def _subscribe_registrar(
     watcher.send(request)
 
 
+def _subscribed(
+    watcher: wire.UdpPeer, expires: int, call_id: str, *, cseq: int = 1, to_tag: str = ""
+) -> list[bytes]:
+    """SUBSCRIBE (``_subscribe_registrar``), its 200 checked: the NOTIFYs."""
+    _subscribe_registrar(watcher, expires, call_id, cseq=cseq, to_tag=to_tag)
+    (ok,), notifies = _collect(watcher, 1.0)
+    assert wire.status_line(ok) == "SIP/2.0 200 OK", ok.decode()
+    return notifies
+
+
 def test_a_fetch_gets_the_list_and_leaves_the_phones_subscription_going(
     make_server: Callable[..., CentrexServer],
 ) -> None:
@@ -692,21 +702,15 @@ def test_a_fetch_gets_the_list_and_leaves_the_phones_subscription_going(
         to_tag = wire.headers(ok, "to")[0].rsplit("tag=", 1)[1]
         assert wire.headers(initial, "event") == ["user-available;param=1001|Alice"]
 
-        _subscribe_registrar(watcher, 0, "fetch")
-        (ok,), notifies = _collect(watcher, 1.0)
-        assert wire.status_line(ok) == "SIP/2.0 200 OK", ok.decode()
+        notifies = _subscribed(watcher, 0, "fetch")
         assert [wire.headers(n, "call-id") for n in notifies] == [["fetch"]], notifies
         assert wire.headers(notifies[0], "event") == ["user-available;param=1001|Alice"]
         assert wire.headers(notifies[0], "subscription-state") == ["terminated;reason=timeout"]
 
-        _subscribe_registrar(watcher, 600, "running", cseq=2, to_tag=to_tag)  # a refresh
-        (ok,), (refreshed,) = _collect(watcher, 1.0)
-        assert wire.status_line(ok) == "SIP/2.0 200 OK", ok.decode()
+        (refreshed,) = _subscribed(watcher, 600, "running", cseq=2, to_tag=to_tag)  # a refresh
         assert wire.headers(refreshed, "call-id") == ["running"]
 
-        _subscribe_registrar(watcher, 600, "rebooted")
-        (ok,), notifies = _collect(watcher, 1.0)
-        assert wire.status_line(ok) == "SIP/2.0 200 OK", ok.decode()
+        notifies = _subscribed(watcher, 600, "rebooted")
         assert [wire.headers(n, "call-id") for n in notifies] == [["rebooted"]], notifies
         assert wire.headers(notifies[0], "event") == ["user-available;param=1001|Alice"]
         _subscribe_registrar(watcher, 600, "running", cseq=3, to_tag=to_tag)

@@ -37,10 +37,8 @@ def parse_url(url: str | URL) -> URL:
         raise DatabaseUrlError(f"not a database URL: {url!s}: {exc}") from exc
     backend = parsed.get_backend_name()
     try:
-        # (without "+driver", the dialect's default is looked up: an unknown
-        # backend raises NoSuchModuleError here)
-        driver = parsed.drivername.partition("+")[2] or parsed.get_driver_name()
-    except Exception:
+        driver = parsed.get_driver_name()
+    except Exception:  # (no "+driver": the default's lookup fails for a backend unknown)
         driver = ""
     if driver not in _DRIVERS.get(backend, set()):
         raise DatabaseUrlError(

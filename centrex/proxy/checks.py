@@ -45,14 +45,20 @@ SUPPORTED: Final[tuple[str, ...]] = ("path",)
 def loop_hash(request: Request) -> str:
     """The part of a branch that repeats when the same request comes back (16.6 step 8).
 
-    Computed over what 16.3 step 4 compares: the Request-URI as received, the
-    From and To tags, Call-ID, CSeq number, Proxy-Require and
+    Computed over what 16.3 step 4 compares, as the request was received
+    (before our own Route values are removed): the Request-URI, the Route
+    set, the From and To tags, Call-ID, CSeq number, Proxy-Require and
     Proxy-Authorization. The top Via is left out: it names whichever hop sent
     the request back, so including it would hide the very loop it is meant to
-    find; a spiral differs in its Request-URI.
+    find. A spiral differs in its Request-URI or its Route set: a BYE that
+    passes this proxy twice on a route set it recorded twice (another
+    record-routing element in between) comes back with fewer Route values,
+    and is no loop (16.6 step 8: "any header fields affecting the request's
+    admission or routing").
     """
     parts = (
         request.uri,
+        "\x01".join(request.get_all("route")),
         request.from_tag or "",
         request.to_tag or "",
         request.call_id,
@@ -69,13 +75,15 @@ def branch_prefix(request: Request) -> str:
     return f"{MAGIC_COOKIE}cx{loop_hash(request)}"
 
 
-def is_loop(request: Request, is_myself: Callable[[str, int | None], bool]) -> bool:
+def is_loop(
+    request: Request, is_myself: Callable[[str, int | None], bool], prefix: str | None = None
+) -> bool:
     """16.3 step 4: a Via of ours carrying this request's own loop hash means a loop.
 
     A Via of ours with another hash is a spiral (the request came back after a
-    retargeting), which is fine.
+    retargeting), which is fine. ``prefix`` is ``branch_prefix(request)`` when
+    the caller has it.
     """
-    prefix: str | None = None
     for via in request.vias:
         branch = via.branch
         if branch is None or not branch.startswith(MAGIC_COOKIE + "cx"):

@@ -48,6 +48,8 @@ class Branch(Generic[T]):
     rang_out: bool = False  # Timer C cancelled it: its 487 means "no answer" (408)
     final: Response | None = None
     transaction: object = None
+    #: Its share of the request's Max-Breadth (RFC 5393 5.3.3.1).
+    breadth: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +76,33 @@ class Final:
 Action = Start[T] | Forward | Cancel[T] | Final
 
 
-def _q_groups(branches: list[Branch[T]]) -> list[list[Branch[T]]]:
-    groups: list[list[Branch[T]]] = []
+#: The Max-Breadth of a request that carries none (RFC 5393 5.3.3.1: "SHOULD ... 60").
+DEFAULT_MAX_BREADTH = 60
+
+#: Final statuses that tell the caller how to try again, preferred within their
+#: class (16.7 step 6: "401, 407, 415, 420, and 484 if the 4xx class is chosen").
+_RESUBMISSION = frozenset({401, 407, 415, 420, 484})
+
+
+def _q_groups(branches: list[Branch[T]], breadth: int) -> list[list[Branch[T]]]:
+    """Parallel groups, highest q first; a group of more targets than
+    ``breadth`` is split into groups tried one after another, so that no more
+    than ``breadth`` branches are ever pending, and the Max-Breadth values
+    they carry add up to at most ``breadth`` (RFC 5393 5.3.3.1)."""
+    by_q: list[list[Branch[T]]] = []
     for branch in sorted(branches, key=lambda b: -b.q):
-        if groups and groups[-1][0].q == branch.q:
-            groups[-1].append(branch)
+        if by_q and by_q[-1][0].q == branch.q:
+            by_q[-1].append(branch)
         else:
-            groups.append([branch])
+            by_q.append([branch])
+    groups: list[list[Branch[T]]] = []
+    for group in by_q:
+        for start in range(0, len(group), breadth):
+            part = group[start : start + breadth]
+            share, extra = divmod(breadth, len(part))
+            for i, branch in enumerate(part):
+                branch.breadth = share + (1 if i < extra else 0)
+            groups.append(part)
     return groups
 
 
@@ -97,11 +119,16 @@ class ResponseContext(Generic[T]):
     answered_2xx: bool = False
 
     @classmethod
-    def fork(cls, targets: Iterable[tuple[T, float | None]]) -> ResponseContext[T]:
-        """A context for ``targets`` with their q-values (None counts as 1.0)."""
+    def fork(
+        cls, targets: Iterable[tuple[T, float | None]], breadth: int = DEFAULT_MAX_BREADTH
+    ) -> ResponseContext[T]:
+        """A context for ``targets`` with their q-values (None counts as 1.0),
+        for a request of Max-Breadth ``breadth`` (at least 1)."""
+        if breadth < 1:
+            raise ValueError("a request of Max-Breadth 0 is not forwarded (RFC 5393: 440)")
         branches = [Branch(target, 1.0 if q is None else q) for target, q in targets]
         context = cls(branches)
-        context.groups = _q_groups(branches)
+        context.groups = _q_groups(branches, breadth)
         return context
 
     # -- driving ---------------------------------------------------------------------
@@ -123,12 +150,13 @@ class ResponseContext(Generic[T]):
         """A 1xx on ``branch``: forward it unless a 100 (16.7 step 5); a CANCEL wanted
         before now can be sent from here on (9.1)."""
         actions: list[Action[T]] = []
+        given_up = branch.state is BranchState.DONE  # (_give_up_silent, Timer C)
         if branch.state is BranchState.CALLING:
             branch.state = BranchState.PROCEEDING
         if branch.cancel_wanted and not branch.cancel_sent:
             branch.cancel_sent = True
             actions.append(Cancel(branch))
-        if not self.final_sent and response.status != 100:
+        if not self.final_sent and response.status != 100 and not given_up:
             actions.append(Forward(response))
         return actions
 
@@ -154,7 +182,9 @@ class ResponseContext(Generic[T]):
             # branches are cancelled, no new ones start, and the best answer
             # (a 2xx that still comes, else the 6xx) goes when all are done.
             self.declined = True
-            return [*self._cancel_pending(), *self._maybe_done()]
+            cancels = self._cancel_pending()
+            self._give_up_silent()
+            return [*cancels, *self._maybe_done()]
         return self._maybe_done()
 
     def timeout(self, branch: Branch[T]) -> list[Action[T]]:
@@ -175,6 +205,10 @@ class ResponseContext(Generic[T]):
         branch.rang_out = True
         if branch.state is BranchState.PROCEEDING:
             return self._cancel(branch)
+        # Never answered: given up as if it had answered 408 (16.8), and
+        # cancelled should it ring after all, so no phone rings for a
+        # caller who has been told no one answered.
+        branch.cancel_wanted = True
         return self.timeout(branch)
 
     def cancel_all(self) -> list[Action[T]]:
@@ -189,6 +223,7 @@ class ResponseContext(Generic[T]):
                 branch.state = BranchState.DONE
         self.next_group = len(self.groups)
         actions = self._cancel_pending()
+        self._give_up_silent()
         if not self.final_sent and not self._pending():
             self.final_sent = True
             actions.append(Final(None, 487))
@@ -200,6 +235,17 @@ class ResponseContext(Generic[T]):
         return [
             b for b in self.branches if b.state in (BranchState.CALLING, BranchState.PROCEEDING)
         ]
+
+    def _give_up_silent(self) -> None:
+        """Stop waiting for the branches that have not answered at all (no
+        provisional, so no CANCEL may go yet, 9.1): the caller has its answer
+        now instead of at Timer B, 32 s later (as Kamailio does). Their CANCEL
+        is still sent should one of them ring after all; a 2xx from one still
+        goes upstream (16.7 step 5)."""
+        for branch in self.branches:
+            if branch.state is BranchState.CALLING:
+                branch.state = BranchState.DONE
+                branch.rang_out = True  # (its 487, if it comes, is no answer)
 
     def _cancel(self, branch: Branch[T]) -> list[Action[T]]:
         branch.cancel_wanted = True
@@ -230,7 +276,8 @@ class ResponseContext(Generic[T]):
 
     def best_response(self) -> Response | None:
         """16.7 step 6: a 6xx if any, else the lowest class; within a class, prefer
-        an answer from the callee over a timeout or an overload (408, 503)."""
+        one that tells the caller how to try again (401, 407, 415, 420, 484),
+        then an answer from the callee over a timeout or an overload (408, 503)."""
         finals = [b.final for b in self.branches if b.final is not None]
         if not finals:
             return None
@@ -239,8 +286,9 @@ class ResponseContext(Generic[T]):
             return six[0]
         lowest = min(r.status // 100 for r in finals)
         in_class = [r for r in finals if r.status // 100 == lowest]
+        resubmit = [r for r in in_class if r.status in _RESUBMISSION]
         preferred = [r for r in in_class if r.status not in (408, 503)]
-        return (preferred or in_class)[0]
+        return (resubmit or preferred or in_class)[0]
 
     def challenges(self) -> list[tuple[str, str]]:
         """Every WWW-/Proxy-Authenticate of the 401/407 finals (16.7 step 7)."""

@@ -37,7 +37,16 @@ from centrex.proxy.checks import (
     is_loop,
     unsupported_proxy_require,
 )
-from centrex.proxy.context import Action, Branch, Cancel, Final, Forward, ResponseContext, Start
+from centrex.proxy.context import (
+    DEFAULT_MAX_BREADTH,
+    Action,
+    Branch,
+    Cancel,
+    Final,
+    Forward,
+    ResponseContext,
+    Start,
+)
 from centrex.proxy.local import LocalIdentity
 from centrex.proxy.owner import Flow, OwnerRouting
 from centrex.registrar.aor import aor_of
@@ -61,6 +70,8 @@ _REFUSED = "\x00refused"
 #: The Record-Route URI parameter carrying the dialog token (see _dialog_token).
 _TOKEN_PARAM = "cxd"
 ACCEPT = "application/sdp"
+#: The Reason of a CANCEL sent because another branch answered (RFC 3326 example).
+COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
 #: Methods whose initial request may create a dialog the proxy stays in (16.6 step 4).
 DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 
@@ -125,6 +136,8 @@ class _Call:
     context: ResponseContext[_Target]
     prefix: str
     to_tag: str
+    #: The Reason values of the caller's CANCEL, copied into ours (RFC 3326 2).
+    reasons: list[str]
 
     # Written out: a compiled build compiles it (the dataclass's own runs
     # interpreted, ~15x slower). The To tag of a response made here.
@@ -142,6 +155,7 @@ class _Call:
         self.context = context
         self.prefix = prefix
         self.to_tag = token_hex(6)
+        self.reasons = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +330,11 @@ class Proxy:
         if request.max_forwards == 0 and not (to_server and method == "OPTIONS"):
             self._reply(tx, request, 483)
             return
-        if is_loop(request, self._myself):
+        # The loop hash (16.6 step 8) of the request as it came, before 16.4
+        # takes our Route values off; a REGISTER with no Route is not changed
+        # by 16.4, so its hash can wait until it is forwarded, if ever.
+        prefix = None if method == "REGISTER" and "route" not in request else branch_prefix(request)
+        if is_loop(request, self._myself, prefix):
             self._reply(tx, request, 482)
             return
         unsupported = unsupported_proxy_require(request)
@@ -330,7 +348,7 @@ class Proxy:
             # the caller. Its P-Asserted-Identity is kept only from a trusted source.
             if self.auth is not None and not self.auth.is_trusted(inbound.peer.host):
                 strip_untrusted_identity(request)
-            await self._proxy_to_flow(tx, request, inbound, flow)
+            await self._proxy_to_flow(tx, request, inbound, flow, prefix)
             return
         ruri = request.request_uri
         routes = request.get_all("route")
@@ -379,12 +397,12 @@ class Proxy:
                 )
                 return
             if domain is not None and ruri.user is not None:
-                await self._proxy_to_user(tx, request, inbound, ruri, domain)
+                await self._proxy_to_user(tx, request, inbound, ruri, domain, prefix)
                 return
         if not in_our_dialog and not self.config.allow_relay:
             self._reply(tx, request, 403, "Relaying Not Allowed")
             return
-        await self._proxy_to_uri(tx, request, inbound)
+        await self._proxy_to_uri(tx, request, inbound, prefix)
 
     def _authenticate(
         self, tx: ServerTransaction, request: Request, inbound: Inbound
@@ -510,6 +528,7 @@ class Proxy:
         inbound: Inbound,
         ruri: SipURI,
         domain: str,
+        prefix: str | None,
     ) -> None:
         """16.5: the Request-URI is in a served domain: its registered contacts."""
         key = aor_of(ruri, case_sensitive=self.config.case_sensitive) or ""
@@ -539,7 +558,7 @@ class Proxy:
         if not targets:
             self._reply(tx, request, 480)  # every instance holding its flows is down
             return
-        self._start(tx, request, inbound, targets)
+        self._start(tx, request, inbound, targets, prefix)
 
     async def _target(self, binding: Binding, request: Request) -> _Target | None:
         """Where ``binding`` is reached: directly, or through the instance of
@@ -562,18 +581,23 @@ class Proxy:
         return self.owners.verify(top, request)
 
     async def _proxy_to_flow(
-        self, tx: ServerTransaction, request: Request, inbound: Inbound, flow: Flow
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        inbound: Inbound,
+        flow: Flow,
+        prefix: str | None,
     ) -> None:
         """Forward over the flow of binding ``flow``, which this instance holds."""
         assert self.owners is not None
         for binding in await self.registrar.lookup(flow.aor, self._wall()):
             if binding.id == flow.binding_id and not self.owners.held_elsewhere(binding):
-                self._start(tx, request, inbound, [(_binding_target(binding), None)])
+                self._start(tx, request, inbound, [(_binding_target(binding), None)], prefix)
                 return
         self._reply(tx, request, 480)
 
     async def _proxy_to_uri(
-        self, tx: ServerTransaction, request: Request, inbound: Inbound
+        self, tx: ServerTransaction, request: Request, inbound: Inbound, prefix: str | None
     ) -> None:
         """Forward to the top Route, or to the Request-URI itself (16.5, 16.6 steps 6-7)."""
         routes = request.addresses("route")
@@ -593,7 +617,7 @@ class Proxy:
         if hop is None:
             self._reply(tx, request, 503, "Next Hop Unresolvable")
             return
-        self._start(tx, request, inbound, [(_Target(request.uri, hop), None)])
+        self._start(tx, request, inbound, [(_Target(request.uri, hop), None)], prefix)
 
     # -- forwarding (16.6) -----------------------------------------------------------------
 
@@ -603,13 +627,19 @@ class Proxy:
         request: Request,
         inbound: Inbound,
         targets: list[tuple[_Target, float | None]],
+        prefix: str | None,
     ) -> None:
         if tx in self._pending_cancel:
             # Cancelled while its targets were being looked up: fork nothing.
             self._reply(tx, request, 487)
             return
-        context = ResponseContext.fork(targets)
-        call = _Call(tx, request, inbound, context, branch_prefix(request))
+        breadth = _max_breadth(request)
+        if breadth == 0:
+            # RFC 5393 5.3.3.1: every request forwarded carries at least 1.
+            self._reply(tx, request, 440, "Max-Breadth Exceeded")
+            return
+        context = ResponseContext.fork(targets, breadth)
+        call = _Call(tx, request, inbound, context, prefix or branch_prefix(request))
         self._calls[tx] = call
         self._apply(call, context.start())
 
@@ -621,7 +651,7 @@ class Proxy:
             elif isinstance(action, Forward):
                 self._send_upstream(call, action.response)
             elif isinstance(action, Cancel):
-                self._cancel_branch(action.branch)
+                self._cancel_branch(call, action.branch)
             elif isinstance(action, Final):
                 self._send_final(call, action)
 
@@ -632,6 +662,10 @@ class Proxy:
         if target.uri != request.uri:
             forward.set_uri(target.uri)
         forward.decrement_max_forwards()
+        # Its share of the request's Max-Breadth (RFC 5393 5.3.3.1).
+        if "max-breadth" in forward:
+            forward.remove("max-breadth")
+        forward.add("Max-Breadth", str(branch.breadth))
         hop = target.hop
         for value in reversed(target.path):
             forward.add("Route", value, first=True)
@@ -682,21 +716,35 @@ class Proxy:
         param = "" if transport == "udp" else f";transport={transport}"
         return f"<sip:{address}:{port}{param};lr;{_TOKEN_PARAM}={token}>"
 
-    def _cancel_branch(self, branch: Branch[_Target]) -> None:
+    def _cancel_branch(self, call: _Call, branch: Branch[_Target]) -> None:
         tx = branch.transaction
         if not isinstance(tx, ClientTransaction) or not tx.is_invite:
             return
+        # RFC 3326: the caller's Reason is passed on; a branch cancelled
+        # because another answered says so, and the phone does not show a
+        # missed call.
+        reasons = call.reasons
+        if not reasons and call.context.answered_2xx:
+            reasons = [COMPLETED_ELSEWHERE]
         with contextlib.suppress(ValueError):  # already final: nothing to cancel
-            self.transactions.start_cancel(tx, self._clock())
+            self.transactions.start_cancel(tx, self._clock(), reasons)
 
     def _send_upstream(self, call: _Call, response: Response) -> None:
         sent = self.transactions.respond(call.server_tx, response, self._clock())
-        if not sent and 200 <= response.status < 300:
-            # The server transaction is gone or final: a 2xx still goes (16.7 step 10).
+        if not sent and 200 <= response.status < 300 and call.request.method == "INVITE":
+            # The server transaction is gone or final: a 2xx to an INVITE
+            # still goes (16.7 steps 5 and 10); any other request gets one
+            # final response, the first.
             self._send_stateless(response, None, call.inbound)
 
     def _send_final(self, call: _Call, final: Final) -> None:
         response = final.response
+        if final.status == 408 and call.request.method != "INVITE":
+            # RFC 4320 4.2: no 408 to a non-INVITE request; its client timed
+            # out as our branches did (Timer F), and the answer would come
+            # too late to be of use.
+            self.transactions.abandon(call.server_tx)
+            return
         if response is None:
             response = make_response(call.request, final.status, to_tag=call.to_tag)
         elif response.status == 503:
@@ -724,32 +772,65 @@ class Proxy:
             # The INVITE is still being routed (a lookup is under way).
             self._pending_cancel.add(invite_tx)
             return
+        call.reasons = cancel.get_all("reason")
         self._apply(call, call.context.cancel_all())
 
     async def _forward_ack(self, ack: Request) -> None:
-        """A 2xx ACK: statelessly along its Route, or to its Request-URI (16.11)."""
+        """A 2xx ACK: statelessly along its Route, or to its Request-URI (16.11).
+
+        It goes where any request would: elsewhere only in a dialog we
+        record-routed (the Route of ours it came with carried the dialog's
+        token) or with relaying allowed, and to a user of a served domain
+        (a callee whose Contact is its address of record) through that user's
+        registered contacts. Anything else is dropped: no open relay for ACKs.
+        """
         token = self._preprocess_routes(ack)
-        routes = ack.addresses("route")
-        if routes:
-            uri = routes[0].uri
-        else:
-            uri = ack.request_uri
-            if not isinstance(uri, SipURI) or self.local.is_myself(uri):
-                return
-            if not self._is_our_token(token, ack) and not self.config.allow_relay:
-                return  # not ours to carry: no open relay for ACKs either
-        if not isinstance(uri, SipURI):
-            return
         if ack.max_forwards == 0:
             return
-        hop = await self._resolve(uri)
-        if hop is None:
+        routes = ack.addresses("route")
+        relay = self.config.allow_relay or self._is_our_token(token, ack)
+        uri = routes[0].uri if routes else ack.request_uri
+        if not isinstance(uri, SipURI):
             return
+        targets: list[_Target] = []
+        if not routes:
+            domain = self.local.canonical_domain(uri.host, uri.port)
+            if domain is not None and uri.user is not None:
+                targets = await self._ack_targets(ack, uri, domain)
+            elif self.local.is_myself(uri):
+                return  # for the server itself: nothing to pass on
+        if not targets:
+            if not relay:
+                return
+            hop = await self._resolve(uri)
+            if hop is None:
+                return
+            targets = [_Target(ack.uri, hop)]
         ack.decrement_max_forwards()
         # A stateless branch: the same ACK always gets the same one (16.11).
         branch = branch_prefix(ack) + "a"
-        ack.push_via(f"SIP/2.0/{hop.transport.upper()} {self._sent_by(hop)};branch={branch};rport")
-        self._send_stateless(ack, hop, None)
+        for target in targets:
+            out = ack.copy() if len(targets) > 1 else ack
+            if target.uri != out.uri:
+                out.set_uri(target.uri)
+            for value in reversed(target.path):
+                out.add("Route", value, first=True)
+            hop = target.hop
+            out.push_via(
+                f"SIP/2.0/{hop.transport.upper()} {self._sent_by(hop)};branch={branch};rport"
+            )
+            self._send_stateless(out, hop, None)
+
+    async def _ack_targets(self, ack: Request, uri: SipURI, domain: str) -> list[_Target]:
+        """The registered contacts of the served user an ACK is addressed to."""
+        key = aor_of(uri, case_sensitive=self.config.case_sensitive) or ""
+        aor = f"{key[: key.rfind('@') + 1]}{domain}"
+        targets = []
+        for binding in await self.registrar.lookup(aor, self._wall()):
+            target = await self._target(binding, ack)
+            if target is not None:
+                targets.append(target)
+        return targets
 
     def _forward_stray_response(self, response: Response) -> None:
         """A response matching no transaction: pass it on if the top Via is ours."""
@@ -780,6 +861,17 @@ class Proxy:
 
     def _respond(self, tx: ServerTransaction, response: Response) -> None:
         self.transactions.respond(tx, response, self._clock())
+
+
+def _max_breadth(request: Request) -> int:
+    """The request's Max-Breadth (RFC 5393), the default where it has none or
+    one that is not a number."""
+    value = request.get("max-breadth")
+    if value is not None:
+        value = value.strip()
+        if value.isascii() and value.isdigit() and len(value) < 10:
+            return int(value)
+    return DEFAULT_MAX_BREADTH
 
 
 def _binding_target(binding: Binding) -> _Target:

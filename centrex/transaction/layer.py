@@ -37,7 +37,7 @@ import logging
 import struct
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from centrex.sip.build import make_cancel
@@ -445,6 +445,16 @@ class TransactionLayer:
         actions = self._engine.feed(server_tx, event, now, message=response)
         return actions is not None and Do.SEND_RESPONSE in actions
 
+    def abandon(self, tx: ServerTransaction) -> None:
+        """End a non-INVITE server transaction that will get no final response
+        (RFC 4320 4.2: a proxy whose branches all timed out sends no 408, as
+        the client's own Timer F has fired too). Its ``Terminated`` is
+        reported now; a later retransmission of the request is a new one."""
+        if tx.is_invite:
+            raise ValueError("an INVITE server transaction always gets a final response")
+        if not tx.terminated:
+            self._engine.end(tx)
+
     def retire(self, tx: ServerTransaction, resend: bytes) -> bool:
         """Reduce a Completed non-INVITE server transaction on an unreliable
         transport to what that state still does (17.2.2): answer a retransmitted
@@ -540,11 +550,14 @@ class TransactionLayer:
         self._engine.feed(tx, machine.start, now)
         return tx
 
-    def start_cancel(self, invite_tx: ClientTransaction, now: float) -> ClientTransaction:
+    def start_cancel(
+        self, invite_tx: ClientTransaction, now: float, reasons: Sequence[str] = ()
+    ) -> ClientTransaction:
         """Cancel an INVITE client transaction: start and send its CANCEL (9.1).
 
         The CANCEL is built from the INVITE (same branch, Request-URI, Call-ID,
-        From, To, CSeq number, Route) and goes to the same peer on the same
+        From, To, CSeq number, Route), with a Reason header for each of
+        ``reasons`` (RFC 3326), and goes to the same peer on the same
         transport. 9.1 forbids it before a provisional response and makes it
         pointless after a final one, so in any state but Proceeding this raises
         ValueError; the TU retries once a provisional arrives. When a CANCEL
@@ -560,9 +573,10 @@ class TransactionLayer:
                 f"no CANCEL in state {invite_tx.state.value} (9.1: only after a provisional "
                 "response and before a final one)"
             )
-        cancel = self.start_client(
-            make_cancel(invite_tx.request), now, reliable=invite_tx.reliable, peer=invite_tx.peer
-        )
+        request = make_cancel(invite_tx.request)
+        for reason in reasons:
+            request.add("Reason", reason)
+        cancel = self.start_client(request, now, reliable=invite_tx.reliable, peer=invite_tx.peer)
         cancel.cancels = invite_tx
         invite_tx.cancel = cancel
         self._engine.feed(invite_tx, invite_client.Input.CANCEL_SENT, now)

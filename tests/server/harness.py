@@ -112,6 +112,7 @@ default_expires = 60
 {registrar}
 [timeouts]
 ringing_s = {ringing}
+transaction_s = {transaction}
 {auth}
 {extra}
 [[users]]
@@ -132,11 +133,17 @@ async def running_server(
     *,
     registrar: str = "",
     ringing: int = 180,
+    transaction: int = 32,
     extra: str = "",
     auth: str = "[auth]\nenabled = false\n",
 ) -> AsyncIterator[Server]:
     text = CONFIG.format(
-        data=tmp_path / "data", registrar=registrar, ringing=ringing, extra=extra, auth=auth
+        data=tmp_path / "data",
+        registrar=registrar,
+        ringing=ringing,
+        transaction=transaction,
+        extra=extra,
+        auth=auth,
     )
     server = Server(parse_settings(text))
     await server.start()

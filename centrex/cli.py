@@ -153,6 +153,26 @@ def tune_serving_process() -> None:
     """
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     tune_garbage_collector()
+    raise_descriptor_limit()
+
+
+def raise_descriptor_limit() -> int:
+    """Raise this process's open-file limit to the most it may have (the hard
+    limit; the soft one is often 1,024): every TCP/TLS connection holds a
+    descriptor, and at the soft limit new phones could not connect while the
+    per-address limits still allowed them. Returns the limit in effect."""
+    try:
+        import resource  # (POSIX only)
+    except ImportError:
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return soft
+        return hard
+    return soft
 
 
 def tune_garbage_collector() -> None:
@@ -247,7 +267,9 @@ def config_check(file: Path) -> None:
     try:
         warnings = check_settings(file)
         # What serve refuses at start (a transport or combination not built yet).
-        refuse_what_is_not_built(load_settings(file))
+        settings = load_settings(file)
+        refuse_what_is_not_built(settings)
+        _check_tls_files(settings, file)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
@@ -257,6 +279,25 @@ def config_check(file: Path) -> None:
     for warning in warnings:
         click.echo(f"warning: {warning}")
     click.echo(f"{file}: OK")
+
+
+def _check_tls_files(settings: Settings, file: Path) -> None:
+    """The certificate and key of the ``tls:`` listeners load, and match,
+    as ``serve`` will need them to; NotSupportedError naming the keys."""
+    from centrex.server import NotSupportedError
+    from centrex.transport.tls import server_context
+
+    if not any(a.transport == "tls" for a in settings.network.listen_addresses()):
+        return
+    paths = settings.resolve_paths(file)
+    try:
+        server_context(str(paths.tls_certificate), str(paths.tls_private_key))
+    except (OSError, ValueError) as exc:  # (ssl.SSLError is an OSError)
+        raise NotSupportedError(
+            f"network.tls_certificate / network.tls_private_key: {exc}; "
+            "give a PEM certificate chain and its own private key "
+            "(`centrex tls selfsigned CERT KEY` makes a pair for testing)"
+        ) from None
 
 
 @config.command("show")

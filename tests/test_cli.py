@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from click.testing import CliRunner
 
 from centrex.cli import main
 from centrex.config import load_settings
+from centrex.transport.selfsigned import make_self_signed
 
 OPTIONS = (
     b"OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
@@ -270,3 +273,39 @@ def test_config_check_refuses_what_serve_refuses(tmp_path: Path, settings: str, 
     assert result.exit_code == 2, result.output
     assert str(path) in result.output and named in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_config_check_refuses_a_certificate_and_a_key_that_do_not_match(tmp_path: Path) -> None:
+    # serve would stop at start with KEY_VALUES_MISMATCH; check says so first.
+    for name in ("a", "b"):
+        make_self_signed(tmp_path / f"{name}.pem", tmp_path / f"{name}.key", "localhost", days=1)
+    path = tmp_path / "centrex.toml"
+    listen = '[network]\nlisten = ["tls:127.0.0.1:5061"]\n'
+    path.write_text(
+        listen + 'tls_certificate = "a.pem"\ntls_private_key = "b.key"\n', encoding="utf-8"
+    )
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "network.tls_private_key" in result.output and "b.key" in result.output
+    path.write_text(
+        listen + 'tls_certificate = "a.pem"\ntls_private_key = "a.key"\n', encoding="utf-8"
+    )
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_serving_raises_the_open_file_limit_to_the_hard_one() -> None:
+    # Every TCP/TLS connection holds a descriptor: at a soft limit of 1,024
+    # phones could not connect while the per-address limits let them.
+    code = (
+        "import resource\n"
+        "from centrex.cli import raise_descriptor_limit\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))\n"
+        "raise_descriptor_limit()\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard) or hard == 256)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "True", done.stderr

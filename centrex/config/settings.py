@@ -223,7 +223,13 @@ class NetworkSettings(_Table):
         default=65536, ge=1024, description="most unparsed bytes buffered for one connection"
     )
     max_message_bytes: int = Field(
-        default=65536, ge=1024, description="largest SIP message accepted; larger ones are dropped"
+        default=65536,
+        ge=1024,
+        description=(
+            "largest body of a SIP message, and largest header block up to 16384 bytes; "
+            "a request over either gets 413 (body) or 513 (headers), and a TCP/TLS "
+            "connection that sent it is closed"
+        ),
     )
 
     @model_validator(mode="after")

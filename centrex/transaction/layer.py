@@ -288,6 +288,17 @@ class _RetiredClients:
             keys.discard(until.popleft()[1])
 
 
+def _sent_by_is_ours(request: Request, response: Response) -> bool:
+    """Whether ``response``'s top Via has the sent-by of ``request``'s, the
+    one we sent (the UAS copies it unchanged, 8.2.6.2)."""
+    try:
+        theirs = response.top_via
+    except ParseError:
+        return False
+    ours = request.top_via
+    return theirs.port == ours.port and theirs.host.lower() == ours.host.lower()
+
+
 def _retirable(
     tx: Transaction, timer: Timer, completed: object, table: dict[Any, Any]
 ) -> float | None:
@@ -601,6 +612,11 @@ class TransactionLayer:
                 self._engine.ignored += 1  # Completed: a retransmission, absorbed (17.1.2.2)
                 return None
             self._engine.outputs.append(ResponseEvent(None, response))
+            return None
+        if not _sent_by_is_ours(tx.request, response):
+            # 18.1.2: a sent-by we did not write is not an answer to our
+            # request, whatever its branch says: discarded silently.
+            logger.debug("response dropped: its top Via's sent-by is not the one we sent")
             return None
         event = tx.machine.classify(response.status)
         if event is not None:

@@ -33,7 +33,7 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from centrex.logs.sip_trace import NullTrace, SipTraceLog
 from centrex.sip.errors import ParseError
@@ -168,17 +168,61 @@ class TransportLayer:
         if address.transport == "tls" and tls_context is None:
             raise ValueError(f"listen address {address}: TLS needs a certificate (tls_context)")
         loop = asyncio.get_running_loop()
-        tls = address.transport == "tls"
+        if address.transport == "tls":
+            assert tls_context is not None
+            # Accepted in clear and upgraded here (start_tls), not by the
+            # server's ssl=: asyncio runs that handshake before the protocol
+            # sees the peer, so the per-address limit could not count a
+            # connection until its handshake was done, and one address
+            # holding stalled handshakes used up the descriptors.
+            factory: Callable[[], asyncio.BaseProtocol] = functools.partial(
+                _TlsAccept, self, tls_context
+            )
+        else:
+            factory = functools.partial(self._inbound, address.transport)
         server = await loop.create_server(
-            functools.partial(self._inbound, address.transport),
+            factory,
             address.host,
             address.port,
-            ssl=tls_context if tls else None,
-            ssl_handshake_timeout=self.limits.connect_timeout if tls else None,
             reuse_address=True,
             reuse_port=self._count > 1,
         )
         self._servers.append((address.transport, server))
+
+    def _accept_tls(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
+        """A TCP connection to a ``tls:`` listener: counted against its
+        address's limit, then its handshake run (``_handshake``)."""
+        peername = raw.get_extra_info("peername")
+        if self._stopping or not peername or not self._table.begin_handshake(peername[0]):
+            if peername:
+                self.stats.connections_refused += 1
+            raw.abort()
+            return
+        self._spawn(self._handshake(raw, peername[0], context))
+
+    async def _handshake(self, raw: asyncio.Transport, host: str, context: ssl.SSLContext) -> None:
+        connection = self._inbound("tls")
+        try:
+            secure = await asyncio.get_running_loop().start_tls(
+                raw,
+                connection,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.limits.connect_timeout,
+            )
+        except asyncio.CancelledError:
+            raw.abort()
+            raise
+        except Exception as exc:  # a failed or stalled handshake, whatever the error
+            logger.debug("TLS handshake with %s failed: %s", host, exc)
+            raw.abort()
+            return
+        finally:
+            self._table.end_handshake(host)
+        if secure is None:  # (the connection closed during the handshake)
+            raw.abort()
+            return
+        connection.connection_made(secure)
 
     def _inbound(self, transport_name: str) -> StreamConnection:
         return StreamConnection(self, transport_name, next(self._ids), self.limits, inbound=True)
@@ -541,3 +585,18 @@ class TransportLayer:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+class _TlsAccept(asyncio.Protocol):
+    """The protocol of a connection to a ``tls:`` listener until its
+    handshake starts: it stops reading at once (the ClientHello waits in the
+    socket for the TLS layer) and hands the connection to the layer."""
+
+    def __init__(self, layer: TransportLayer, context: ssl.SSLContext) -> None:
+        self._layer = layer
+        self._context = context
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        raw = cast(asyncio.Transport, transport)
+        raw.pause_reading()
+        self._layer._accept_tls(raw, self._context)

@@ -33,6 +33,9 @@ class ConnectionTable:
         self._by_id: dict[int, StreamConnection] = {}
         self._by_key: dict[Key, StreamConnection] = {}
         self._per_host: dict[str, int] = {}
+        # Inbound TLS connections still in their handshake, by address: they
+        # hold a descriptor each, so they count toward the same limit.
+        self._handshaking: dict[str, int] = {}
         self._connecting: dict[Key, asyncio.Future[StreamConnection | None]] = {}
 
     def __len__(self) -> int:
@@ -58,13 +61,33 @@ class ConnectionTable:
         assert peer is not None
         if connection.inbound:
             count = self._per_host.get(peer.host, 0)
-            if count >= self.limits.max_connections_per_address:
+            pending = self._handshaking.get(peer.host, 0)
+            if count + pending >= self.limits.max_connections_per_address:
                 logger.warning("connection from %s refused: %d already open", peer, count)
                 return False
             self._per_host[peer.host] = count + 1
         self._by_id[connection.connection_id] = connection
         self._by_key[peer.key] = connection
         return True
+
+    def begin_handshake(self, host: str) -> bool:
+        """Count an inbound TLS connection from ``host`` whose handshake starts
+        now; False (nothing counted) when ``host`` is at the limit already."""
+        pending = self._handshaking.get(host, 0)
+        count = self._per_host.get(host, 0) + pending
+        if count >= self.limits.max_connections_per_address:
+            logger.warning("TLS connection from %s refused: %d already open", host, count)
+            return False
+        self._handshaking[host] = pending + 1
+        return True
+
+    def end_handshake(self, host: str) -> None:
+        """The handshake ``begin_handshake`` counted is over, done or failed."""
+        left = self._handshaking.get(host, 1) - 1
+        if left > 0:
+            self._handshaking[host] = left
+        else:
+            self._handshaking.pop(host, None)
 
     def forget(self, connection: StreamConnection) -> bool:
         """Remove a closed connection; False when it was never admitted."""

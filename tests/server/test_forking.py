@@ -349,3 +349,24 @@ def test_a_message_that_times_out_downstream_gets_no_408(tmp_path: Path) -> None
             assert server.proxy.active_calls == 0
 
     run(scenario())
+
+
+def test_a_response_with_a_sent_by_we_did_not_write_is_discarded(tmp_path: Path) -> None:
+    """18.1.2: the top Via's sent-by must be ours, whatever the branch says."""
+
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            caller, callee = await open_phone(), await open_phone()
+            await register(server, callee, "1002")
+            caller.send(request("MESSAGE", "sip:1002@example.com", caller, body="x"), port)
+            message = await callee.request()
+            forged = make_response(message, 486, to_tag="f").to_bytes()
+            ours = f"127.0.0.1:{port};branch=".encode()
+            assert ours in forged
+            callee.send(forged.replace(ours, b"10.9.9.9:5060;branch=", 1), port)
+            assert await _silent(caller)
+            callee.send(make_response(message, 486, to_tag="f").to_bytes(), port)
+            assert (await caller.response()).status == 486
+
+    run(scenario())

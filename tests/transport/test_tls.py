@@ -16,7 +16,14 @@ import pytest
 
 from centrex.sip.message import Request, Response
 from centrex.sip.parser import parse_message
-from centrex.transport import ListenAddress, Peer, TransportLayer, client_context, server_context
+from centrex.transport import (
+    ListenAddress,
+    Peer,
+    TransportLayer,
+    TransportLimits,
+    client_context,
+    server_context,
+)
 from tests.transport.helpers import STEP, read_message, request_bytes, run, running_layer
 
 pytestmark = pytest.mark.skipif(
@@ -126,3 +133,45 @@ def test_client_context_verifies_by_default() -> None:
     context = client_context()
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_stalled_tls_handshakes_count_toward_the_per_address_limit(
+    certificate: tuple[Path, Path],
+) -> None:
+    """Connections that never send a ClientHello hold a descriptor each: past
+    the per-address limit, another from the same address is closed at once,
+    a real client too; once they go, a real client is served again."""
+    cert, key = certificate
+
+    async def main() -> None:
+        context = server_context(cert, key)
+        limits = TransportLimits(max_connections_per_address=3, connect_timeout=5.0)
+        async with running_layer(
+            "tls:127.0.0.1:0", reply=200, tls_context=context, limits=limits
+        ) as (layer, _):
+            port = layer.bound_port("tls")
+            stalled = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await asyncio.wait_for(reader.read(1), STEP) == b""  # closed by the server
+            writer.close()
+            trust = client_context(cert)
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                await asyncio.wait_for(
+                    asyncio.open_connection(
+                        "127.0.0.1", port, ssl=trust, server_hostname="localhost"
+                    ),
+                    STEP,
+                )
+            for _, stalled_writer in stalled:
+                stalled_writer.close()
+            await asyncio.sleep(0.2)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", port, ssl=trust, server_hostname="localhost"),
+                STEP,
+            )
+            writer.write(request_bytes("REGISTER", transport="TLS", sent_by="127.0.0.1:9"))
+            response = parse_message(await read_message(reader), stream=True)
+            assert isinstance(response, Response) and response.status == 200
+            writer.close()
+
+    run(main)

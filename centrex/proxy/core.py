@@ -550,6 +550,14 @@ class Proxy:
         if not bindings:
             self._reply(tx, request, 480 if self.directory.find(user) is not None else 404)
             return
+        if ruri.secure:
+            # RFC 5630: a SIPS Request-URI is reached over TLS to the last
+            # hop, so only the phones registered over TLS are targets.
+            bindings = [b for b in bindings if b.source.transport == "tls"]
+            if not bindings:
+                warning = f'380 {domain} "SIPS Not Allowed"'
+                self._reply(tx, request, 480, headers=[("Warning", warning)])
+                return
         targets = []
         for binding in bindings:
             target = await self._target(binding, request)
@@ -704,15 +712,24 @@ class Proxy:
         when the callee is reached over another socket, the side facing the callee."""
         local = inbound.local
         token = self._dialog_token(request)
-        upstream = self._rr_value(local.transport, local.host, local.port, inbound.peer.host, token)
+        # 16.6 step 4: for a SIPS Request-URI, a SIPS Record-Route (on TLS).
+        ruri = request.request_uri
+        secure = isinstance(ruri, SipURI) and ruri.secure
+        upstream = self._rr_value(
+            local.transport, local.host, local.port, inbound.peer.host, token, secure
+        )
         out = self.local.socket_for(hop.transport, hop.host)
         if out is None:
             return [upstream]
-        downstream = self._rr_value(hop.transport, out[0], out[1], hop.host, token)
+        downstream = self._rr_value(hop.transport, out[0], out[1], hop.host, token, secure)
         return [upstream] if downstream == upstream else [upstream, downstream]
 
-    def _rr_value(self, transport: str, host: str, port: int, peer_host: str, token: str) -> str:
+    def _rr_value(
+        self, transport: str, host: str, port: int, peer_host: str, token: str, secure: bool
+    ) -> str:
         address = self.local.address_toward(host, peer_host)
+        if secure and transport == "tls":
+            return f"<sips:{address}:{port};lr;{_TOKEN_PARAM}={token}>"
         param = "" if transport == "udp" else f";transport={transport}"
         return f"<sip:{address}:{port}{param};lr;{_TOKEN_PARAM}={token}>"
 

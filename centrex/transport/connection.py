@@ -75,6 +75,9 @@ class StreamConnection(asyncio.Protocol):
         self.peer: Peer | None = None
         self.local: LocalSocket | None = None
         self.closed: asyncio.Future[None] = self._loop.create_future()
+        #: An inbound TLS connection's address while its handshake counts
+        #: toward the per-address limit (``TransportLayer._handshake``).
+        self.handshake_host: str | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------
 

@@ -33,7 +33,7 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from centrex.logs.sip_trace import NullTrace, SipTraceLog
 from centrex.sip.errors import ParseError
@@ -170,18 +170,18 @@ class TransportLayer:
         loop = asyncio.get_running_loop()
         if address.transport == "tls":
             assert tls_context is not None
-            # Accepted in clear and upgraded here (start_tls), not by the
-            # server's ssl=: asyncio runs that handshake before the protocol
-            # sees the peer, so the per-address limit could not count a
-            # connection until its handshake was done, and one address
-            # holding stalled handshakes used up the descriptors.
-            factory: Callable[[], asyncio.BaseProtocol] = functools.partial(
-                _TlsAccept, self, tls_context
-            )
-        else:
-            factory = functools.partial(self._inbound, address.transport)
+            # Accepted here and handed to the loop's TLS with the peer
+            # known (``_TlsListener``): a server with ssl= runs the handshake
+            # before the protocol sees the peer, so the per-address limit
+            # could not count a connection until its handshake was done,
+            # and one address holding stalled handshakes used up the
+            # descriptors. (start_tls on an accepted connection would do,
+            # but uvloop 0.23's never completes a server-side handshake.)
+            listener = await _TlsListener.open(self, address, tls_context)
+            self._servers.append((address.transport, listener))
+            return
         server = await loop.create_server(
-            factory,
+            functools.partial(self._inbound, address.transport),
             address.host,
             address.port,
             reuse_address=True,
@@ -189,40 +189,35 @@ class TransportLayer:
         )
         self._servers.append((address.transport, server))
 
-    def _accept_tls(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
+    def _accept_tls(self, sock: socket.socket, host: str, context: ssl.SSLContext) -> None:
         """A TCP connection to a ``tls:`` listener: counted against its
-        address's limit, then its handshake run (``_handshake``)."""
-        peername = raw.get_extra_info("peername")
-        if self._stopping or not peername or not self._table.begin_handshake(peername[0]):
-            if peername:
-                self.stats.connections_refused += 1
-            raw.abort()
+        address's limit from now on, then its handshake run."""
+        if self._stopping or not self._table.begin_handshake(host):
+            self.stats.connections_refused += 1
+            sock.close()
             return
-        self._spawn(self._handshake(raw, peername[0], context))
+        self._spawn(self._handshake(sock, host, context))
 
-    async def _handshake(self, raw: asyncio.Transport, host: str, context: ssl.SSLContext) -> None:
+    async def _handshake(self, sock: socket.socket, host: str, context: ssl.SSLContext) -> None:
         connection = self._inbound("tls")
+        connection.handshake_host = host  # (counted until connection_opened)
         try:
-            secure = await asyncio.get_running_loop().start_tls(
-                raw,
-                connection,
-                context,
-                server_side=True,
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: connection,
+                sock,
+                ssl=context,
                 ssl_handshake_timeout=self.limits.connect_timeout,
             )
         except asyncio.CancelledError:
-            raw.abort()
+            sock.close()
             raise
         except Exception as exc:  # a failed or stalled handshake, whatever the error
             logger.debug("TLS handshake with %s failed: %s", host, exc)
-            raw.abort()
-            return
+            sock.close()
         finally:
-            self._table.end_handshake(host)
-        if secure is None:  # (the connection closed during the handshake)
-            raw.abort()
-            return
-        connection.connection_made(secure)
+            if connection.handshake_host is not None:  # (never reached connection_opened)
+                connection.handshake_host = None
+                self._table.end_handshake(host)
 
     def _inbound(self, transport_name: str) -> StreamConnection:
         return StreamConnection(self, transport_name, next(self._ids), self.limits, inbound=True)
@@ -439,6 +434,10 @@ class TransportLayer:
 
     def connection_opened(self, connection: StreamConnection) -> bool:
         """Admit a connection, or refuse it when over the per-address limit."""
+        host = connection.handshake_host
+        if host is not None:  # its handshake is done: counted as a connection now
+            connection.handshake_host = None
+            self._table.end_handshake(host)
         if connection.peer is None or self._stopping:
             return False
         if not self._table.admit(connection):
@@ -587,16 +586,60 @@ class TransportLayer:
         task.add_done_callback(self._tasks.discard)
 
 
-class _TlsAccept(asyncio.Protocol):
-    """The protocol of a connection to a ``tls:`` listener until its
-    handshake starts: it stops reading at once (the ClientHello waits in the
-    socket for the TLS layer) and hands the connection to the layer."""
+class _TlsListener:
+    """A ``tls:`` listening socket with its own accept loop: each connection
+    is counted against its address's limit as it is accepted, and only then
+    handed to the loop's TLS (``TransportLayer._accept_tls``). Looks like an
+    ``asyncio.Server`` to the layer (``sockets``, ``close``, ``wait_closed``)."""
 
-    def __init__(self, layer: TransportLayer, context: ssl.SSLContext) -> None:
+    def __init__(self, layer: TransportLayer, sock: socket.socket, context: ssl.SSLContext) -> None:
+        self.sockets = [sock]
         self._layer = layer
         self._context = context
+        self._task = asyncio.get_running_loop().create_task(self._accept())
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        raw = cast(asyncio.Transport, transport)
-        raw.pause_reading()
-        self._layer._accept_tls(raw, self._context)
+    @classmethod
+    async def open(
+        cls, layer: TransportLayer, address: ListenAddress, context: ssl.SSLContext
+    ) -> _TlsListener:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(
+            address.host or None,
+            address.port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
+        )
+        family, kind, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if layer._count > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(sockaddr)
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot listen on {address}: {exc.strerror}") from exc
+        return cls(layer, sock, context)
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        (listening,) = self.sockets
+        while True:
+            try:
+                sock, peer = await loop.sock_accept(listening)
+            except OSError as exc:  # (out of descriptors: wait, do not spin)
+                logger.warning("TLS accept on %s failed: %s", listening.getsockname(), exc)
+                await asyncio.sleep(0.1)
+                continue
+            self._layer._accept_tls(sock, peer[0], self._context)
+
+    def close(self) -> None:
+        self._task.cancel()
+        self.sockets[0].close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.gather(self._task, return_exceptions=True)

@@ -4,11 +4,16 @@ see them (RFC 3261 16.6-16.11, RFC 3326, RFC 4320, RFC 5393)."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from pathlib import Path
 
+from centrex.config import parse_settings
 from centrex.server import Server
 from centrex.sip.build import make_response
 from centrex.sip.message import Request
+from centrex.sip.parser import parse_message
+from centrex.transport.selfsigned import make_self_signed
+from tests.transport.helpers import read_message
 
 from .harness import Phone, open_phone, register, request, running_server, udp_port
 
@@ -368,5 +373,61 @@ def test_a_response_with_a_sent_by_we_did_not_write_is_discarded(tmp_path: Path)
             assert await _silent(caller)
             callee.send(make_response(message, 486, to_tag="f").to_bytes(), port)
             assert (await caller.response()).status == 486
+
+    run(scenario())
+
+
+def test_a_sips_call_goes_only_to_phones_registered_over_tls(tmp_path: Path) -> None:
+    """RFC 5630 / 3261 16.6 step 4: a SIPS Request-URI is reached over TLS, with
+    a SIPS Record-Route; a user registered only over UDP gets 480 with
+    Warning 380 "SIPS Not Allowed" instead of a call in clear text."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_self_signed(cert, key, "127.0.0.1", days=1)
+    text = (
+        '[server]\ndomains = ["example.com"]\n'
+        f'data_dir = "{tmp_path / "data"}"\n'
+        '[network]\nlisten = ["udp:127.0.0.1:0", "tls:127.0.0.1:0"]\n'
+        f'tls_certificate = "{cert}"\ntls_private_key = "{key}"\n'
+        "[auth]\nenabled = false\n"
+        '[[users]]\nuser = "1002"\n[[users]]\nuser = "1003"\n'
+    )
+
+    async def scenario() -> None:
+        server = Server(parse_settings(text))
+        await server.start()
+        try:
+            port = udp_port(server)
+            tls_port = server.transport.bound_port("tls")
+            trust = ssl.create_default_context(cafile=str(cert))
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", tls_port, ssl=trust, server_hostname="127.0.0.1"
+            )
+            local = writer.get_extra_info("sockname")
+            secure = type("Tls", (), {"host": "127.0.0.1", "port": local[1]})()
+            registration = request(
+                "REGISTER",
+                "sips:example.com",
+                secure,
+                user="1002",
+                to="sips:1002@example.com",
+                extra="Expires: 60\r\n",
+            ).replace("SIP/2.0/UDP", "SIP/2.0/TLS")
+            writer.write(registration.encode())
+            assert parse_message(await read_message(reader), stream=True).status == 200
+            caller, clear = await open_phone(), await open_phone()
+            await register(server, clear, "1003")
+
+            caller.send(request("INVITE", "sips:1003@example.com", caller), port)
+            refused = await caller.response()
+            assert refused.status == 480
+            assert refused.get("Warning") == '380 example.com "SIPS Not Allowed"'
+
+            caller.send(request("INVITE", "sips:1002@example.com", caller), port)
+            invite = parse_message(await read_message(reader), stream=True)
+            assert isinstance(invite, Request) and invite.method == "INVITE"
+            assert any(v.startswith("<sips:") for v in invite.get_all("Record-Route"))
+            writer.close()
+        finally:
+            await server.stop()
 
     run(scenario())

@@ -134,6 +134,9 @@ class CentrexServer:
     #: More ``[server]`` keys (instance_id...).
     server: dict[str, object] = field(default_factory=dict)
     domains: tuple[str, ...] = ("example.com",)
+    #: A ``tls:`` listener on this port too, with a self-signed certificate
+    #: for 127.0.0.1 (``certificate`` in the server's folder).
+    tls_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -144,6 +147,14 @@ class CentrexServer:
         self.log_path = self.root / "server.log"
         self.trace_path = self.data_dir / "sip-trace.log"
         registrar = {"recovery_every_seconds": 1, **self.registrar}
+        listen = [f"udp:{HOST}:{self.port}", f"tcp:{HOST}:{self.port}"]
+        tls: list[str] = []
+        if self.tls_port is not None:
+            from centrex.transport.selfsigned import make_self_signed
+
+            make_self_signed(self.certificate, self.root / "key.pem", HOST, days=1)
+            listen.append(f"tls:{HOST}:{self.tls_port}")
+            tls = ['tls_certificate = "cert.pem"', 'tls_private_key = "key.pem"']
         lines = [
             "[server]",
             f"domains = {_toml_value(self.domains)}",
@@ -151,7 +162,8 @@ class CentrexServer:
             *(f"{key} = {_toml_value(value)}" for key, value in self.server.items()),
             "",
             "[network]",
-            f'listen = ["udp:{HOST}:{self.port}", "tcp:{HOST}:{self.port}"]',
+            f"listen = {_toml_value(listen)}",
+            *tls,
             "",
             "[registrar]",
             *(f"{key} = {_toml_value(value)}" for key, value in registrar.items()),
@@ -174,6 +186,10 @@ class CentrexServer:
             if user in self.passwords:
                 lines.append(f"password = {_toml_value(self.passwords[user])}")
         self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    @property
+    def certificate(self) -> Path:
+        return self.root / "cert.pem"
 
     # -- life cycle --
 

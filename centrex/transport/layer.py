@@ -379,6 +379,11 @@ class TransportLayer:
         peer = self.response_peer(response)
         if peer is None:
             return None
+        if received_over.transport == "udp" and peer.transport != "udp":
+            # A datagram whose Via names a stream transport: answered where it
+            # came from, as it came. Opening the connection its Via asks for
+            # would let a forged source make the server connect anywhere.
+            peer = received_over
         if self.send(data, peer, local):
             return peer
         if self._stopping or (peer.transport == "udp" and ip_family(peer.host) is not None):

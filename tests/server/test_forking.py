@@ -431,3 +431,22 @@ def test_a_sips_call_goes_only_to_phones_registered_over_tls(tmp_path: Path) -> 
             await server.stop()
 
     run(scenario())
+
+
+def test_a_datagram_whose_via_says_tcp_is_answered_over_udp_to_its_source(
+    tmp_path: Path,
+) -> None:
+    """No connection is opened to wherever a forged Via points: the answer goes
+    back as the request came."""
+
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            phone = await open_phone()
+            options = request("OPTIONS", "sip:example.com", phone).replace(
+                f"SIP/2.0/UDP 127.0.0.1:{phone.port}", "SIP/2.0/TCP 127.0.0.1:9"
+            )
+            phone.send(options, udp_port(server))
+            assert (await phone.response()).status == 200
+            assert server.transport.connection_count == 0
+
+    run(scenario())

@@ -66,6 +66,7 @@ from centrex.workers.frames import (
     CHANGE,
     CLEAR_BANS,
     CLOSED,
+    CONNECTION,
     MESSAGE,
     OPENED,
     SEND,
@@ -235,6 +236,7 @@ class Server:
             self._on_message,
             admit=self._admit,
             on_connection_closed=self._on_connection_closed,
+            on_connection_opened=self._announce_connection if self.links is not None else None,
             limits=TransportLimits(
                 max_connections_per_address=network.max_connections_per_address,
                 max_header_bytes=min(network.max_message_bytes, 16384),
@@ -673,6 +675,9 @@ class Server:
             peer = Peer(transport, host, port, connection_id)
             if not self.transport.send(data, peer):
                 self._spawn(self.transport.send_to(data, peer))
+        elif kind == CONNECTION:
+            transport, host, port, connection_id, opened = fields
+            self.transport.remote_connection(Peer(transport, host, port, connection_id), opened)
         elif kind in (CHANGE, CLOSED):
             if self._early_changes is not None:
                 self._early_changes.append((kind, fields))
@@ -719,7 +724,15 @@ class Server:
         else:
             self._responses_due = False
 
+    def _announce_connection(self, peer: Peer, opened: bool = True) -> None:
+        """Tell the other workers of a connection this one holds (CONNECTION)."""
+        assert self.links is not None and peer.connection_id is not None
+        fields = (peer.transport, peer.host, peer.port, peer.connection_id, opened)
+        self.links.broadcast(CONNECTION, fields)
+
     def _on_connection_closed(self, peer: Peer) -> None:
+        if self.links is not None and peer.connection_id is not None:
+            self._announce_connection(peer, opened=False)
         if self.registrar is None or peer.connection_id is None:
             return
         if self.settings.registrar.remove_on_connection_close:

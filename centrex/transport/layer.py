@@ -85,6 +85,7 @@ class TransportLayer:
         on_message: MessageHandler,
         *,
         on_connection_closed: ConnectionHandler | None = None,
+        on_connection_opened: ConnectionHandler | None = None,
         limits: TransportLimits | None = None,
         client_tls_context: ssl.SSLContext | None = None,
         trace: SipTraceLog | None = None,
@@ -98,6 +99,10 @@ class TransportLayer:
         # The SIP trace sees the bytes as they cross the wire, malformed ones too.
         self.trace: SipTraceLog = trace if trace is not None else NullTrace()
         self._on_connection_closed = on_connection_closed
+        self._on_connection_opened = on_connection_opened
+        # With several workers: the connections the others hold, by address
+        # (``remote_connection``), so a message for one goes to its holder.
+        self._held_elsewhere: dict[tuple[str, str, int], int] = {}
         self.limits = limits if limits is not None else TransportLimits()
         self.stats = TransportStats()
         # With several workers (``centrex.workers``): this one's index and
@@ -304,6 +309,10 @@ class TransportLayer:
             sent = endpoint is not None and endpoint.sendto(data, peer.host, peer.port)
         else:
             connection = self._table.find(peer)
+            if connection is None and peer.connection_id is None and self._held_elsewhere:
+                held = self._held_elsewhere.get(peer.key)
+                if held is not None:
+                    peer = Peer(peer.transport, peer.host, peer.port, held)
             if connection is None and self._elsewhere(peer):
                 return self._relay_to_holder(data, peer)
             sent = connection is not None and connection.write(data)
@@ -448,7 +457,23 @@ class TransportLayer:
         if not self._table.admit(connection):
             self.stats.connections_refused += 1
             return False
+        if self._on_connection_opened is not None:
+            try:
+                self._on_connection_opened(connection.peer)
+            except Exception:
+                self.stats.handler_errors += 1
+                logger.exception("on_connection_opened failed for %s", connection.peer)
         return True
+
+    def remote_connection(self, peer: Peer, opened: bool) -> None:
+        """Another worker opened (or closed) a connection to ``peer`` (whose
+        ``connection_id`` names it): bytes for that address go to it."""
+        if peer.connection_id is None:
+            return
+        if opened:
+            self._held_elsewhere[peer.key] = peer.connection_id
+        elif self._held_elsewhere.get(peer.key) == peer.connection_id:
+            del self._held_elsewhere[peer.key]
 
     def connection_closed(self, connection: StreamConnection) -> None:
         """Forget a connection and tell the server (its bindings go, RFC 5626 5.3)."""

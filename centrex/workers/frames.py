@@ -33,8 +33,13 @@ CLEAR_BANS = 5
 #: bindings go from every table (those of that connection only: the phone
 #: may have registered again meanwhile over a new one, kept).
 CLOSED = 6
+#: A TCP/TLS connection the sender holds opened or closed: (transport, host,
+#: port, connection id, opened?). An in-dialog request for a phone on it
+#: (its Contact is the connection's address, no binding names the
+#: connection) is then handed to the sender by any worker.
+CONNECTION = 7
 
-KINDS = (MESSAGE, SEND, CHANGE, OPENED, CLEAR_BANS, CLOSED)
+KINDS = (MESSAGE, SEND, CHANGE, OPENED, CLEAR_BANS, CLOSED, CONNECTION)
 
 _HEADER = 4
 #: The largest frame a worker accepts: a SIP message (64 KiB at most, see

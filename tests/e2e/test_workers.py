@@ -526,3 +526,64 @@ def test_a_nonce_one_worker_issued_is_accepted_by_the_other(
             if status is None or not status.startswith("SIP/2.0 200"):
                 failures.append(f"answer {i}: {status}")
     assert not failures, "\n".join(failures) + "\n" + server.log()
+
+
+def test_ack_and_bye_reach_a_tcp_phone_whichever_worker_they_land_on(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    # The caller's ACK and BYE go to the TCP callee's Contact (no binding
+    # names its connection): the worker they land on hands them to the worker
+    # holding that connection, where it used to try a new connection to the
+    # phone and answer the BYE 500. Calls from 8 caller sockets, so some of
+    # them land on the other worker.
+    server = make_server({"allow_unknown_users": True}, server={"workers": 2})
+    failures = []
+    with wire.TcpPeer(server.port) as phone:
+        _register_all(server, [phone], "tcp")
+        for n in range(8):
+            with wire.UdpPeer(server.port) as caller:
+                invite = _invite(server.port, "p0", port=caller.port)
+                caller.send(invite)
+                forwarded = _next_request(phone, WAIT_S)
+                assert forwarded is not None and forwarded.startswith(b"INVITE "), forwarded
+                routes = wire.headers(forwarded, "record-route")
+                contact = f"<sip:p0@{wire.HOST}:{phone.port};transport=tcp>"
+                extra = [
+                    *(f"Record-Route: {r}" for r in routes),
+                    f"Contact: {contact}",
+                    "Content-Length: 0",
+                ]
+                phone.send(
+                    wire.answer(forwarded, "200 OK").replace(
+                        b"Content-Length: 0", "\r\n".join(extra).encode()
+                    )
+                )
+                ok = wire.final_answer(caller, WAIT_S)
+                assert ok is not None and b" 200 " in ok.split(b"\r\n", 1)[0], ok
+                dialog = {
+                    "Route": ", ".join(reversed(routes)),
+                    "From": wire.headers(invite, "from")[0],
+                    "To": wire.headers(ok, "to")[0],
+                    "Call-ID": wire.headers(invite, "call-id")[0],
+                }
+                target = f"sip:p0@{wire.HOST}:{phone.port};transport=tcp"
+                for method in ("ACK", "BYE"):
+                    caller.send(
+                        wire.request(
+                            method,
+                            target,
+                            transport="udp",
+                            local_port=caller.port,
+                            headers={**dialog, "CSeq": f"1 {method}"},
+                        )
+                    )
+                    got = _next_request(phone, WAIT_S)
+                    if got is None or not got.startswith(method.encode() + b" "):
+                        failures.append(f"call {n}: the phone got {got!r}, not the {method}")
+                        break
+                    if method == "BYE":
+                        phone.send(wire.answer(got, "200 OK"))
+                        done = wire.final_answer(caller, WAIT_S)
+                        if done is None or b" 200 " not in done.split(b"\r\n", 1)[0]:
+                            failures.append(f"call {n}: the BYE got {done!r}")
+    assert not failures, "\n".join(failures) + "\n" + server.log()

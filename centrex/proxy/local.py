@@ -46,7 +46,16 @@ class LocalIdentity:
 
     def __post_init__(self) -> None:
         self.domains = [d.lower() for d in self.domains]
-        hosts = {"127.0.0.1", "::1", "localhost", socket.gethostname().lower()}
+        # Every local address is ours only on a wildcard listener of its
+        # family; with listeners on given addresses, only those are (another
+        # instance on this machine, on another address and the same port, is
+        # someone else: its Record-Route is not ours to take off).
+        self._wildcards = {":" in host for _, host, _ in self.listening if host in _WILDCARDS}
+        hosts: set[str] = set()
+        if False in self._wildcards:
+            hosts |= {"127.0.0.1", "localhost", socket.gethostname().lower()}
+        if True in self._wildcards:
+            hosts |= {"::1", "localhost", socket.gethostname().lower()}
         for _, host, _ in self.listening:
             if host not in _WILDCARDS:
                 hosts.add(host.lower())
@@ -69,7 +78,7 @@ class LocalIdentity:
         (that would block the event loop): a name is ours only if configured."""
         if host in self._detected.values():
             return True
-        if not _is_ip_literal(host):
+        if not _is_ip_literal(host) or (":" in host) not in self._wildcards:
             return False
         try:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -40,6 +40,7 @@ as JSON, a journal append as marshal records (``recovery``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -187,7 +188,7 @@ class MemoryLocationStore(LocationStore):
             return
         try:
             table, self._generation, replayed = await asyncio.to_thread(
-                recovery.read_table, path, now
+                functools.partial(recovery.read_table, path, now, keep=self.writes_file)
             )
         except recovery.RecoveryFileError as exc:
             if not self.writes_file:

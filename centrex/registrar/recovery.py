@@ -42,8 +42,9 @@ size, and at a clean stop. The file names its ``"journal"`` generation (a
 random number drawn at each compaction); a journal of another generation (one
 left by a crash between a compaction and the start of the next journal, or
 beside a file that was lost) is ignored. A reader applies the records of the
-matching journal in order and stops at the first one it cannot read (an
-append cut by a crash).
+matching journal in order and stops at one cut short (an append cut by a
+crash); a whole record that is damaged (its CRC does not match) is skipped,
+said in the event log, and the journal kept aside as ``<journal>.bad-<time>``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from __future__ import annotations
 import gc
 import json
 import json.scanner
+import logging
 import marshal
 import os
 import struct
@@ -78,6 +80,8 @@ FORMAT = "centrex-registrations"
 JOURNAL_FORMAT = "centrex-registrations-journal"
 #: The ``"records"`` of a journal whose records are binary (``append_journal``).
 JOURNAL_RECORDS = "marshal"
+logger = logging.getLogger(__name__)
+
 #: A journal record's head: the length and the CRC-32 of its marshal data.
 _RECORD_HEAD = struct.Struct("<II")
 VERSION = 1
@@ -453,21 +457,32 @@ def frame_journal_records(records: list[bytes], generation: int | None) -> bytes
     return b"".join(parts)
 
 
-def _journal_records(journal: bytes, start: int) -> Iterator[Any]:
+def _journal_records(journal: bytes, start: int, damaged: list[int] | None = None) -> Iterator[Any]:
     """The records of a binary journal from offset ``start``, unpacked, up to
-    the first one cut short or damaged (its CRC does not match)."""
+    the first one cut short (the append a crash cut). A whole record that is
+    damaged (its CRC does not match, or it does not unpack) is skipped and its
+    offset added to ``damaged``: the records after it, of other users, still
+    hold what they held (a record is one user's bindings, whole)."""
     size, head = len(journal), _RECORD_HEAD.size
     while start + head <= size:
+        offset = start
         length, crc = _RECORD_HEAD.unpack_from(journal, start)
         start += head
         data = journal[start : start + length]
-        if len(data) != length or zlib.crc32(data) != crc:
-            return
-        try:
-            yield marshal.loads(data)
-        except (ValueError, EOFError, TypeError):
-            return
         start += length
+        if len(data) != length:
+            return
+        if zlib.crc32(data) != crc:
+            if damaged is not None:
+                damaged.append(offset)
+            continue
+        try:
+            record = marshal.loads(data)
+        except (ValueError, EOFError, TypeError):
+            if damaged is not None:
+                damaged.append(offset)
+            continue
+        yield record
 
 
 def _journal_lines(lines: list[bytes]) -> Iterator[Any]:
@@ -496,9 +511,11 @@ def read(path: Path, now: float) -> Recovered:
     return Recovered(list(table.bindings()), generation, applied)
 
 
-def read_table(path: Path, now: float) -> tuple[PackedTable, int, int]:
+def read_table(path: Path, now: float, *, keep: bool = False) -> tuple[PackedTable, int, int]:
     """Recovery file ``path`` with its journal applied, as the memory store keeps
-    it; with the journal generation the file names and the journal records applied."""
+    it; with the journal generation the file names and the journal records applied.
+    ``keep``: a journal with damaged records is copied aside (the server's load;
+    a command that only reads leaves the files as they are)."""
     table = PackedTable()
     try:
         data = path.read_bytes()
@@ -513,11 +530,11 @@ def read_table(path: Path, now: float) -> tuple[PackedTable, int, int]:
             journal = journal_path(path).read_bytes()
         except FileNotFoundError:
             return table, generation, 0
-        return table, generation, _apply_journal(table, generation, journal, path, now)
+        return table, generation, _apply_journal(table, generation, journal, path, now, keep)
 
 
 def _apply_journal(
-    table: PackedTable, generation: int, journal: bytes, path: Path, now: float
+    table: PackedTable, generation: int, journal: bytes, path: Path, now: float, keep: bool
 ) -> int:
     """Apply the records of ``journal`` that continue the file; how many."""
     end = journal.find(b"\n")
@@ -534,8 +551,9 @@ def _apply_journal(
     ):
         return 0
     fields = header["fields"]
+    damaged: list[int] = []
     if header.get("records") == JOURNAL_RECORDS:
-        records = _journal_records(journal, end + 1)
+        records = _journal_records(journal, end + 1, damaged)
     elif "records" in header:
         return 0  # a kind of record this version does not know
     else:
@@ -561,7 +579,31 @@ def _apply_journal(
             _connections(live),
         )
         applied += 1
+    if damaged:
+        _report_damage(journal_path(path), journal, damaged, keep)
     return applied
+
+
+def _report_damage(path: Path, journal: bytes, damaged: list[int], keep: bool) -> None:
+    """Say that journal ``path`` had damaged records; with ``keep``, save a copy."""
+    kept = ""
+    if keep:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        copy = path.with_name(f"{path.name}.bad-{stamp}")
+        try:
+            copy.write_bytes(journal)
+            kept = f"; the journal is kept as {copy}"
+        except OSError as exc:
+            kept = f"; cannot keep a copy: {exc}"
+    logger.error(
+        "recovery journal %s: %d damaged record(s) skipped (the first at byte %d): "
+        "the users they changed have the registrations of before that change until "
+        "their phones register again%s",
+        path,
+        len(damaged),
+        damaged[0],
+        kept,
+    )
 
 
 def load(path: Path, now: float) -> list[Binding]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -303,9 +304,14 @@ def test_a_journal_line_cut_by_a_crash_ends_the_journal(tmp_path: Path) -> None:
     assert [b.id for b in reopened(path)] == ["b1", "b2", "b4", "b5"]
 
 
-def test_a_damaged_journal_record_ends_the_journal(tmp_path: Path) -> None:
+def test_a_damaged_journal_record_is_skipped_said_and_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # A record whose bytes no longer match its CRC (a bad sector, an edit) is
-    # where the journal ends: the records before it apply, nothing after it.
+    # one user's change lost: the records after it (other users) still apply,
+    # the event log says so, and the journal is kept aside for a look (the
+    # next clean stop rewrites the file). A record cut short at the end (a
+    # crash during an append) is where the journal ends, silently.
     path = tmp_path / "r.json"
     store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
     asyncio.run(store.open(T0))
@@ -315,7 +321,15 @@ def test_a_damaged_journal_record_ends_the_journal(tmp_path: Path) -> None:
     at = data.index(b"sip:u3@example.com")
     data[at + 4] ^= 0x01  # b3's record, one bit of its AOR
     journal.write_bytes(bytes(data))
-    assert [b.id for b in reopened(path)] == ["b1", "b2"]
+    with caplog.at_level(logging.ERROR, logger="centrex.registrar.recovery"):
+        assert [b.id for b in reopened(path)] == ["b1", "b2", "b4"]
+    assert "1 damaged record(s) skipped" in caplog.text
+    assert list(tmp_path.glob("r.json.journal.bad-*"))
+
+    journal.write_bytes(bytes(data[: len(data) - 3]))  # and b4's cut short
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="centrex.registrar.recovery"):
+        assert [b.id for b in reopened(path)] == ["b1", "b2"]
 
 
 def test_a_journal_of_an_earlier_version_still_applies(tmp_path: Path) -> None:

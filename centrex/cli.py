@@ -156,6 +156,10 @@ def tune_serving_process() -> None:
     raise_descriptor_limit()
 
 
+#: The open-file limit ``raise_descriptor_limit`` asks for where there is no hard one.
+_UNLIMITED_FILES = 65536
+
+
 def raise_descriptor_limit() -> int:
     """Raise this process's open-file limit to the most it may have (the hard
     limit; the soft one is often 1,024): every TCP/TLS connection holds a
@@ -166,13 +170,15 @@ def raise_descriptor_limit() -> int:
     except ImportError:
         return -1
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            return soft
-        return hard
-    return soft
+    # (No hard limit, as on macOS: a generous number the kernel still takes.)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, _UNLIMITED_FILES)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        return soft
+    return wanted
 
 
 def tune_garbage_collector() -> None:

@@ -331,9 +331,10 @@ class Proxy:
             self._reply(tx, request, 483)
             return
         # The loop hash (16.6 step 8) of the request as it came, before 16.4
-        # takes our Route values off; a REGISTER with no Route is not changed
-        # by 16.4, so its hash can wait until it is forwarded, if ever.
-        prefix = None if method == "REGISTER" and "route" not in request else branch_prefix(request)
+        # takes our Route values off (or undoes a strict router's rewrite);
+        # a request with no Route is not changed by 16.4, so its hash waits
+        # until it is needed (a Via of ours, a branch), if ever.
+        prefix = branch_prefix(request) if "route" in request else None
         if is_loop(request, self._myself, prefix):
             self._reply(tx, request, 482)
             return
@@ -531,22 +532,14 @@ class Proxy:
         prefix: str | None,
     ) -> None:
         """16.5: the Request-URI is in a served domain: its registered contacts."""
-        key = aor_of(ruri, case_sensitive=self.config.case_sensitive) or ""
-        aor = f"{key[: key.rfind('@') + 1]}{domain}"
+        aor = _aor_in(ruri, domain, self.config)
         user = ruri.unescaped_user or ""
         if self.directory.find(user, include_disabled=True) is not None and (
             self.directory.find(user) is None
         ):
             self._reply(tx, request, 404)  # a disabled user is no one (directory.py)
             return
-        bindings = await self.registrar.lookup(aor, self._wall())
-        related = self.config.related_domains
-        if domain in related:
-            user_part = aor[: aor.rfind("@") + 1]
-            for other in related:
-                if other != domain:
-                    bindings += await self.registrar.lookup(user_part + other, self._wall())
-            bindings = lookup_order(bindings)
+        bindings = await self._bindings_of(aor, domain)
         if not bindings:
             self._reply(tx, request, 480 if self.directory.find(user) is not None else 404)
             return
@@ -567,6 +560,19 @@ class Proxy:
             self._reply(tx, request, 480)  # every instance holding its flows is down
             return
         self._start(tx, request, inbound, targets, prefix)
+
+    async def _bindings_of(self, aor: str, domain: str) -> list[Binding]:
+        """The bindings of ``aor`` (in served ``domain``), with those of the same
+        user in the related domains (``registrar.related_domains``)."""
+        bindings = await self.registrar.lookup(aor, self._wall())
+        related = self.config.related_domains
+        if domain in related:
+            user_part = aor[: aor.rfind("@") + 1]
+            for other in related:
+                if other != domain:
+                    bindings += await self.registrar.lookup(user_part + other, self._wall())
+            bindings = lookup_order(bindings)
+        return bindings
 
     async def _target(self, binding: Binding, request: Request) -> _Target | None:
         """Where ``binding`` is reached: directly, or through the instance of
@@ -597,12 +603,19 @@ class Proxy:
         prefix: str | None,
     ) -> None:
         """Forward over the flow of binding ``flow``, which this instance holds."""
+        targets = await self._flow_targets(flow)
+        if not targets:
+            self._reply(tx, request, 480)
+            return
+        self._start(tx, request, inbound, [(targets[0], None)], prefix)
+
+    async def _flow_targets(self, flow: Flow) -> list[_Target]:
+        """Where the binding of ``flow`` is reached, if this instance holds it."""
         assert self.owners is not None
         for binding in await self.registrar.lookup(flow.aor, self._wall()):
             if binding.id == flow.binding_id and not self.owners.held_elsewhere(binding):
-                self._start(tx, request, inbound, [(_binding_target(binding), None)], prefix)
-                return
-        self._reply(tx, request, 480)
+                return [_binding_target(binding)]
+        return []
 
     async def _proxy_to_uri(
         self, tx: ServerTransaction, request: Request, inbound: Inbound, prefix: str | None
@@ -795,34 +808,42 @@ class Proxy:
     async def _forward_ack(self, ack: Request) -> None:
         """A 2xx ACK: statelessly along its Route, or to its Request-URI (16.11).
 
-        It goes where any request would: elsewhere only in a dialog we
-        record-routed (the Route of ours it came with carried the dialog's
-        token) or with relaying allowed, and to a user of a served domain
-        (a callee whose Contact is its address of record) through that user's
+        It goes where any request would: over a flow of ours that another
+        instance's signed Route names (owner.py), elsewhere only in a dialog
+        we record-routed (the Route of ours it came with carried the dialog's
+        token) or with relaying allowed, and to a user of a served domain (a
+        callee whose Contact is its address of record) through that user's
         registered contacts. Anything else is dropped: no open relay for ACKs.
         """
+        flow = self._flow(ack) if self.owners is not None and "route" in ack else None
         token = self._preprocess_routes(ack)
         if ack.max_forwards == 0:
             return
-        routes = ack.addresses("route")
-        relay = self.config.allow_relay or self._is_our_token(token, ack)
-        uri = routes[0].uri if routes else ack.request_uri
-        if not isinstance(uri, SipURI):
-            return
         targets: list[_Target] = []
-        if not routes:
-            domain = self.local.canonical_domain(uri.host, uri.port)
-            if domain is not None and uri.user is not None:
-                targets = await self._ack_targets(ack, uri, domain)
-            elif self.local.is_myself(uri):
-                return  # for the server itself: nothing to pass on
-        if not targets:
-            if not relay:
+        if flow is not None:
+            targets = await self._flow_targets(flow)
+            if not targets:
                 return
-            hop = await self._resolve(uri)
-            if hop is None:
+        else:
+            routes = ack.addresses("route")
+            uri = routes[0].uri if routes else ack.request_uri
+            if not isinstance(uri, SipURI):
                 return
-            targets = [_Target(ack.uri, hop)]
+            if not routes:
+                domain = self.local.canonical_domain(uri.host, uri.port)
+                if domain is not None and uri.user is not None:
+                    targets = await self._ack_targets(ack, uri, domain)
+                    if not targets:
+                        return  # (no phone of that user: never back to ourselves)
+                elif self.local.is_myself(uri):
+                    return  # for the server itself: nothing to pass on
+            if not targets:
+                if not self.config.allow_relay and not self._is_our_token(token, ack):
+                    return
+                hop = await self._resolve(uri)
+                if hop is None:
+                    return
+                targets = [_Target(ack.uri, hop)]
         ack.decrement_max_forwards()
         # A stateless branch: the same ACK always gets the same one (16.11).
         branch = branch_prefix(ack) + "a"
@@ -840,10 +861,8 @@ class Proxy:
 
     async def _ack_targets(self, ack: Request, uri: SipURI, domain: str) -> list[_Target]:
         """The registered contacts of the served user an ACK is addressed to."""
-        key = aor_of(uri, case_sensitive=self.config.case_sensitive) or ""
-        aor = f"{key[: key.rfind('@') + 1]}{domain}"
         targets = []
-        for binding in await self.registrar.lookup(aor, self._wall()):
+        for binding in await self._bindings_of(_aor_in(uri, domain, self.config), domain):
             target = await self._target(binding, ack)
             if target is not None:
                 targets.append(target)
@@ -878,6 +897,12 @@ class Proxy:
 
     def _respond(self, tx: ServerTransaction, response: Response) -> None:
         self.transactions.respond(tx, response, self._clock())
+
+
+def _aor_in(uri: SipURI, domain: str, config: ProxyConfig) -> str:
+    """The address-of-record ``uri`` names in served ``domain`` (its canonical name)."""
+    key = aor_of(uri, case_sensitive=config.case_sensitive) or ""
+    return f"{key[: key.rfind('@') + 1]}{domain}"
 
 
 def _max_breadth(request: Request) -> int:

@@ -33,6 +33,7 @@ An adapter's loop, in outline::
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import struct
 import zlib
@@ -296,7 +297,17 @@ def _sent_by_is_ours(request: Request, response: Response) -> bool:
     except ParseError:
         return False
     ours = request.top_via
-    return theirs.port == ours.port and theirs.host.lower() == ours.host.lower()
+    if theirs.port != ours.port:
+        return False
+    if theirs.host.lower() == ours.host.lower():
+        return True
+    # The same address written otherwise ([2001:db8:0::1] for [2001:db8::1]).
+    try:
+        return ipaddress.ip_address(theirs.host.strip("[]")) == ipaddress.ip_address(
+            ours.host.strip("[]")
+        )
+    except ValueError:
+        return False
 
 
 def _retirable(

@@ -75,9 +75,23 @@ class StreamConnection(asyncio.Protocol):
         self.peer: Peer | None = None
         self.local: LocalSocket | None = None
         self.closed: asyncio.Future[None] = self._loop.create_future()
-        #: An inbound TLS connection's address while its handshake counts
-        #: toward the per-address limit (``TransportLayer._handshake``).
-        self.handshake_host: str | None = None
+        # An inbound TLS connection's address while its handshake counts
+        # toward the per-address limit (``TransportLayer._handshake``).
+        self._handshake_host: str | None = None
+
+    def count_handshake(self, host: str) -> None:
+        """Mark this connection's handshake as counted for ``host``."""
+        self._handshake_host = host
+
+    def take_handshake(self) -> str | None:
+        """The host whose handshake count this connection still holds, once
+        (None after the first call): whoever takes it ends that count.
+
+        (A method, not an attribute the layer reads back: the compiled layer
+        would take an attribute it set to a ``str`` for one ever after.)
+        """
+        host, self._handshake_host = self._handshake_host, None
+        return host
 
     # -- asyncio.Protocol ------------------------------------------------------
 

@@ -205,7 +205,7 @@ class TransportLayer:
 
     async def _handshake(self, sock: socket.socket, host: str, context: ssl.SSLContext) -> None:
         connection = self._inbound("tls")
-        connection.handshake_host = host  # (counted until connection_opened)
+        connection.count_handshake(host)  # (counted until connection_opened)
         try:
             await asyncio.get_running_loop().connect_accepted_socket(
                 lambda: connection,
@@ -220,8 +220,7 @@ class TransportLayer:
             logger.debug("TLS handshake with %s failed: %s", host, exc)
             sock.close()
         finally:
-            if connection.handshake_host is not None:  # (never reached connection_opened)
-                connection.handshake_host = None
+            if connection.take_handshake() is not None:  # (never reached connection_opened)
                 self._table.end_handshake(host)
 
     def _inbound(self, transport_name: str) -> StreamConnection:
@@ -448,9 +447,8 @@ class TransportLayer:
 
     def connection_opened(self, connection: StreamConnection) -> bool:
         """Admit a connection, or refuse it when over the per-address limit."""
-        host = connection.handshake_host
+        host = connection.take_handshake()
         if host is not None:  # its handshake is done: counted as a connection now
-            connection.handshake_host = None
             self._table.end_handshake(host)
         if connection.peer is None or self._stopping:
             return False
@@ -617,21 +615,27 @@ class TransportLayer:
 
 
 class _TlsListener:
-    """A ``tls:`` listening socket with its own accept loop: each connection
-    is counted against its address's limit as it is accepted, and only then
-    handed to the loop's TLS (``TransportLayer._accept_tls``). Looks like an
-    ``asyncio.Server`` to the layer (``sockets``, ``close``, ``wait_closed``)."""
+    """The listening sockets of a ``tls:`` address, each with its own accept
+    loop: a connection is counted against its address's limit as it is
+    accepted, and only then handed to the loop's TLS
+    (``TransportLayer._accept_tls``). Looks like an ``asyncio.Server`` to the
+    layer (``sockets``, ``close``, ``wait_closed``)."""
 
-    def __init__(self, layer: TransportLayer, sock: socket.socket, context: ssl.SSLContext) -> None:
-        self.sockets = [sock]
+    def __init__(
+        self, layer: TransportLayer, sockets: list[socket.socket], context: ssl.SSLContext
+    ) -> None:
+        self.sockets = sockets
         self._layer = layer
         self._context = context
-        self._task = asyncio.get_running_loop().create_task(self._accept())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._accept(sock)) for sock in sockets]
 
     @classmethod
     async def open(
         cls, layer: TransportLayer, address: ListenAddress, context: ssl.SSLContext
     ) -> _TlsListener:
+        """One socket per address ``address.host`` stands for (a name with an
+        A and an AAAA record: both), as ``create_server`` binds them."""
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(
             address.host or None,
@@ -639,37 +643,48 @@ class _TlsListener:
             type=socket.SOCK_STREAM,
             flags=socket.AI_PASSIVE,
         )
-        family, kind, proto, _, sockaddr = infos[0]
-        sock = socket.socket(family, kind, proto)
+        sockets: list[socket.socket] = []
+        seen: set[tuple[int, Any]] = set()
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if layer._count > 1:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(sockaddr)
-            sock.listen(128)
-            sock.setblocking(False)
-        except OSError as exc:
-            sock.close()
-            raise OSError(exc.errno, f"cannot listen on {address}: {exc.strerror}") from exc
-        return cls(layer, sock, context)
+            for family, kind, proto, _, sockaddr in infos:
+                if (family, sockaddr) in seen:
+                    continue
+                seen.add((family, sockaddr))
+                sock = socket.socket(family, kind, proto)
+                sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if layer._count > 1:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(sockaddr)
+                sock.listen(128)
+                sock.setblocking(False)
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise  # (start() names the address)
+        return cls(layer, sockets, context)
 
-    async def _accept(self) -> None:
+    async def _accept(self, listening: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        (listening,) = self.sockets
         while True:
             try:
                 sock, peer = await loop.sock_accept(listening)
-            except OSError as exc:  # (out of descriptors: wait, do not spin)
+                self._layer._accept_tls(sock, peer[0], self._context)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # (out of descriptors, ...: wait, do not spin)
                 logger.warning("TLS accept on %s failed: %s", listening.getsockname(), exc)
                 await asyncio.sleep(0.1)
-                continue
-            self._layer._accept_tls(sock, peer[0], self._context)
 
     def close(self) -> None:
-        self._task.cancel()
-        self.sockets[0].close()
+        """Stop accepting; the sockets close in ``wait_closed``, once the
+        accept loops have let go of them."""
+        for task in self._tasks:
+            task.cancel()
 
     async def wait_closed(self) -> None:
-        await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sock in self.sockets:
+            sock.close()

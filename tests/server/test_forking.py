@@ -450,3 +450,42 @@ def test_a_datagram_whose_via_says_tcp_is_answered_over_udp_to_its_source(
             assert server.transport.connection_count == 0
 
     run(scenario())
+
+
+def test_an_ack_to_a_served_user_with_no_phone_is_not_sent_back_to_the_server(
+    tmp_path: Path,
+) -> None:
+    # With relaying allowed, it went to the server's own address again and
+    # again, until Max-Forwards ran out (71 times).
+    text = (
+        '[server]\ndomains = ["example.com"]\n'
+        f'data_dir = "{tmp_path / "data"}"\nallow_relay = true\n'
+        '[network]\nlisten = ["udp:127.0.0.1:0"]\n[auth]\nenabled = false\n'
+        '[[users]]\nuser = "1002"\n'
+    )
+
+    async def scenario() -> None:
+        server = Server(parse_settings(text))
+        await server.start()
+        caller = await open_phone()
+        try:
+            port = udp_port(server)
+            assert server.proxy is not None
+            handled = []
+            forward = server.proxy._forward_ack
+
+            async def counting(ack: Request) -> None:
+                handled.append(ack.max_forwards)
+                await forward(ack)
+
+            server.proxy._forward_ack = counting  # type: ignore[method-assign]
+            target = f"sip:1002@127.0.0.1:{port}"
+            ack = request("ACK", target, caller).replace(f"To: <{target}>", f"To: <{target}>;tag=x")
+            caller.send(ack, port)
+            await asyncio.sleep(0.5)
+            assert handled == [70]
+        finally:
+            caller.close()
+            await server.stop()
+
+    run(scenario())

@@ -125,3 +125,51 @@ def test_a_call_reaches_a_phone_through_its_owner_published_by_name(tmp_path: Pa
             await b.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_an_ack_to_a_users_address_reaches_the_phone_through_the_instance_holding_it(
+    tmp_path: Path,
+) -> None:
+    # A callee whose Contact is its address of record, registered on B over a
+    # flow only B can use: the caller's ACK sent to A goes to B with a flow
+    # token, and B must take it to the phone (it dropped it: no dialog token).
+    async def scenario() -> None:
+        port_a, port_b = free_port(), free_port()
+        a = Server(parse_settings(settings_text(tmp_path, "A", port_a, f"sip:127.0.0.1:{port_a}")))
+        b = Server(
+            parse_settings(
+                settings_text(tmp_path, "B", port_b, f"sip:127.0.0.1:{port_b};transport=tcp")
+            )
+        )
+        await a.start()
+        await b.start()
+        phone, caller = await open_phone(), await open_phone()
+        try:
+            registration = request(
+                "REGISTER",
+                "sip:example.com",
+                phone,
+                user="1002",
+                to="sip:1002@example.com",
+                extra="Expires: 60\r\n",
+            )
+            phone.send(registration, udp_port(b))
+            assert (await phone.response()).status == 200
+            await a.store.sync()
+            invite = request("INVITE", "sip:1002@example.com", caller, call_id="k1")
+            caller.send(invite, udp_port(a))
+            assert (await phone.request(5)).method == "INVITE"
+            ack = request("ACK", "sip:1002@example.com", caller, call_id="k1").replace(
+                "To: <sip:1002@example.com>", "To: <sip:1002@example.com>;tag=x"
+            )
+            caller.send(ack, udp_port(a))
+            while (got := await phone.request(3)).method == "INVITE":
+                pass  # (retransmissions of the INVITE)
+            assert got.method == "ACK"
+        finally:
+            phone.close()
+            caller.close()
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 40))

@@ -189,22 +189,37 @@ def _watch(children: dict[int, int]) -> int:
                     deadline = None
                 time.sleep(_POLL_S)
                 continue
-            index = children.pop(pid, None)
-            if index is None:
-                continue
-            ended = os.waitstatus_to_exitcode(status)
-            if not stopping:
-                logger.error(
-                    "worker %d ended (%s); stopping the other workers",
-                    index,
-                    f"exit code {ended}" if ended >= 0 else f"signal {-ended}",
-                )
-                stopping = True
-                deadline = time.monotonic() + STOP_GRACE_S
-                _signal_all(children, signal.SIGTERM)
-                code = code or (ended if ended > 0 else 1)
-            elif ended != 0 and code == 0:
-                code = ended if ended > 0 else 1
+            # Every worker that has ended by now, the one that failed first:
+            # a worker killed takes the others' links down, and one of them
+            # may be reaped before it (exit code 0), but it is not the cause.
+            ended_now = [(pid, status)]
+            while len(ended_now) < len(children):
+                try:
+                    more = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if more[0] == 0:
+                    break
+                ended_now.append(more)
+            reaped = [
+                (children.pop(pid), os.waitstatus_to_exitcode(status))
+                for pid, status in ended_now
+                if pid in children
+            ]
+            reaped.sort(key=lambda item: item[1] == 0)  # (failures first, in order)
+            for index, ended in reaped:
+                if not stopping:
+                    logger.error(
+                        "worker %d ended (%s); stopping the other workers",
+                        index,
+                        f"exit code {ended}" if ended >= 0 else f"signal {-ended}",
+                    )
+                    stopping = True
+                    deadline = time.monotonic() + STOP_GRACE_S
+                    _signal_all(children, signal.SIGTERM)
+                    code = code or (ended if ended > 0 else 1)
+                elif ended != 0 and code == 0:
+                    code = ended if ended > 0 else 1
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -123,6 +123,10 @@ class MemoryLocationStore(LocationStore):
         self._journal_bytes = 0
         self._write_lock = asyncio.Lock()
         self._flusher: asyncio.Task[bool] | None = None
+        # The write due ``flush_every_seconds`` after the first change not
+        # written (the server's once-a-second ``maybe_flush`` alone made it up
+        # to a second late).
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._writer = FileWriter("centrex-recovery-writer")
         self._journal = (
             Journal(recovery.journal_path(recovery_file))
@@ -213,6 +217,9 @@ class MemoryLocationStore(LocationStore):
 
     async def close(self, now: float) -> None:
         self.hold_writes = False  # (the workers are stopping: the last write is due)
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         try:
             await self.written()
             if self._pending:
@@ -352,6 +359,29 @@ class MemoryLocationStore(LocationStore):
             self._pending += count
             if self._dirty_since is None:
                 self._dirty_since = now
+                self._arm_flush_timer(now)
+
+    def _arm_flush_timer(self, since: float) -> None:
+        if self._flush_timer is not None or self.recovery_file is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # (no loop: the next maybe_flush writes it)
+            return
+        self._flush_timer = loop.call_later(
+            self.flush_every_seconds, self._flush_when_due, since + self.flush_every_seconds
+        )
+
+    def _flush_when_due(self, now: float) -> None:
+        """The timer of ``_arm_flush_timer``: write what has waited since then
+        (``now`` on the store's clock: the change's time plus the interval)."""
+        self._flush_timer = None
+        if (
+            self._dirty_since is not None
+            and not self.hold_writes
+            and (self._flusher is None or self._flusher.done())
+        ):
+            self._flusher = asyncio.ensure_future(self._flush_logged(now))
 
     async def flush(self, now: float) -> None:
         """Write the recovery file now; OSError when it cannot be written.

@@ -713,3 +713,24 @@ def test_a_remote_put_older_than_the_stored_binding_is_not_applied() -> None:
     older = binding(updated_at=T0 + 5, expires_at=T0 + 3605)
     store.apply_remote(older.aor, Changes((older,), ()), T0 + 11)
     assert [b.expires_at for b in asyncio.run(store.lookup(newer.aor))] == [T0 + 3610]
+
+
+def test_a_change_is_written_within_flush_every_seconds_not_a_tick_later(
+    tmp_path: Path,
+) -> None:
+    # recovery_every_seconds promises a write "at least this often": the
+    # server's once-a-second maybe_flush alone made it up to a second late, so
+    # a crash just after the interval lost the change.
+    path = tmp_path / "r.json"
+
+    async def scenario() -> list[str]:
+        store = MemoryLocationStore(path, flush_every_changes=100, flush_every_seconds=0.3)
+        await store.open(T0)
+        b = numbered(1)
+        await store.update(b.aor, writing(b), T0)
+        await asyncio.sleep(0.45)  # (no maybe_flush is called meanwhile)
+        found = await asyncio.to_thread(reopened, path)
+        await store.close(T0)
+        return [x.id for x in found]
+
+    assert asyncio.run(scenario()) == ["b1"]

@@ -101,7 +101,7 @@ def _serve_one(settings: Settings, config_path: Path | None, worker: WorkerInfo 
     index = 0 if worker is None else worker.index
     log_file = None if paths.log_file is None else worker_path(paths.log_file, index)
     setup_event_log(settings.logging, log_file, worker=None if worker is None else index)
-    from centrex.registrar.sql import DuplicateInstanceError, SchemaError
+    from centrex.registrar.sql import DatabaseUnavailableError, DuplicateInstanceError, SchemaError
     from centrex.server import NotSupportedError
 
     factory, loop_name = loop_factory(settings.server.event_loop)
@@ -115,6 +115,9 @@ def _serve_one(settings: Settings, config_path: Path | None, worker: WorkerInfo 
         except (SchemaError, DuplicateInstanceError) as exc:
             click.echo(f"centrex serve: {exc}", err=True)
             return 2
+        except DatabaseUnavailableError as exc:
+            click.echo(f"{config_path or 'settings'}: {exc}", err=True)
+            return 1
         except OSError as exc:
             click.echo(f"centrex serve: {exc}", err=True)
             return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import subprocess
 import sys
 import time
@@ -310,3 +311,27 @@ def test_serving_raises_the_open_file_limit_to_the_hard_one() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "True", done.stderr
+
+
+def test_serve_says_why_the_database_cannot_be_used_without_a_traceback(tmp_path: Path) -> None:
+    # As `centrex db check` says it: a refused port, naming the key (it was
+    # "[Errno 111] Connection refused", or a 184-line SQLAlchemy traceback).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    path = tmp_path / "centrex.toml"
+    path.write_text(
+        '[network]\nlisten = ["udp:127.0.0.1:0"]\n[registrar]\nstore = "database"\n'
+        "[registrar.database]\n"
+        f'url = "postgresql+asyncpg://centrex@127.0.0.1:{closed_port}/centrex"\n',
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "centrex.cli", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "registrar.database.url: unreachable: connection refused" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

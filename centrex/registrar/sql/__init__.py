@@ -13,7 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from centrex.registrar.sql.errors import DatabaseUrlError, DuplicateInstanceError, SchemaError
+from centrex.registrar.sql.errors import (
+    DatabaseUnavailableError,
+    DatabaseUrlError,
+    DuplicateInstanceError,
+    SchemaError,
+)
 
 if TYPE_CHECKING:
     from centrex.registrar.sql.schema import (
@@ -45,6 +50,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DatabaseUnavailableError",
     "DatabaseUrlError",
     "DbCheck",
     "DuplicateInstanceError",

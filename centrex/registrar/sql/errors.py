@@ -14,5 +14,9 @@ class DuplicateInstanceError(RuntimeError):
     """Another running instance uses this instance's id."""
 
 
+class DatabaseUnavailableError(RuntimeError):
+    """The database could not be reached or used at start; the message says why."""
+
+
 class SchemaError(RuntimeError):
     """The database's schema is missing or not the one this version of centrex uses."""

@@ -46,14 +46,18 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from centrex.registrar.binding import Binding, live_bindings
 from centrex.registrar.sql.cache import BindingCache
 from centrex.registrar.sql.engine import WRITE, asyncpg_arguments, make_engine, parse_url
-from centrex.registrar.sql.errors import DuplicateInstanceError, SchemaError
+from centrex.registrar.sql.errors import (
+    DatabaseUnavailableError,
+    DuplicateInstanceError,
+    SchemaError,
+)
 from centrex.registrar.sql.fast_pg import FastPath
 from centrex.registrar.sql.instances import (
     Instance,
@@ -64,7 +68,12 @@ from centrex.registrar.sql.instances import (
     upsert,
     write_heartbeat,
 )
-from centrex.registrar.sql.schema import init_schema, schema_problem, schema_revision
+from centrex.registrar.sql.schema import (
+    describe_connect_failure,
+    init_schema,
+    schema_problem,
+    schema_revision,
+)
 from centrex.registrar.sql.tables import aor_table, binding_row, binding_table, row_binding
 from centrex.registrar.store import (
     AorRemoval,
@@ -189,12 +198,19 @@ class SqlLocationStore(LocationStore):
     async def open(self, now: float) -> None:
         if self._engine is not None:
             return
-        if self.migrate:
-            await init_schema(self.url)
         engine = make_engine(self.url, **self.engine_options)
         try:
-            async with engine.connect() as connection:
-                problem = schema_problem(await schema_revision(connection))
+            try:
+                if self.migrate:
+                    await init_schema(self.url)
+                async with engine.connect() as connection:
+                    problem = schema_problem(await schema_revision(connection))
+            except (OSError, DBAPIError) as exc:
+                # Said as `centrex db check` says it, not as a traceback.
+                raise DatabaseUnavailableError(
+                    f"registrar.database.url: {describe_connect_failure(exc, self.url)} "
+                    "(`centrex db check` tests the connection)"
+                ) from exc
             if problem is not None:
                 raise SchemaError(problem)
         except BaseException:

@@ -10,10 +10,12 @@ reason, or fails under ``CENTREX_TEST_STRICT=1``.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -99,6 +101,30 @@ class PrivatePostgres:
         result = self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
         assert result.returncode == 0, f"pg_ctl stop failed: {result.stderr}\n{self.tail()}"
 
+    def _pids(self) -> list[int]:
+        """The postmaster and its children (sessions, background workers)."""
+        try:
+            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        children = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, timeout=10
+        ).stdout.split()
+        return [postmaster, *(int(pid) for pid in children)]
+
+    def freeze(self) -> None:
+        """Stop every process of the server (SIGSTOP): it hangs, answering
+        nothing, as a database behind a network path that drops packets."""
+        self.frozen = self._pids()
+        for pid in self.frozen:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in getattr(self, "frozen", []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self.frozen = []
+
     @property
     def running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.data), "status").returncode == 0
@@ -110,6 +136,7 @@ class PrivatePostgres:
             return "(no log)"
 
     def cleanup(self) -> None:
+        self.thaw()
         if self.data.exists() and self.running:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)

@@ -169,7 +169,16 @@ class Registrar:
         this server (when ``remove_on_connection_close``); returns how many."""
         if not self.settings.remove_on_connection_close:
             return 0
-        removals = await self.store.remove_connections(self.server_id, connection_id, now)
+        try:
+            removals = await self.store.remove_connections(self.server_id, connection_id, now)
+        except Exception as exc:  # (a shared store that is down: its purge removes them later)
+            logger.error(
+                "cannot remove the bindings of closed connection %d: %s",
+                connection_id,
+                _one_line(exc),
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+            return 0
         self._emit_removals(removals, "connection_closed", now)
         return sum(len(r.removed) for r in removals)
 
@@ -214,10 +223,17 @@ class Registrar:
             # Not an outage: the store is fine, this change's data was refused.
             self._log_refused(reg.aor, exc)
             return self._respond(request, 500, "Binding could not be stored")
-        except Exception:
+        except Exception as failure:
             # 10.3 step 7: a failed commit fails the request; the store applied nothing.
             if self.store.available:
-                logger.exception("location store failed to update %s", reg.aor)
+                # One line (the store says when it finds the database lost);
+                # the traceback with debug logging.
+                logger.error(
+                    "location store failed to update %s: %s",
+                    reg.aor,
+                    _one_line(failure),
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
             else:  # the store has logged the outage once; not a traceback per REGISTER
                 logger.debug("location store unavailable: 503 for %s", reg.aor)
             # Never a 200 for a binding that was not stored; the phone retries.
@@ -349,3 +365,11 @@ class Registrar:
             elif r.aor in watched:
                 events.append(AorEvent("changed", r.aor, reason, now, gone=r.removed))
         self.listeners.emit(events)
+
+
+def _one_line(exc: BaseException | None) -> str:
+    """The first line of what ``exc`` says (a database error's is many lines)."""
+    if exc is None:
+        return "unknown error"
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -578,3 +578,38 @@ def test_calls_route_from_the_cache_across_instances_while_the_database_is_down(
     finally:
         phone.close()
         pg.cleanup()
+
+
+def test_a_database_that_hangs_is_found_lost_and_calls_keep_routing(
+    make_server: Callable[..., CentrexServer],
+) -> None:
+    # A database that answers nothing (SIGSTOP: a network path dropping
+    # packets), not one that refuses: the instances find it lost within
+    # seconds, and B keeps reaching A's phone through A: the heartbeats it
+    # cannot read do not make A look down (B answered 480 at +4 s, and never
+    # logged the database lost).
+    pg = PrivatePostgres()
+    phone = BusyPhone()
+    try:
+        pg.start()
+        a = _instance(make_server, pg.url, "A")
+        b = _instance(make_server, pg.url, "B")
+        ok = phone.register(a.port, "1001")
+        assert ok is not None and ok.startswith(b"SIP/2.0 200"), ok
+        phone.start()
+        time.sleep(STALENESS_S + 0.5)
+        pg.freeze()
+        frozen_at = time.monotonic()
+        calls = []
+        while time.monotonic() - frozen_at < DOWN_AFTER_S + 3:
+            status, took = _call(b.port, "1001", 10)
+            calls.append((round(time.monotonic() - frozen_at, 1), status, round(took, 2)))
+            time.sleep(0.5)
+        assert all(status.startswith("SIP/2.0 486") for _, status, _ in calls), calls
+        deadline = time.monotonic() + 3  # (the log is written out every second)
+        while "location database lost: no answer within" not in b.log(400):
+            assert time.monotonic() < deadline, b.log(400)
+            time.sleep(0.2)
+    finally:
+        phone.close()
+        pg.cleanup()

@@ -103,6 +103,14 @@ HEARTBEAT_S = 1.0
 DUPLICATE_RECENT_S = 300.0
 #: ...for this long (the heartbeat moves about every HEARTBEAT_S).
 DUPLICATE_WATCH_S = 2.5 * HEARTBEAT_S
+#: The longest a round of the watcher may take before the database counts as
+#: lost (a database that hangs, rather than refusing, answers nothing at all)...
+TICK_TIMEOUT_S = 3.0
+#: ...and a round that reads every binding again (300 s, after an outage).
+FULL_TICK_TIMEOUT_S = 60.0
+#: The others' heartbeats are judged only while this instance has read them
+#: within this long: a database that hangs stops them all moving at once.
+HEARTBEATS_CURRENT_S = 3 * HEARTBEAT_S
 #: The PostgreSQL channel the trigger of migration 0002 notifies.
 CHANNEL = "centrex_location"
 #: Connections of the PostgreSQL single-statement write path.
@@ -158,6 +166,7 @@ class SqlLocationStore(LocationStore):
         self._last_poll = 0.0
         self._last_full = 0.0
         self._last_heartbeat = 0.0
+        self._instances_read_at = 0.0
         self._lost_at: float | None = None
         self._fast: FastPath | None = None
         #: Writes done by the single-statement path / fallen back to the locking one.
@@ -493,32 +502,26 @@ class SqlLocationStore(LocationStore):
             await self._tick()
 
     async def _tick(self) -> None:
-        """One round of the watcher; never raises (a failure means the database is lost)."""
+        """One round of the watcher; never raises (a failure, or no answer
+        within ``TICK_TIMEOUT_S``, means the database is lost)."""
         started = self._clock()
+        full = self._lost_at is not None or started - self._last_full >= FULL_RELOAD_S
+        limit = FULL_TICK_TIMEOUT_S if full else TICK_TIMEOUT_S
         try:
-            if self._lost_at is not None or started - self._last_full >= FULL_RELOAD_S:
-                await self._reload(None)
-                self._last_full = self._last_poll = started
-                self._since = started - CLOCK_MARGIN
-            elif started - self._last_poll >= self.staleness_s * 0.9:
-                await self._poll()
-                self._last_poll = started
-                self._since = started - CLOCK_MARGIN
-            elif self._dirty:
-                dirty, self._dirty = self._dirty, set()
-                await self._reload(dirty)
-            if started - self._last_heartbeat >= HEARTBEAT_S:
-                await self._heartbeat(started)
-                await self._read_instances()
-            if self._listener is None or self._listener.is_closed():
-                await self._listen()
+            async with asyncio.timeout(limit):
+                await self._round(started, full)
         except Exception as exc:
             if self._lost_at is None:
                 self._lost_at = started
+                reason = (
+                    f"no answer within {limit:.0f} s"
+                    if isinstance(exc, TimeoutError)
+                    else _reason(exc)
+                )
                 logger.error(
                     "location database lost: %s; calls route from the cache, "
                     "REGISTERs are answered 503 until it is back",
-                    _reason(exc),
+                    reason,
                 )
             await self._unlisten()
             return
@@ -529,6 +532,25 @@ class SqlLocationStore(LocationStore):
                 len(self.cache.all()),
             )
             self._lost_at = None
+
+    async def _round(self, started: float, full: bool) -> None:
+        """The work of one ``_tick``: a full or partial reload, the heartbeat."""
+        if full:
+            await self._reload(None)
+            self._last_full = self._last_poll = started
+            self._since = started - CLOCK_MARGIN
+        elif started - self._last_poll >= self.staleness_s * 0.9:
+            await self._poll()
+            self._last_poll = started
+            self._since = started - CLOCK_MARGIN
+        elif self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            await self._reload(dirty)
+        if started - self._last_heartbeat >= HEARTBEAT_S:
+            await self._heartbeat(started)
+            await self._read_instances()
+        if self._listener is None or self._listener.is_closed():
+            await self._listen()
 
     async def _poll(self) -> None:
         """Reload the AORs the other instances changed since the last poll (with margin)."""
@@ -596,6 +618,18 @@ class SqlLocationStore(LocationStore):
         else:
             found = await read_instances(connection)
         self.instances = self._heard(found)
+        self._instances_read_at = self._monotonic()
+
+    @property
+    def heartbeats_current(self) -> bool:
+        """Whether the others' heartbeats, as this instance last read them, can
+        be judged: the database is not lost and they were read lately (an
+        owner whose heartbeat stood still while nobody could read it is not
+        down, OwnerRouting.owner_route)."""
+        return (
+            self._lost_at is None
+            and self._monotonic() - self._instances_read_at <= HEARTBEATS_CURRENT_S
+        )
 
     def _heard(self, found: dict[str, Instance]) -> dict[str, Instance]:
         """``found`` with ``heard_at``: when this instance saw each heartbeat

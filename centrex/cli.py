@@ -343,7 +343,12 @@ def registrations(config_path: Path | None) -> None:
         try:
             bindings = asyncio.run(read_bindings(settings.registrar.database.url, now))
         except Exception as exc:
-            click.echo(f"cannot read the registration database: {exc}", err=True)
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            click.echo(
+                "cannot read the registration database (registrar.database.url): "
+                f"{reason[0] if reason else type(exc).__name__}",
+                err=True,
+            )
             sys.exit(1)
         click.echo(f"{len(bindings)} binding(s), in the database")
     else:

@@ -335,3 +335,19 @@ def test_serve_says_why_the_database_cannot_be_used_without_a_traceback(tmp_path
     assert done.returncode == 1, done.stderr
     assert "registrar.database.url: unreachable: connection refused" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_registrations_with_a_mistyped_sqlite_path_creates_no_file(tmp_path: Path) -> None:
+    # A read-only command: it said "no such table" with the SQL, and left an
+    # empty database file at the mistyped path.
+    missing = tmp_path / "nonexist.db"
+    path = tmp_path / "centrex.toml"
+    path.write_text(
+        '[registrar]\nstore = "database"\n[registrar.database]\n'
+        f'url = "sqlite+aiosqlite:///{missing}"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["registrations", "--config", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "does not exist" in result.output and "SELECT" not in result.output
+    assert not missing.exists()

@@ -104,7 +104,13 @@ async def read_bindings(url: str | URL, now: float) -> list[Binding]:
 
     from centrex.registrar.sql.tables import binding_table, row_binding
 
-    engine = make_engine(url, pooled=False)
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not Path(database).exists():
+            # (connecting would create an empty file where a path was mistyped)
+            raise FileNotFoundError(f"{database} does not exist (run `centrex db init`)")
+    engine = make_engine(parsed, pooled=False)
     try:
         async with engine.connect() as connection:
             query = select(binding_table).where(binding_table.c.expires_at > now)

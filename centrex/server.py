@@ -359,7 +359,8 @@ class Server:
                 instance=store.instance,
                 down_after_s=settings.registrar.database.instance_down_after_s,
                 wall_clock=time.time,
-                heartbeats_current=lambda: store.heartbeats_current,
+                heartbeats_current=lambda: store.available,
+                heartbeats_read_at=lambda: store.instances_read_at,
             )
         if settings.registrar.presence_events:
             self.presence = PresenceService(

@@ -100,6 +100,7 @@ class OwnerRouting:
         wall_clock: Callable[[], float],
         clock: Callable[[], float] = time.monotonic,
         heartbeats_current: Callable[[], bool] = lambda: True,
+        heartbeats_read_at: Callable[[], float] | None = None,
     ) -> None:
         self.server_id = server_id
         self._key = key
@@ -108,6 +109,7 @@ class OwnerRouting:
         self._wall = wall_clock
         self._clock = clock
         self._heartbeats_current = heartbeats_current
+        self._heartbeats_read_at = heartbeats_read_at
 
     def held_elsewhere(self, binding: Binding) -> bool:
         """True when another instance holds ``binding``'s flow."""
@@ -120,7 +122,11 @@ class OwnerRouting:
         owner = self._instance(binding.server_id)
         if owner is None or not owner.address:
             return None
-        stale = owner.heartbeat_at == 0 or self._clock() - owner.heard_at > self.down_after_s
+        # Judged as of the last time the heartbeats were read (``clock``'s
+        # time): an owner's heartbeat that stood still only because nobody
+        # could read it (a database that hangs) is not an owner that is down.
+        read_at = self._clock() if self._heartbeats_read_at is None else self._heartbeats_read_at()
+        stale = owner.heartbeat_at == 0 or read_at - owner.heard_at > self.down_after_s
         if stale and self._heartbeats_current():
             return None
         try:

@@ -108,9 +108,6 @@ DUPLICATE_WATCH_S = 2.5 * HEARTBEAT_S
 TICK_TIMEOUT_S = 3.0
 #: ...and a round that reads every binding again (300 s, after an outage).
 FULL_TICK_TIMEOUT_S = 60.0
-#: The others' heartbeats are judged only while this instance has read them
-#: within this long: a database that hangs stops them all moving at once.
-HEARTBEATS_CURRENT_S = 3 * HEARTBEAT_S
 #: The PostgreSQL channel the trigger of migration 0002 notifies.
 CHANNEL = "centrex_location"
 #: Connections of the PostgreSQL single-statement write path.
@@ -167,6 +164,8 @@ class SqlLocationStore(LocationStore):
         self._last_full = 0.0
         self._last_heartbeat = 0.0
         self._instances_read_at = 0.0
+        # A watcher round that did not end in time and is left to end alone.
+        self._stuck: asyncio.Future[None] | None = None
         self._lost_at: float | None = None
         self._fast: FastPath | None = None
         #: Writes done by the single-statement path / fallen back to the locking one.
@@ -505,11 +504,25 @@ class SqlLocationStore(LocationStore):
         """One round of the watcher; never raises (a failure, or no answer
         within ``TICK_TIMEOUT_S``, means the database is lost)."""
         started = self._clock()
+        if self._stuck is not None:
+            if not self._stuck.done():
+                return  # (the round that hung still has not let go: still lost)
+            self._stuck = None
         full = self._lost_at is not None or started - self._last_full >= FULL_RELOAD_S
         limit = FULL_TICK_TIMEOUT_S if full else TICK_TIMEOUT_S
+        # In a task of its own, waited for at most ``limit`` and then left to
+        # end by itself: a cancelled query to a database that hangs may hang
+        # in its own clean-up (asyncpg asks the server to cancel it), and an
+        # asyncio.timeout around it would wait for that too.
+        work = asyncio.ensure_future(self._round(started, full))
         try:
-            async with asyncio.timeout(limit):
-                await self._round(started, full)
+            done, _ = await asyncio.wait({work}, timeout=limit)
+            if not done:
+                work.cancel()
+                work.add_done_callback(_retrieved)
+                self._stuck = work
+                raise TimeoutError
+            work.result()
         except Exception as exc:
             if self._lost_at is None:
                 self._lost_at = started
@@ -621,15 +634,9 @@ class SqlLocationStore(LocationStore):
         self._instances_read_at = self._monotonic()
 
     @property
-    def heartbeats_current(self) -> bool:
-        """Whether the others' heartbeats, as this instance last read them, can
-        be judged: the database is not lost and they were read lately (an
-        owner whose heartbeat stood still while nobody could read it is not
-        down, OwnerRouting.owner_route)."""
-        return (
-            self._lost_at is None
-            and self._monotonic() - self._instances_read_at <= HEARTBEATS_CURRENT_S
-        )
+    def instances_read_at(self) -> float:
+        """When (``monotonic``) the instances' heartbeats were last read."""
+        return self._instances_read_at
 
     def _heard(self, found: dict[str, Instance]) -> dict[str, Instance]:
         """``found`` with ``heard_at``: when this instance saw each heartbeat
@@ -662,7 +669,9 @@ class SqlLocationStore(LocationStore):
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(listener.close(), 2)
+                # At once: a close that says goodbye to a server that hangs
+                # would wait for it.
+                listener.terminate()
 
     def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         """A NOTIFY of the trigger: ``<changed_by> <version> <aor>``."""
@@ -740,3 +749,9 @@ async def _apply(
             new_rows.append(row)
     if new_rows:
         await connection.execute(insert(binding_table), new_rows)
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Take the outcome of a round left to end alone (no "never retrieved")."""
+    if not future.cancelled():
+        future.exception()

@@ -541,19 +541,28 @@ def test_a_forged_flow_token_does_not_make_an_instance_relay(
     assert answer is not None and answer.startswith(b"SIP/2.0 403"), answer
 
 
+def _two_instances_and_a_phone_on_a(
+    make_server: Callable[..., CentrexServer], pg: PrivatePostgres, phone: BusyPhone
+) -> tuple[CentrexServer, CentrexServer]:
+    """``pg`` started, instances A and B on it, ``phone`` registered as 1001
+    through A and answering (486), and B aware of it."""
+    pg.start()
+    a = _instance(make_server, pg.url, "A")
+    b = _instance(make_server, pg.url, "B")
+    ok = phone.register(a.port, "1001")
+    assert ok is not None and ok.startswith(b"SIP/2.0 200"), ok
+    phone.start()
+    time.sleep(STALENESS_S + 0.5)
+    return a, b
+
+
 def test_calls_route_from_the_cache_across_instances_while_the_database_is_down(
     make_server: Callable[..., CentrexServer],
 ) -> None:
     pg = PrivatePostgres()
     phone = BusyPhone()
     try:
-        pg.start()
-        a = _instance(make_server, pg.url, "A")
-        b = _instance(make_server, pg.url, "B")
-        ok = phone.register(a.port, "1001")
-        assert ok is not None and ok.startswith(b"SIP/2.0 200"), ok
-        phone.start()
-        time.sleep(STALENESS_S + 0.5)
+        a, b = _two_instances_and_a_phone_on_a(make_server, pg, phone)
         pg.stop("immediate")
         time.sleep(DOWN_AFTER_S + 1)  # the heartbeats B knows are old now
         for server in (a, b):
@@ -591,13 +600,7 @@ def test_a_database_that_hangs_is_found_lost_and_calls_keep_routing(
     pg = PrivatePostgres()
     phone = BusyPhone()
     try:
-        pg.start()
-        a = _instance(make_server, pg.url, "A")
-        b = _instance(make_server, pg.url, "B")
-        ok = phone.register(a.port, "1001")
-        assert ok is not None and ok.startswith(b"SIP/2.0 200"), ok
-        phone.start()
-        time.sleep(STALENESS_S + 0.5)
+        _, b = _two_instances_and_a_phone_on_a(make_server, pg, phone)
         pg.freeze()
         frozen_at = time.monotonic()
         calls = []

@@ -20,7 +20,7 @@ from centrex.sip.parser import parse_message
 from centrex.sip.uri import SipURI
 from centrex.transport import Peer
 
-from .harness import open_phone, request, udp_port
+from .harness import open_phone, register, request, udp_port
 
 
 def reparse_request(text: str) -> Request:
@@ -145,16 +145,7 @@ def test_an_ack_to_a_users_address_reaches_the_phone_through_the_instance_holdin
         await b.start()
         phone, caller = await open_phone(), await open_phone()
         try:
-            registration = request(
-                "REGISTER",
-                "sip:example.com",
-                phone,
-                user="1002",
-                to="sip:1002@example.com",
-                extra="Expires: 60\r\n",
-            )
-            phone.send(registration, udp_port(b))
-            assert (await phone.response()).status == 200
+            assert (await register(b, phone, "1002")).status == 200
             await a.store.sync()
             invite = request("INVITE", "sip:1002@example.com", caller, call_id="k1")
             caller.send(invite, udp_port(a))

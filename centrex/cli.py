@@ -343,10 +343,11 @@ def registrations(config_path: Path | None) -> None:
         try:
             bindings = asyncio.run(read_bindings(settings.registrar.database.url, now))
         except Exception as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            from centrex.registrar.store import error_line
+
             click.echo(
                 "cannot read the registration database (registrar.database.url): "
-                f"{reason[0] if reason else type(exc).__name__}",
+                f"{error_line(exc)}",
                 err=True,
             )
             sys.exit(1)

@@ -551,11 +551,7 @@ class Proxy:
                 warning = f'380 {domain} "SIPS Not Allowed"'
                 self._reply(tx, request, 480, headers=[("Warning", warning)])
                 return
-        targets = []
-        for binding in bindings:
-            target = await self._target(binding, request)
-            if target is not None:
-                targets.append((target, binding.q))
+        targets = await self._targets(bindings, request)
         if not targets:
             self._reply(tx, request, 480)  # every instance holding its flows is down
             return
@@ -573,6 +569,18 @@ class Proxy:
                     bindings += await self.registrar.lookup(user_part + other, self._wall())
             bindings = lookup_order(bindings)
         return bindings
+
+    async def _targets(
+        self, bindings: list[Binding], request: Request
+    ) -> list[tuple[_Target, float | None]]:
+        """Where each of ``bindings`` is reached, with its q (those whose
+        instance is down left out)."""
+        targets = []
+        for binding in bindings:
+            target = await self._target(binding, request)
+            if target is not None:
+                targets.append((target, binding.q))
+        return targets
 
     async def _target(self, binding: Binding, request: Request) -> _Target | None:
         """Where ``binding`` is reached: directly, or through the instance of
@@ -603,19 +611,19 @@ class Proxy:
         prefix: str | None,
     ) -> None:
         """Forward over the flow of binding ``flow``, which this instance holds."""
-        targets = await self._flow_targets(flow)
-        if not targets:
+        target = await self._flow_target(flow)
+        if target is None:
             self._reply(tx, request, 480)
             return
-        self._start(tx, request, inbound, [(targets[0], None)], prefix)
+        self._start(tx, request, inbound, [(target, None)], prefix)
 
-    async def _flow_targets(self, flow: Flow) -> list[_Target]:
+    async def _flow_target(self, flow: Flow) -> _Target | None:
         """Where the binding of ``flow`` is reached, if this instance holds it."""
         assert self.owners is not None
         for binding in await self.registrar.lookup(flow.aor, self._wall()):
             if binding.id == flow.binding_id and not self.owners.held_elsewhere(binding):
-                return [_binding_target(binding)]
-        return []
+                return _binding_target(binding)
+        return None
 
     async def _proxy_to_uri(
         self, tx: ServerTransaction, request: Request, inbound: Inbound, prefix: str | None
@@ -680,24 +688,18 @@ class Proxy:
         request = call.request
         target = branch.target
         forward = request.copy()
-        if target.uri != request.uri:
-            forward.set_uri(target.uri)
+        _aim(forward, target)
         forward.decrement_max_forwards()
         # Its share of the request's Max-Breadth (RFC 5393 5.3.3.1).
         if "max-breadth" in forward:
             forward.remove("max-breadth")
         forward.add("Max-Breadth", str(branch.breadth))
         hop = target.hop
-        for value in reversed(target.path):
-            forward.add("Route", value, first=True)
         if self.config.record_route and request.method in DIALOG_METHODS and request.to_tag is None:
             for value in self._record_routes(request, call.inbound, hop):
                 forward.add_record_route(value)
         self._counter += 1
-        branch_id = f"{call.prefix}.{self._counter:x}{self._branch_tag}"
-        forward.push_via(
-            f"SIP/2.0/{hop.transport.upper()} {self._sent_by(hop)};branch={branch_id};rport"
-        )
+        forward.push_via(self._via(hop, f"{call.prefix}.{self._counter:x}{self._branch_tag}"))
         try:
             client = self.transactions.start_client(
                 forward,
@@ -712,6 +714,10 @@ class Proxy:
             return
         branch.transaction = client
         self._branches[client] = (call, branch)
+
+    def _via(self, hop: Peer, branch: str) -> str:
+        """Our Via value toward ``hop`` (16.6 step 8)."""
+        return f"SIP/2.0/{hop.transport.upper()} {self._sent_by(hop)};branch={branch};rport"
 
     def _sent_by(self, hop: Peer) -> str:
         found = self.local.socket_for(hop.transport, hop.host)
@@ -821,9 +827,10 @@ class Proxy:
             return
         targets: list[_Target] = []
         if flow is not None:
-            targets = await self._flow_targets(flow)
-            if not targets:
+            held = await self._flow_target(flow)
+            if held is None:
                 return
+            targets = [held]
         else:
             routes = ack.addresses("route")
             uri = routes[0].uri if routes else ack.request_uri
@@ -832,7 +839,9 @@ class Proxy:
             if not routes:
                 domain = self.local.canonical_domain(uri.host, uri.port)
                 if domain is not None and uri.user is not None:
-                    targets = await self._ack_targets(ack, uri, domain)
+                    aor = _aor_in(uri, domain, self.config)
+                    found = await self._targets(await self._bindings_of(aor, domain), ack)
+                    targets = [target for target, _ in found]
                     if not targets:
                         return  # (no phone of that user: never back to ourselves)
                 elif self.local.is_myself(uri):
@@ -849,24 +858,9 @@ class Proxy:
         branch = branch_prefix(ack) + "a"
         for target in targets:
             out = ack.copy() if len(targets) > 1 else ack
-            if target.uri != out.uri:
-                out.set_uri(target.uri)
-            for value in reversed(target.path):
-                out.add("Route", value, first=True)
-            hop = target.hop
-            out.push_via(
-                f"SIP/2.0/{hop.transport.upper()} {self._sent_by(hop)};branch={branch};rport"
-            )
-            self._send_stateless(out, hop, None)
-
-    async def _ack_targets(self, ack: Request, uri: SipURI, domain: str) -> list[_Target]:
-        """The registered contacts of the served user an ACK is addressed to."""
-        targets = []
-        for binding in await self._bindings_of(_aor_in(uri, domain, self.config), domain):
-            target = await self._target(binding, ack)
-            if target is not None:
-                targets.append(target)
-        return targets
+            _aim(out, target)
+            out.push_via(self._via(target.hop, branch))
+            self._send_stateless(out, target.hop, None)
 
     def _forward_stray_response(self, response: Response) -> None:
         """A response matching no transaction: pass it on if the top Via is ours."""
@@ -897,6 +891,14 @@ class Proxy:
 
     def _respond(self, tx: ServerTransaction, response: Response) -> None:
         self.transactions.respond(tx, response, self._clock())
+
+
+def _aim(request: Request, target: _Target) -> None:
+    """Point ``request`` at ``target``: its Request-URI, its Path (RFC 3327)."""
+    if target.uri != request.uri:
+        request.set_uri(target.uri)
+    for value in reversed(target.path):
+        request.add("Route", value, first=True)
 
 
 def _aor_in(uri: SipURI, domain: str, config: ProxyConfig) -> str:

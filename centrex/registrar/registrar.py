@@ -28,7 +28,7 @@ from centrex.registrar.request import (
     read_target,
 )
 from centrex.registrar.rules import Outcome, decide
-from centrex.registrar.store import AorRemoval, LocationStore, StoreDataError
+from centrex.registrar.store import AorRemoval, LocationStore, StoreDataError, error_line
 from centrex.sip.build import make_response
 from centrex.sip.fields import quote_string
 from centrex.sip.ids import token_hex
@@ -175,7 +175,7 @@ class Registrar:
             logger.error(
                 "cannot remove the bindings of closed connection %d: %s",
                 connection_id,
-                _one_line(exc),
+                error_line(exc),
                 exc_info=logger.isEnabledFor(logging.DEBUG),
             )
             return 0
@@ -231,7 +231,7 @@ class Registrar:
                 logger.error(
                     "location store failed to update %s: %s",
                     reg.aor,
-                    _one_line(failure),
+                    error_line(failure),
                     exc_info=logger.isEnabledFor(logging.DEBUG),
                 )
             else:  # the store has logged the outage once; not a traceback per REGISTER
@@ -365,11 +365,3 @@ class Registrar:
             elif r.aor in watched:
                 events.append(AorEvent("changed", r.aor, reason, now, gone=r.removed))
         self.listeners.emit(events)
-
-
-def _one_line(exc: BaseException | None) -> str:
-    """The first line of what ``exc`` says (a database error's is many lines)."""
-    if exc is None:
-        return "unknown error"
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -43,6 +43,13 @@ class HasChanges(Protocol):
 DecisionT = TypeVar("DecisionT", bound=HasChanges)
 
 
+def error_line(exc: BaseException) -> str:
+    """The first line of what a store's error says (a database driver's, which
+    SQLAlchemy wraps in ``orig``, runs to many lines)."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class StoreDataError(Exception):
     """The store refused the data of one change (a constraint, a value it
     cannot hold): a fault of that request or of Centrex, not an outage, so

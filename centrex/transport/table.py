@@ -60,12 +60,11 @@ class ConnectionTable:
         peer = connection.peer
         assert peer is not None
         if connection.inbound:
-            count = self._per_host.get(peer.host, 0)
-            pending = self._handshaking.get(peer.host, 0)
-            if count + pending >= self.limits.max_connections_per_address:
+            count = self._held_by(peer.host)
+            if count >= self.limits.max_connections_per_address:
                 logger.warning("connection from %s refused: %d already open", peer, count)
                 return False
-            self._per_host[peer.host] = count + 1
+            self._per_host[peer.host] = self._per_host.get(peer.host, 0) + 1
         self._by_id[connection.connection_id] = connection
         self._by_key[peer.key] = connection
         return True
@@ -73,13 +72,16 @@ class ConnectionTable:
     def begin_handshake(self, host: str) -> bool:
         """Count an inbound TLS connection from ``host`` whose handshake starts
         now; False (nothing counted) when ``host`` is at the limit already."""
-        pending = self._handshaking.get(host, 0)
-        count = self._per_host.get(host, 0) + pending
+        count = self._held_by(host)
         if count >= self.limits.max_connections_per_address:
             logger.warning("TLS connection from %s refused: %d already open", host, count)
             return False
-        self._handshaking[host] = pending + 1
+        self._handshaking[host] = self._handshaking.get(host, 0) + 1
         return True
+
+    def _held_by(self, host: str) -> int:
+        """The inbound connections ``host`` holds: open, or in their TLS handshake."""
+        return self._per_host.get(host, 0) + self._handshaking.get(host, 0)
 
     def end_handshake(self, host: str) -> None:
         """The handshake ``begin_handshake`` counted is over, done or failed."""

@@ -105,11 +105,10 @@ async def read_bindings(url: str | URL, now: float) -> list[Binding]:
     from centrex.registrar.sql.tables import binding_table, row_binding
 
     parsed = parse_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not Path(database).exists():
-            # (connecting would create an empty file where a path was mistyped)
-            raise FileNotFoundError(f"{database} does not exist (run `centrex db init`)")
+    # (connecting would create an empty file where a path was mistyped)
+    missing = _missing_sqlite_file(parsed)
+    if missing is not None:
+        raise FileNotFoundError(missing)
     engine = make_engine(parsed, pooled=False)
     try:
         async with engine.connect() as connection:
@@ -164,9 +163,9 @@ async def check_database(url: str | URL, *, timeout: float = CHECK_TIMEOUT) -> D
         return failed(str(exc))
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not Path(database).exists():
-            return failed(f"database missing: {database} does not exist (run `centrex db init`)")
+        missing = _missing_sqlite_file(parsed)
+        if missing is not None:
+            return failed(f"database missing: {missing}")
         connect_args: dict[str, float] = {}
     elif backend == "postgresql":
         connect_args = {"timeout": timeout}
@@ -213,6 +212,16 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         todo.extend([getattr(current, "orig", None), current.__cause__, current.__context__])
+
+
+def _missing_sqlite_file(url: URL) -> str | None:
+    """For a SQLite ``url`` whose file does not exist, the sentence saying so."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if Path(database).exists():
+        return None
+    return f"{database} does not exist (run `centrex db init`)"
 
 
 def _message(exc: BaseException) -> str:

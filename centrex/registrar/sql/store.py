@@ -82,6 +82,7 @@ from centrex.registrar.store import (
     LocationStore,
     StoreDataError,
     apply_changes,
+    error_line,
 )
 
 logger = logging.getLogger(__name__)
@@ -480,7 +481,7 @@ class SqlLocationStore(LocationStore):
         else ``exc``, after waking the watcher to find out whether the
         database is lost."""
         if _refused_data(exc):
-            return StoreDataError(f"location database refused the change: {_reason(exc)}")
+            return StoreDataError(f"location database refused the change: {error_line(exc)}")
         self._suspect()
         return exc
 
@@ -529,7 +530,7 @@ class SqlLocationStore(LocationStore):
                 reason = (
                     f"no answer within {limit:.0f} s"
                     if isinstance(exc, TimeoutError)
-                    else _reason(exc)
+                    else error_line(exc)
                 )
                 logger.error(
                     "location database lost: %s; calls route from the cache, "
@@ -719,11 +720,6 @@ def _refused_data(exc: BaseException) -> bool:
         if isinstance(sqlstate, str) and sqlstate[:2] in ("21", "22", "23"):
             return True
     return False
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 async def _apply(

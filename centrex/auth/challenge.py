@@ -5,10 +5,13 @@
 ``Trusted``        the source is a trusted peer (gateway, trunk): no challenge.
 ``Exempt``         the request is not challenged; its sender is *anonymous*. ACK
                    and CANCEL cannot be challenged, for they cannot be resent
-                   with credentials (RFC 3261 22.1); an in-dialog request (To
-                   tag) belongs to a dialog set up by an authenticated request
-                   (RFC 3261 12.2) - this relies on the proxy routing in-dialog
-                   requests only along its own Record-Route; a request whose
+                   with credentials (RFC 3261 22.1); an in-dialog request
+                   belongs to a dialog set up by an authenticated request
+                   (RFC 3261 12.2) - the caller says so (``in_dialog``) only
+                   when the request's Route carried the dialog token of our
+                   Record-Route, or the dialog is the server's own (a
+                   subscription to the registrar): a To tag alone is anyone's
+                   to write, and a REGISTER with one is challenged; a request whose
                    domain is not served (a call *to* our users from elsewhere)
                    has no realm to be challenged in. Routing must never send an
                    Exempt request to a trunk or another domain.
@@ -236,12 +239,22 @@ class Authenticator:
     # -- the decision ------------------------------------------------------------
 
     def check(
-        self, request: Request, source_ip: str, now: float, *, realm: str | None = None
+        self,
+        request: Request,
+        source_ip: str,
+        now: float,
+        *,
+        realm: str | None = None,
+        in_dialog: bool = False,
     ) -> Decision:
         """Decide what to do with ``request`` received from ``source_ip`` at ``now``.
 
         ``now`` is wall-clock seconds. ``realm`` demands authentication in that
-        realm when the domain would not (see the module docstring). A malformed
+        realm when the domain would not (see the module docstring).
+        ``in_dialog``: the caller verified that the request belongs to a dialog
+        set up through this server (its Route carried the dialog's token, or
+        the server itself is the other end); a To tag alone proves nothing,
+        anyone can write one, and a REGISTER is never in a dialog. A malformed
         Request-URI, From or To raises ParseError (400), as anywhere else in the
         pipeline; malformed credentials only get a new challenge.
         """
@@ -251,7 +264,7 @@ class Authenticator:
         method = request.method
         if method in _NOT_CHALLENGED:
             return Exempt(f"{method} is never challenged")
-        if request.to_tag is not None:
+        if in_dialog and method != "REGISTER":
             return Exempt("in-dialog request")
         kind = _REGISTRAR if method == "REGISTER" else _PROXY
         if realm is None:
@@ -408,6 +421,33 @@ def _credentials_for(request: Request, kind: _Kind, realm: str) -> AuthParams | 
     return broken
 
 
+def consume_credentials(request: Request, realm: str) -> int:
+    """Remove the Proxy-Authorization values of ``realm`` once this proxy has
+    checked them; returns how many went.
+
+    The hops after it have no use for them, and a callee would otherwise
+    collect its callers' digest responses to guess their passwords offline.
+    Values of other realms stay, for the proxies they are meant for (RFC
+    3261 22.3), and so does anything that does not parse.
+    """
+    values = request.get_all("Proxy-Authorization")
+    kept = []
+    for value in values:
+        try:
+            parsed = AuthParams.parse(value)
+        except ParseError:
+            kept.append(value)
+            continue
+        if not (parsed.is_digest and parsed.get("realm") == realm):
+            kept.append(value)
+    if len(kept) == len(values):
+        return 0
+    request.remove("Proxy-Authorization")
+    for value in kept:
+        request.add("Proxy-Authorization", value)
+    return len(values) - len(kept)
+
+
 def _same_uri(digest_uri: str, request_uri: str) -> bool:
     """The ``uri`` parameter names the Request-URI (RFC 7616 3.4.6, RFC 3261 22.4):
     identical text, or equal SIP URIs (RFC 3261 19.1.4)."""
@@ -428,4 +468,5 @@ __all__ = [
     "Forbidden",
     "RealmForDomain",
     "Trusted",
+    "consume_credentials",
 ]

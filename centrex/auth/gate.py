@@ -87,11 +87,14 @@ class AuthGate:
         """A request from a known scanning tool, to be dropped without an answer."""
         return self.drop_scanners and is_scanner(request.get("User-Agent") or "")
 
-    def check(self, request: Request, source_ip: str, now: float) -> Decision | None:
-        """The authentication decision for ``request``; None when authentication is off."""
+    def check(
+        self, request: Request, source_ip: str, now: float, *, in_dialog: bool = False
+    ) -> Decision | None:
+        """The authentication decision for ``request``; None when authentication
+        is off. ``in_dialog``: see ``Authenticator.check``."""
         if not self.enabled:
             return None
-        decision = self.authenticator.check(request, source_ip, now)
+        decision = self.authenticator.check(request, source_ip, now, in_dialog=in_dialog)
         if isinstance(decision, Challenge) and decision.failed:
             if self.failures.record_failure(source_ip, now):
                 logger.warning(

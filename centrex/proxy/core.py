@@ -27,7 +27,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from centrex.auth.challenge import Authenticated, Challenge, Forbidden, Trusted
+from centrex.auth.challenge import (
+    Authenticated,
+    Challenge,
+    Forbidden,
+    Trusted,
+    consume_credentials,
+)
 from centrex.auth.gate import AuthGate
 from centrex.auth.identity import assert_identity, strip_untrusted_identity
 from centrex.proxy.checks import (
@@ -372,7 +378,16 @@ class Proxy:
                 # OPTIONS pings and the like for the server itself: no challenge.
                 self._answer_server_request(tx, request)
                 return
-        identity = self._authenticate(tx, request, inbound)
+        # Requests in a dialog go unchallenged only when the dialog is
+        # verified: ours by the token, or the registrar's own subscription
+        # (its table answers 481 to a dialog it does not hold).
+        in_dialog = in_our_dialog or (
+            request.to_tag is not None
+            and domain is not None
+            and self.presence is not None
+            and self.presence.is_for_registrar(request)
+        )
+        identity = self._authenticate(tx, request, inbound, in_dialog)
         if identity is _REFUSED:
             return
         if not routes and isinstance(ruri, SipURI):
@@ -406,7 +421,7 @@ class Proxy:
         await self._proxy_to_uri(tx, request, inbound, prefix)
 
     def _authenticate(
-        self, tx: ServerTransaction, request: Request, inbound: Inbound
+        self, tx: ServerTransaction, request: Request, inbound: Inbound, in_dialog: bool
     ) -> str | None:
         """Digest authentication (RFC 3261 22) of a request from one of our users.
 
@@ -420,7 +435,7 @@ class Proxy:
         if gate is None:
             return None
         source = inbound.peer.host
-        decision = gate.check(request, source, self._wall())
+        decision = gate.check(request, source, self._wall(), in_dialog=in_dialog)
         if isinstance(decision, Challenge | Forbidden):
             self._respond(tx, decision.to_response(request, to_tag=token_hex(6)))
             return _REFUSED
@@ -429,6 +444,7 @@ class Proxy:
         if not isinstance(decision, Authenticated):
             return None
         if request.method != "REGISTER":
+            consume_credentials(request, decision.realm)
             from_uri = request.from_addr.uri
             host = from_uri.host if isinstance(from_uri, SipURI) else ""
             domain = self.local.canonical_domain(host) or host
@@ -820,7 +836,11 @@ class Proxy:
         token) or with relaying allowed, and to a user of a served domain (a
         callee whose Contact is its address of record) through that user's
         registered contacts. Anything else is dropped: no open relay for ACKs.
+        An ACK without a To tag acknowledges no final response (every one
+        carries a tag) and is dropped too.
         """
+        if ack.to_tag is None:
+            return
         flow = self._flow(ack) if self.owners is not None and "route" in ack else None
         token = self._preprocess_routes(ack)
         if ack.max_forwards == 0:

@@ -373,9 +373,24 @@ def test_ack_and_cancel_are_never_challenged(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", ["INVITE", "BYE", "REFER", "MESSAGE"])
-def test_in_dialog_request_is_not_challenged(method: str) -> None:
-    decision = authenticator().check(request(method, to_tag="abc"), PHONE_IP, T0)
+def test_request_in_a_verified_dialog_is_not_challenged(method: str) -> None:
+    req = request(method, to_tag="abc")
+    decision = authenticator().check(req, PHONE_IP, T0, in_dialog=True)
     assert decision == Exempt("in-dialog request")
+
+
+@pytest.mark.parametrize("method", ["INVITE", "BYE", "MESSAGE", "REGISTER"])
+def test_a_to_tag_alone_does_not_spare_the_challenge(method: str) -> None:
+    # Anyone can write a To tag: without a dialog the caller verified, the
+    # request is challenged like any other.
+    decision = authenticator().check(request(method, to_tag="abc"), PHONE_IP, T0)
+    assert isinstance(decision, Challenge)
+    assert decision.status == (401 if method == "REGISTER" else 407)
+
+
+def test_register_is_challenged_even_when_called_in_a_dialog() -> None:
+    req = request("REGISTER", to_tag="abc")
+    assert isinstance(authenticator().check(req, PHONE_IP, T0, in_dialog=True), Challenge)
 
 
 def test_call_from_another_domain_to_a_served_user_is_not_challenged() -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from pathlib import Path
+
+import pytest
 
 from centrex.sip.fields import AuthParams
 from centrex.sip.message import Response
@@ -175,6 +178,67 @@ def test_calls_from_our_users_are_challenged_with_407_and_then_assert_identity(
             )
             forwarded = await callee.request()
             assert forwarded.get_all("P-Asserted-Identity") == ["<sip:2001@example.com>"]
+            # The credentials were for this proxy: the callee does not get
+            # its caller's digest response to guess the password from.
+            assert "Proxy-Authorization" not in forwarded
+
+    run(scenario())
+
+
+async def _registered_callee(port: int) -> Phone:
+    callee = await open_phone()
+    challenge = await register(callee, port, "2001", call_id="tag-callee")
+    creds = digest(
+        challenge.get_all("WWW-Authenticate")[0],
+        "2001",
+        "secret-2001",
+        "REGISTER",
+        "sip:example.com",
+        "SHA-256",
+    )
+    assert (await register(callee, port, "2001", creds, call_id="tag-callee", cseq=2)).status == 200
+    return callee
+
+
+def test_a_made_up_to_tag_does_not_spare_a_register_the_challenge(tmp_path: Path) -> None:
+    # It used to: a REGISTER with any To tag was taken as "in a dialog" and
+    # bound the sender's Contact to someone else's extension.
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port = udp_port(s)
+            callee = await _registered_callee(port)
+            thief = await open_phone()
+            for extra in ("", "Contact: *\r\nExpires: 0\r\n"):
+                data = request(
+                    "REGISTER", "sip:example.com", thief, user="2001", to="sip:2001@example.com"
+                ).replace("To: <sip:2001@example.com>", "To: <sip:2001@example.com>;tag=hijack")
+                if extra:
+                    data = data.replace(f"Contact: <sip:2001@{thief.host}:{thief.port}>\r\n", extra)
+                thief.send(data, port)
+                assert (await thief.response()).status == 401
+            # The callee's binding is the only one, as it was.
+            bindings = await s.registrar.lookup("sip:2001@example.com", time.time())
+            assert [b.source.port for b in bindings] == [callee.port]
+
+    run(scenario())
+
+
+def test_a_made_up_to_tag_does_not_spare_a_call_the_challenge(tmp_path: Path) -> None:
+    # It used to: a MESSAGE or INVITE with a To tag and no Route of ours
+    # reached the callee with a From claiming to be one of our users.
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port = udp_port(s)
+            callee = await _registered_callee(port)
+            outsider = await open_phone()
+            for method in ("MESSAGE", "BYE"):
+                data = request(method, "sip:2001@example.com", outsider, body="x").replace(
+                    "To: <sip:2001@example.com>", "To: <sip:2001@example.com>;tag=fake"
+                )
+                outsider.send(data, port)
+                assert (await outsider.response()).status == 407
+            with pytest.raises(TimeoutError):
+                await callee.request(timeout=0.5)
 
     run(scenario())
 

@@ -7,6 +7,8 @@ import asyncio
 import ssl
 from pathlib import Path
 
+import pytest
+
 from centrex.config import parse_settings
 from centrex.server import Server
 from centrex.sip.build import make_response
@@ -480,5 +482,26 @@ def test_an_ack_to_a_served_user_with_no_phone_is_not_sent_back_to_the_server(
         finally:
             caller.close()
             await server.stop()
+
+    run(scenario())
+
+
+def test_an_ack_without_a_to_tag_is_dropped(tmp_path: Path) -> None:
+    # Every final response carries a To tag, so an ACK without one
+    # acknowledges nothing: it used to reach the registered phone.
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            callee, caller = await open_phone(), await open_phone()
+            assert (await register(server, callee, "1002")).status == 200
+            target = "sip:1002@example.com"
+            caller.send(request("ACK", target, caller), port)
+            with pytest.raises(TimeoutError):
+                await callee.request(timeout=0.5)
+            tagged = request("ACK", target, caller).replace(
+                f"To: <{target}>", f"To: <{target}>;tag=t"
+            )
+            caller.send(tagged, port)
+            assert (await callee.request()).method == "ACK"
 
     run(scenario())

@@ -9,8 +9,10 @@ Beyond RFC 3261:
 
 * A contact that matches no binding by URI but comes from the same device as
   one (the same ``+sip.instance`` and ``reg-id``, RFC 5626 6; without an
-  instance, the same Call-ID, RFC 3261 10.2.4) replaces that binding, so a
-  phone whose NAT port changed does not leave its old contact behind.
+  instance, the same Call-ID, RFC 3261 10.2.4, from another source address)
+  replaces that binding, so a phone whose address or NAT mapping changed
+  does not leave its old contact behind. The same Call-ID from the same
+  source adds a contact (10.2.1.2).
 * ``max_contacts`` per AOR, with the ``reject`` (403) or ``evict_oldest``
   policy; the oldest binding is the one refreshed least recently.
 """
@@ -157,7 +159,15 @@ def _match(contact: ContactRequest, live: list[Binding]) -> str | None:
 def _same_device(binding: Binding, contact: ContactRequest, reg: RegisterRequest) -> bool:
     if contact.instance is not None:
         return binding.instance == contact.instance and binding.reg_id == contact.reg_id
-    return binding.call_id == reg.call_id
+    # The same Call-ID from another source address: the phone moved (a new
+    # IP address or NAT mapping) and this is its new contact. From the same
+    # source it is the phone adding a contact (RFC 3261 10.2.1.2, one
+    # Call-ID for all of a UA's registrations, 10.2.4), which stays beside
+    # the others.
+    if binding.call_id != reg.call_id:
+        return False
+    old, new = binding.source, reg.source
+    return (old.transport, old.host, old.port) != (new.transport, new.host, new.port)
 
 
 def _apply_contacts(

@@ -170,9 +170,29 @@ def test_unregister_with_wildcard_removes_all() -> None:
 def test_nat_port_change_does_not_pile_up_contacts() -> None:
     registrar = make_registrar()
     for cseq, port in enumerate((40001, 40002, 40003), start=1):
-        handle(registrar, register(f"<sip:alice@198.51.100.7:{port}>", cseq=cseq))
+        source = Source("udp", "198.51.100.7", port)
+        handle(registrar, register(f"<sip:alice@198.51.100.7:{port}>", cseq=cseq), T0, source)
     found = asyncio.run(registrar.lookup(AOR, T0))
     assert [b.contact for b in found] == ["sip:alice@198.51.100.7:40003"]
+
+
+def test_a_phone_adds_a_contact_with_the_same_call_id() -> None:
+    # RFC 3261 10.2.1.2 and 10.2.4: one Call-ID for all of a UA's
+    # registrations; a new contact from the same source is added beside the
+    # first, not in its place, and the CSeq is checked against the contact's
+    # own binding (there is none for the new one).
+    registrar = make_registrar()
+    handle(registrar, register("<sip:alice@192.0.2.10:5060>", cseq=5))
+    added = handle(registrar, register("<mailto:alice@example.com>", cseq=6))
+    assert added.status == 200
+    found = asyncio.run(registrar.lookup(AOR, T0))
+    assert sorted(b.contact for b in found) == [
+        "mailto:alice@example.com",
+        "sip:alice@192.0.2.10:5060",
+    ]
+    third = handle(registrar, register("<sip:alice@192.0.2.10:5062>", cseq=3))
+    assert third.status == 200
+    assert len(asyncio.run(registrar.lookup(AOR, T0))) == 3
 
 
 class FailingStore(LocationStore):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, Final
 
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.request import RegisterRequest, read_register, read_target
@@ -137,17 +137,29 @@ def test_expired_bindings_count_as_absent_and_are_cleared() -> None:
     assert [b.id for b in outcome.changes.put] == ["n100"]
 
 
+#: The source of a REGISTER after the phone's NAT mapping changed.
+NEW_PORT: Final = Source("udp", "198.51.100.7", 40999)
+
+
 def test_same_call_id_from_a_new_nat_port_replaces_the_old_binding() -> None:
     old = binding("sip:alice@198.51.100.7:40001", cseq=1)
-    outcome = run([old], cseq=2, contacts="<sip:alice@198.51.100.7:40999>")
+    outcome = run([old], source=NEW_PORT, cseq=2, contacts="<sip:alice@198.51.100.7:40999>")
     assert outcome.changes.remove == ("b1",)
     assert [b.contact for b in after([old], outcome)] == ["sip:alice@198.51.100.7:40999"]
 
 
 def test_replacing_by_call_id_still_honours_cseq_order() -> None:
     old = binding("sip:alice@198.51.100.7:40001", cseq=7)
-    outcome = run([old], cseq=3, contacts="<sip:alice@198.51.100.7:40999>")
+    outcome = run([old], source=NEW_PORT, cseq=3, contacts="<sip:alice@198.51.100.7:40999>")
     assert outcome.status == 500
+
+
+def test_same_call_id_from_the_same_source_adds_a_contact() -> None:
+    # RFC 3261 10.2.1.2: a UA adds a binding under its one Call-ID (10.2.4).
+    old = binding("sip:alice@198.51.100.7:40001", cseq=7)
+    outcome = run([old], source=old.source, cseq=3, contacts="<sip:alice@198.51.100.7:40999>")
+    assert outcome.status == 200
+    assert len(after([old], outcome)) == 2
 
 
 def test_same_instance_and_reg_id_replaces_even_with_a_new_call_id() -> None:

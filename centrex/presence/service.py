@@ -47,11 +47,13 @@ for every package it serves from registration state, and only for those.
 Who may subscribe (``may_subscribe``, checked by the caller; ``answer_subscribe``
 does it all for the proxy): a user of the domain. That is a subscriber whose
 digest credentials were verified for the From user, or, without credentials
-(authentication off, a trusted peer), a From user with at least one
-registration. A SUBSCRIBE inside an existing dialog (never challenged) is
-let through to the table, which answers 481 to an unknown dialog and 403 to
-another From than the dialog's subscriber. A user disabled in the directory
-never may. Anyone else gets 403.
+(authentication off, a trusted peer), a From user listed in the directory
+or with at least one registration. A SUBSCRIBE inside a dialog of ours (not
+challenged) is let through to the table, which answers 481 to an unknown
+dialog and 403 to another From than the dialog's subscriber. A user
+disabled in the directory never may. Anyone else gets 403. Any other
+request in a dialog with the registrar's own URI gets 481: the server holds
+no dialogs there but its subscriptions.
 
 Clocks: the table, the recovery file and ``now`` arguments use wall-clock
 seconds (``wall_clock``), as the registrar does, so that expiry times
@@ -306,6 +308,20 @@ class PresenceService:
 
     # -- what is ours -----------------------------------------------------------------
 
+    def allow_events(self) -> list[str]:
+        """The event packages this server answers itself (Allow-Events)."""
+        return self.table.allow_events()
+
+    def is_registrar_uri(self, uri: SipURI) -> bool:
+        """True for the registrar's own URI (its name at a served domain): the
+        server is the user agent there, and holds no dialog but its
+        subscriptions."""
+        if uri.user is None:
+            return False
+        if self._domain_of is not None and self._domain_of(uri.host, uri.port) is None:
+            return False
+        return unescape(uri.user).lower() == self.settings.registrar_name.lower()
+
     def is_for_registrar(self, request: Request) -> bool:
         """True for a SUBSCRIBE this server answers itself (module docstring:
         the registrar's name, or ``reg`` / ``presence`` to a served user);
@@ -361,18 +377,19 @@ class PresenceService:
         the directory never; one whose credentials were verified for this
         AOR's user (``authenticated``) always; one without credentials (auth
         off, or a trusted peer) when it has at least one registration
-        (``has_bindings``). A SUBSCRIBE inside a dialog (``in_dialog``: a To
-        tag; authentication never challenges those) needs no more: only the
-        subscriber that created the dialog can refresh or end it, the table
-        answers 481 for an unknown dialog and 403 for another From.
+        (``has_bindings``) or is listed in the directory. A SUBSCRIBE inside
+        a dialog (``in_dialog``: a To tag; authentication does not challenge
+        those it routes here) needs no more: only the subscriber that created
+        the dialog can refresh or end it, the table answers 481 for an
+        unknown dialog and 403 for another From.
         """
         user = aor_user(aor)
         if not user:
             return False
         name = unescape(user)
         entry = self.directory.find(name, include_disabled=True)
-        if entry is not None and not entry.enabled:
-            return False
+        if entry is not None:
+            return bool(entry.enabled)
         return authenticated or in_dialog or has_bindings
 
     # -- SUBSCRIBE ----------------------------------------------------------------------

@@ -476,10 +476,15 @@ class SubscriptionTable:
         )
 
     def _ok(self, request: Request, sub: Subscription, expires: int) -> Response:
-        """200 with the granted Expires (RFC 6665 4.2.1.1), our Contact and, when
-        it creates the dialog, the Record-Route of the request (RFC 3261 12.1.1)."""
+        """200 with the granted Expires (RFC 6665 4.2.1.1), our Contact, the
+        packages we serve (Allow-Events) and, when it creates the dialog, the
+        Record-Route of the request (RFC 3261 12.1.1)."""
         headers = [] if request.to_tag else [("Record-Route", v) for v in sub.route_set]
         headers += [("Expires", str(expires)), ("Contact", f"<{self.contact_uri(sub.domain)}>")]
+        # RFC 6665 4.4.4: SHOULD be in the response to a dialog-creating request.
+        events = self.allow_events()
+        if events:
+            headers.append(("Allow-Events", ", ".join(events)))
         return self._reply(request, 200, to_tag=sub.local_tag, headers=headers)
 
     # -- registration changes -------------------------------------------------------------

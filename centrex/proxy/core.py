@@ -107,6 +107,10 @@ class Registrar(Protocol):
 class Presence(Protocol):
     def is_for_registrar(self, request: Request) -> bool: ...
 
+    def allow_events(self) -> list[str]: ...
+
+    def is_registrar_uri(self, uri: SipURI) -> bool: ...
+
     async def answer_subscribe(
         self,
         tx: ServerTransaction,
@@ -412,6 +416,16 @@ class Proxy:
                     local=str(inbound.local),
                 )
                 return
+            if (
+                request.to_tag is not None
+                and domain is not None
+                and self.presence is not None
+                and self.presence.is_registrar_uri(ruri)
+            ):
+                # In a dialog with the registrar itself, which holds none but
+                # its subscriptions (RFC 3261 12.2.2).
+                self._reply(tx, request, 481)
+                return
             if domain is not None and ruri.user is not None:
                 await self._proxy_to_user(tx, request, inbound, ruri, domain, prefix)
                 return
@@ -522,19 +536,19 @@ class Proxy:
             self._reply(tx, request, 501, headers=[("Allow", "OPTIONS, REGISTER")])
             return
         if request.method == "OPTIONS":
-            self._reply(
-                tx,
-                request,
-                200,
-                headers=[
-                    ("Allow", ALLOW),
-                    ("Accept", ACCEPT),
-                    # 11.2: SHOULD be present (20.2: "identity", no encoding).
-                    ("Accept-Encoding", "identity"),
-                    ("Accept-Language", "en"),
-                    ("Supported", ", ".join(SUPPORTED)),
-                ],
-            )
+            headers = [
+                ("Allow", ALLOW),
+                ("Accept", ACCEPT),
+                # 11.2: SHOULD be present (20.2: "identity", no encoding).
+                ("Accept-Encoding", "identity"),
+                ("Accept-Language", "en"),
+                ("Supported", ", ".join(SUPPORTED)),
+            ]
+            events = self.presence.allow_events() if self.presence is not None else []
+            if events:
+                # RFC 6665 4.4.4: the event packages the server answers itself.
+                headers.append(("Allow-Events", ", ".join(events)))
+            self._reply(tx, request, 200, headers=headers)
         else:
             self._reply(tx, request, 405, headers=[("Allow", "OPTIONS, REGISTER")])
 

@@ -677,10 +677,14 @@ def test_may_subscribe_users_of_the_domain_only(tmp_path: Path) -> None:
         False,
     )
     service = Harness(tmp_path, directory=directory).service
+    # Listed in the directory: a user of the domain, registered or not.
     aor = f"sip:1234@{DOMAIN}"
-    assert service.may_subscribe(aor, has_bindings=True, authenticated=False)
-    assert service.may_subscribe(aor, has_bindings=False, authenticated=True)
-    assert not service.may_subscribe(aor, has_bindings=False, authenticated=False)
+    assert service.may_subscribe(aor, has_bindings=False, authenticated=False)
+    # Not listed (allow_unknown_users): a registration or credentials make one.
+    unlisted = f"sip:1299@{DOMAIN}"
+    assert service.may_subscribe(unlisted, has_bindings=True, authenticated=False)
+    assert service.may_subscribe(unlisted, has_bindings=False, authenticated=True)
+    assert not service.may_subscribe(unlisted, has_bindings=False, authenticated=False)
     disabled = f"sip:1235@{DOMAIN}"
     assert not service.may_subscribe(disabled, has_bindings=True, authenticated=True)
     assert not service.may_subscribe(f"sip:{DOMAIN}", has_bindings=True, authenticated=True)
@@ -718,12 +722,24 @@ def _answer(
 
 
 def test_answer_subscribe_refuses_a_subscriber_who_is_not_registered(tmp_path: Path) -> None:
-    h = Harness(tmp_path)
+    # Not in the directory either (allow_unknown_users): no registration, no user.
+    h = Harness(tmp_path, users=())
     response, sends = _answer(h, subscribe(), is_registered=False)
     assert response.status == 403
     assert sends == []
     response, sends = _answer(h, subscribe(call_id="again"), is_registered=True)
     assert response.status == 200
+    assert len(sends) == 1
+
+
+def test_answer_subscribe_lets_a_listed_user_subscribe_before_registering(
+    tmp_path: Path,
+) -> None:
+    # Authentication off: a user in the directory is a user of the domain
+    # (it used to get "403 Only users of the domain may subscribe").
+    response, sends = _answer(Harness(tmp_path), subscribe(), is_registered=False)
+    assert response.status == 200
+    assert response.get("Allow-Events") == "user-available, user-unavailable, reg, presence"
     assert len(sends) == 1
 
 

@@ -210,3 +210,25 @@ def test_a_subscribe_read_in_the_turn_of_a_register_lists_that_user(tmp_path: Pa
             assert first.get("Event") == "user-available;param=1001|Alice"
 
     run(scenario())
+
+
+def test_the_server_names_its_event_packages_and_holds_no_other_dialogs(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            phone = await open_phone()
+            # RFC 6665 4.4.4: OPTIONS lists the packages the server answers.
+            phone.send(request("OPTIONS", "sip:example.com", phone), port)
+            answer = await phone.response()
+            assert answer.status == 200
+            assert "user-available" in (answer.get("Allow-Events") or "")
+            # A NOTIFY in a dialog the registrar never had: 481 (RFC 3261
+            # 12.2.2), not the 404 of a user with no phone.
+            stray = request("NOTIFY", "sip:Registrar@example.com", phone, extra="Event: x\r\n")
+            to = "To: <sip:Registrar@example.com>"
+            phone.send(stray.replace(to, to + ";tag=gone"), port)
+            assert (await phone.response()).status == 481
+
+    run(scenario())

@@ -156,9 +156,27 @@ def _match(contact: ContactRequest, live: list[Binding]) -> str | None:
     return None
 
 
+def instance_key(instance: str) -> str:
+    """``+sip.instance`` in the form two equal ones share (RFC 5626 4.1: a
+    URN, RFC 8141 3: its scheme and namespace compared without case; RFC
+    4122 3: a UUID's hex digits too)."""
+    lowered = instance.lower()
+    if lowered.startswith("<urn:uuid:"):
+        return lowered
+    if lowered.startswith("<urn:"):
+        end = lowered.find(":", 5)
+        if end > 0:
+            return lowered[:end] + instance[end:]
+    return instance
+
+
 def _same_device(binding: Binding, contact: ContactRequest, reg: RegisterRequest) -> bool:
     if contact.instance is not None:
-        return binding.instance == contact.instance and binding.reg_id == contact.reg_id
+        return (
+            binding.instance is not None
+            and instance_key(binding.instance) == instance_key(contact.instance)
+            and binding.reg_id == contact.reg_id
+        )
     # The same Call-ID from another source address: the phone moved (a new
     # IP address or NAT mapping) and this is its new contact. From the same
     # source it is the phone adding a contact (RFC 3261 10.2.1.2, one

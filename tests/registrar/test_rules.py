@@ -246,3 +246,13 @@ def test_bindings_are_listed_by_q_then_most_recent() -> None:
     ]
     outcome = run(current, contacts=None)
     assert [b.id for b in outcome.bindings] == ["new", "old", "low"]
+
+
+def test_an_instance_in_other_letter_case_is_the_same_device() -> None:
+    # RFC 5626 4.1 / RFC 4122 3: a UUID URN compares without case.
+    lower = "<urn:uuid:00000000-0000-1000-8000-aabbccddeeff>"
+    old = binding("sip:alice@198.51.100.7:40001", instance=lower, reg_id=1, call_id="boot1")
+    contact = f'<sip:alice@198.51.100.7:41000>;+sip.instance="{lower.upper()}";reg-id=1'
+    outcome = run([old], call_id="boot2", contacts=contact)
+    assert outcome.changes.remove == ("b1",)
+    assert len(after([old], outcome)) == 1

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from centrex.auth.abuse import FailureTracker, RateLimiter
-from centrex.auth.bans_file import lift_bans, take_clear_requests, write_bans
+from centrex.auth.bans_file import lift_bans, read_bans, take_clear_requests, write_bans
 from centrex.auth.gate import AuthGate
 from centrex.config import Settings
 from centrex.directory import Directory
@@ -299,6 +299,11 @@ class Server:
         if self.links is not None:
             await self.links.start()
         self.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        # The bans in force when the server last ran: a restart (or a crash
+        # an attacker provoked) does not lift them.
+        restored = self.failures.restore(read_bans(self.paths.data_dir, time.time()))
+        if restored:
+            logger.info("%d ban(s) in force from before the restart", restored)
         listen = [
             ListenAddress(a.transport, a.host, a.port) for a in settings.network.listen_addresses()
         ]

@@ -126,6 +126,20 @@ class FailureTracker:
             self._bans.popitem(last=False)
         return True
 
+    def restore(self, bans: Iterable[Ban]) -> int:
+        """Take up ``bans`` (those the server published before a restart,
+        expired ones already left out); how many. A ban already held for an
+        address is kept if it runs longer."""
+        count = 0
+        for ban in bans:
+            held = self._bans.get(ban.ip)
+            if held is None or held.until < ban.until:
+                self._bans[ban.ip] = ban
+                count += 1
+        while len(self._bans) > self.max_sources:
+            self._bans.popitem(last=False)
+        return count
+
     def record_success(self, ip: str) -> None:
         """``ip`` authenticated: its failures so far are forgiven."""
         self._failures.pop(ip, None)

@@ -4,6 +4,8 @@ The server writes the bans in force to ``bans.json`` in its data folder when
 they change (checked every second); ``centrex bans clear`` drops a
 ``bans-clear.json`` request there, which the server carries out and deletes
 within a second. Files keep the command free of any listening control port.
+The server reads ``bans.json`` back when it starts, so the bans in force
+outlive a restart.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ def read_bans(data_dir: Path, now: float) -> list[Ban]:
     for path in worker_paths(data_dir / BANS_FILE):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            continue
-        bans.extend(
-            Ban(r["ip"], r["since"], r["until"], r["failures"]) for r in data.get("bans", [])
-        )
+            rows = data.get("bans", [])
+            bans.extend(
+                Ban(str(r["ip"]), float(r["since"]), float(r["until"]), int(r["failures"]))
+                for r in rows
+            )
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue  # missing, or not what write_bans writes: no bans from it
     return [b for b in bans if b.until > now]
 
 

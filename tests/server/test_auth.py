@@ -315,6 +315,43 @@ def test_repeated_failures_ban_the_address_silently(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_a_ban_outlives_a_restart(tmp_path: Path) -> None:
+    # It did not: restarting the server (or crashing it) lifted every ban.
+    async def scenario() -> None:
+        auth = AUTH_ON.format(more="ban_time_s = 600\n")
+        async with running_server(tmp_path, auth=auth, extra=PASSWORDS) as s:
+            port = udp_port(s)
+            attacker = await open_phone("127.0.0.2")
+            for attempt in range(3):
+                challenge = await register(attacker, port, "2001", call_id=f"r{attempt}")
+                creds = digest(
+                    challenge.get_all("WWW-Authenticate")[0],
+                    "2001",
+                    f"guess{attempt}",
+                    "REGISTER",
+                    "sip:example.com",
+                    "SHA-256",
+                )
+                await register(attacker, port, "2001", creds, call_id=f"r{attempt}", cseq=2)
+            published = tmp_path / "data" / "bans.json"
+            for _ in range(40):  # the bans are published within a second or so
+                if published.exists() and "127.0.0.2" in published.read_text():
+                    break
+                await asyncio.sleep(0.1)
+            attacker.close()
+        async with running_server(tmp_path, auth=auth, extra=PASSWORDS) as s:
+            port = udp_port(s)
+            attacker = await open_phone("127.0.0.2")
+            attacker.send(request("OPTIONS", "sip:example.com", attacker), port)
+            with pytest.raises(TimeoutError):
+                await attacker.response(timeout=0.5)
+            other = await open_phone()
+            other.send(request("OPTIONS", "sip:example.com", other), port)
+            assert (await other.response()).status == 200
+
+    run(scenario())
+
+
 def test_known_scanners_get_no_answer(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:

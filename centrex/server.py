@@ -388,10 +388,13 @@ class Server:
             self.registrar.listeners.add(self.presence.on_aor_event)
             # The AORs with reg watchers, whose every contact change presence needs.
             self.registrar.listeners.watched = self.presence.table.reg_watched
+        # The events of the store's first read wait for presence to be ready.
+        self.registrar.listeners.pause()
         await self.registrar.start(time.time())
         self._store_opened()
         if self.presence is not None:
             await self.presence.start(await self.store.bindings(), time.time())
+        self.registrar.listeners.resume()
         self.proxy = Proxy(
             transactions=self.transactions,
             local=self.local,

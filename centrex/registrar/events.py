@@ -115,7 +115,22 @@ class EventListeners:
         self._listeners: list[Listener] = []
         self._pending: deque[AorEvent] = deque()  # emitted, not delivered yet
         self._scheduled = False  # a _deliver_pending callback is due
+        self._paused = False  # (see pause)
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def pause(self) -> None:
+        """Hold every event emitted from now until ``resume``: at start, the
+        listeners (presence) are not ready before the store has been read, and
+        the events of that read (bindings gone while the server was down) must
+        wait for them."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Deliver what ``pause`` held, as ``emit`` would have."""
+        self._paused = False
+        if self._pending and not self._scheduled:
+            asyncio.get_running_loop().call_soon(self._deliver_pending)
+            self._scheduled = True
 
     def add(self, listener: Listener) -> None:
         """Call ``listener`` with every later event."""
@@ -140,7 +155,7 @@ class EventListeners:
             return
         loop = asyncio.get_running_loop()  # (first: outside a loop, nothing changes)
         self._pending.extend(events)
-        if not self._scheduled:
+        if not self._scheduled and not self._paused:
             loop.call_soon(self._deliver_pending)
             self._scheduled = True
 
@@ -150,7 +165,7 @@ class EventListeners:
         For a request that must see every change answered before it arrived:
         a SUBSCRIBE's first NOTIFY lists a user whose REGISTER got its 200
         first, even when both were read in the same turn of the loop."""
-        while self._pending:
+        while self._pending and not self._paused:
             self._deliver(self._pending.popleft())
 
     def _deliver_pending(self) -> None:

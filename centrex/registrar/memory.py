@@ -50,7 +50,7 @@ from typing import Final
 from centrex.config.settings import RegistrarSettings
 from centrex.registrar import recovery
 from centrex.registrar.binding import Binding, live_bindings
-from centrex.registrar.packed import PackedTable, connection_key, pack_with_record
+from centrex.registrar.packed import PackedTable, connection_key, from_row, pack_with_record
 from centrex.registrar.store import AorRemoval, Changes, DecisionT, LocationStore, apply_changes
 from centrex.registrar.writer import WRITE_BYTES, AtomicFile, FileWriter, Journal, SyncJob
 
@@ -135,6 +135,7 @@ class MemoryLocationStore(LocationStore):
         )
         #: How many times the recovery file was written (for tests and metrics).
         self.flush_count = 0
+        self._departed: list[Binding] = []
         # Journal appends not yet fsynced; an fsync running in the writer
         # thread (cleared there, with the failure it met, if any: read by
         # ``maybe_flush``); when the last one started (store time).
@@ -190,9 +191,12 @@ class MemoryLocationStore(LocationStore):
         path = self.recovery_file
         if path is None:
             return
+        departed: recovery.Departed = {}
         try:
             table, self._generation, replayed = await asyncio.to_thread(
-                functools.partial(recovery.read_table, path, now, keep=self.writes_file)
+                functools.partial(
+                    recovery.read_table, path, now, keep=self.writes_file, departed=departed
+                )
             )
         except recovery.RecoveryFileError as exc:
             if not self.writes_file:
@@ -213,7 +217,14 @@ class MemoryLocationStore(LocationStore):
         if replayed:
             # A journal to fold into the file, at the latest at close.
             self._journal_bytes = 1
+        self._departed = [from_row(r) for rows in departed.values() for r in rows]
         logger.info("loaded %d registrations from %s", self.binding_count, path)
+        if departed:
+            logger.info("%d registered user(s) expired while the server was down", len(departed))
+
+    def take_departed(self) -> list[Binding]:
+        departed, self._departed = self._departed, []
+        return departed
 
     async def close(self, now: float) -> None:
         self.hold_writes = False  # (the workers are stopping: the last write is due)

@@ -217,7 +217,9 @@ def _header(doc: Any, path: Path) -> tuple[list[Any], int]:
     return fields, generation
 
 
-def _decode(table: PackedTable, data: bytes, path: Path, now: float) -> int:
+def _decode(
+    table: PackedTable, data: bytes, path: Path, now: float, departed: Departed | None = None
+) -> int:
     """Put the live bindings of file content ``data`` in ``table``; the journal
     generation the file names."""
     end = data.find(b"\n")
@@ -228,7 +230,7 @@ def _decode(table: PackedTable, data: bytes, path: Path, now: float) -> int:
             pass
         else:
             fields, generation = _header(doc, path)
-            _decode_lines(table, data, end + 1, fields, path, now)
+            _decode_lines(table, data, end + 1, fields, path, now, departed)
             return generation
     # Any other layout of the same document: read it whole.
     try:
@@ -241,7 +243,7 @@ def _decode(table: PackedTable, data: bytes, path: Path, now: float) -> int:
         raise RecoveryFileError(path, "no fields or bindings")
     if fields != list(FIELDS):
         rows = _reorder(rows, fields, path)
-    _put(table, _live_rows(rows, path, now))
+    _put(table, _live_rows(rows, path, now, departed))
     return generation
 
 
@@ -251,7 +253,13 @@ _CHUNK = 1 << 14
 
 
 def _decode_lines(
-    table: PackedTable, data: bytes, start: int, fields: list[Any], path: Path, now: float
+    table: PackedTable,
+    data: bytes,
+    start: int,
+    fields: list[Any],
+    path: Path,
+    now: float,
+    departed: Departed | None = None,
 ) -> None:
     """Read the rows of the line layout, from offset ``start`` to the closing ``]}``.
 
@@ -281,7 +289,7 @@ def _decode_lines(
             raise RecoveryFileError(path, "bad bindings line")
         if not ours:
             rows = _reorder(rows, fields, path)
-        _put(table, _live_rows(rows, path, now))
+        _put(table, _live_rows(rows, path, now, departed))
         start = cut + 2
 
 
@@ -311,13 +319,24 @@ def _connections(rows: list[list[Any]]) -> list[tuple[str, int]]:
     return [(r[16], r[11]) for r in rows if r[11] is not None and r[7] != "udp"]
 
 
-def _live_rows(rows: list[Any], path: Path, now: float) -> list[list[Any]]:
+#: The rows a load found expired, by AOR (``read_table``'s ``departed``).
+Departed = dict[str, list[list[Any]]]
+
+
+def _live_rows(
+    rows: list[Any], path: Path, now: float, departed: Departed | None = None
+) -> list[list[Any]]:
     """The rows of ``rows`` live at ``now``, each checked to be a binding (an
-    expired row is dropped unread, as it always was)."""
+    expired row is dropped, and only kept in ``departed`` when given and it
+    is a binding)."""
     try:
         live = [r for r in rows if r[3] > now]
     except (TypeError, IndexError, KeyError) as exc:
         raise RecoveryFileError(path, f"bad binding ({exc!r})") from None
+    if departed is not None and len(live) < len(rows):
+        for r in rows:
+            if r[3] <= now and valid_row(r):
+                departed.setdefault(r[1], []).append(r)
     if not valid_rows(live):
         bad = next(r for r in live if not valid_row(r))
         raise RecoveryFileError(path, f"bad binding {bad!r:.200}")
@@ -511,30 +530,46 @@ def read(path: Path, now: float) -> Recovered:
     return Recovered(list(table.bindings()), generation, applied)
 
 
-def read_table(path: Path, now: float, *, keep: bool = False) -> tuple[PackedTable, int, int]:
+def read_table(
+    path: Path, now: float, *, keep: bool = False, departed: Departed | None = None
+) -> tuple[PackedTable, int, int]:
     """Recovery file ``path`` with its journal applied, as the memory store keeps
     it; with the journal generation the file names and the journal records applied.
     ``keep``: a journal with damaged records is copied aside (the server's load;
-    a command that only reads leaves the files as they are)."""
+    a command that only reads leaves the files as they are). ``departed``, when
+    given, gets the rows of the AORs that were registered when the file was
+    last written and have no live binding at ``now`` (they expired while the
+    server was down: their watchers were told of them, and not of their end)."""
     table = PackedTable()
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return table, 0, 0
     with gc_paused():
-        generation = _decode(table, data, path, now)
+        generation = _decode(table, data, path, now, departed)
         del data
-        if generation == 0:
-            return table, 0, 0
-        try:
-            journal = journal_path(path).read_bytes()
-        except FileNotFoundError:
-            return table, generation, 0
-        return table, generation, _apply_journal(table, generation, journal, path, now, keep)
+        applied = 0
+        if generation != 0:
+            try:
+                journal = journal_path(path).read_bytes()
+            except FileNotFoundError:
+                pass
+            else:
+                applied = _apply_journal(table, generation, journal, path, now, keep, departed)
+    if departed:
+        for aor in [aor for aor in departed if aor in table]:
+            del departed[aor]
+    return table, generation, applied
 
 
 def _apply_journal(
-    table: PackedTable, generation: int, journal: bytes, path: Path, now: float, keep: bool
+    table: PackedTable,
+    generation: int,
+    journal: bytes,
+    path: Path,
+    now: float,
+    keep: bool,
+    departed: Departed | None = None,
 ) -> int:
     """Apply the records of ``journal`` that continue the file; how many."""
     end = journal.find(b"\n")
@@ -571,6 +606,14 @@ def _apply_journal(
             break  # the end of what was written whole
         if any(r[1] != aor for r in live):
             break  # not a record this store wrote
+        if departed is not None:
+            # The AOR as the record left it: registered, and since expired;
+            # or removed (its watchers were told then).
+            gone = [r for r in rows if r[3] <= now and valid_row(r) and r[1] == aor]
+            if gone:
+                departed[aor] = gone
+            else:
+                departed.pop(aor, None)
         table.load(
             aor,
             pack_rows(live),

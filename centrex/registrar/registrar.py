@@ -133,10 +133,21 @@ class Registrar:
 
     async def start(self, now: float) -> None:
         """Open the store. Bindings this server held over connections are gone
-        with those connections (a restart closes them all), so they are removed."""
+        with those connections (a restart closes them all), so they are removed.
+        Both, and the users whose bindings expired while the server was down,
+        are told to the listeners (the server holds the events until its
+        listeners are ready: ``listeners.pause``)."""
         await self.store.open(now)
         self.store.on_remote_change = self._remote_change
         self._last_purge = now
+        # Users whose bindings expired while the server was down: their
+        # watchers were told they came, and must hear that they went.
+        gone: dict[str, list[Binding]] = {}
+        for binding in self.store.take_departed():
+            gone.setdefault(binding.aor, []).append(binding)
+        self.listeners.emit(
+            [AorEvent("unavailable", aor, "expired", now, gone=tuple(g)) for aor, g in gone.items()]
+        )
         if self.settings.remove_on_connection_close:
             removals = await self.store.remove_connections(self.server_id, None, now)
             self._emit_removals(removals, "connection_closed", now)

@@ -77,6 +77,12 @@ class LocationStore(ABC):
         """Make the store ready (load the recovery file, connect), dropping
         bindings already expired at ``now``."""
 
+    def take_departed(self) -> list[Binding]:
+        """The bindings ``open`` dropped as expired, of the AORs they left
+        with none (they expired while the server was down), handed over once;
+        none for a store that keeps expired bindings until its purge."""
+        return []
+
     @abstractmethod
     async def close(self, now: float) -> None:
         """Persist what is not yet persisted and release resources."""

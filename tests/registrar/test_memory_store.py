@@ -93,6 +93,24 @@ def test_load_drops_expired_bindings(tmp_path: Path) -> None:
     assert [b.id for b in reopened(path, T0 + 10)] == ["b2"]
 
 
+def test_load_hands_over_the_users_who_expired_while_down(tmp_path: Path) -> None:
+    # u1 expired; u2 keeps one live binding of two; u3 was removed in the
+    # journal (its watchers heard of it then); u4's journal record has expired.
+    path = tmp_path / "r.json"
+    u2_old = binding("sip:u2@192.0.2.9", id="b2x", aor="sip:u2@example.com", expires_at=T0 + 5)
+    file = [numbered(1, expires_at=T0 + 5), numbered(2), u2_old, numbered(3, expires_at=T0 + 5)]
+    recovery.save(path, file, T0, generation=5)
+    head = {"format": recovery.JOURNAL_FORMAT, "generation": 5, "fields": list(recovery.FIELDS)}
+    u4 = recovery.packed_row(numbered(4, expires_at=T0 + 5))
+    lines = [json.dumps(head), json.dumps(["sip:u3@example.com", []])]
+    lines.append(json.dumps(["sip:u4@example.com", [u4]]))
+    recovery.journal_path(path).write_text("\n".join(lines) + "\n")
+    store = MemoryLocationStore(path)
+    asyncio.run(store.open(T0 + 10))
+    assert sorted(b.id for b in store.take_departed()) == ["b1", "b4"]
+    assert store.take_departed() == []  # (handed over once)
+
+
 def test_missing_file_starts_empty(tmp_path: Path) -> None:
     assert reopened(tmp_path / "none.json") == []
 

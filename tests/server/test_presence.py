@@ -232,3 +232,23 @@ def test_the_server_names_its_event_packages_and_holds_no_other_dialogs(
             assert (await phone.response()).status == 481
 
     run(scenario())
+
+
+def test_watchers_hear_of_users_who_expired_while_the_server_was_down(tmp_path: Path) -> None:
+    # They were not told: the restarted server dropped the expired bindings
+    # as it read its recovery file, and a phone kept showing the user online.
+    async def scenario() -> None:
+        watcher, bob = await open_phone(), await open_phone()
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            assert (await register(server, watcher, "1001")).status == 200
+            watcher.send(subscribe(watcher, "user-unavailable", 3600, call_id="sub-d"), port)
+            assert (await watcher.response()).status == 200
+            await notify(watcher, port)  # the first list
+            assert (await register(server, bob, "1002", expires=1)).status == 200
+        await asyncio.sleep(1.5)  # bob's binding runs out while no server runs
+        async with running_server(tmp_path) as server:
+            left = await notify(watcher, udp_port(server), timeout=3.0)
+            assert left.get("Event") == "user-unavailable;param=1002|Bob"
+
+    run(scenario())

@@ -294,7 +294,11 @@ class Proxy:
             found = self._branches.get(tx)
             if found is not None:
                 call, branch = found
-                unavailable = make_response(tx.request, 503, "Next Hop Unreachable")
+                # With the tag of our answers: should it be the best response,
+                # the caller gets a final response that has one (8.2.6.2).
+                unavailable = make_response(
+                    tx.request, 503, "Next Hop Unreachable", to_tag=call.to_tag
+                )
                 unavailable.pop_via()
                 self._apply(call, call.context.final(branch, unavailable))
         self._flush()
@@ -622,7 +626,7 @@ class Proxy:
         if owner is None:
             return None
         hop = await self._resolve(owner[0])
-        return None if hop is None else _Target(binding.contact, hop, (owner[1],))
+        return None if hop is None else _Target(_request_uri(binding.contact), hop, (owner[1],))
 
     def _flow(self, request: Request) -> Flow | None:
         """The flow a signed token in our top Route names (see owner.py)."""
@@ -957,4 +961,12 @@ def _binding_target(binding: Binding) -> _Target:
     connection it came on; through its Path when it registered with one (RFC 3327)."""
     source = binding.source
     hop = Peer(source.transport, source.host, source.port, source.connection_id)
-    return _Target(binding.contact, hop, binding.path)
+    return _Target(_request_uri(binding.contact), hop, binding.path)
+
+
+def _request_uri(contact: str) -> str:
+    """A registered contact as a Request-URI: without the headers (``?...``) a
+    Contact may carry and a Request-URI may not (RFC 3261 19.1.1; 16.6 step
+    2 removes what is not allowed there). An escaped ``?`` is ``%3F``."""
+    cut = contact.find("?")
+    return contact if cut < 0 else contact[:cut]

@@ -43,6 +43,7 @@ from centrex.transport.address import ListenAddress, LocalSocket, Peer, ip_famil
 from centrex.transport.connection import StreamConnection
 from centrex.transport.limits import TransportLimits
 from centrex.transport.rules import (
+    acks_stateless_answer,
     error_response,
     request_from_head,
     response_destination,
@@ -336,6 +337,15 @@ class TransportLayer:
         if self._stopping:
             return False
         if peer.transport == "udp":
+            if len(data) > self.limits.max_datagram_bytes:
+                logger.warning(
+                    "%d-byte message to %s:%d not sent: a UDP datagram holds at most %d",
+                    len(data),
+                    peer.host,
+                    peer.port,
+                    self.limits.max_datagram_bytes,
+                )
+                return False
             if ip_family(peer.host) is None:
                 resolved = await self._resolve(peer.host, peer.port)
                 if resolved is None:
@@ -384,20 +394,39 @@ class TransportLayer:
                 return received_over
             if connection is None and self._elsewhere(received_over):
                 return received_over if self._relay_to_holder(data, received_over) else None
-        peer = self.response_peer(response)
-        if peer is None:
-            return None
-        if received_over.transport == "udp" and peer.transport != "udp":
-            # A datagram whose Via names a stream transport: answered where it
-            # came from, as it came. Opening the connection its Via asks for
-            # would let a forged source make the server connect anywhere.
-            peer = received_over
+        if received_over.transport == "udp":
+            peer = self._udp_response_peer(response, received_over)
+        else:
+            found = self.response_peer(response)
+            if found is None:
+                return None
+            peer = found
         if self.send(data, peer, local):
             return peer
         if self._stopping or (peer.transport == "udp" and ip_family(peer.host) is not None):
             return None
         self._spawn(self.send_to(data, peer, local=local))
         return peer
+
+    def _udp_response_peer(self, response: Response, received_over: Peer) -> Peer:
+        """Where the response to a request that came over UDP goes: as the top
+        Via says (``received``, ``rport``, the sent-by port; 18.2.2, RFC 3581
+        4), but over UDP to the source the request came from when the Via
+        names another transport (a stream, SCTP, WS, a token we do not
+        carry) or a ``maddr``. Opening the connection such a Via asks for, or
+        sending to the address it names, would let a forged request make the
+        server connect to, or send its answers (and their retransmissions)
+        to, anyone."""
+        try:
+            via = response.top_via
+        except ParseError:
+            return received_over
+        if via.maddr is not None:
+            return received_over
+        destination = response_destination(via)
+        if destination is None or destination.transport != "udp":
+            return received_over
+        return Peer("udp", destination.host, destination.port)
 
     def response_peer(self, response: Response) -> Peer | None:
         """Where ``response`` goes by its top Via (18.2.2, RFC 3581 4); None,
@@ -555,6 +584,8 @@ class TransportLayer:
             if isinstance(message, Request):
                 validate_request(message)
                 stamp_received(message, peer.host, peer.port)
+                if message.method == "ACK" and acks_stateless_answer(message):
+                    return
             else:
                 check_response(message)
         except ParseError as exc:

@@ -105,10 +105,6 @@ def response_destination(via: Via) -> Destination | None:
     return Destination(transport, unbracketed(via.host), sent_by_port)
 
 
-#: What makes the To tag of an answer given without a transaction.
-_TAG_INPUTS: Final = ("via", "from", "call-id", "cseq")
-
-
 def error_response(error: ParseError) -> Response | None:
     """The answer to a malformed request, or None when it gets no answer.
 
@@ -129,8 +125,31 @@ def error_response(error: ParseError) -> Response | None:
 
 
 def _stateless_tag(request: Request) -> str:
-    lines = [line for key in _TAG_INPUTS for line in request.raw_lines_of_key(key)]
-    return hashlib.blake2s(b"\n".join(lines), digest_size=6).hexdigest()
+    """The To tag of an answer given without a transaction: a hash of the
+    top Via, the From, the Call-ID and the CSeq number, which a request, its
+    retransmissions and the ACK of a non-2xx answer to it share (17.1.1.3)."""
+    vias = request.get_all("via")
+    cseq = (request.get("cseq") or "").split()
+    parts = (
+        vias[0] if vias else "",
+        request.get("from") or "",
+        request.get("call-id") or "",
+        cseq[0] if cseq else "",
+    )
+    return hashlib.blake2s(
+        "\n".join(parts).encode(errors="surrogateescape"), digest_size=6
+    ).hexdigest()
+
+
+def acks_stateless_answer(ack: Request) -> bool:
+    """True for the ACK of an answer given without a transaction (a 400 to a
+    malformed INVITE): it is hop by hop (17.1.1.3) and ends here, where a
+    2xx ACK, which matches no transaction either, goes on."""
+    try:
+        tag = ack.to_tag
+    except ParseError:
+        return False
+    return tag is not None and tag == _stateless_tag(ack)
 
 
 def request_from_head(head: bytes) -> Request | None:

@@ -401,3 +401,84 @@ def test_a_retransmitted_register_gets_the_same_200_again(tmp_path: Path) -> Non
             assert len(await server.store.lookup("sip:1001@example.com")) == 1
 
     run(scenario())
+
+
+def test_headers_of_a_registered_contact_stay_out_of_the_request_uri(tmp_path: Path) -> None:
+    # RFC 3261 19.1.1: a Request-URI carries no headers (RFC 4475 escruri).
+    # A contact registered with some used to be copied whole into the
+    # Request-URI of every request forwarded to it.
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            callee, caller = await open_phone(), await open_phone()
+            plain = f"<sip:1002@{callee.host}:{callee.port}>"
+            headed = f"<sip:1002@{callee.host}:{callee.port}?Subject=hi&Route=%3Csip:x%3E>"
+            registration = request(
+                "REGISTER", "sip:example.com", callee, user="1002", to="sip:1002@example.com"
+            ).replace(f"Contact: {plain}", f"Contact: {headed}")
+            callee.send(registration, port)
+            assert (await callee.response()).status == 200
+            caller.send(request("MESSAGE", "sip:1002@example.com", caller, body="hi"), port)
+            forwarded = await callee.request()
+            assert str(forwarded.request_uri) == f"sip:1002@{callee.host}:{callee.port}"
+
+    run(scenario())
+
+
+def test_the_ack_of_a_stateless_400_ends_at_the_server(tmp_path: Path) -> None:
+    # RFC 3261 17.1.1.3: the ACK of a non-2xx answer is hop by hop. The ACK
+    # of a 400 given without a transaction (a malformed INVITE) matched no
+    # transaction and went on to the callee as if it acknowledged a 2xx.
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            callee, caller = await open_phone(), await open_phone()
+            assert (await register(server, callee, "1002")).status == 200
+            invite = request("INVITE", "sip:1002@example.com", caller, call_id="bad", body="v=0")
+            caller.send(invite.replace("Content-Length: 3", "Content-Length: 999"), port)
+            refused = await caller.response()
+            assert refused.status == 400
+            tag = refused.to_tag
+            assert tag is not None
+            # The ACK: the INVITE's Via, From, Call-ID and CSeq number, the 400's To.
+            branch = invite.split("branch=")[1].split(";")[0]
+            ack = request("ACK", "sip:1002@example.com", caller, call_id="bad", branch=branch)
+            sent_from = invite.split("From: ")[1].split("\r\n")[0]
+            ack = ack.replace(ack.split("From: ")[1].split("\r\n")[0], sent_from)
+            ack = ack.replace("To: <sip:1002@example.com>", f"To: <sip:1002@example.com>;tag={tag}")
+            caller.send(ack, port)
+            with pytest.raises(TimeoutError):
+                await callee.request(timeout=0.5)
+
+    run(scenario())
+
+
+def test_a_request_too_large_for_the_callees_udp_gets_a_final_answer_with_a_tag(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Over TCP a body of 65,300 bytes is within max_message_bytes; no UDP
+    # datagram holds it. The caller got a 500 without a To tag (8.2.6.2),
+    # and nothing was logged.
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            callee = await open_phone()
+            assert (await register(server, callee, "1002")).status == 200
+            tcp = server.transport.bound_port("tcp")
+            reader, writer = await asyncio.open_connection("127.0.0.1", tcp)
+            host, local_port = writer.get_extra_info("sockname")[:2]
+            caller = Phone()
+            caller.host, caller.port = host, local_port
+            big = request("MESSAGE", "sip:1002@example.com", caller, body="x" * 65_300)
+            writer.write(big.replace("SIP/2.0/UDP", "SIP/2.0/TCP").encode())
+            await writer.drain()
+            head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode()
+            while head.startswith("SIP/2.0 100"):
+                head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode()
+            assert head.startswith("SIP/2.0 500")
+            to = next(line for line in head.split("\r\n") if line.startswith("To:"))
+            assert ";tag=" in to
+            writer.close()
+
+    with caplog.at_level(logging.WARNING):
+        run(scenario())
+    assert any("UDP datagram holds at most" in r.getMessage() for r in caplog.records)

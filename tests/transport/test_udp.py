@@ -122,6 +122,30 @@ def test_udp_response_follows_received_and_rport_of_the_via() -> None:
     run(main)
 
 
+@pytest.mark.parametrize(
+    ("transport", "sent_by"),
+    [
+        ("SCTP", "192.0.2.10:5060"),  # a transport Centrex does not carry
+        ("WS", "192.0.2.10:5060"),
+        ("UDP", "192.0.2.10:5060;maddr=192.0.2.77"),  # elsewhere: a reflection
+    ],
+)
+def test_udp_request_is_answered_at_its_source_whatever_its_via_names(
+    transport: str, sent_by: str
+) -> None:
+    # The first two were never answered ("no transport SCTP"); the maddr
+    # one was answered to the address it named, retransmissions included.
+    async def main() -> None:
+        async with udp_layer_and_client("udp:127.0.0.1:0") as (layer, inbox, client):
+            client.send(request_bytes(sent_by=sent_by, transport=transport, rport=False))
+            request, peer, local = await inbox.next()
+            assert isinstance(request, Request)
+            assert layer.send_response(make_response(request, 486), peer, local)
+            assert response_of(await client.receive()).status == 486
+
+    run(main)
+
+
 def test_udp_responses_are_delivered_and_malformed_ones_dropped() -> None:
     async def main() -> None:
         async with udp_layer_and_client("udp:127.0.0.1:0") as (_layer, inbox, client):

@@ -246,6 +246,7 @@ class Authenticator:
         *,
         realm: str | None = None,
         in_dialog: bool = False,
+        uas: bool = False,
     ) -> Decision:
         """Decide what to do with ``request`` received from ``source_ip`` at ``now``.
 
@@ -254,7 +255,10 @@ class Authenticator:
         ``in_dialog``: the caller verified that the request belongs to a dialog
         set up through this server (its Route carried the dialog's token, or
         the server itself is the other end); a To tag alone proves nothing,
-        anyone can write one, and a REGISTER is never in a dialog. A malformed
+        anyone can write one, and a REGISTER is never in a dialog. ``uas``:
+        the server answers the request itself (a SUBSCRIBE to the registrar),
+        so it challenges as a user agent does, 401 with WWW-Authenticate (22.2),
+        as for a REGISTER, where a proxy's is 407 (22.3). A malformed
         Request-URI, From or To raises ParseError (400), as anywhere else in the
         pipeline; malformed credentials only get a new challenge.
         """
@@ -266,7 +270,7 @@ class Authenticator:
             return Exempt(f"{method} is never challenged")
         if in_dialog and method != "REGISTER":
             return Exempt("in-dialog request")
-        kind = _REGISTRAR if method == "REGISTER" else _PROXY
+        kind = _REGISTRAR if method == "REGISTER" or uas else _PROXY
         if realm is None:
             uri = request.request_uri if kind is _REGISTRAR else request.from_addr.uri
             if not isinstance(uri, SipURI):
@@ -276,7 +280,7 @@ class Authenticator:
                 return Exempt("domain not served")
         credentials = _credentials_for(request, kind, realm)
         if credentials is None:
-            return self.challenge(request, realm, now)
+            return self.challenge(request, realm, now, uas=uas)
         try:
             user, algorithm = self._verify(request, credentials, realm, now)
         except _Failure as failure:
@@ -284,6 +288,7 @@ class Authenticator:
                 request,
                 realm,
                 now,
+                uas=uas,
                 stale=failure.stale,
                 failed=failure.failed,
                 reason=failure.reason,
@@ -302,10 +307,12 @@ class Authenticator:
         stale: bool = False,
         failed: bool = False,
         reason: str = "no credentials",
+        uas: bool = False,
     ) -> Challenge:
         """A fresh challenge for ``realm``: one header per algorithm, SHA-256 first
-        (RFC 8760 2), sharing one new nonce (RFC 7616 3.3)."""
-        kind = _REGISTRAR if request.method == "REGISTER" else _PROXY
+        (RFC 8760 2), sharing one new nonce (RFC 7616 3.3); 401 for a REGISTER
+        or a request the server answers itself (``uas``), 407 otherwise."""
+        kind = _REGISTRAR if request.method == "REGISTER" or uas else _PROXY
         nonce = self.codec.new(now, realm)
         headers = []
         for algorithm in self.algorithms:

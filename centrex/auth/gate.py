@@ -88,13 +88,19 @@ class AuthGate:
         return self.drop_scanners and is_scanner(request.get("User-Agent") or "")
 
     def check(
-        self, request: Request, source_ip: str, now: float, *, in_dialog: bool = False
+        self,
+        request: Request,
+        source_ip: str,
+        now: float,
+        *,
+        in_dialog: bool = False,
+        uas: bool = False,
     ) -> Decision | None:
         """The authentication decision for ``request``; None when authentication
-        is off. ``in_dialog``: see ``Authenticator.check``."""
+        is off. ``in_dialog``, ``uas``: see ``Authenticator.check``."""
         if not self.enabled:
             return None
-        decision = self.authenticator.check(request, source_ip, now, in_dialog=in_dialog)
+        decision = self.authenticator.check(request, source_ip, now, in_dialog=in_dialog, uas=uas)
         if isinstance(decision, Challenge) and decision.failed:
             if self.failures.record_failure(source_ip, now):
                 logger.warning(

@@ -389,13 +389,16 @@ class Proxy:
         # Requests in a dialog go unchallenged only when the dialog is
         # verified: ours by the token, or the registrar's own subscription
         # (its table answers 481 to a dialog it does not hold).
-        in_dialog = in_our_dialog or (
-            request.to_tag is not None
+        # A SUBSCRIBE the registrar answers itself: the server is its user
+        # agent, and challenges it as one (401, RFC 3261 22.1).
+        to_registrar = (
+            not routes
             and domain is not None
             and self.presence is not None
             and self.presence.is_for_registrar(request)
         )
-        identity = self._authenticate(tx, request, inbound, in_dialog)
+        in_dialog = in_our_dialog or (to_registrar and request.to_tag is not None)
+        identity = self._authenticate(tx, request, inbound, in_dialog, uas=to_registrar)
         if identity is _REFUSED:
             return
         if not routes and isinstance(ruri, SipURI):
@@ -439,7 +442,13 @@ class Proxy:
         await self._proxy_to_uri(tx, request, inbound, prefix)
 
     def _authenticate(
-        self, tx: ServerTransaction, request: Request, inbound: Inbound, in_dialog: bool
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        inbound: Inbound,
+        in_dialog: bool,
+        *,
+        uas: bool = False,
     ) -> str | None:
         """Digest authentication (RFC 3261 22) of a request from one of our users.
 
@@ -453,7 +462,7 @@ class Proxy:
         if gate is None:
             return None
         source = inbound.peer.host
-        decision = gate.check(request, source, self._wall(), in_dialog=in_dialog)
+        decision = gate.check(request, source, self._wall(), in_dialog=in_dialog, uas=uas)
         if isinstance(decision, Challenge | Forbidden):
             self._respond(tx, decision.to_response(request, to_tag=token_hex(6)))
             return _REFUSED

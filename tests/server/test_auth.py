@@ -386,3 +386,35 @@ def test_md5_first_is_a_setting_for_phones_that_read_only_the_first_challenge(
             assert [p["algorithm"] for p in offered] == ["MD5", "SHA-256"]
 
     run(scenario())
+
+
+def test_a_subscribe_to_the_registrar_is_challenged_as_its_user_agent_would(
+    tmp_path: Path,
+) -> None:
+    # RFC 3261 22.1: the server answers it itself, so 401 with
+    # WWW-Authenticate, answered with Authorization (it got a proxy's 407).
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port = udp_port(s)
+            phone = await open_phone()
+            extra = "Event: user-available\r\nExpires: 60\r\n"
+            uri = "sip:Registrar@example.com"
+            first = request("SUBSCRIBE", uri, phone, user="2001", call_id="s", extra=extra)
+            phone.send(first, port)
+            challenge = await phone.response()
+            assert challenge.status == 401
+            header = challenge.get_all("WWW-Authenticate")[0]
+            creds = digest(header, "2001", "secret-2001", "SUBSCRIBE", uri, "SHA-256")
+            again = request(
+                "SUBSCRIBE",
+                uri,
+                phone,
+                user="2001",
+                call_id="s",
+                cseq=2,
+                extra=extra + f"Authorization: {creds}\r\n",
+            )
+            phone.send(again, port)
+            assert (await phone.response()).status == 200
+
+    run(scenario())

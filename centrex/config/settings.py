@@ -226,9 +226,9 @@ class NetworkSettings(_Table):
         default=65536,
         ge=1024,
         description=(
-            "largest body of a SIP message, and largest header block up to 16384 bytes; "
-            "a request over either gets 413 (body) or 513 (headers), and a TCP/TLS "
-            "connection that sent it is closed"
+            "largest body of a SIP message, and largest header block up to 16384 bytes "
+            "and 256 header lines; a request over either gets 413 (body) or 513 "
+            "(headers), and a TCP/TLS connection that sent it is closed"
         ),
     )
 

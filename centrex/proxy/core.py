@@ -340,8 +340,12 @@ class Proxy:
             return
         ruri = request.request_uri
         to_server = isinstance(ruri, SipURI) and ruri.user is None and self.local.is_myself(ruri)
-        # 16.3 step 3 (OPTIONS to the server itself is answered even at zero).
-        if request.max_forwards == 0 and not (to_server and method == "OPTIONS"):
+        # 16.3 step 3: a proxy forwards nothing at zero. Where the server is
+        # the endpoint it answers as one would (RFC 4475, "zeromf"):
+        # OPTIONS to the server itself, a REGISTER to its registrar.
+        if request.max_forwards == 0 and not (
+            (to_server and method == "OPTIONS") or self._registers_here(request)
+        ):
             self._reply(tx, request, 483)
             return
         # The loop hash (16.6 step 8) of the request as it came, before 16.4
@@ -485,6 +489,16 @@ class Proxy:
         """What our Record-Route carries to prove a later Route came from it: an
         HMAC of the Call-ID, so nobody can mint a Route that makes us relay."""
         return self._token_mac.digest(encode_text(request.call_id))[:8].hex()
+
+    def _registers_here(self, request: Request) -> bool:
+        """A REGISTER for this server's registrar (a served domain, or one of
+        our addresses, and no Route to take it elsewhere)."""
+        if request.method != "REGISTER" or "route" in request:
+            return False
+        uri = request.request_uri
+        return isinstance(uri, SipURI) and (
+            self.local.canonical_domain(uri.host, uri.port) is not None or self.local.is_myself(uri)
+        )
 
     def _is_our_token(self, token: str | None, request: Request) -> bool:
         """Whether ``token``, read off a Route that names us, is the one our

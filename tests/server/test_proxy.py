@@ -482,3 +482,22 @@ def test_a_request_too_large_for_the_callees_udp_gets_a_final_answer_with_a_tag(
     with caplog.at_level(logging.WARNING):
         run(scenario())
     assert any("UDP datagram holds at most" in r.getMessage() for r in caplog.records)
+
+
+def test_a_register_with_max_forwards_zero_is_served_by_the_registrar(tmp_path: Path) -> None:
+    # The registrar is the REGISTER's endpoint: it answers as one would
+    # (RFC 4475 "zeromf"); a request to forward still gets 483 (16.3 step 3).
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            phone = await open_phone()
+            zero = request(
+                "REGISTER", "sip:example.com", phone, user="1002", to="sip:1002@example.com"
+            ).replace("Max-Forwards: 70", "Max-Forwards: 0")
+            phone.send(zero, port)
+            assert (await phone.response()).status == 200
+            message = request("MESSAGE", "sip:1002@example.com", phone, body="x")
+            phone.send(message.replace("Max-Forwards: 70", "Max-Forwards: 0"), port)
+            assert (await phone.response()).status == 483
+
+    run(scenario())

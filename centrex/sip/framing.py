@@ -28,6 +28,12 @@ _CONTENT_LENGTH: Final = re.compile(
 PONG: Final = b"\r\n"
 
 
+def _bare_lf(buf: bytearray) -> bool:
+    """True when the start-line in ``buf`` ends in a bare LF (no CR)."""
+    first = buf.find(b"\n")
+    return first > 0 and buf[first - 1] != 13
+
+
 @dataclass(frozen=True, slots=True)
 class FramedMessage:
     """The bytes of one whole message, ready for ``parse_message(..., stream=True)``."""
@@ -107,6 +113,10 @@ class StreamFramer:
             if skipped or not buf:
                 return None
             end = buf.find(b"\r\n\r\n", max(0, self._search_from - 3))
+            gap = 4
+            if end < 0 and _bare_lf(buf):
+                # Bare LF line ends, as the datagram parser tolerates them.
+                end, gap = buf.find(b"\n\n", max(0, self._search_from - 1)), 2
             if end < 0:
                 if len(buf) > self.max_header_bytes:
                     raise ParseError("Header block too large", 513)
@@ -115,9 +125,11 @@ class StreamFramer:
             if end > self.max_header_bytes:
                 raise ParseError("Header block too large", 513)
             head = bytes(buf[:end])
+            if gap == 2:
+                head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
             if head.count(b"\r\n") + 1 > self.max_lines:
                 raise ParseError("Too many header lines", 513)
-            self._need = end + 4 + self._body_length(head)
+            self._need = end + gap + self._body_length(head)
             self._search_from = 0
         need = self._need
         if len(buf) < need:

@@ -114,3 +114,16 @@ def test_messages_before_a_framing_fault_are_handed_over_with_the_error() -> Non
 
 
 PING_BYTES = b"\r\n\r\n"
+
+
+def test_bare_lf_messages_are_framed_as_datagrams_are_parsed() -> None:
+    # Tolerated over UDP; over TCP the framer waited for a CRLF CRLF that
+    # never came, and the sender got no answer.
+    head, body = INVITE.split(b"\r\n\r\n", 1)
+    lf = head.replace(b"\r\n", b"\n") + b"\n\n" + body
+    framer = StreamFramer()
+    events = framer.feed(lf[:40])
+    events += framer.feed(lf[40:] + lf)
+    assert events == [FramedMessage(lf), FramedMessage(lf)]
+    message = parse_message(lf, stream=True)
+    assert message.to_bytes() == parse_message(INVITE, stream=True).to_bytes()

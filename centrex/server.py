@@ -301,7 +301,8 @@ class Server:
         self.paths.data_dir.mkdir(parents=True, exist_ok=True)
         # The bans in force when the server last ran: a restart (or a crash
         # an attacker provoked) does not lift them.
-        restored = self.failures.restore(read_bans(self.paths.data_dir, time.time()))
+        now = time.time()
+        restored = self.failures.restore(read_bans(self.paths.data_dir, now), now)
         if restored:
             logger.info("%d ban(s) in force from before the restart", restored)
         listen = [

@@ -126,12 +126,15 @@ class FailureTracker:
             self._bans.popitem(last=False)
         return True
 
-    def restore(self, bans: Iterable[Ban]) -> int:
+    def restore(self, bans: Iterable[Ban], now: float) -> int:
         """Take up ``bans`` (those the server published before a restart,
-        expired ones already left out); how many. A ban already held for an
-        address is kept if it runs longer."""
+        expired ones already left out); how many. None runs longer than
+        ``ban_s`` from ``now`` (a shorter ban time set since, a file edited by
+        hand); a ban already held for an address is kept if it runs longer."""
         count = 0
-        for ban in bans:
+        for found in bans:
+            until = min(found.until, now + self.ban_s)
+            ban = Ban(found.ip, found.since, until, found.failures)
             held = self._bans.get(ban.ip)
             if held is None or held.until < ban.until:
                 self._bans[ban.ip] = ban

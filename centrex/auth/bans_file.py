@@ -37,11 +37,11 @@ def read_bans(data_dir: Path, now: float) -> list[Ban]:
     for path in worker_paths(data_dir / BANS_FILE):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            rows = data.get("bans", [])
-            bans.extend(
+            found = [
                 Ban(str(r["ip"]), float(r["since"]), float(r["until"]), int(r["failures"]))
-                for r in rows
-            )
+                for r in data.get("bans", [])
+            ]
+            bans.extend(found)  # (all of a file, or none of it)
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             continue  # missing, or not what write_bans writes: no bans from it
     return [b for b in bans if b.until > now]

@@ -61,7 +61,7 @@ from centrex.sip.build import make_response
 from centrex.sip.errors import ParseError
 from centrex.sip.ids import token_hex
 from centrex.sip.message import Request, Response, encode_text
-from centrex.sip.uri import SipURI
+from centrex.sip.uri import URI, SipURI
 from centrex.transaction.layer import TransactionLayer
 from centrex.transaction.transaction import ClientTransaction, ServerTransaction, Transaction
 from centrex.transport.address import LocalSocket, Peer
@@ -390,9 +390,6 @@ class Proxy:
                 # OPTIONS pings and the like for the server itself: no challenge.
                 self._answer_server_request(tx, request)
                 return
-        # Requests in a dialog go unchallenged only when the dialog is
-        # verified: ours by the token, or the registrar's own subscription
-        # (its table answers 481 to a dialog it does not hold).
         # A SUBSCRIBE the registrar answers itself: the server is its user
         # agent, and challenges it as one (401, RFC 3261 22.1).
         to_registrar = (
@@ -401,7 +398,14 @@ class Proxy:
             and self.presence is not None
             and self.presence.is_for_registrar(request)
         )
-        in_dialog = in_our_dialog or (to_registrar and request.to_tag is not None)
+        # Requests in a dialog go unchallenged only when the dialog is
+        # verified: ours by the token (and going, as a dialog's requests do,
+        # to the other side's Contact, not to a served user's AOR: a token of
+        # one's own call must not carry a request to a third party), or the
+        # registrar's own subscription (its table answers 481 to a dialog it
+        # does not hold).
+        to_user = domain is not None and isinstance(ruri, SipURI) and ruri.user is not None
+        in_dialog = (in_our_dialog and not to_user) or (to_registrar and request.to_tag is not None)
         identity = self._authenticate(tx, request, inbound, in_dialog, uas=to_registrar)
         if identity is _REFUSED:
             return
@@ -412,12 +416,7 @@ class Proxy:
                 )
                 self._respond(tx, response)
                 return
-            if (
-                method == "SUBSCRIBE"
-                and domain is not None
-                and self.presence is not None
-                and self.presence.is_for_registrar(request)
-            ):
+            if to_registrar and self.presence is not None:
                 await self.presence.answer_subscribe(
                     tx,
                     request,
@@ -485,10 +484,20 @@ class Proxy:
     async def _has_bindings(self, aor: str) -> bool:
         return bool(await self.registrar.lookup(aor, self._wall()))
 
-    def _dialog_token(self, request: Request) -> str:
-        """What our Record-Route carries to prove a later Route came from it: an
-        HMAC of the Call-ID, so nobody can mint a Route that makes us relay."""
-        return self._token_mac.digest(encode_text(request.call_id))[:8].hex()
+    def _dialog_token(self, request: Request, *, reverse: bool = False) -> str:
+        """What our Record-Route carries to prove a later Route came from it:
+        an HMAC of the dialog as the request that set it up named it (its
+        Call-ID, From tag, From and To URIs), so nobody can mint a Route that
+        makes us relay, nor reuse the token of a call of their own in a
+        request between other parties. ``reverse``: the request goes the
+        other way in the dialog (from the callee: its To is the caller's
+        From, with the caller's tag)."""
+        first, second = request.from_addr, request.to_addr
+        tag = request.from_tag
+        if reverse:
+            first, second, tag = second, first, request.to_tag
+        text = "\n".join((request.call_id, tag or "", _uri_key(first.uri), _uri_key(second.uri)))
+        return self._token_mac.digest(encode_text(text))[:8].hex()
 
     def _registers_here(self, request: Request) -> bool:
         """A REGISTER for this server's registrar (a served domain, or one of
@@ -506,8 +515,10 @@ class Proxy:
         how long the answer takes tells nothing about how close a guess was."""
         if token is None:
             return False
-        wanted = self._dialog_token(request).encode("ascii")
-        return hmac.compare_digest(encode_text(token), wanted)
+        given = encode_text(token)
+        ahead = hmac.compare_digest(given, self._dialog_token(request).encode("ascii"))
+        back = hmac.compare_digest(given, self._dialog_token(request, reverse=True).encode("ascii"))
+        return ahead or back
 
     def _preprocess_routes(self, request: Request) -> str | None:
         """16.4: undo a strict router's rewrite; remove the Route values that name us.
@@ -985,6 +996,15 @@ def _binding_target(binding: Binding) -> _Target:
     source = binding.source
     hop = Peer(source.transport, source.host, source.port, source.connection_id)
     return _Target(_request_uri(binding.contact), hop, binding.path)
+
+
+def _uri_key(uri: URI) -> str:
+    """A From or To URI as the dialog token reads it: a SIP URI's user and
+    host (in lower case), which a UA repeats in every request of the dialog
+    (RFC 3261 12.2.1.1) whatever it does with parameters; other URIs whole."""
+    if isinstance(uri, SipURI):
+        return f"{uri.user or ''}@{uri.host.lower()}"
+    return str(uri)
 
 
 def _request_uri(contact: str) -> str:

@@ -160,14 +160,15 @@ def instance_key(instance: str) -> str:
     """``+sip.instance`` in the form two equal ones share (RFC 5626 4.1: a
     URN, RFC 8141 3: its scheme and namespace compared without case; RFC
     4122 3: a UUID's hex digits too)."""
-    lowered = instance.lower()
-    if lowered.startswith("<urn:uuid:"):
+    bare = instance[1:-1] if instance.startswith("<") and instance.endswith(">") else instance
+    lowered = bare.lower()
+    if lowered.startswith("urn:uuid:"):
         return lowered
-    if lowered.startswith("<urn:"):
-        end = lowered.find(":", 5)
+    if lowered.startswith("urn:"):
+        end = lowered.find(":", 4)
         if end > 0:
-            return lowered[:end] + instance[end:]
-    return instance
+            return lowered[:end] + bare[end:]
+    return bare
 
 
 def _same_device(binding: Binding, contact: ContactRequest, reg: RegisterRequest) -> bool:
@@ -184,6 +185,10 @@ def _same_device(binding: Binding, contact: ContactRequest, reg: RegisterRequest
     # the others.
     if binding.call_id != reg.call_id:
         return False
+    if binding.path or reg.path:
+        # Through an edge proxy (Path, RFC 3327) every REGISTER has its
+        # source: the same Call-ID is the same device, as it always was.
+        return True
     old, new = binding.source, reg.source
     return (old.transport, old.host, old.port) != (new.transport, new.host, new.port)
 

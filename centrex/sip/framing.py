@@ -112,11 +112,12 @@ class StreamFramer:
                 return PING
             if skipped or not buf:
                 return None
-            end = buf.find(b"\r\n\r\n", max(0, self._search_from - 3))
-            gap = 4
-            if end < 0 and _bare_lf(buf):
-                # Bare LF line ends, as the datagram parser tolerates them.
+            if _bare_lf(buf):
+                # Bare LF line ends, as the datagram parser tolerates them:
+                # the header block ends at the first empty line of that kind.
                 end, gap = buf.find(b"\n\n", max(0, self._search_from - 1)), 2
+            else:
+                end, gap = buf.find(b"\r\n\r\n", max(0, self._search_from - 3)), 4
             if end < 0:
                 if len(buf) > self.max_header_bytes:
                     raise ParseError("Header block too large", 513)

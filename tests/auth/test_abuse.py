@@ -172,3 +172,13 @@ def test_bad_limits_are_refused() -> None:
         FailureTracker(0, 60, 600, 10)
     with pytest.raises(ValueError):
         RateLimiter(0, 10, 10)
+
+
+def test_restored_bans_run_no_longer_than_the_ban_time_now_set() -> None:
+    tracker = FailureTracker(threshold=3, window_s=60, ban_s=100, max_sources=10)
+    bans = [Ban("192.0.2.1", 0.0, float("inf"), 3), Ban("192.0.2.2", 0.0, 1050.0, 3)]
+    assert tracker.restore(bans, now=1000.0) == 2
+    assert tracker.is_banned("192.0.2.1", 1099.0)
+    assert not tracker.is_banned("192.0.2.1", 1100.0)
+    assert tracker.is_banned("192.0.2.2", 1049.0)
+    assert not tracker.is_banned("192.0.2.2", 1050.0)

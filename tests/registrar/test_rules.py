@@ -256,3 +256,25 @@ def test_an_instance_in_other_letter_case_is_the_same_device() -> None:
     outcome = run([old], call_id="boot2", contacts=contact)
     assert outcome.changes.remove == ("b1",)
     assert len(after([old], outcome)) == 1
+
+
+def test_an_instance_key_ignores_the_brackets_and_the_case_of_a_uuid() -> None:
+    from centrex.registrar.rules import instance_key
+
+    assert instance_key("urn:uuid:ABCD-EF") == instance_key("<urn:uuid:abcd-ef>")
+    assert instance_key("<URN:foo:Bar>") == instance_key("urn:FOO:Bar")
+    assert instance_key("<urn:foo:Bar>") != instance_key("<urn:foo:bar>")
+
+
+def test_through_an_edge_proxy_the_same_call_id_still_replaces() -> None:
+    # With Path every REGISTER comes from the edge proxy: the source tells
+    # nothing, and the same Call-ID is the same device, as before.
+    old = binding("sip:alice@198.51.100.7:40001", cseq=1, path=("<sip:edge.example.net;lr>",))
+    outcome = run(
+        [old],
+        source=old.source,
+        cseq=2,
+        contacts="<sip:alice@198.51.100.7:40999>",
+        extra=("Path: <sip:edge.example.net;lr>", "Supported: path"),
+    )
+    assert outcome.changes.remove == ("b1",)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from centrex.sip.build import make_response
 from centrex.sip.fields import AuthParams
 from centrex.sip.message import Response
 
@@ -416,5 +417,61 @@ def test_a_subscribe_to_the_registrar_is_challenged_as_its_user_agent_would(
             )
             phone.send(again, port)
             assert (await phone.response()).status == 200
+
+    run(scenario())
+
+
+def test_the_token_of_ones_own_call_carries_no_other_request_unchallenged(
+    tmp_path: Path,
+) -> None:
+    # A caller from another domain is not challenged; the ringing callee's
+    # answer hands it our Record-Route with the dialog's token. That token
+    # used to stand for the Call-ID alone: reused with a From of one of our
+    # users, it carried a MESSAGE to a phone unchallenged.
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port = udp_port(s)
+            callee = await _registered_callee(port)
+            outsider = await open_phone()
+            invite = request("INVITE", "sip:2001@example.com", outsider, call_id="chosen").replace(
+                "From: <sip:1001@example.com>", "From: <sip:eve@elsewhere.example>"
+            )
+            outsider.send(invite, port)
+            at_callee = await callee.request()
+            (record_route,) = at_callee.get_all("Record-Route")
+            callee.send(make_response(at_callee, 180, to_tag="c1").to_bytes(), port)
+            assert (await outsider.response()).status == 180
+            # The same Call-ID and token, as one of our users, to the callee's
+            # contact and to its address of record.
+            for uri in (f"sip:2001@127.0.0.1:{callee.port}", "sip:2001@example.com"):
+                forged = request(
+                    "MESSAGE",
+                    uri,
+                    outsider,
+                    user="1001",
+                    to="sip:2001@example.com",
+                    call_id="chosen",
+                    cseq=2,
+                    body="x",
+                    extra=f"Route: {record_route}\r\n",
+                ).replace("To: <sip:2001@example.com>", "To: <sip:2001@example.com>;tag=c1")
+                outsider.send(forged, port)
+                assert (await outsider.response()).status == 407
+            with pytest.raises(TimeoutError):
+                await callee.request(timeout=0.5)
+            # The caller's own in-dialog request is still carried unchallenged.
+            bye_from = invite.split("From: ")[1].split("\r\n")[0]
+            bye = request(
+                "BYE",
+                f"sip:2001@127.0.0.1:{callee.port}",
+                outsider,
+                to="sip:2001@example.com",
+                call_id="chosen",
+                cseq=3,
+                extra=f"Route: {record_route}\r\n",
+            ).replace("To: <sip:2001@example.com>", "To: <sip:2001@example.com>;tag=c1")
+            bye = bye.replace(bye.split("From: ")[1].split("\r\n")[0], bye_from)
+            outsider.send(bye, port)
+            assert (await callee.request()).method == "BYE"
 
     run(scenario())

@@ -15,6 +15,12 @@ from centrex.sip.message import Request
 from .harness import Phone, open_phone, register, request, running_server, udp_port
 
 
+def _with_from(data: str, value: str) -> str:
+    """Request text ``data`` with its From replaced by ``value``."""
+    line = next(x for x in data.split("\r\n") if x.startswith("From: "))
+    return data.replace(line, f"From: {value}")
+
+
 def run(coro: object) -> None:
     asyncio.run(asyncio.wait_for(coro, 20))  # type: ignore[arg-type]
 
@@ -218,6 +224,8 @@ def test_in_dialog_request_follows_its_route_and_our_route_is_removed(tmp_path: 
                 cseq=2,
                 extra=f"Route: {record_route}\r\n",
             ).replace("To: <sip:1002@example.com>", "To: <sip:1002@example.com>;tag=b2")
+            # The dialog's From, tag and all (RFC 3261 12.2.1.1).
+            bye = _with_from(bye, invite.get("From") or "")
             caller.send(bye, port)
             forwarded = await callee.request()
             assert forwarded.method == "BYE"

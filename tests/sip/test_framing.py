@@ -127,3 +127,10 @@ def test_bare_lf_messages_are_framed_as_datagrams_are_parsed() -> None:
     assert events == [FramedMessage(lf), FramedMessage(lf)]
     message = parse_message(lf, stream=True)
     assert message.to_bytes() == parse_message(INVITE, stream=True).to_bytes()
+    # Followed by a CRLF message in the same read; a body holding CRLF CRLF.
+    crlf_body = head.replace(b"\r\n", b"\n").replace(
+        b"Content-Length: " + str(len(body)).encode(), b"Content-Length: 6"
+    )
+    odd = crlf_body + b"\n\nx\r\n\r\ny"
+    assert StreamFramer().feed(lf + REGISTER) == [FramedMessage(lf), FramedMessage(REGISTER)]
+    assert StreamFramer().feed(odd + REGISTER) == [FramedMessage(odd), FramedMessage(REGISTER)]

@@ -75,6 +75,21 @@ def shape(response: Response) -> tuple[int, list[tuple[str, list[str]]]]:
     return response.status, names
 
 
+async def _registered_callee(port: int) -> Phone:
+    callee = await open_phone()
+    challenge = await register(callee, port, "2001", call_id="tag-callee")
+    creds = digest(
+        challenge.get_all("WWW-Authenticate")[0],
+        "2001",
+        "secret-2001",
+        "REGISTER",
+        "sip:example.com",
+        "SHA-256",
+    )
+    assert (await register(callee, port, "2001", creds, call_id="tag-callee", cseq=2)).status == 200
+    return callee
+
+
 def test_register_is_challenged_with_sha256_first_then_md5(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
@@ -135,18 +150,8 @@ def test_calls_from_our_users_are_challenged_with_407_and_then_assert_identity(
     async def scenario() -> None:
         async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
             port = udp_port(s)
-            callee, caller = await open_phone(), await open_phone()
             # The callee registers with credentials too.
-            challenge = await register(callee, port, "2001", call_id="cr")
-            creds = digest(
-                challenge.get_all("WWW-Authenticate")[0],
-                "2001",
-                "secret-2001",
-                "REGISTER",
-                "sip:example.com",
-                "SHA-256",
-            )
-            assert (await register(callee, port, "2001", creds, call_id="cr", cseq=2)).status == 200
+            callee, caller = await _registered_callee(port), await open_phone()
             invite = request(
                 "MESSAGE",
                 "sip:2001@example.com",
@@ -184,21 +189,6 @@ def test_calls_from_our_users_are_challenged_with_407_and_then_assert_identity(
             assert "Proxy-Authorization" not in forwarded
 
     run(scenario())
-
-
-async def _registered_callee(port: int) -> Phone:
-    callee = await open_phone()
-    challenge = await register(callee, port, "2001", call_id="tag-callee")
-    creds = digest(
-        challenge.get_all("WWW-Authenticate")[0],
-        "2001",
-        "secret-2001",
-        "REGISTER",
-        "sip:example.com",
-        "SHA-256",
-    )
-    assert (await register(callee, port, "2001", creds, call_id="tag-callee", cseq=2)).status == 200
-    return callee
 
 
 def test_a_made_up_to_tag_does_not_spare_a_register_the_challenge(tmp_path: Path) -> None:
@@ -248,17 +238,7 @@ def test_an_untrusted_p_asserted_identity_is_removed(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
             port = udp_port(s)
-            callee, outsider = await open_phone(), await open_phone()
-            challenge = await register(callee, port, "2001", call_id="cr2")
-            creds = digest(
-                challenge.get_all("WWW-Authenticate")[0],
-                "2001",
-                "secret-2001",
-                "REGISTER",
-                "sip:example.com",
-                "SHA-256",
-            )
-            await register(callee, port, "2001", creds, call_id="cr2", cseq=2)
+            callee, outsider = await _registered_callee(port), await open_phone()
             # A caller from another domain is not challenged, but may not assert anyone.
             data = request(
                 "MESSAGE",

@@ -316,11 +316,9 @@ class PresenceService:
         """True for the registrar's own URI (its name at a served domain): the
         server is the user agent there, and holds no dialog but its
         subscriptions."""
-        if uri.user is None:
+        if uri.user is None or unescape(uri.user).lower() != self.settings.registrar_name.lower():
             return False
-        if self._domain_of is not None and self._domain_of(uri.host, uri.port) is None:
-            return False
-        return unescape(uri.user).lower() == self.settings.registrar_name.lower()
+        return self._domain_of is None or self._domain_of(uri.host, uri.port) is not None
 
     def is_for_registrar(self, request: Request) -> bool:
         """True for a SUBSCRIBE this server answers itself (module docstring:
@@ -335,10 +333,10 @@ class PresenceService:
             return False
         if not isinstance(uri, SipURI) or uri.user is None:
             return False
+        if self.is_registrar_uri(uri):
+            return True
         if self._domain_of is not None and self._domain_of(uri.host, uri.port) is None:
             return False
-        if unescape(uri.user).lower() == self.settings.registrar_name.lower():
-            return True
         s = self.settings
         if not (s.enabled and s.standard_packages):
             return False

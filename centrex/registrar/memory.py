@@ -135,7 +135,7 @@ class MemoryLocationStore(LocationStore):
         )
         #: How many times the recovery file was written (for tests and metrics).
         self.flush_count = 0
-        self._departed: list[Binding] = []
+        self._departed: list[AorRemoval] = []
         # Journal appends not yet fsynced; an fsync running in the writer
         # thread (cleared there, with the failure it met, if any: read by
         # ``maybe_flush``); when the last one started (store time).
@@ -217,12 +217,14 @@ class MemoryLocationStore(LocationStore):
         if replayed:
             # A journal to fold into the file, at the latest at close.
             self._journal_bytes = 1
-        self._departed = [from_row(r) for rows in departed.values() for r in rows]
+        self._departed = [
+            AorRemoval(aor, tuple(from_row(r) for r in rows), ()) for aor, rows in departed.items()
+        ]
         logger.info("loaded %d registrations from %s", self.binding_count, path)
         if departed:
             logger.info("%d registered user(s) expired while the server was down", len(departed))
 
-    def take_departed(self) -> list[Binding]:
+    def take_departed(self) -> list[AorRemoval]:
         departed, self._departed = self._departed, []
         return departed
 

@@ -142,12 +142,7 @@ class Registrar:
         self._last_purge = now
         # Users whose bindings expired while the server was down: their
         # watchers were told they came, and must hear that they went.
-        gone: dict[str, list[Binding]] = {}
-        for binding in self.store.take_departed():
-            gone.setdefault(binding.aor, []).append(binding)
-        self.listeners.emit(
-            [AorEvent("unavailable", aor, "expired", now, gone=tuple(g)) for aor, g in gone.items()]
-        )
+        self._emit_removals(self.store.take_departed(), "expired", now)
         if self.settings.remove_on_connection_close:
             removals = await self.store.remove_connections(self.server_id, None, now)
             self._emit_removals(removals, "connection_closed", now)

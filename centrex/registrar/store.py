@@ -77,10 +77,11 @@ class LocationStore(ABC):
         """Make the store ready (load the recovery file, connect), dropping
         bindings already expired at ``now``."""
 
-    def take_departed(self) -> list[Binding]:
-        """The bindings ``open`` dropped as expired, of the AORs they left
-        with none (they expired while the server was down), handed over once;
-        none for a store that keeps expired bindings until its purge."""
+    def take_departed(self) -> list[AorRemoval]:
+        """The AORs ``open`` found with expired bindings only (they expired
+        while the server was down; ``open`` dropped them), as a purge would
+        have removed them, handed over once; none for a store that keeps
+        expired bindings until its purge."""
         return []
 
     @abstractmethod

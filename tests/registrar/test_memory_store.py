@@ -107,7 +107,10 @@ def test_load_hands_over_the_users_who_expired_while_down(tmp_path: Path) -> Non
     recovery.journal_path(path).write_text("\n".join(lines) + "\n")
     store = MemoryLocationStore(path)
     asyncio.run(store.open(T0 + 10))
-    assert sorted(b.id for b in store.take_departed()) == ["b1", "b4"]
+    departed = store.take_departed()
+    assert sorted(r.aor for r in departed) == ["sip:u1@example.com", "sip:u4@example.com"]
+    assert sorted(b.id for r in departed for b in r.removed) == ["b1", "b4"]
+    assert all(r.remaining == () for r in departed)
     assert store.take_departed() == []  # (handed over once)
 
 

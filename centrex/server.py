@@ -32,6 +32,8 @@ from centrex.heap import HeapTrimmer
 from centrex.logs import open_sip_trace
 from centrex.presence import RECOVERY_FILE_NAME as PRESENCE_FILE_NAME
 from centrex.presence import PresenceSettings
+from centrex.presence.dialog import Subscription
+from centrex.presence.notify import registrar_uri
 from centrex.presence.service import PresenceService
 from centrex.proxy.core import Inbound, Proxy, ProxyConfig
 from centrex.proxy.local import LocalIdentity
@@ -385,6 +387,7 @@ class Server:
                 path=worker_path(self.paths.data_dir / PRESENCE_FILE_NAME, self.worker[0]),
                 branch_tag=branch_tag(*self.worker),
                 bindings_of=self.store.live,
+                local_contact=self._presence_contact,
             )
             self.registrar.listeners.add(self.presence.on_aor_event)
             # The AORs with reg watchers, whose every contact change presence needs.
@@ -860,6 +863,23 @@ class Server:
         data = message.to_bytes()
         if not self.transport.send(data, hop):
             self._spawn(self.transport.send_to(data, hop))
+
+    def _presence_contact(self, sub: Subscription) -> str:
+        """Our Contact in a subscription's dialog (RFC 3261 12.1.1): the
+        registrar's name at the address of the socket its SUBSCRIBE arrived
+        on, so that the phone's refreshes, sent there, reach this server
+        whatever its domain resolves to. SIPS when the phone's Contact is."""
+        assert self.presence is not None
+        name = self.presence.settings.registrar_name
+        local = LocalSocket.parse(sub.source.local)
+        if local is None or self.local is None:
+            # A subscription of a file written before the socket was kept.
+            return registrar_uri(name, sub.domain)
+        address = self.local.address_toward(local.host, sub.source.host)
+        if sub.remote_target[:5].lower() == "sips:":
+            return "sips" + registrar_uri(name, f"{address}:{local.port}")[3:]
+        param = "" if local.transport == "udp" else f";transport={local.transport}"
+        return f"{registrar_uri(name, f'{address}:{local.port}')}{param}"
 
     def _sent_by(self, peer: Peer) -> str:
         """Our Via sent-by (host:port) toward ``peer``."""

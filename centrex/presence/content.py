@@ -64,7 +64,7 @@ def contact_changes(event: AorEvent, gone: Iterable[Binding]) -> list[ContactCha
 class NotifyBuilder:
     """Builds the NOTIFYs of a subscription; see the module docstring.
 
-    ``contact(domain)`` gives our Contact URI; ``new_tag`` and ``new_call_id``
+    ``contact(sub)`` gives our Contact URI in the dialog of ``sub``; ``new_tag`` and ``new_call_id``
     the From tag and Call-ID of each lanscape NOTIFY.
     """
 
@@ -73,7 +73,7 @@ class NotifyBuilder:
         settings: PresenceSettings,
         roster: Roster,
         *,
-        contact: Callable[[str], str],
+        contact: Callable[[Subscription], str],
         new_tag: Callable[[], str],
         new_call_id: Callable[[], str],
     ) -> None:
@@ -100,7 +100,7 @@ class NotifyBuilder:
         """An in-dialog NOTIFY of ``sub`` with Subscription-State ``state``."""
         return build.in_dialog(
             sub,
-            contact=self.contact_uri(sub.domain),
+            contact=self.contact_uri(sub),
             event=self.event(sub),
             state=state,
             body=body,

@@ -32,9 +32,10 @@ for every package it serves from registration state, and only for those.
 
 1. Request-URI user part equal to ``[registrar] name`` (case-insensitive):
    ours whatever the Event. That name is the registrar's address, so no
-   phone can be behind it: the registrar events are subscribed there, every
-   NOTIFY we send has it as Contact (so every in-dialog refresh of any of
-   our subscriptions comes back to it), and an unknown package gets our 489
+   phone can be behind it: the registrar events are subscribed there, our
+   Contact in every subscription's dialog is that name at the server's own
+   address (so every in-dialog refresh of any of our subscriptions comes
+   back to it, to this server), and an unknown package gets our 489
    with Allow-Events rather than a 404 from the proxy. This holds even with
    ``presence_events = false`` (then every package is answered 489).
 2. ``Event: reg`` (RFC 3680) or ``Event: presence`` (RFC 3856) to a user of
@@ -71,7 +72,7 @@ from typing import Any, Final
 
 from centrex.directory import Directory
 from centrex.presence import recovery
-from centrex.presence.dialog import Notify, Watcher, watcher_of
+from centrex.presence.dialog import Notify, Subscription, Watcher, watcher_of
 from centrex.presence.settings import PRESENCE_EVENT, REG_EVENT, PresenceSettings
 from centrex.presence.subscribe import Rejection, parse_event
 from centrex.presence.subscriptions import SubscriptionTable
@@ -155,8 +156,8 @@ class PresenceService:
 
     ``transactions`` is the server's transaction layer; ``flush`` (the
     server's ``_drain``) hands its outputs on and may be called while a drain
-    runs. ``local_contact(domain)`` is the Contact URI of our 200s and
-    NOTIFYs (None: ``sip:<registrar name>@<domain>``). ``clock`` is the
+    runs. ``local_contact(sub)`` is the Contact URI of our 200s and
+    in-dialog NOTIFYs of ``sub`` (None: ``sip:<registrar name>@<domain>``). ``clock`` is the
     transaction layer's time, ``wall_clock`` the table's. ``sent_by(peer)``
     is the ``host:port`` of our Via toward ``peer``; ``resolve`` finds the
     next hop of a URI (RFC 3263). ``domain_of(host, port)``, when given, is
@@ -178,7 +179,7 @@ class PresenceService:
         *,
         transactions: TransactionLayer,
         data_dir: Path,
-        local_contact: Callable[[str], str] | None = None,
+        local_contact: Callable[[Subscription], str] | None = None,
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
         flush: Callable[[], None],

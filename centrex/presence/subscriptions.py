@@ -152,8 +152,9 @@ class SubscriptionTable:
 
     ``roster`` is who is registered (built on ``directory`` when not given,
     reading bindings from ``bindings_of`` when given: ``Roster``'s ``source``);
-    ``contact(domain)`` the URI our 200s and NOTIFYs put in Contact, by default
-    ``sip:<registrar name>@<domain>``. ``new_id``, ``new_tag`` and
+    ``contact(sub)`` the URI our 200s and in-dialog NOTIFYs of ``sub`` put in
+    Contact (the server gives its own address, where the refreshes must
+    reach it); by default ``sip:<registrar name>@<domain>``. ``new_id``, ``new_tag`` and
     ``new_call_id`` make subscription ids, tags and lanscape Call-IDs.
     ``changes`` grows with every change the recovery file should keep.
     """
@@ -167,7 +168,7 @@ class SubscriptionTable:
         *,
         roster: Roster | None = None,
         bindings_of: Callable[[str, float], tuple[Binding, ...]] | None = None,
-        contact: Callable[[str], str] | None = None,
+        contact: Callable[[Subscription], str] | None = None,
         new_id: Callable[[], str] = _token,
         new_tag: Callable[[], str] = _token,
         new_call_id: Callable[[], str] = _token,
@@ -225,11 +226,12 @@ class SubscriptionTable:
         names = [s.event_available, s.event_unavailable]
         return [*names, REG_EVENT, PRESENCE_EVENT] if s.standard_packages else names
 
-    def contact_uri(self, domain: str) -> str:
-        """Our Contact URI for ``domain``."""
+    def contact_uri(self, sub: Subscription) -> str:
+        """Our Contact URI in the dialog of ``sub`` (RFC 3261 12.1.1: where its
+        in-dialog requests, the refreshes, are sent)."""
         if self._contact is not None:
-            return self._contact(domain)
-        return notify.registrar_uri(self.settings.registrar_name, domain)
+            return self._contact(sub)
+        return notify.registrar_uri(self.settings.registrar_name, sub.domain)
 
     def _add(self, sub: Subscription) -> None:
         # Spread among the subscriptions told of the same changes (same topic).
@@ -480,7 +482,7 @@ class SubscriptionTable:
         packages we serve (Allow-Events) and, when it creates the dialog, the
         Record-Route of the request (RFC 3261 12.1.1)."""
         headers = [] if request.to_tag else [("Record-Route", v) for v in sub.route_set]
-        headers += [("Expires", str(expires)), ("Contact", f"<{self.contact_uri(sub.domain)}>")]
+        headers += [("Expires", str(expires)), ("Contact", f"<{self.contact_uri(sub)}>")]
         # RFC 6665 4.4.4: SHOULD be in the response to a dialog-creating request.
         events = self.allow_events()
         if events:

@@ -162,6 +162,17 @@ class LocalSocket:
     def __str__(self) -> str:
         return f"{self.transport}:{self.hostport}"
 
+    @classmethod
+    def parse(cls, text: str) -> LocalSocket | None:
+        """Read back ``str(socket)`` (``udp:192.0.2.1:5060``, ``ws:[::1]:8080``),
+        as a binding or a subscription keeps it; None for anything else (an
+        empty string from a file written before it was kept)."""
+        transport, _, hostport = text.partition(":")
+        host, colon, port = hostport.rpartition(":")
+        if not colon or not host or not port.isdigit() or not transport.isalpha():
+            return None
+        return cls(transport, unbracketed(host), int(port))
+
 
 @dataclass(frozen=True, slots=True)
 class ListenAddress:

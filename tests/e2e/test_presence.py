@@ -716,3 +716,50 @@ def test_a_fetch_gets_the_list_and_leaves_the_phones_subscription_going(
         _subscribe_registrar(watcher, 600, "running", cseq=3, to_tag=to_tag)
         (gone,), _ = _collect(watcher, 1.0)
         assert wire.status_line(gone).startswith("SIP/2.0 481"), gone.decode()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_refresh_sent_to_the_registrars_contact_reaches_the_server(
+    make_server: Callable[..., CentrexServer], transport: str
+) -> None:
+    # RFC 6665 4.1.2.1 / RFC 3261 12.2.1.1: a phone sends its refreshes to the
+    # remote target, the Contact of our 200. The domain (example.com here)
+    # does not lead to this server, nor would its default port: the Contact
+    # must name the server's own address, port and transport.
+    server = make_server(users=USERS)
+    with wire.open_peer(server.port, transport) as watcher:
+        suffix = "" if transport == "udp" else f";transport={transport}"
+
+        def subscribe(uri: str, cseq: int, to: str) -> bytes:
+            headers = {
+                "From": "<sip:1001@example.com>;tag=watcher",
+                "To": to,
+                "Call-ID": f"refresh-{transport}",
+                "CSeq": f"{cseq} SUBSCRIBE",
+                "Contact": f"<sip:1001@{HOST}:{watcher.port}{suffix}>",
+                "Event": "user-available",
+                "Expires": "600",
+            }
+            watcher.send(
+                wire.request(
+                    "SUBSCRIBE", uri, transport=transport, local_port=watcher.port, headers=headers
+                )
+            )
+            deadline = time.monotonic() + 5.0
+            while (left := deadline - time.monotonic()) > 0:
+                got = watcher.receive(left)
+                assert got is not None, f"no answer to the SUBSCRIBE to {uri}\n{server.log()}"
+                if got.startswith(b"NOTIFY "):
+                    watcher.send(wire.answer(got, "200 OK"))
+                elif not got.startswith(b"SIP/2.0 100 "):
+                    return got
+            raise AssertionError("no answer")
+
+        ok = subscribe("sip:Registrar@example.com", 1, "<sip:Registrar@example.com>")
+        assert wire.status_line(ok) == "SIP/2.0 200 OK", ok.decode()
+        (contact,) = wire.headers(ok, "contact")
+        assert contact == f"<sip:Registrar@{HOST}:{server.port}{suffix}>", ok.decode()
+        (to,) = wire.headers(ok, "to")
+        refreshed = subscribe(contact[1:-1], 2, to)
+        assert wire.status_line(refreshed) == "SIP/2.0 200 OK", refreshed.decode()
+        assert wire.headers(refreshed, "expires") == ["600"], refreshed.decode()

@@ -75,6 +75,17 @@ _METHOD_SET = frozenset(_METHODS.split())
 _REFUSED = "\x00refused"
 #: The Record-Route URI parameter carrying the dialog token (see _dialog_token).
 _TOKEN_PARAM = "cxd"
+#: The first letter of a dialog token: both sides of the dialog go unchallenged,
+#: or only the caller's (the callee's speaks as a user of ours it was not
+#: routed to: see ``_callee_vouched``).
+_BOTH_SIDES = "b"
+_CALLER_SIDE = "c"
+#: What a dialog token proves (``_dialog_standing``): nothing; the request is
+#: in a dialog we record-routed (it follows its route set wherever it leads);
+#: and besides, its sender may go unchallenged.
+_NO_DIALOG = 0
+_OUR_DIALOG = 1
+_UNCHALLENGED = 2
 ACCEPT = "application/sdp"
 #: The Reason of a CANCEL sent because another branch answered (RFC 3326 example).
 COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
@@ -148,6 +159,8 @@ class _Call:
     to_tag: str
     #: The Reason values of the caller's CANCEL, copied into ours (RFC 3326 2).
     reasons: list[str]
+    #: The address-of-record of ours the request was routed to, if any.
+    callee: str | None
 
     # Written out: a compiled build compiles it (the dataclass's own runs
     # interpreted, ~15x slower). The To tag of a response made here.
@@ -158,6 +171,7 @@ class _Call:
         inbound: Inbound,
         context: ResponseContext[_Target],
         prefix: str,
+        callee: str | None = None,
     ) -> None:
         self.server_tx = server_tx
         self.request = request
@@ -166,6 +180,7 @@ class _Call:
         self.prefix = prefix
         self.to_tag = token_hex(6)
         self.reasons = []
+        self.callee = callee
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +394,10 @@ class Proxy:
         # A request in a dialog we record-routed (our Route carried this
         # dialog's token) follows its route set wherever it leads; anything
         # else going to a foreign host needs the relay policy.
-        in_our_dialog = request.to_tag is not None and self._is_our_token(route_token, request)
+        standing = (
+            _NO_DIALOG if request.to_tag is None else self._dialog_standing(route_token, request)
+        )
+        in_our_dialog = standing != _NO_DIALOG
 
         domain: str | None = None
         ours = False
@@ -403,10 +421,21 @@ class Proxy:
         # to the other side's Contact, not to a served user's AOR: a token of
         # one's own call must not carry a request to a third party), or the
         # registrar's own subscription (its table answers 481 to a dialog it
-        # does not hold).
+        # does not hold). The callee's side of a dialog whose token does not
+        # vouch for it answers a challenge as any user of ours: its From is
+        # the dialog's (12.2.1.1), not its own.
         to_user = domain is not None and isinstance(ruri, SipURI) and ruri.user is not None
-        in_dialog = (in_our_dialog and not to_user) or (to_registrar and request.to_tag is not None)
-        identity = self._authenticate(tx, request, inbound, in_dialog, uas=to_registrar)
+        in_dialog = (standing == _UNCHALLENGED and not to_user) or (
+            to_registrar and request.to_tag is not None
+        )
+        identity = self._authenticate(
+            tx,
+            request,
+            inbound,
+            in_dialog,
+            uas=to_registrar,
+            any_user=standing == _OUR_DIALOG and not to_user,
+        )
         if identity is _REFUSED:
             return
         if not routes and isinstance(ruri, SipURI):
@@ -452,6 +481,7 @@ class Proxy:
         in_dialog: bool,
         *,
         uas: bool = False,
+        any_user: bool = False,
     ) -> str | None:
         """Digest authentication (RFC 3261 22) of a request from one of our users.
 
@@ -459,13 +489,16 @@ class Proxy:
         otherwise returns the authenticated user (None when not authenticated:
         a trusted peer, a request that is never challenged, or auth off). A
         P-Asserted-Identity from an untrusted source is removed, and an
-        authenticated caller's identity is asserted (RFC 3325).
+        authenticated caller's identity is asserted (RFC 3325). ``any_user``:
+        the credentials of any of our users will do, whatever the From.
         """
         gate = self.auth
         if gate is None:
             return None
         source = inbound.peer.host
-        decision = gate.check(request, source, self._wall(), in_dialog=in_dialog, uas=uas)
+        decision = gate.check(
+            request, source, self._wall(), in_dialog=in_dialog, uas=uas, any_user=any_user
+        )
         if isinstance(decision, Challenge | Forbidden):
             self._respond(tx, decision.to_response(request, to_tag=token_hex(6)))
             return _REFUSED
@@ -484,20 +517,36 @@ class Proxy:
     async def _has_bindings(self, aor: str) -> bool:
         return bool(await self.registrar.lookup(aor, self._wall()))
 
-    def _dialog_token(self, request: Request, *, reverse: bool = False) -> str:
+    def _dialog_token(self, request: Request, sides: str, *, reverse: bool = False) -> str:
         """What our Record-Route carries to prove a later Route came from it:
-        an HMAC of the dialog as the request that set it up named it (its
+        ``sides`` (``_BOTH_SIDES`` or ``_CALLER_SIDE``), then an HMAC of it
+        and of the dialog as the request that set it up named it (its
         Call-ID, From tag, From and To URIs), so nobody can mint a Route that
         makes us relay, nor reuse the token of a call of their own in a
-        request between other parties. ``reverse``: the request goes the
-        other way in the dialog (from the callee: its To is the caller's
-        From, with the caller's tag)."""
+        request between other parties, nor make one side's token vouch for
+        the other. ``reverse``: the request goes the other way in the dialog
+        (from the callee: its To is the caller's From, with the caller's tag)."""
         first, second = request.from_addr, request.to_addr
         tag = request.from_tag
         if reverse:
             first, second, tag = second, first, request.to_tag
-        text = "\n".join((request.call_id, tag or "", _uri_key(first.uri), _uri_key(second.uri)))
-        return self._token_mac.digest(encode_text(text))[:8].hex()
+        text = "\n".join(
+            (sides, request.call_id, tag or "", _uri_key(first.uri), _uri_key(second.uri))
+        )
+        return sides + self._token_mac.digest(encode_text(text))[:8].hex()
+
+    def _callee_vouched(self, request: Request, callee: str | None) -> bool:
+        """Whether the callee's side of the dialog ``request`` sets up may go
+        unchallenged: it sends From this request's To (RFC 3261 12.1.1), which
+        the caller chose, so only when that To is the user of ours the request
+        was routed to (``callee``), or no user of ours at all."""
+        to_uri = request.to_addr.uri
+        if not isinstance(to_uri, SipURI) or to_uri.user is None:
+            return True
+        domain = self.local.canonical_domain(to_uri.host, to_uri.port)
+        if domain is None:
+            return True
+        return callee is not None and _aor_in(to_uri, domain, self.config) == callee
 
     def _registers_here(self, request: Request) -> bool:
         """A REGISTER for this server's registrar (a served domain, or one of
@@ -509,16 +558,24 @@ class Proxy:
             self.local.canonical_domain(uri.host, uri.port) is not None or self.local.is_myself(uri)
         )
 
-    def _is_our_token(self, token: str | None, request: Request) -> bool:
-        """Whether ``token``, read off a Route that names us, is the one our
-        Record-Route gave ``request``'s dialog; compared in constant time, so
-        how long the answer takes tells nothing about how close a guess was."""
-        if token is None:
-            return False
+    def _dialog_standing(self, token: str | None, request: Request) -> int:
+        """What ``token``, read off a Route that names us, proves of
+        ``request``: ``_NO_DIALOG`` unless it is the one our Record-Route gave
+        its dialog; ``_UNCHALLENGED`` from the caller's side, and from the
+        callee's when the token vouches for it; else ``_OUR_DIALOG``.
+        Compared in constant time, so how long the answer takes tells nothing
+        about how close a guess was."""
+        if token is None or token[:1] not in (_BOTH_SIDES, _CALLER_SIDE):
+            return _NO_DIALOG
+        sides = token[:1]
         given = encode_text(token)
-        ahead = hmac.compare_digest(given, self._dialog_token(request).encode("ascii"))
-        back = hmac.compare_digest(given, self._dialog_token(request, reverse=True).encode("ascii"))
-        return ahead or back
+        ahead = hmac.compare_digest(given, self._dialog_token(request, sides).encode("ascii"))
+        back = hmac.compare_digest(
+            given, self._dialog_token(request, sides, reverse=True).encode("ascii")
+        )
+        if ahead or (back and sides == _BOTH_SIDES):
+            return _UNCHALLENGED
+        return _OUR_DIALOG if back else _NO_DIALOG
 
     def _preprocess_routes(self, request: Request) -> str | None:
         """16.4: undo a strict router's rewrite; remove the Route values that name us.
@@ -623,7 +680,7 @@ class Proxy:
         if not targets:
             self._reply(tx, request, 480)  # every instance holding its flows is down
             return
-        self._start(tx, request, inbound, targets, prefix)
+        self._start(tx, request, inbound, targets, prefix, aor)
 
     async def _bindings_of(self, aor: str, domain: str) -> list[Binding]:
         """The bindings of ``aor`` (in served ``domain``), with those of the same
@@ -683,7 +740,7 @@ class Proxy:
         if target is None:
             self._reply(tx, request, 480)
             return
-        self._start(tx, request, inbound, [(target, None)], prefix)
+        self._start(tx, request, inbound, [(target, None)], prefix, flow.aor)
 
     async def _flow_target(self, flow: Flow) -> _Target | None:
         """Where the binding of ``flow`` is reached, if this instance holds it."""
@@ -725,7 +782,10 @@ class Proxy:
         inbound: Inbound,
         targets: list[tuple[_Target, float | None]],
         prefix: str | None,
+        callee: str | None = None,
     ) -> None:
+        """Forward ``request`` to ``targets``; ``callee``: the address-of-record
+        of ours they are the phones of (for the dialog token)."""
         if tx in self._pending_cancel:
             # Cancelled while its targets were being looked up: fork nothing.
             self._reply(tx, request, 487)
@@ -736,7 +796,7 @@ class Proxy:
             self._reply(tx, request, 440, "Max-Breadth Exceeded")
             return
         context = ResponseContext.fork(targets, breadth)
-        call = _Call(tx, request, inbound, context, prefix or branch_prefix(request))
+        call = _Call(tx, request, inbound, context, prefix or branch_prefix(request), callee)
         self._calls[tx] = call
         self._apply(call, context.start())
 
@@ -764,7 +824,7 @@ class Proxy:
         forward.add("Max-Breadth", str(branch.breadth))
         hop = target.hop
         if self.config.record_route and request.method in DIALOG_METHODS and request.to_tag is None:
-            for value in self._record_routes(request, call.inbound, hop):
+            for value in self._record_routes(request, call, hop):
                 forward.add_record_route(value)
         self._counter += 1
         forward.push_via(self._via(hop, f"{call.prefix}.{self._counter:x}{self._branch_tag}"))
@@ -794,11 +854,13 @@ class Proxy:
         host, port = found
         return f"{self.local.address_toward(host, hop.host)}:{port}"
 
-    def _record_routes(self, request: Request, inbound: Inbound, hop: Peer) -> list[str]:
+    def _record_routes(self, request: Request, call: _Call, hop: Peer) -> list[str]:
         """Our Record-Route values, bottom first: the side facing the caller, then,
         when the callee is reached over another socket, the side facing the callee."""
+        inbound = call.inbound
         local = inbound.local
-        token = self._dialog_token(request)
+        sides = _BOTH_SIDES if self._callee_vouched(request, call.callee) else _CALLER_SIDE
+        token = self._dialog_token(request, sides)
         # 16.6 step 4: for a SIPS Request-URI, a SIPS Record-Route (on TLS).
         ruri = request.request_uri
         secure = isinstance(ruri, SipURI) and ruri.secure
@@ -919,7 +981,7 @@ class Proxy:
                 elif self.local.is_myself(uri):
                     return  # for the server itself: nothing to pass on
             if not targets:
-                if not self.config.allow_relay and not self._is_our_token(token, ack):
+                if not self.config.allow_relay and not self._dialog_standing(token, ack):
                     return
                 hop = await self._resolve(uri)
                 if hop is None:

@@ -413,14 +413,10 @@ def test_the_token_of_ones_own_call_carries_no_other_request_unchallenged(
             port = udp_port(s)
             callee = await _registered_callee(port)
             outsider = await open_phone()
-            invite = request("INVITE", "sip:2001@example.com", outsider, call_id="chosen").replace(
-                "From: <sip:1001@example.com>", "From: <sip:eve@elsewhere.example>"
+            bye_from = "<sip:eve@elsewhere.example>;tag=eve0"
+            record_route = await _ringing(
+                outsider, callee, port, "chosen", from_=bye_from, to="sip:2001@example.com"
             )
-            outsider.send(invite, port)
-            at_callee = await callee.request()
-            (record_route,) = at_callee.get_all("Record-Route")
-            callee.send(make_response(at_callee, 180, to_tag="c1").to_bytes(), port)
-            assert (await outsider.response()).status == 180
             # The same Call-ID and token, as one of our users, to the callee's
             # contact and to its address of record.
             for uri in (f"sip:2001@127.0.0.1:{callee.port}", "sip:2001@example.com"):
@@ -440,7 +436,6 @@ def test_the_token_of_ones_own_call_carries_no_other_request_unchallenged(
             with pytest.raises(TimeoutError):
                 await callee.request(timeout=0.5)
             # The caller's own in-dialog request is still carried unchallenged.
-            bye_from = invite.split("From: ")[1].split("\r\n")[0]
             bye = request(
                 "BYE",
                 f"sip:2001@127.0.0.1:{callee.port}",
@@ -453,5 +448,102 @@ def test_the_token_of_ones_own_call_carries_no_other_request_unchallenged(
             bye = bye.replace(bye.split("From: ")[1].split("\r\n")[0], bye_from)
             outsider.send(bye, port)
             assert (await callee.request()).method == "BYE"
+
+    run(scenario())
+
+
+async def _ringing(
+    caller: Phone, callee: Phone, port: int, call_id: str, *, from_: str, to: str
+) -> str:
+    """An INVITE to 2001 from ``caller`` (From and To written whole), which
+    2001 answers 180 with tag ``c1``: our Record-Route, with the dialog token."""
+    invite = request("INVITE", "sip:2001@example.com", caller, call_id=call_id)
+    invite = invite.replace("To: <sip:2001@example.com>", f"To: <{to}>")
+    invite = invite.replace(invite.split("From: ")[1].split("\r\n")[0], from_)
+    caller.send(invite, port)
+    at_callee = await callee.request()
+    callee.send(make_response(at_callee, 180, to_tag="c1").to_bytes(), port)
+    assert (await caller.response()).status == 180
+    (record_route,) = at_callee.get_all("Record-Route")
+    return record_route
+
+
+def _in_dialog(
+    method: str, uri: str, phone: Phone, *, from_: str, to: str, call_id: str, cseq: int, extra: str
+) -> str:
+    """A request in a dialog: From and To written whole, tags included."""
+    return (
+        f"{method} {uri} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {phone.host}:{phone.port};branch=z9hG4bK{call_id}{cseq};rport\r\n"
+        f"Max-Forwards: 70\r\nFrom: {from_}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n"
+        f"CSeq: {cseq} {method}\r\nContact: <sip:x@{phone.host}:{phone.port}>\r\n"
+        f"{extra}Content-Length: 0\r\n\r\n"
+    )
+
+
+def test_the_to_of_an_invite_gives_the_callees_side_no_other_identity_unchallenged(
+    tmp_path: Path,
+) -> None:
+    # A caller from another domain chooses its INVITE's To. The callee's
+    # side of the dialog sends its requests From that To (RFC 3261 12.1.1),
+    # and they used to go unchallenged with the dialog's token: an INVITE
+    # to 2001 with "To: 1001" got its sender a token to send requests as
+    # 1001, our user, to phones. Now the callee's side goes unchallenged
+    # only as the user the call was routed to; as anyone else it answers a
+    # challenge, with the credentials of any of our users (a callee reached
+    # through a forwarded call is not the user of the To).
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port = udp_port(s)
+            callee = await _registered_callee(port)
+            outsider = await open_phone()
+            caller_from = "<sip:eve@elsewhere.example>;tag=eve1"
+
+            async def call(call_id: str, to: str) -> str:
+                return await _ringing(outsider, callee, port, call_id, from_=caller_from, to=to)
+
+            def backwards(phone: Phone, to: str, call_id: str, cseq: int, route: str) -> str:
+                return _in_dialog(
+                    "BYE",
+                    f"sip:eve@127.0.0.1:{outsider.port}",
+                    phone,
+                    from_=f"<{to}>;tag=c1",
+                    to=caller_from,
+                    call_id=call_id,
+                    cseq=cseq,
+                    extra=f"Route: {route}\r\n",
+                )
+
+            # The forged side: the token of a call to 2001 "To" 1001, used
+            # to send as 1001.
+            route = await call("forged", "sip:1001@example.com")
+            outsider.send(backwards(outsider, "sip:1001@example.com", "forged", 1, route), port)
+            assert (await outsider.response()).status == 407
+            # A forwarded call: 2001 answers the challenge with its own
+            # credentials, and its BYE reaches the caller.
+            route = await call("forwarded", "sip:1001@example.com")
+            bye = backwards(callee, "sip:1001@example.com", "forwarded", 1, route)
+            callee.send(bye, port)
+            challenge = await callee.response()
+            assert challenge.status == 407
+            creds = digest(
+                challenge.get_all("Proxy-Authenticate")[0],
+                "2001",
+                "secret-2001",
+                "BYE",
+                f"sip:eve@127.0.0.1:{outsider.port}",
+                "SHA-256",
+            )
+            callee.send(
+                bye.replace("CSeq: 1 BYE", "CSeq: 2 BYE")
+                .replace("forwarded1;", "forwarded2;")
+                .replace("Content-Length", f"Proxy-Authorization: {creds}\r\nContent-Length"),
+                port,
+            )
+            assert (await outsider.request()).method == "BYE"
+            # The call's own user: its BYE goes through unchallenged.
+            route = await call("plain", "sip:2001@example.com")
+            callee.send(backwards(callee, "sip:2001@example.com", "plain", 1, route), port)
+            assert (await outsider.request()).method == "BYE"
 
     run(scenario())

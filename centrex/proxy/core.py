@@ -550,8 +550,13 @@ class Proxy:
 
     def _registers_here(self, request: Request) -> bool:
         """A REGISTER for this server's registrar (a served domain, or one of
-        our addresses, and no Route to take it elsewhere)."""
-        if request.method != "REGISTER" or "route" in request:
+        our addresses, and no Route but ours, an outbound proxy's, to take it
+        elsewhere)."""
+        if request.method != "REGISTER":
+            return False
+        if "route" in request and not all(
+            self.local.is_myself(route.uri) for route in request.addresses("route")
+        ):
             return False
         uri = request.request_uri
         return isinstance(uri, SipURI) and (

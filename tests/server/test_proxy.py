@@ -504,6 +504,13 @@ def test_a_register_with_max_forwards_zero_is_served_by_the_registrar(tmp_path: 
             ).replace("Max-Forwards: 70", "Max-Forwards: 0")
             phone.send(zero, port)
             assert (await phone.response()).status == 200
+            # Sent to the server as the phone's outbound proxy (a Route of ours).
+            ours = zero.replace("Max-Forwards", f"Route: <sip:127.0.0.1:{port};lr>\r\nMax-Forwards")
+            phone.send(ours.replace("z9hG4bK", "z9hG4bKours").replace("1 REG", "2 REG"), port)
+            assert (await phone.response()).status == 200
+            elsewhere = zero.replace("Max-Forwards", "Route: <sip:192.0.2.1;lr>\r\nMax-Forwards")
+            phone.send(elsewhere.replace("z9hG4bK", "z9hG4bKaway").replace("1 REG", "3 REG"), port)
+            assert (await phone.response()).status == 483
             message = request("MESSAGE", "sip:1002@example.com", phone, body="x")
             phone.send(message.replace("Max-Forwards: 70", "Max-Forwards: 0"), port)
             assert (await phone.response()).status == 483

@@ -215,7 +215,11 @@ class ResponseContext(Generic[T]):
         """The caller cancelled the request (16.10): cancel every pending branch.
 
         Branches not yet started are dropped; when nothing is left pending the
-        request is answered with 487.
+        request is answered with 487. A branch that has not answered at all
+        is still waited for (9.1: its CANCEL goes once it rings): it may yet
+        answer 2xx, and the caller must not have had a 487 first. It ends
+        as the others do, with its 487, or when its transaction times out
+        (then the caller gets 487).
         """
         self.cancelled = True
         for group in self.groups[self.next_group :]:
@@ -223,7 +227,6 @@ class ResponseContext(Generic[T]):
                 branch.state = BranchState.DONE
         self.next_group = len(self.groups)
         actions = self._cancel_pending()
-        self._give_up_silent()
         if not self.final_sent and not self._pending():
             self.final_sent = True
             actions.append(Final(None, 487))
@@ -237,10 +240,10 @@ class ResponseContext(Generic[T]):
         ]
 
     def _give_up_silent(self) -> None:
-        """Stop waiting for the branches that have not answered at all (no
-        provisional, so no CANCEL may go yet, 9.1): the caller has its answer
-        now instead of at Timer B, 32 s later (as Kamailio does). Their CANCEL
-        is still sent should one of them ring after all; a 2xx from one still
+        """After a 6xx, stop waiting for the branches that have not answered
+        at all (no provisional, so no CANCEL may go yet, 9.1): the caller
+        hears the 6xx now instead of at Timer B, 32 s later. Their CANCEL is
+        still sent should one of them ring after all; a 2xx from one still
         goes upstream (16.7 step 5)."""
         for branch in self.branches:
             if branch.state is BranchState.CALLING:

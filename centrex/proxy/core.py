@@ -57,6 +57,7 @@ from centrex.proxy.local import LocalIdentity
 from centrex.proxy.owner import Flow, OwnerRouting
 from centrex.registrar.aor import aor_of
 from centrex.registrar.binding import Binding, lookup_order
+from centrex.sip.address import parse_address_list
 from centrex.sip.build import make_response
 from centrex.sip.errors import ParseError
 from centrex.sip.ids import token_hex
@@ -717,7 +718,7 @@ class Proxy:
         ours that holds its flow (None when that instance is down)."""
         owners = self.owners
         if owners is None or not owners.held_elsewhere(binding):
-            return _binding_target(binding)
+            return await self._reached(binding)
         owner = owners.owner_route(binding, request)
         if owner is None:
             return None
@@ -752,8 +753,25 @@ class Proxy:
         assert self.owners is not None
         for binding in await self.registrar.lookup(flow.aor, self._wall()):
             if binding.id == flow.binding_id and not self.owners.held_elsewhere(binding):
-                return _binding_target(binding)
+                return await self._reached(binding)
         return None
+
+    async def _reached(self, binding: Binding) -> _Target | None:
+        """Where this instance reaches ``binding`` (``_binding_target``); when
+        it registered through a Path whose first hop is not the address its
+        REGISTER came from, at that hop (RFC 3327 5.3: the Path is the Route
+        set), None when that does not resolve."""
+        target = _binding_target(binding)
+        if not binding.path:
+            return target
+        try:
+            first = parse_address_list(binding.path[0])[0].uri
+        except (ParseError, IndexError):
+            return target
+        if not isinstance(first, SipURI) or first.host.strip("[]").lower() == target.hop.host:
+            return target  # (the first hop sent the REGISTER: over its flow)
+        hop = await self._resolve(first)
+        return None if hop is None else _Target(target.uri, hop, target.path)
 
     async def _proxy_to_uri(
         self, tx: ServerTransaction, request: Request, inbound: Inbound, prefix: str | None
@@ -937,8 +955,11 @@ class Proxy:
         if invite_tx is None:
             self._reply(tx, cancel, 481)
             return
-        self._reply(tx, cancel, 200)
         call = self._calls.get(invite_tx)
+        # 9.2: the 200 to the CANCEL SHOULD carry the To tag of our own
+        # answer to the INVITE (the 487 we may make).
+        tag = token_hex(6) if call is None else call.to_tag
+        self._respond(tx, make_response(cancel, 200, to_tag=tag))
         if call is None:
             # The INVITE is still being routed (a lookup is under way).
             self._pending_cancel.add(invite_tx)
@@ -1059,7 +1080,9 @@ def _max_breadth(request: Request) -> int:
 
 def _binding_target(binding: Binding) -> _Target:
     """Reach a registered contact where its REGISTER came from (NAT-safe), over the
-    connection it came on; through its Path when it registered with one (RFC 3327)."""
+    connection it came on; with its Path as Route when it registered with one
+    (RFC 3327; ``Proxy._reached`` picks the Path's first hop when that is not
+    where the REGISTER came from)."""
     source = binding.source
     hop = Peer(source.transport, source.host, source.port, source.connection_id)
     return _Target(_request_uri(binding.contact), hop, binding.path)

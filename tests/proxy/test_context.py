@@ -127,6 +127,27 @@ def test_cancel_before_any_branch_answers_is_487_at_once_when_nothing_is_pending
     assert context.cancel_all() == [Final(None, 487)]
 
 
+def test_a_branch_silent_at_the_cancel_is_waited_for_and_cancelled_when_it_rings() -> None:
+    # 9.1: no CANCEL before a provisional; 16.7 step 6: no final response
+    # upstream while a branch is pending (it may still answer 2xx).
+    context = ResponseContext.fork([("a", None)])
+    context.start()
+    a = branch_of(context, "a")
+    assert context.cancel_all() == []
+    ringing = response(180)
+    assert context.provisional(a, ringing) == [Cancel(a), Forward(ringing)]
+    terminated = response(487)
+    assert context.final(a, terminated) == [Final(terminated, 487)]
+
+
+def test_a_branch_silent_at_the_cancel_that_times_out_ends_the_request_with_487() -> None:
+    context = ResponseContext.fork([("a", None)])
+    context.start()
+    a = branch_of(context, "a")
+    assert context.cancel_all() == []
+    assert context.timeout(a) == [Final(None, 487)]
+
+
 def test_ringing_timeout_cancels_a_ringing_branch() -> None:
     context = ResponseContext.fork([("a", None)])
     context.start()

@@ -128,6 +128,43 @@ def test_invite_reaches_the_registered_contact_with_via_and_record_route(tmp_pat
     run(scenario())
 
 
+def test_a_contact_registered_through_a_path_is_reached_through_its_first_hop(
+    tmp_path: Path,
+) -> None:
+    # RFC 3327 5.3: the Path is the Route set toward the contact, so a
+    # request goes to its first hop (an edge proxy), with the Path as Route,
+    # even when the REGISTER came from another address; from the hop itself
+    # (the usual case) it goes back over the REGISTER's own flow.
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            phone, edge, caller = (
+                await open_phone("127.0.0.3"),
+                await open_phone("127.0.0.4"),
+                await open_phone(),
+            )
+            path = f"<sip:127.0.0.4:{edge.port};lr>"
+            registration = request(
+                "REGISTER",
+                "sip:example.com",
+                phone,
+                user="1002",
+                to="sip:1002@example.com",
+                extra=f"Expires: 60\r\nPath: {path}\r\nSupported: path\r\n",
+            )
+            phone.send(registration, port)
+            assert (await phone.response()).status == 200
+            caller.send(request("MESSAGE", "sip:1002@example.com", caller, body="x"), port)
+            at_edge = await edge.request()
+            assert at_edge.method == "MESSAGE"
+            assert at_edge.get_all("Route") == [path]
+            assert at_edge.uri == f"sip:1002@127.0.0.3:{phone.port}"
+            with pytest.raises(TimeoutError):
+                await phone.request(timeout=0.3)
+
+    run(scenario())
+
+
 def test_a_loop_back_to_the_proxy_is_482(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_server(tmp_path) as server:

@@ -409,6 +409,16 @@ class Proxy:
                 # OPTIONS pings and the like for the server itself: no challenge.
                 self._answer_server_request(tx, request)
                 return
+            if (
+                method == "OPTIONS"
+                and domain is not None
+                and self.presence is not None
+                and self.presence.is_registrar_uri(ruri)
+            ):
+                # The registrar's own URI (the presence events' notifier) is
+                # the server too: its capabilities, not a 404 for no phone.
+                self._answer_server_request(tx, request)
+                return
         # A SUBSCRIBE the registrar answers itself: the server is its user
         # agent, and challenges it as one (401, RFC 3261 22.1).
         to_registrar = (
@@ -594,7 +604,7 @@ class Proxy:
         ruri = request.request_uri
         if (
             isinstance(ruri, SipURI)
-            and ruri.lr
+            and (ruri.lr or ruri.param(_TOKEN_PARAM) is not None)
             and ruri.user is None
             and self.local.is_myself(ruri)
             and "route" in request
@@ -937,9 +947,10 @@ class Proxy:
         if response is None:
             response = make_response(call.request, final.status, to_tag=call.to_tag)
         elif response.status == 503:
-            # 16.7 step 6: a 503 would make the caller think *we* are overloaded.
-            response = response.copy()
-            response.set_status(500, "Server Internal Error")
+            # 16.7 step 6: a 503 would make the caller think *we* are
+            # overloaded; the proxy generates a 500 of its own instead (its
+            # tag, none of the callee's headers).
+            response = make_response(call.request, 500, to_tag=call.to_tag)
         if response.status in (401, 407):
             response = response.copy()
             response.remove("www-authenticate")

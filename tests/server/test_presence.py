@@ -220,10 +220,12 @@ def test_the_server_names_its_event_packages_and_holds_no_other_dialogs(
             port = udp_port(server)
             phone = await open_phone()
             # RFC 6665 4.4.4: OPTIONS lists the packages the server answers.
-            phone.send(request("OPTIONS", "sip:example.com", phone), port)
-            answer = await phone.response()
-            assert answer.status == 200
-            assert "user-available" in (answer.get("Allow-Events") or "")
+            for uri in ("sip:example.com", "sip:Registrar@example.com"):
+                # (the registrar's own URI too: it is the server, not a user)
+                phone.send(request("OPTIONS", uri, phone), port)
+                answer = await phone.response()
+                assert answer.status == 200
+                assert "user-available" in (answer.get("Allow-Events") or "")
             # A NOTIFY in a dialog the registrar never had: 481 (RFC 3261
             # 12.2.2), not the 404 of a user with no phone.
             stray = request("NOTIFY", "sip:Registrar@example.com", phone, extra="Event: x\r\n")

@@ -74,11 +74,14 @@ def serve(config_path: Path | None) -> None:
     except NotSupportedError as exc:
         click.echo(f"{config_path or 'settings'}: {exc}", err=True)
         sys.exit(2)
+    from centrex.server import data_dir_error, listen_fix, os_reason
+
+    where = config_path or "settings"
     addresses = [(a.transport, a.host, a.port) for a in settings.network.listen_addresses()]
     try:
         check_ports_free(addresses)
     except OSError as exc:
-        click.echo(f"centrex serve: {exc}", err=True)
+        click.echo(f"{where}: network.listen: {os_reason(exc)}. Fix: {listen_fix(exc)}.", err=True)
         sys.exit(1)
     from centrex.logs import setup_event_log
     from centrex.server import load_or_create_secret
@@ -86,7 +89,12 @@ def serve(config_path: Path | None) -> None:
     setup_event_log(settings.logging, None)  # the supervisor's own: stderr only
     # Made before the fork, so that every worker reads the same one (a token
     # in a Record-Route made by one worker is checked by another).
-    load_or_create_secret(settings.resolve_paths(config_path).data_dir)
+    data_dir = settings.resolve_paths(config_path).data_dir
+    try:
+        load_or_create_secret(data_dir)
+    except OSError as exc:
+        click.echo(f"{where}: {data_dir_error(data_dir, exc)}", err=True)
+        sys.exit(1)
     sys.exit(run_workers(workers, lambda info: _serve_one(settings, config_path, info)))
 
 
@@ -94,15 +102,25 @@ def _serve_one(settings: Settings, config_path: Path | None, worker: WorkerInfo 
     """Serve in this process (one of several workers when ``worker`` is set);
     the exit code."""
     from centrex.logs import setup_event_log
+    from centrex.server import NotSupportedError, StartError, os_reason
     from centrex.transport import loop_factory
     from centrex.workers.frames import worker_path
 
+    where = config_path or "settings"
     paths = settings.resolve_paths(config_path)
     index = 0 if worker is None else worker.index
     log_file = None if paths.log_file is None else worker_path(paths.log_file, index)
-    setup_event_log(settings.logging, log_file, worker=None if worker is None else index)
+    try:
+        setup_event_log(settings.logging, log_file, worker=None if worker is None else index)
+    except OSError as exc:
+        click.echo(
+            f"{where}: logging.file: cannot write the event log {log_file} ({os_reason(exc)}). "
+            'Fix: point logging.file at a file in a folder the server may write, or "" for '
+            "stderr only.",
+            err=True,
+        )
+        return 1
     from centrex.registrar.sql import DatabaseUnavailableError, DuplicateInstanceError, SchemaError
-    from centrex.server import NotSupportedError
 
     factory, loop_name = loop_factory(settings.server.event_loop)
     logging.getLogger("centrex").info("event loop: %s", loop_name)
@@ -110,16 +128,16 @@ def _serve_one(settings: Settings, config_path: Path | None, worker: WorkerInfo 
         try:
             runner.run(_serve(settings, config_path, worker))
         except NotSupportedError as exc:
-            click.echo(f"{config_path or 'settings'}: {exc}", err=True)
+            click.echo(f"{where}: {exc}", err=True)
             return 2
         except (SchemaError, DuplicateInstanceError) as exc:
             click.echo(f"centrex serve: {exc}", err=True)
             return 2
-        except DatabaseUnavailableError as exc:
-            click.echo(f"{config_path or 'settings'}: {exc}", err=True)
+        except (DatabaseUnavailableError, StartError) as exc:
+            click.echo(f"{where}: {exc}", err=True)
             return 1
         except OSError as exc:
-            click.echo(f"centrex serve: {exc}", err=True)
+            click.echo(f"centrex serve: {os_reason(exc)}", err=True)
             return 1
     return 0
 
@@ -263,7 +281,12 @@ def config_init(file: Path, force: bool) -> None:
         sys.exit(2)
     from centrex.config.template import render_default_config
 
-    file.write_text(render_default_config(), encoding="utf-8")
+    try:
+        file.write_text(render_default_config(), encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        click.echo(f"{file}: cannot write it: {reason} (is its folder there?)", err=True)
+        sys.exit(2)
     click.echo(f"wrote {file}")
 
 
@@ -628,11 +651,25 @@ def tls() -> None:
 @click.argument("certificate", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("key", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--host", default="localhost", show_default=True, help="Name in the certificate.")
-@click.option("--days", default=365, show_default=True, help="Validity in days.")
-def tls_selfsigned(certificate: Path, key: Path, host: str, days: int) -> None:
+@click.option(
+    "--days",
+    default=365,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Validity in days.",
+)
+@click.option("--force", is_flag=True, help="Overwrite CERTIFICATE and KEY if they exist.")
+def tls_selfsigned(certificate: Path, key: Path, host: str, days: int, force: bool) -> None:
     """Write a self-signed development CERTIFICATE and its private KEY (PEM)."""
     from centrex.transport.selfsigned import make_self_signed
 
+    for path in (certificate, key):
+        if path.exists() and not force:
+            click.echo(f"{path}: exists; use --force to overwrite it", err=True)
+            sys.exit(2)
+        if not path.parent.is_dir():
+            click.echo(f"{path}: no folder {path.parent}; create it first", err=True)
+            sys.exit(2)
     make_self_signed(certificate, key, host, days=days)
     click.echo(f"wrote {certificate} and {key} for {host}, valid {days} days")
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import marshal
 import os
+import socket
 import ssl
 import sys
 import time
@@ -156,6 +158,40 @@ class NotSupportedError(Exception):
     """A setting asks for something this version of Centrex does not do yet."""
 
 
+class StartError(Exception):
+    """What a setting names cannot be used (a folder, a file, an address):
+    the text names the key, what went wrong and the fix."""
+
+
+def os_reason(exc: OSError) -> str:
+    """An OSError's own words, without the ``[Errno N]`` Python puts first."""
+    text = exc.strerror or str(exc)
+    return f"{text}: {exc.filename}" if exc.filename and str(exc.filename) not in text else text
+
+
+def listen_fix(exc: OSError) -> str:
+    """What to do when a listen address cannot be bound (``exc``)."""
+    if exc.errno == errno.EADDRINUSE:
+        return "another program (or another Centrex) listens there: stop it or choose another port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "the address is not one of this host's: use one of them, or 0.0.0.0 / [::] for all"
+    if exc.errno == errno.EACCES:
+        return (
+            "ports below 1024 need root or the CAP_NET_BIND_SERVICE capability "
+            "(see docs/deployment.md), or use a port above 1023"
+        )
+    if isinstance(exc, socket.gaierror):
+        return "the host name does not resolve: use an IP address of this host"
+    return "check the address and port"
+
+
+def data_dir_error(path: Path, exc: OSError) -> StartError:
+    return StartError(
+        f"server.data_dir: cannot use {path} as the data folder ({os_reason(exc)}). "
+        "Fix: point server.data_dir at a folder the server may create and write."
+    )
+
+
 def refuse_what_is_not_built(settings: Settings) -> None:
     """Fail at start, naming the key, rather than serve something else than asked."""
     for address in settings.network.listen_addresses():
@@ -222,7 +258,15 @@ class Server:
         timers = TimerConfig(**settings.timeouts.timer_config())
         self.transactions = TransactionLayer(timers)
         network = settings.network
-        self.trace = open_sip_trace(settings.logging, worker_path(self.paths.sip_trace_file, index))
+        trace_path = worker_path(self.paths.sip_trace_file, index)
+        try:
+            self.trace = open_sip_trace(settings.logging, trace_path)
+        except OSError as exc:
+            raise StartError(
+                f"logging.sip_trace_file: cannot write the SIP trace {trace_path} "
+                f"({os_reason(exc)}). Fix: point it at a file in a folder the server may "
+                "write, or turn logging.sip_trace off."
+            ) from exc
         auth = settings.auth
         self.failures = FailureTracker(
             auth.ban_after_failures,
@@ -300,7 +344,10 @@ class Server:
         settings = self.settings
         if self.links is not None:
             await self.links.start()
-        self.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise data_dir_error(self.paths.data_dir, exc) from exc
         # The bans in force when the server last ran: a restart (or a crash
         # an attacker provoked) does not lift them.
         now = time.time()
@@ -312,8 +359,20 @@ class Server:
         ]
         tls: ssl.SSLContext | None = None
         if any(a.transport == "tls" for a in listen):
-            tls = server_context(str(self.paths.tls_certificate), str(self.paths.tls_private_key))
-        await self.transport.start(listen, tls)
+            try:
+                tls = server_context(
+                    str(self.paths.tls_certificate), str(self.paths.tls_private_key)
+                )
+            except OSError as exc:  # (ssl.SSLError is one)
+                raise StartError(
+                    f"network.tls_certificate / network.tls_private_key: {os_reason(exc)}. "
+                    "Fix: name a PEM certificate and its own key (`centrex tls selfsigned` "
+                    "makes a pair for tests)."
+                ) from exc
+        try:
+            await self.transport.start(listen, tls)
+        except OSError as exc:
+            raise StartError(f"network.listen: {os_reason(exc)}. Fix: {listen_fix(exc)}.") from exc
         bound = [(s.transport, s.host, s.port) for s in self.transport.bound]
         self.local = LocalIdentity(self.domains, bound, settings.network.advertised_address)
         secret = load_or_create_secret(self.paths.data_dir)

@@ -313,6 +313,16 @@ def test_serving_raises_the_open_file_limit_to_the_hard_one() -> None:
     assert done.stdout.strip() == "True", done.stderr
 
 
+def _serve(path: Path) -> subprocess.CompletedProcess[str]:
+    """``centrex serve --config path`` in a process of its own (expected to stop)."""
+    return subprocess.run(
+        [sys.executable, "-m", "centrex.cli", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_serve_says_why_the_database_cannot_be_used_without_a_traceback(tmp_path: Path) -> None:
     # As `centrex db check` says it: a refused port, naming the key (it was
     # "[Errno 111] Connection refused", or a 184-line SQLAlchemy traceback).
@@ -326,12 +336,7 @@ def test_serve_says_why_the_database_cannot_be_used_without_a_traceback(tmp_path
         f'url = "postgresql+asyncpg://centrex@127.0.0.1:{closed_port}/centrex"\n',
         encoding="utf-8",
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "centrex.cli", "serve", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _serve(path)
     assert done.returncode == 1, done.stderr
     assert "registrar.database.url: unreachable: connection refused" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
@@ -351,3 +356,61 @@ def test_registrations_with_a_mistyped_sqlite_path_creates_no_file(tmp_path: Pat
     assert result.exit_code == 1, result.output
     assert "does not exist" in result.output and "SELECT" not in result.output
     assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        (
+            '[logging]\nfile = "/proc/centrex-none/x.log"\n',
+            "logging.file: cannot write the event log /proc/centrex-none/x.log",
+        ),
+        ('[server]\ndata_dir = "{tmp}/a-file"\n', "server.data_dir: cannot use {tmp}/a-file"),
+        (
+            '[network]\nlisten = ["udp:127.0.0.1:{busy}"]\n',
+            "network.listen: cannot listen on udp:127.0.0.1:{busy}: Address already in use. "
+            "Fix: another program",
+        ),
+    ],
+)
+def test_serve_names_the_key_of_what_it_cannot_use_without_a_traceback(
+    tmp_path: Path, settings: str, said: str
+) -> None:
+    # They passed `config check` and then failed with a traceback or a bare
+    # "[Errno 17] File exists".
+    (tmp_path / "a-file").write_text("")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        values = {"tmp": tmp_path, "busy": port}
+        path = tmp_path / "centrex.toml"
+        text = settings.format(**values)
+        if "data_dir" not in text:
+            text = f'[server]\ndata_dir = "{tmp_path / "data"}"\n' + text
+        if "listen" not in text:
+            text += '[network]\nlisten = ["udp:127.0.0.1:0"]\n'
+        path.write_text(text, encoding="utf-8")
+        done = _serve(path)
+    assert done.returncode == 1, done.stderr
+    assert f"{path}: {said.format(**values)}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "[Errno" not in done.stderr, done.stderr
+
+
+def test_tls_selfsigned_keeps_what_exists_and_refuses_no_days(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("mine")
+    result = CliRunner().invoke(main, ["tls", "selfsigned", str(cert), str(key)])
+    assert result.exit_code == 2 and "use --force" in result.output, result.output
+    assert cert.read_text() == "mine"
+    result = CliRunner().invoke(main, ["tls", "selfsigned", str(cert), str(key), "--days", "0"])
+    assert result.exit_code == 2, result.output
+    result = CliRunner().invoke(main, ["tls", "selfsigned", str(cert), str(key), "--force"])
+    assert result.exit_code == 0 and cert.read_text() != "mine", result.output
+    missing = tmp_path / "none" / "c.pem"
+    result = CliRunner().invoke(main, ["tls", "selfsigned", str(missing), str(key), "--force"])
+    assert result.exit_code == 2 and not missing.parent.exists(), result.output
+
+
+def test_config_init_into_a_missing_folder_says_so(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["config", "init", str(tmp_path / "none" / "c.toml")])
+    assert result.exit_code == 2 and "cannot write it" in result.output, result.output

@@ -51,6 +51,11 @@ def check_host(text: str, *, allow_bare_ipv6: bool = False) -> str:
     if allow_bare_ipv6 and _is_ipv6(text):
         return text
     if ":" in text:
+        if text.count(":") == 1:
+            name, _, rest = text.partition(":")
+            if rest.isdigit():
+                raise ValueError(f'takes a host alone, without a port: write "{name}"')
+            raise ValueError(f'takes a host alone, without a scheme or port: write "{rest}"')
         raise ValueError("an IPv6 address must be written in brackets, e.g. [2001:db8::1]")
     if is_ip_address(text) or is_host_name(text):
         return text

@@ -62,7 +62,25 @@ def load_settings(path: str | Path | None) -> Settings:
             [f"{source}: line {line}: not UTF-8 text (a TOML file must be saved as UTF-8)"],
             source,
         ) from None
-    return parse_settings(text, source)
+    settings = parse_settings(text, source)
+    database = settings.registrar.database
+    if database.url:
+        database.url = sqlite_url_in(database.url, Path(path).expanduser().resolve().parent)
+    return settings
+
+
+def sqlite_url_in(url: str, folder: Path) -> str:
+    """``url`` with the relative path of a SQLite database made absolute in
+    ``folder`` (the settings file's, as for every other path in it), so that
+    ``centrex serve`` and ``centrex registrations`` open the same file from
+    any working folder. Other URLs as they are."""
+    head = "sqlite+aiosqlite:///"
+    if not url.startswith(head):
+        return url
+    rest = url[len(head) :]
+    if not rest or rest.startswith("/") or rest.startswith(":memory:"):
+        return url
+    return head + str(folder / rest)
 
 
 def parse_settings(text: str, source: str = "<string>") -> Settings:

@@ -242,12 +242,26 @@ class NetworkSettings(_Table):
                 'Add one, e.g. listen = ["udp:0.0.0.0:5060"], or remove the key.',
             )
         seen: set[ListenAddress] = set()
+        streams: dict[tuple[str, int], ListenAddress] = {}
         for index, address in enumerate(self.listen_addresses()):
             if address in seen:
                 raise SettingProblem(
                     ("listen", index), str(address), "is listed twice", "Remove the duplicate."
                 )
             seen.add(address)
+            if address.transport != "udp":
+                # tcp, tls, ws and wss are all TCP sockets: one port each.
+                socket_key = (address.host.lower(), address.port)
+                other = streams.get(socket_key)
+                if other is not None and address.port != 0:
+                    raise SettingProblem(
+                        ("listen", index),
+                        str(address),
+                        f"takes the TCP port of {other}",
+                        "Give each of tcp, tls, ws and wss its own port "
+                        "(by custom 5060, 5061, 8080, 8443).",
+                    )
+                streams[socket_key] = address
         if any(address.is_secure for address in seen):
             for key in ("tls_certificate", "tls_private_key"):
                 if not getattr(self, key):
@@ -275,7 +289,7 @@ class NetworkSettings(_Table):
 class RegistrarSettings(_Table):
     """REGISTER handling and the location service (RFC 3261 10)."""
 
-    name: NonEmptyText = Field(
+    name: Annotated[str, AfterValidator(_user_part)] = Field(
         default="Registrar",
         description="user part of the registrar's address sip:<name>@<domain> (presence events)",
     )

@@ -144,7 +144,8 @@ class TransportLayer:
                     else:
                         await self._listen_stream(address, tls_context)
                 except OSError as exc:
-                    raise OSError(exc.errno, f"cannot listen on {address}: {exc}") from exc
+                    reason = exc.strerror or str(exc)
+                    raise type(exc)(exc.errno, f"cannot listen on {address}: {reason}") from exc
         except BaseException:
             await self.stop()
             raise

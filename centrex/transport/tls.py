@@ -31,7 +31,9 @@ def server_context(
     try:
         context.load_cert_chain(str(cert_path), str(key_path))
     except (OSError, ssl.SSLError) as exc:
-        raise type(exc)(f"TLS certificate {cert_path} / key {key_path}: {exc}") from exc
+        reason = exc.strerror or str(exc)  # (one argument makes a tuple of its str)
+        text = f"TLS certificate {cert_path} / key {key_path}: {reason}"
+        raise type(exc)(exc.errno, text) from exc
     if ca_path is not None:
         context.load_verify_locations(str(ca_path))
         context.verify_mode = ssl.CERT_REQUIRED if require_client_certificate else ssl.CERT_OPTIONAL

@@ -152,6 +152,18 @@ def test_relative_path_is_named_as_given(tmp_path: Path, monkeypatch: pytest.Mon
             "registrar = 5: must be a table, written [registrar]. "
             "Write it as a table, or remove it to use the defaults.",
         ),
+        (
+            '[network]\nadvertised_address = "192.0.2.1:5060"\n',
+            'network.advertised_address = "192.0.2.1:5060": takes a host alone, without a '
+            'port: write "192.0.2.1". Fix the value or remove the key to use the default "".',
+        ),
+        (
+            '[network]\nlisten = ["tcp:127.0.0.1:5060", "tls:127.0.0.1:5060"]\n'
+            'tls_certificate = "c.pem"\ntls_private_key = "k.pem"\n',
+            'network.listen[1] = "tls:127.0.0.1:5060": takes the TCP port of '
+            "tcp:127.0.0.1:5060. Give each of tcp, tls, ws and wss its own port "
+            "(by custom 5060, 5061, 8080, 8443).",
+        ),
     ],
 )
 def test_each_validation_error_names_key_and_fix(tmp_path: Path, text: str, expected: str) -> None:
@@ -391,3 +403,15 @@ def test_quiet_admin_and_existing_tls_files_are_not_warnings(tmp_path: Path) -> 
 def test_check_settings_raises_for_an_invalid_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         check_settings(write(tmp_path, "[server]\nworkers = 0\n"))
+
+
+def test_a_relative_sqlite_database_is_in_the_settings_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As every other path of the file: `serve` and `registrations` started
+    # from other folders open the same database.
+    path = tmp_path / "centrex.toml"
+    path.write_text('[registrar.database]\nurl = "sqlite+aiosqlite:///loc.db"\n')
+    monkeypatch.chdir("/")
+    url = load_settings(path).registrar.database.url
+    assert url == f"sqlite+aiosqlite:///{tmp_path}/loc.db"

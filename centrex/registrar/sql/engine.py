@@ -1,7 +1,7 @@
 """Async engines for the three supported databases, each set up the same way.
 
 PostgreSQL (``postgresql+asyncpg://``) and MariaDB / MySQL
-(``mysql+aiomysql://``, ``mysql+asyncmy://``) run at READ COMMITTED, so a
+(``mysql+aiomysql://``) run at READ COMMITTED, so a
 statement after a lock sees what the lock holder committed. SQLite
 (``sqlite+aiosqlite:///file``) has no row locks: a writing transaction starts
 with ``BEGIN IMMEDIATE``, which takes the database's write lock up front.
@@ -23,8 +23,8 @@ WRITE = "centrex_write"
 
 _DRIVERS = {
     "postgresql": {"asyncpg"},
-    "mysql": {"aiomysql", "asyncmy"},
-    "mariadb": {"aiomysql", "asyncmy"},
+    "mysql": {"aiomysql"},
+    "mariadb": {"aiomysql"},
     "sqlite": {"aiosqlite"},
 }
 
@@ -43,7 +43,7 @@ def parse_url(url: str | URL) -> URL:
     if driver not in _DRIVERS.get(backend, set()):
         raise DatabaseUrlError(
             f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
-            "expected postgresql+asyncpg://, mysql+aiomysql://, mysql+asyncmy:// "
+            "expected postgresql+asyncpg://, mysql+aiomysql:// "
             "or sqlite+aiosqlite:///"
         )
     if backend in ("mysql", "mariadb") and "charset" not in parsed.query:

@@ -228,7 +228,7 @@ def _message(exc: BaseException) -> str:
     return str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
 
 
-# MySQL / MariaDB client and server error codes (aiomysql and asyncmy share them).
+# MySQL / MariaDB client and server error codes (aiomysql's).
 _MYSQL_CREDENTIALS = {1044, 1045, 1698}
 _MYSQL_NO_DATABASE = {1049}
 _MYSQL_UNREACHABLE = {2002, 2003, 2006, 2013}

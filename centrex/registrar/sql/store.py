@@ -120,7 +120,7 @@ _a = aor_table.c
 
 class SqlLocationStore(LocationStore):
     """Bindings in the database at ``url`` (``postgresql+asyncpg://``,
-    ``mysql+aiomysql://`` / ``mysql+asyncmy://``, ``sqlite+aiosqlite:///file``).
+    ``mysql+aiomysql://``, ``sqlite+aiosqlite:///file``).
 
     ``server_id`` names this server among those sharing the database, and
     ``address`` is the SIP URI they reach it at. ``migrate`` lets ``open``

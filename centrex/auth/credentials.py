@@ -171,7 +171,10 @@ class Credentials:
                         credentials.add(name, realm, md5=md5, sha256=sha256)
                         hashed_realm = realm
                     except ValueError as exc:
-                        warnings.append(f"users[{index}] ({name}): {exc}; ignored")
+                        warnings.append(
+                            f"users[{index}] ({name}): ha1_md5 / ha1_sha256: {exc}; both "
+                            f"ignored. Fix: run `centrex user passwd {name}`"
+                        )
             if entry.password:
                 for served in realms:
                     if served != hashed_realm:

@@ -116,6 +116,8 @@ def test_hashes_without_a_realm_or_malformed_are_ignored_with_a_warning() -> Non
     assert len(store) == 0
     assert len(warnings) == 2
     assert "users[0]" in warnings[0] and "users[1]" in warnings[1]
+    # The key at fault, and the command that mends it.
+    assert "ha1_md5" in warnings[1] and "centrex user passwd 1002" in warnings[1]
 
 
 USERS_FILE = """\

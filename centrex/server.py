@@ -927,7 +927,8 @@ class Server:
         """Our Contact in a subscription's dialog (RFC 3261 12.1.1): the
         registrar's name at the address of the socket its SUBSCRIBE arrived
         on, so that the phone's refreshes, sent there, reach this server
-        whatever its domain resolves to. SIPS when the phone's Contact is."""
+        whatever its domain resolves to; SIPS when the phone's Contact is and
+        the SUBSCRIBE came over TLS."""
         assert self.presence is not None
         name = self.presence.settings.registrar_name
         local = LocalSocket.parse(sub.source.local)
@@ -935,10 +936,13 @@ class Server:
             # A subscription of a file written before the socket was kept.
             return registrar_uri(name, sub.domain)
         address = self.local.address_toward(local.host, sub.source.host)
-        if sub.remote_target[:5].lower() == "sips:":
-            return "sips" + registrar_uri(name, f"{address}:{local.port}")[3:]
-        param = "" if local.transport == "udp" else f";transport={local.transport}"
-        return f"{registrar_uri(name, f'{address}:{local.port}')}{param}"
+        uri = registrar_uri(name, f"{address}:{local.port}")
+        secure = local.transport in ("tls", "wss") and sub.remote_target[:5].lower() == "sips:"
+        if secure and local.transport == "tls":
+            return "sips" + uri[3:]
+        if secure:
+            return f"sips{uri[3:]};transport=ws"  # (RFC 7118 5.2: sips + ws is wss)
+        return uri if local.transport == "udp" else f"{uri};transport={local.transport}"
 
     def _sent_by(self, peer: Peer) -> str:
         """Our Via sent-by (host:port) toward ``peer``."""

@@ -51,15 +51,32 @@ def check_host(text: str, *, allow_bare_ipv6: bool = False) -> str:
     if allow_bare_ipv6 and _is_ipv6(text):
         return text
     if ":" in text:
-        if text.count(":") == 1:
-            name, _, rest = text.partition(":")
-            if rest.isdigit():
-                raise ValueError(f'takes a host alone, without a port: write "{name}"')
-            raise ValueError(f'takes a host alone, without a scheme or port: write "{rest}"')
-        raise ValueError("an IPv6 address must be written in brackets, e.g. [2001:db8::1]")
+        host = _host_alone(text)
+        if host is not None and host != text:
+            raise ValueError(f'takes a host alone, without a scheme or port: write "{host}"')
+        raise ValueError(
+            "must be a host name or an IP address; an IPv6 address goes in brackets, "
+            "e.g. [2001:db8::1]"
+        )
     if is_ip_address(text) or is_host_name(text):
         return text
     raise ValueError("must be a host name (e.g. pbx.example.com) or an IP address")
+
+
+def _host_alone(text: str) -> str | None:
+    """The host of ``sip:host:port``, ``host:port`` or ``[v6]:port`` (what
+    one writes for a host and its port), or None when ``text`` is none of
+    these (a bare IPv6 address, say)."""
+    scheme, colon, rest = text.partition(":")
+    if colon and scheme.lower() in ("sip", "sips"):
+        text = rest
+    if text.startswith("["):
+        close = text.find("]")
+        return text[: close + 1] if close > 0 and _is_ipv6(text[1:close]) else None
+    name, colon, port = text.partition(":")
+    if name and (not port or port.isdigit()) and (is_ip_address(name) or is_host_name(name)):
+        return name
+    return None
 
 
 def _is_ipv6(text: str) -> bool:

@@ -78,8 +78,8 @@ def sqlite_url_in(url: str, folder: Path) -> str:
     if not url.startswith(head):
         return url
     rest = url[len(head) :]
-    if not rest or rest.startswith("/") or rest.startswith(":memory:"):
-        return url
+    if not rest or rest.startswith(("/", ":memory:", "file:")) or "?" in rest:
+        return url  # (absolute, in memory, or a URI form we leave to SQLite)
     return head + str(folder / rest)
 
 

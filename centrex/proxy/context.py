@@ -273,8 +273,12 @@ class ResponseContext(Generic[T]):
                 return started
         self.final_sent = True
         best = self.best_response()
+        if self.cancelled and (best is None or (best.status // 100 != 6 and best.status != 487)):
+            # The caller cancelled: its INVITE ends with 487 (16.10), not the
+            # 408 or 500 of a branch that timed out or failed meanwhile.
+            return [Final(None, 487)]
         if best is None:
-            return [Final(None, 487 if self.cancelled else 408)]
+            return [Final(None, 408)]
         return [Final(best, best.status)]
 
     def best_response(self) -> Response | None:

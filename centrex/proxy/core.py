@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -76,14 +77,14 @@ _METHOD_SET = frozenset(_METHODS.split())
 _REFUSED = "\x00refused"
 #: The Record-Route URI parameter carrying the dialog token (see _dialog_token).
 _TOKEN_PARAM = "cxd"
-#: The first letter of a dialog token: both sides of the dialog go unchallenged,
-#: or only the caller's (the callee's speaks as a user of ours it was not
-#: routed to: see ``_callee_vouched``).
-_BOTH_SIDES = "b"
-_CALLER_SIDE = "c"
+#: The hex digits of a dialog token's parts (``_dialog_token``): the dialog's,
+#: then the caller's side's and the callee's side's.
+_DIALOG_MAC = 16
+_SIDE_MAC = 8
 #: What a dialog token proves (``_dialog_standing``): nothing; the request is
 #: in a dialog we record-routed (it follows its route set wherever it leads);
-#: and besides, its sender may go unchallenged.
+#: and besides, it comes from where that side of the dialog was reached, so
+#: its sender may go unchallenged.
 _NO_DIALOG = 0
 _OUR_DIALOG = 1
 _UNCHALLENGED = 2
@@ -160,8 +161,6 @@ class _Call:
     to_tag: str
     #: The Reason values of the caller's CANCEL, copied into ours (RFC 3326 2).
     reasons: list[str]
-    #: The address-of-record of ours the request was routed to, if any.
-    callee: str | None
 
     # Written out: a compiled build compiles it (the dataclass's own runs
     # interpreted, ~15x slower). The To tag of a response made here.
@@ -172,7 +171,6 @@ class _Call:
         inbound: Inbound,
         context: ResponseContext[_Target],
         prefix: str,
-        callee: str | None = None,
     ) -> None:
         self.server_tx = server_tx
         self.request = request
@@ -181,7 +179,6 @@ class _Call:
         self.prefix = prefix
         self.to_tag = token_hex(6)
         self.reasons = []
-        self.callee = callee
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +235,8 @@ class Proxy:
         self._resolve = resolve
         self._calls: dict[ServerTransaction, _Call] = {}
         self._branches: dict[ClientTransaction, tuple[_Call, Branch[_Target]]] = {}
-        self._pending_cancel: set[ServerTransaction] = set()
+        # INVITEs cancelled while being routed, with the To tag of the 200 to the CANCEL.
+        self._pending_cancel: dict[ServerTransaction, str] = {}
         self._counter = 0
         # Ends every branch made here: the worker that holds its transaction
         # (``centrex.workers.frames.branch_tag``; empty with one process).
@@ -332,7 +330,7 @@ class Proxy:
             self._branches.pop(tx, None)
         elif isinstance(tx, ServerTransaction):
             self._calls.pop(tx, None)
-            self._pending_cancel.discard(tx)
+            self._pending_cancel.pop(tx, None)
 
     def forwards(self, tx: ServerTransaction) -> bool:
         """True while ``tx`` is a request this proxy forwards (not one it answered)."""
@@ -396,7 +394,9 @@ class Proxy:
         # dialog's token) follows its route set wherever it leads; anything
         # else going to a foreign host needs the relay policy.
         standing = (
-            _NO_DIALOG if request.to_tag is None else self._dialog_standing(route_token, request)
+            _NO_DIALOG
+            if request.to_tag is None
+            else self._dialog_standing(route_token, request, _where(inbound.peer))
         )
         in_our_dialog = standing != _NO_DIALOG
 
@@ -432,9 +432,9 @@ class Proxy:
         # to the other side's Contact, not to a served user's AOR: a token of
         # one's own call must not carry a request to a third party), or the
         # registrar's own subscription (its table answers 481 to a dialog it
-        # does not hold). The callee's side of a dialog whose token does not
-        # vouch for it answers a challenge as any user of ours: its From is
-        # the dialog's (12.2.1.1), not its own.
+        # does not hold). A request of one of our dialogs from elsewhere than
+        # its side of the dialog was reached at answers a challenge as any
+        # user of ours: its From is the dialog's (12.2.1.1), not its own.
         to_user = domain is not None and isinstance(ruri, SipURI) and ruri.user is not None
         in_dialog = (standing == _UNCHALLENGED and not to_user) or (
             to_registrar and request.to_tag is not None
@@ -528,36 +528,34 @@ class Proxy:
     async def _has_bindings(self, aor: str) -> bool:
         return bool(await self.registrar.lookup(aor, self._wall()))
 
-    def _dialog_token(self, request: Request, sides: str, *, reverse: bool = False) -> str:
-        """What our Record-Route carries to prove a later Route came from it:
-        ``sides`` (``_BOTH_SIDES`` or ``_CALLER_SIDE``), then an HMAC of it
-        and of the dialog as the request that set it up named it (its
-        Call-ID, From tag, From and To URIs), so nobody can mint a Route that
-        makes us relay, nor reuse the token of a call of their own in a
-        request between other parties, nor make one side's token vouch for
-        the other. ``reverse``: the request goes the other way in the dialog
-        (from the callee: its To is the caller's From, with the caller's tag)."""
+    def _dialog_token(self, request: Request, caller: str, callee: str) -> str:
+        """What our Record-Route carries to prove a later Route came from it,
+        three HMACs of the dialog as the request that sets it up names it
+        (its Call-ID, From tag, From and To URIs): of the dialog alone, so
+        nobody can mint a Route that makes us relay, nor reuse the token of a
+        call of their own in a request between other parties; and of it with
+        the address each side is reached at (``caller``: where the request
+        came from; ``callee``: the branch's next hop; ``_where``), so that
+        either end, which both see the token, cannot speak for the other
+        unchallenged, nor can another phone behind the same NAT address."""
+        dialog = self._dialog_text(request)
+        mac = self._token_mac.digest
+        return (
+            mac(encode_text(dialog)).hex()[:_DIALOG_MAC]
+            + mac(encode_text(f"{dialog}\ncaller\n{caller}")).hex()[:_SIDE_MAC]
+            + mac(encode_text(f"{dialog}\ncallee\n{callee}")).hex()[:_SIDE_MAC]
+        )
+
+    @staticmethod
+    def _dialog_text(request: Request, *, reverse: bool = False) -> str:
+        """The dialog as its first request named it; ``reverse``: ``request``
+        goes the other way (from the callee: its To is the caller's From,
+        with the caller's tag)."""
         first, second = request.from_addr, request.to_addr
         tag = request.from_tag
         if reverse:
             first, second, tag = second, first, request.to_tag
-        text = "\n".join(
-            (sides, request.call_id, tag or "", _uri_key(first.uri), _uri_key(second.uri))
-        )
-        return sides + self._token_mac.digest(encode_text(text))[:8].hex()
-
-    def _callee_vouched(self, request: Request, callee: str | None) -> bool:
-        """Whether the callee's side of the dialog ``request`` sets up may go
-        unchallenged: it sends From this request's To (RFC 3261 12.1.1), which
-        the caller chose, so only when that To is the user of ours the request
-        was routed to (``callee``), or no user of ours at all."""
-        to_uri = request.to_addr.uri
-        if not isinstance(to_uri, SipURI) or to_uri.user is None:
-            return True
-        domain = self.local.canonical_domain(to_uri.host, to_uri.port)
-        if domain is None:
-            return True
-        return callee is not None and _aor_in(to_uri, domain, self.config) == callee
+        return "\n".join((request.call_id, tag or "", _uri_key(first.uri), _uri_key(second.uri)))
 
     def _registers_here(self, request: Request) -> bool:
         """A REGISTER for this server's registrar (a served domain, or one of
@@ -574,24 +572,33 @@ class Proxy:
             self.local.canonical_domain(uri.host, uri.port) is not None or self.local.is_myself(uri)
         )
 
-    def _dialog_standing(self, token: str | None, request: Request) -> int:
+    def _dialog_standing(self, token: str | None, request: Request, source: str) -> int:
         """What ``token``, read off a Route that names us, proves of
-        ``request``: ``_NO_DIALOG`` unless it is the one our Record-Route gave
-        its dialog; ``_UNCHALLENGED`` from the caller's side, and from the
-        callee's when the token vouches for it; else ``_OUR_DIALOG``.
-        Compared in constant time, so how long the answer takes tells nothing
-        about how close a guess was."""
-        if token is None or token[:1] not in (_BOTH_SIDES, _CALLER_SIDE):
+        ``request`` received from ``source`` (an address; "" for none):
+        ``_NO_DIALOG`` unless it is the one our Record-Route gave its dialog;
+        ``_UNCHALLENGED`` when it comes from the address its side of the
+        dialog was reached at; else ``_OUR_DIALOG``. Compared in constant
+        time, so how long the answer takes tells nothing about how close a
+        guess was."""
+        # (A token of the dialog alone was all a Record-Route of the previous
+        # version carried: its dialogs still follow their route sets.)
+        if token is None or len(token) not in (_DIALOG_MAC, _DIALOG_MAC + 2 * _SIDE_MAC):
             return _NO_DIALOG
-        sides = token[:1]
         given = encode_text(token)
-        ahead = hmac.compare_digest(given, self._dialog_token(request, sides).encode("ascii"))
-        back = hmac.compare_digest(
-            given, self._dialog_token(request, sides, reverse=True).encode("ascii")
-        )
-        if ahead or (back and sides == _BOTH_SIDES):
-            return _UNCHALLENGED
-        return _OUR_DIALOG if back else _NO_DIALOG
+        mac = self._token_mac.digest
+        for side, reverse in (("caller", False), ("callee", True)):
+            dialog = self._dialog_text(request, reverse=reverse)
+            ours = mac(encode_text(dialog)).hex()[:_DIALOG_MAC].encode("ascii")
+            if not hmac.compare_digest(given[:_DIALOG_MAC], ours):
+                continue
+            if len(given) == _DIALOG_MAC:
+                return _OUR_DIALOG
+            at = _DIALOG_MAC if side == "caller" else _DIALOG_MAC + _SIDE_MAC
+            where = mac(encode_text(f"{dialog}\n{side}\n{source}")).hex()[:_SIDE_MAC]
+            if hmac.compare_digest(given[at : at + _SIDE_MAC], where.encode("ascii")):
+                return _UNCHALLENGED
+            return _OUR_DIALOG
+        return _NO_DIALOG
 
     def _preprocess_routes(self, request: Request) -> str | None:
         """16.4: undo a strict router's rewrite; remove the Route values that name us.
@@ -696,7 +703,7 @@ class Proxy:
         if not targets:
             self._reply(tx, request, 480)  # every instance holding its flows is down
             return
-        self._start(tx, request, inbound, targets, prefix, aor)
+        self._start(tx, request, inbound, targets, prefix)
 
     async def _bindings_of(self, aor: str, domain: str) -> list[Binding]:
         """The bindings of ``aor`` (in served ``domain``), with those of the same
@@ -756,7 +763,7 @@ class Proxy:
         if target is None:
             self._reply(tx, request, 480)
             return
-        self._start(tx, request, inbound, [(target, None)], prefix, flow.aor)
+        self._start(tx, request, inbound, [(target, None)], prefix)
 
     async def _flow_target(self, flow: Flow) -> _Target | None:
         """Where the binding of ``flow`` is reached, if this instance holds it."""
@@ -767,21 +774,23 @@ class Proxy:
         return None
 
     async def _reached(self, binding: Binding) -> _Target | None:
-        """Where this instance reaches ``binding`` (``_binding_target``); when
-        it registered through a Path whose first hop is not the address its
-        REGISTER came from, at that hop (RFC 3327 5.3: the Path is the Route
-        set), None when that does not resolve."""
+        """Where this instance reaches ``binding`` (``_binding_target``). When
+        it registered through a Path whose first hop is another host than
+        the one its REGISTER came from, that hop (RFC 3327 5.3: the Path is
+        the Route set), if that REGISTER came from a trusted address (an
+        edge proxy of ours, ``[auth] trusted``): anyone else could point a
+        Path at any host and have the proxy send its users' calls there."""
         target = _binding_target(binding)
-        if not binding.path:
+        if not binding.path or self.auth is None or not self.auth.is_trusted(target.hop.host):
             return target
         try:
             first = parse_address_list(binding.path[0])[0].uri
         except (ParseError, IndexError):
             return target
-        if not isinstance(first, SipURI) or first.host.strip("[]").lower() == target.hop.host:
+        if not isinstance(first, SipURI) or _same_host(first.host, target.hop.host):
             return target  # (the first hop sent the REGISTER: over its flow)
         hop = await self._resolve(first)
-        return None if hop is None else _Target(target.uri, hop, target.path)
+        return target if hop is None else _Target(target.uri, hop, target.path)
 
     async def _proxy_to_uri(
         self, tx: ServerTransaction, request: Request, inbound: Inbound, prefix: str | None
@@ -815,13 +824,12 @@ class Proxy:
         inbound: Inbound,
         targets: list[tuple[_Target, float | None]],
         prefix: str | None,
-        callee: str | None = None,
     ) -> None:
-        """Forward ``request`` to ``targets``; ``callee``: the address-of-record
-        of ours they are the phones of (for the dialog token)."""
-        if tx in self._pending_cancel:
-            # Cancelled while its targets were being looked up: fork nothing.
-            self._reply(tx, request, 487)
+        cancelled = self._pending_cancel.get(tx)
+        if cancelled is not None:
+            # Cancelled while its targets were being looked up: fork nothing
+            # (the 487 with the tag of the 200 to the CANCEL, 9.2).
+            self._respond(tx, make_response(request, 487, to_tag=cancelled))
             return
         breadth = _max_breadth(request)
         if breadth == 0:
@@ -829,7 +837,7 @@ class Proxy:
             self._reply(tx, request, 440, "Max-Breadth Exceeded")
             return
         context = ResponseContext.fork(targets, breadth)
-        call = _Call(tx, request, inbound, context, prefix or branch_prefix(request), callee)
+        call = _Call(tx, request, inbound, context, prefix or branch_prefix(request))
         self._calls[tx] = call
         self._apply(call, context.start())
 
@@ -892,8 +900,7 @@ class Proxy:
         when the callee is reached over another socket, the side facing the callee."""
         inbound = call.inbound
         local = inbound.local
-        sides = _BOTH_SIDES if self._callee_vouched(request, call.callee) else _CALLER_SIDE
-        token = self._dialog_token(request, sides)
+        token = self._dialog_token(request, _where(inbound.peer), _where(hop))
         # 16.6 step 4: for a SIPS Request-URI, a SIPS Record-Route (on TLS).
         ruri = request.request_uri
         secure = isinstance(ruri, SipURI) and ruri.secure
@@ -973,7 +980,7 @@ class Proxy:
         self._respond(tx, make_response(cancel, 200, to_tag=tag))
         if call is None:
             # The INVITE is still being routed (a lookup is under way).
-            self._pending_cancel.add(invite_tx)
+            self._pending_cancel[invite_tx] = tag
             return
         call.reasons = cancel.get_all("reason")
         self._apply(call, call.context.cancel_all())
@@ -1018,7 +1025,7 @@ class Proxy:
                 elif self.local.is_myself(uri):
                     return  # for the server itself: nothing to pass on
             if not targets:
-                if not self.config.allow_relay and not self._dialog_standing(token, ack):
+                if not self.config.allow_relay and not self._dialog_standing(token, ack, ""):
                     return
                 hop = await self._resolve(uri)
                 if hop is None:
@@ -1097,6 +1104,23 @@ def _binding_target(binding: Binding) -> _Target:
     source = binding.source
     hop = Peer(source.transport, source.host, source.port, source.connection_id)
     return _Target(_request_uri(binding.contact), hop, binding.path)
+
+
+def _same_host(a: str, b: str) -> bool:
+    """Whether two hosts (a name, an IP address, an IPv6 one in brackets or
+    not) are written for the same one, without a DNS lookup."""
+    a, b = a.strip("[]").lower(), b.strip("[]").lower()
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
+
+
+def _where(peer: Peer) -> str:
+    """A side of a dialog as its token binds it: the address and port its
+    requests come from (a phone's, behind NAT its mapping's; an edge
+    proxy's; another instance's)."""
+    return f"{peer.host}:{peer.port}"
 
 
 def _uri_key(uri: URI) -> str:

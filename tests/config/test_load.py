@@ -155,7 +155,8 @@ def test_relative_path_is_named_as_given(tmp_path: Path, monkeypatch: pytest.Mon
         (
             '[network]\nadvertised_address = "192.0.2.1:5060"\n',
             'network.advertised_address = "192.0.2.1:5060": takes a host alone, without a '
-            'port: write "192.0.2.1". Fix the value or remove the key to use the default "".',
+            'scheme or port: write "192.0.2.1". Fix the value or remove the key to use the '
+            'default "".',
         ),
         (
             '[network]\nlisten = ["tcp:127.0.0.1:5060", "tls:127.0.0.1:5060"]\n'

@@ -188,3 +188,13 @@ def test_a_branch_that_rang_out_moves_on_to_the_next_q_group() -> None:
     context.provisional(desk, response(180))
     context.ringing_timeout(desk)
     assert started(context.final(desk, response(487))) == ["mobile"]
+
+
+def test_a_cancelled_request_ends_with_487_whatever_a_silent_branch_then_failed_with() -> None:
+    # 16.10: the caller who cancelled gets 487, not the 503 (made 500) of a
+    # branch whose transport failed after the CANCEL.
+    context = ResponseContext.fork([("a", None)])
+    context.start()
+    a = branch_of(context, "a")
+    assert context.cancel_all() == []
+    assert context.final(a, response(503)) == [Final(None, 487)]

@@ -481,22 +481,22 @@ def _in_dialog(
     )
 
 
-def test_the_to_of_an_invite_gives_the_callees_side_no_other_identity_unchallenged(
+def test_only_the_callees_own_address_speaks_for_its_side_of_the_dialog_unchallenged(
     tmp_path: Path,
 ) -> None:
-    # A caller from another domain chooses its INVITE's To. The callee's
-    # side of the dialog sends its requests From that To (RFC 3261 12.1.1),
-    # and they used to go unchallenged with the dialog's token: an INVITE
-    # to 2001 with "To: 1001" got its sender a token to send requests as
-    # 1001, our user, to phones. Now the callee's side goes unchallenged
-    # only as the user the call was routed to; as anyone else it answers a
-    # challenge, with the credentials of any of our users (a callee reached
-    # through a forwarded call is not the user of the To).
+    # Both ends of a call see the dialog token. It used to let either send
+    # requests as the other side unchallenged: a caller from another domain
+    # rang 2001 once, then sent requests "From: 2001" (the callee's side,
+    # tags of its own dialog) to anyone. The token now binds each side to
+    # the address it was reached at: from elsewhere, a request of that side
+    # answers a challenge, with the credentials of any of our users (a phone
+    # that moved, or the callee of a forwarded call, whose From is the To
+    # the caller wrote).
     async def scenario() -> None:
         async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
             port = udp_port(s)
             callee = await _registered_callee(port)
-            outsider = await open_phone()
+            outsider, moved = await open_phone(), await open_phone()
             caller_from = "<sip:eve@elsewhere.example>;tag=eve1"
 
             async def call(call_id: str, to: str) -> str:
@@ -514,17 +514,24 @@ def test_the_to_of_an_invite_gives_the_callees_side_no_other_identity_unchalleng
                     extra=f"Route: {route}\r\n",
                 )
 
-            # The forged side: the token of a call to 2001 "To" 1001, used
-            # to send as 1001.
-            route = await call("forged", "sip:1001@example.com")
-            outsider.send(backwards(outsider, "sip:1001@example.com", "forged", 1, route), port)
-            assert (await outsider.response()).status == 407
-            # A forwarded call: 2001 answers the challenge with its own
-            # credentials, and its BYE reaches the caller.
-            route = await call("forwarded", "sip:1001@example.com")
-            bye = backwards(callee, "sip:1001@example.com", "forwarded", 1, route)
-            callee.send(bye, port)
-            challenge = await callee.response()
+            # The caller speaking for the callee's side, as 2001 or as the
+            # 1001 it wrote in its To.
+            for to in ("sip:2001@example.com", "sip:1001@example.com"):
+                route = await call(f"forged-{to[4:8]}", to)
+                outsider.send(backwards(outsider, to, f"forged-{to[4:8]}", 1, route), port)
+                assert (await outsider.response()).status == 407
+            # The callee itself, from where it registered: unchallenged, as
+            # the user it was called as or as the To of a forwarded call.
+            for to in ("sip:2001@example.com", "sip:1001@example.com"):
+                route = await call(f"own-{to[4:8]}", to)
+                callee.send(backwards(callee, to, f"own-{to[4:8]}", 1, route), port)
+                assert (await outsider.request()).method == "BYE"
+            # The callee from another address: it answers the challenge with
+            # its own credentials, and its BYE reaches the caller.
+            route = await call("moved", "sip:1001@example.com")
+            bye = backwards(moved, "sip:1001@example.com", "moved", 1, route)
+            moved.send(bye, port)
+            challenge = await moved.response()
             assert challenge.status == 407
             creds = digest(
                 challenge.get_all("Proxy-Authenticate")[0],
@@ -534,16 +541,44 @@ def test_the_to_of_an_invite_gives_the_callees_side_no_other_identity_unchalleng
                 f"sip:eve@127.0.0.1:{outsider.port}",
                 "SHA-256",
             )
-            callee.send(
+            moved.send(
                 bye.replace("CSeq: 1 BYE", "CSeq: 2 BYE")
-                .replace("forwarded1;", "forwarded2;")
+                .replace("moved1;", "moved2;")
                 .replace("Content-Length", f"Proxy-Authorization: {creds}\r\nContent-Length"),
                 port,
             )
             assert (await outsider.request()).method == "BYE"
-            # The call's own user: its BYE goes through unchallenged.
-            route = await call("plain", "sip:2001@example.com")
-            callee.send(backwards(callee, "sip:2001@example.com", "plain", 1, route), port)
-            assert (await outsider.request()).method == "BYE"
+
+    run(scenario())
+
+
+def test_a_dialog_token_of_the_previous_version_still_carries_its_dialog(tmp_path: Path) -> None:
+    # The previous version's Record-Route carried the token of the dialog
+    # alone (the first 16 digits of today's): its dialogs, set up before an
+    # upgrade, still follow their route sets (their own users' requests
+    # answer a challenge, the token says nothing of where they come from).
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port = udp_port(s)
+            callee = await _registered_callee(port)
+            outsider = await open_phone()
+            caller_from = "<sip:eve@elsewhere.example>;tag=eve1"
+            route = await _ringing(
+                outsider, callee, port, "old", from_=caller_from, to="sip:2001@example.com"
+            )
+            token = route.split("cxd=")[1].split(">")[0].split(";")[0]
+            old = route.replace(token, token[:16])
+            bye = _in_dialog(
+                "BYE",
+                f"sip:2001@127.0.0.1:{callee.port}",
+                outsider,
+                from_=caller_from,
+                to="<sip:2001@example.com>;tag=c1",
+                call_id="old",
+                cseq=2,
+                extra=f"Route: {old}\r\n",
+            )
+            outsider.send(bye, port)
+            assert (await callee.request()).method == "BYE"
 
     run(scenario())

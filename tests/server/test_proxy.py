@@ -133,34 +133,44 @@ def test_a_contact_registered_through_a_path_is_reached_through_its_first_hop(
 ) -> None:
     # RFC 3327 5.3: the Path is the Route set toward the contact, so a
     # request goes to its first hop (an edge proxy), with the Path as Route,
-    # even when the REGISTER came from another address; from the hop itself
-    # (the usual case) it goes back over the REGISTER's own flow.
+    # even when the REGISTER came from another address of the edge's
+    # (trusted); from anyone else, it goes where the REGISTER came from, the
+    # Path as Route: a phone must not be able to point the proxy's calls at
+    # any host it likes.
     async def scenario() -> None:
-        async with running_server(tmp_path) as server:
+        trusted = '[auth]\nenabled = false\ntrusted = ["127.0.0.3/32"]\n'
+        async with running_server(tmp_path, auth=trusted) as server:
             port = udp_port(server)
-            phone, edge, caller = (
+            edge_side, edge, caller = (
                 await open_phone("127.0.0.3"),
                 await open_phone("127.0.0.4"),
                 await open_phone(),
             )
+            phone = await open_phone("127.0.0.5")
             path = f"<sip:127.0.0.4:{edge.port};lr>"
-            registration = request(
-                "REGISTER",
-                "sip:example.com",
-                phone,
-                user="1002",
-                to="sip:1002@example.com",
-                extra=f"Expires: 60\r\nPath: {path}\r\nSupported: path\r\n",
-            )
-            phone.send(registration, port)
-            assert (await phone.response()).status == 200
+            for sender, user in ((edge_side, "1002"), (phone, "1003")):
+                sender.send(
+                    request(
+                        "REGISTER",
+                        "sip:example.com",
+                        sender,
+                        user=user,
+                        to=f"sip:{user}@example.com",
+                        extra=f"Expires: 60\r\nPath: {path}\r\nSupported: path\r\n",
+                    ),
+                    port,
+                )
+                assert (await sender.response()).status == 200
             caller.send(request("MESSAGE", "sip:1002@example.com", caller, body="x"), port)
             at_edge = await edge.request()
             assert at_edge.method == "MESSAGE"
             assert at_edge.get_all("Route") == [path]
-            assert at_edge.uri == f"sip:1002@127.0.0.3:{phone.port}"
+            assert at_edge.uri == f"sip:1002@127.0.0.3:{edge_side.port}"
+            caller.send(request("MESSAGE", "sip:1003@example.com", caller, body="x"), port)
+            at_phone = await phone.request()
+            assert at_phone.get_all("Route") == [path]
             with pytest.raises(TimeoutError):
-                await phone.request(timeout=0.3)
+                await edge.request(timeout=0.3)
 
     run(scenario())
 

@@ -247,7 +247,7 @@ class Authenticator:
         realm: str | None = None,
         in_dialog: bool = False,
         uas: bool = False,
-        any_user: bool = False,
+        as_user: str | None = None,
     ) -> Decision:
         """Decide what to do with ``request`` received from ``source_ip`` at ``now``.
 
@@ -259,10 +259,10 @@ class Authenticator:
         anyone can write one, and a REGISTER is never in a dialog. ``uas``:
         the server answers the request itself (a SUBSCRIBE to the registrar),
         so it challenges as a user agent does, 401 with WWW-Authenticate (22.2),
-        as for a REGISTER, where a proxy's is 407 (22.3). ``any_user``: the
+        as for a REGISTER, where a proxy's is 407 (22.3). ``as_user``: the
         request's From is not its sender's to choose (the callee's side of a
-        dialog the server verified, whose From the caller wrote, 12.1.1), so
-        the credentials of any user will do. A malformed
+        dialog the server verified, whose From the caller wrote, 12.1.1): the
+        credentials must be that user's instead of the From user's. A malformed
         Request-URI, From or To raises ParseError (400), as anywhere else in the
         pipeline; malformed credentials only get a new challenge.
         """
@@ -297,8 +297,14 @@ class Authenticator:
                 failed=failure.failed,
                 reason=failure.reason,
             )
-        skip = any_user and method != "REGISTER"  # (a REGISTER is in no dialog)
-        mismatch = None if skip else self._identity_mismatch(request, user)
+        if as_user is not None and method != "REGISTER":  # (a REGISTER is in no dialog)
+            mismatch = (
+                None
+                if self._same_user(user, as_user)
+                else f"the authenticated user {user} is not {as_user}, the callee of this dialog"
+            )
+        else:
+            mismatch = self._identity_mismatch(request, user)
         if mismatch is not None:
             return Forbidden(mismatch, user)
         return Authenticated(user, realm, algorithm)

@@ -95,14 +95,14 @@ class AuthGate:
         *,
         in_dialog: bool = False,
         uas: bool = False,
-        any_user: bool = False,
+        as_user: str | None = None,
     ) -> Decision | None:
         """The authentication decision for ``request``; None when authentication
-        is off. ``in_dialog``, ``uas``, ``any_user``: see ``Authenticator.check``."""
+        is off. ``in_dialog``, ``uas``, ``as_user``: see ``Authenticator.check``."""
         if not self.enabled:
             return None
         decision = self.authenticator.check(
-            request, source_ip, now, in_dialog=in_dialog, uas=uas, any_user=any_user
+            request, source_ip, now, in_dialog=in_dialog, uas=uas, as_user=as_user
         )
         if isinstance(decision, Challenge) and decision.failed:
             if self.failures.record_failure(source_ip, now):

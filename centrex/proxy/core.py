@@ -78,7 +78,8 @@ _REFUSED = "\x00refused"
 #: The Record-Route URI parameter carrying the dialog token (see _dialog_token).
 _TOKEN_PARAM = "cxd"
 #: The hex digits of a dialog token's parts (``_dialog_token``): the dialog's,
-#: then the caller's side's and the callee's side's.
+#: then the caller's side's and the callee's side's; then, after ``-``, the
+#: user the callee's side must prove to be, when there is one.
 _DIALOG_MAC = 16
 _SIDE_MAC = 8
 #: What a dialog token proves (``_dialog_standing``): nothing; the request is
@@ -161,6 +162,8 @@ class _Call:
     to_tag: str
     #: The Reason values of the caller's CANCEL, copied into ours (RFC 3326 2).
     reasons: list[str]
+    #: The address-of-record of ours the request was routed to, if any.
+    callee: str | None
 
     # Written out: a compiled build compiles it (the dataclass's own runs
     # interpreted, ~15x slower). The To tag of a response made here.
@@ -171,6 +174,7 @@ class _Call:
         inbound: Inbound,
         context: ResponseContext[_Target],
         prefix: str,
+        callee: str | None = None,
     ) -> None:
         self.server_tx = server_tx
         self.request = request
@@ -179,6 +183,7 @@ class _Call:
         self.prefix = prefix
         self.to_tag = token_hex(6)
         self.reasons = []
+        self.callee = callee
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,8 +398,8 @@ class Proxy:
         # A request in a dialog we record-routed (our Route carried this
         # dialog's token) follows its route set wherever it leads; anything
         # else going to a foreign host needs the relay policy.
-        standing = (
-            _NO_DIALOG
+        standing, as_user = (
+            (_NO_DIALOG, None)
             if request.to_tag is None
             else self._dialog_standing(route_token, request, _where(inbound.peer))
         )
@@ -433,8 +438,9 @@ class Proxy:
         # one's own call must not carry a request to a third party), or the
         # registrar's own subscription (its table answers 481 to a dialog it
         # does not hold). A request of one of our dialogs from elsewhere than
-        # its side of the dialog was reached at answers a challenge as any
-        # user of ours: its From is the dialog's (12.2.1.1), not its own.
+        # its side of the dialog was reached at answers a challenge; from the
+        # side of a callee called with another user of ours in the To (a
+        # forwarded call), always, as the user it was routed to.
         to_user = domain is not None and isinstance(ruri, SipURI) and ruri.user is not None
         in_dialog = (standing == _UNCHALLENGED and not to_user) or (
             to_registrar and request.to_tag is not None
@@ -445,7 +451,7 @@ class Proxy:
             inbound,
             in_dialog,
             uas=to_registrar,
-            any_user=standing == _OUR_DIALOG and not to_user,
+            as_user=None if to_user else as_user,
         )
         if identity is _REFUSED:
             return
@@ -492,7 +498,7 @@ class Proxy:
         in_dialog: bool,
         *,
         uas: bool = False,
-        any_user: bool = False,
+        as_user: str | None = None,
     ) -> str | None:
         """Digest authentication (RFC 3261 22) of a request from one of our users.
 
@@ -500,15 +506,15 @@ class Proxy:
         otherwise returns the authenticated user (None when not authenticated:
         a trusted peer, a request that is never challenged, or auth off). A
         P-Asserted-Identity from an untrusted source is removed, and an
-        authenticated caller's identity is asserted (RFC 3325). ``any_user``:
-        the credentials of any of our users will do, whatever the From.
+        authenticated caller's identity is asserted (RFC 3325). ``as_user``:
+        the credentials of that user are the ones asked for, whatever the From.
         """
         gate = self.auth
         if gate is None:
             return None
         source = inbound.peer.host
         decision = gate.check(
-            request, source, self._wall(), in_dialog=in_dialog, uas=uas, any_user=any_user
+            request, source, self._wall(), in_dialog=in_dialog, uas=uas, as_user=as_user
         )
         if isinstance(decision, Challenge | Forbidden):
             self._respond(tx, decision.to_response(request, to_tag=token_hex(6)))
@@ -528,23 +534,46 @@ class Proxy:
     async def _has_bindings(self, aor: str) -> bool:
         return bool(await self.registrar.lookup(aor, self._wall()))
 
-    def _dialog_token(self, request: Request, caller: str, callee: str) -> str:
+    def _dialog_token(self, request: Request, caller: str, callee: str, user: str) -> str:
         """What our Record-Route carries to prove a later Route came from it,
         three HMACs of the dialog as the request that sets it up names it
-        (its Call-ID, From tag, From and To URIs): of the dialog alone, so
-        nobody can mint a Route that makes us relay, nor reuse the token of a
-        call of their own in a request between other parties; and of it with
-        the address each side is reached at (``caller``: where the request
-        came from; ``callee``: the branch's next hop; ``_where``), so that
-        either end, which both see the token, cannot speak for the other
-        unchallenged, nor can another phone behind the same NAT address."""
+        (its Call-ID, From tag, From and To URIs): of the dialog (and
+        ``user``), so nobody can mint a Route that makes us relay, nor reuse
+        the token of a call of their own in a request between other parties;
+        and of it with the address each side is reached at (``caller``: where
+        the request came from; ``callee``: the branch's next hop; ``_where``),
+        so that either end, which both see the token, cannot speak for the
+        other unchallenged, nor can another phone behind the same NAT
+        address. ``user`` (``_callee_user``): the user of ours the callee's
+        side must prove to be, when its From (this request's To) names
+        another; it follows the HMACs in hex."""
         dialog = self._dialog_text(request)
         mac = self._token_mac.digest
-        return (
-            mac(encode_text(dialog)).hex()[:_DIALOG_MAC]
+        bound = f"{dialog}\nuser\n{user}" if user else dialog
+        token = (
+            mac(encode_text(bound)).hex()[:_DIALOG_MAC]
             + mac(encode_text(f"{dialog}\ncaller\n{caller}")).hex()[:_SIDE_MAC]
             + mac(encode_text(f"{dialog}\ncallee\n{callee}")).hex()[:_SIDE_MAC]
         )
+        return f"{token}-{encode_text(user).hex()}" if user else token
+
+    def _callee_user(self, request: Request, callee: str | None) -> str:
+        """The user the callee's side of the dialog ``request`` sets up must
+        prove to be, or "" for none: it sends From this request's To (RFC
+        3261 12.1.1), which the caller wrote; when that To names a user of
+        ours other than the one the request was routed to (``callee``, an
+        address-of-record), that other user's name, or anyone could call
+        themselves "To" someone and speak as them."""
+        to_uri = request.to_addr.uri
+        if not isinstance(to_uri, SipURI) or to_uri.user is None or callee is None:
+            return ""
+        if self.local.canonical_domain(to_uri.host) is None:
+            return ""
+        wanted = callee[4 : callee.rfind("@")] if callee.startswith("sip:") else callee
+        named = to_uri.unescaped_user or ""
+        if not self.config.case_sensitive:
+            named, wanted = named.lower(), wanted.lower()
+        return "" if named == wanted else wanted
 
     @staticmethod
     def _dialog_text(request: Request, *, reverse: bool = False) -> str:
@@ -572,33 +601,46 @@ class Proxy:
             self.local.canonical_domain(uri.host, uri.port) is not None or self.local.is_myself(uri)
         )
 
-    def _dialog_standing(self, token: str | None, request: Request, source: str) -> int:
+    def _dialog_standing(
+        self, token: str | None, request: Request, source: str
+    ) -> tuple[int, str | None]:
         """What ``token``, read off a Route that names us, proves of
-        ``request`` received from ``source`` (an address; "" for none):
+        ``request`` received from ``source`` (``_where``; "" for none):
         ``_NO_DIALOG`` unless it is the one our Record-Route gave its dialog;
         ``_UNCHALLENGED`` when it comes from the address its side of the
-        dialog was reached at; else ``_OUR_DIALOG``. Compared in constant
-        time, so how long the answer takes tells nothing about how close a
-        guess was."""
+        dialog was reached at; else ``_OUR_DIALOG``, with the user it must
+        prove to be when the token names one for the callee's side. Compared
+        in constant time, so how long the answer takes tells nothing about
+        how close a guess was."""
+        if token is None:
+            return _NO_DIALOG, None
+        macs, _, named = token.partition("-")
         # (A token of the dialog alone was all a Record-Route of the previous
         # version carried: its dialogs still follow their route sets.)
-        if token is None or len(token) not in (_DIALOG_MAC, _DIALOG_MAC + 2 * _SIDE_MAC):
-            return _NO_DIALOG
-        given = encode_text(token)
+        if len(macs) not in (_DIALOG_MAC, _DIALOG_MAC + 2 * _SIDE_MAC):
+            return _NO_DIALOG, None
+        try:
+            user = bytes.fromhex(named).decode("utf-8")
+        except ValueError:
+            return _NO_DIALOG, None
+        given = encode_text(macs)
         mac = self._token_mac.digest
         for side, reverse in (("caller", False), ("callee", True)):
             dialog = self._dialog_text(request, reverse=reverse)
-            ours = mac(encode_text(dialog)).hex()[:_DIALOG_MAC].encode("ascii")
+            bound = f"{dialog}\nuser\n{user}" if user else dialog
+            ours = mac(encode_text(bound)).hex()[:_DIALOG_MAC].encode("ascii")
             if not hmac.compare_digest(given[:_DIALOG_MAC], ours):
                 continue
+            if reverse and user:
+                return _OUR_DIALOG, user
             if len(given) == _DIALOG_MAC:
-                return _OUR_DIALOG
+                return _OUR_DIALOG, None
             at = _DIALOG_MAC if side == "caller" else _DIALOG_MAC + _SIDE_MAC
             where = mac(encode_text(f"{dialog}\n{side}\n{source}")).hex()[:_SIDE_MAC]
             if hmac.compare_digest(given[at : at + _SIDE_MAC], where.encode("ascii")):
-                return _UNCHALLENGED
-            return _OUR_DIALOG
-        return _NO_DIALOG
+                return _UNCHALLENGED, None
+            return _OUR_DIALOG, None
+        return _NO_DIALOG, None
 
     def _preprocess_routes(self, request: Request) -> str | None:
         """16.4: undo a strict router's rewrite; remove the Route values that name us.
@@ -703,7 +745,7 @@ class Proxy:
         if not targets:
             self._reply(tx, request, 480)  # every instance holding its flows is down
             return
-        self._start(tx, request, inbound, targets, prefix)
+        self._start(tx, request, inbound, targets, prefix, aor)
 
     async def _bindings_of(self, aor: str, domain: str) -> list[Binding]:
         """The bindings of ``aor`` (in served ``domain``), with those of the same
@@ -763,7 +805,7 @@ class Proxy:
         if target is None:
             self._reply(tx, request, 480)
             return
-        self._start(tx, request, inbound, [(target, None)], prefix)
+        self._start(tx, request, inbound, [(target, None)], prefix, flow.aor)
 
     async def _flow_target(self, flow: Flow) -> _Target | None:
         """Where the binding of ``flow`` is reached, if this instance holds it."""
@@ -824,7 +866,10 @@ class Proxy:
         inbound: Inbound,
         targets: list[tuple[_Target, float | None]],
         prefix: str | None,
+        callee: str | None = None,
     ) -> None:
+        """Forward ``request`` to ``targets``; ``callee``: the address-of-record
+        of ours they are the phones of (for the dialog token)."""
         cancelled = self._pending_cancel.get(tx)
         if cancelled is not None:
             # Cancelled while its targets were being looked up: fork nothing
@@ -837,7 +882,7 @@ class Proxy:
             self._reply(tx, request, 440, "Max-Breadth Exceeded")
             return
         context = ResponseContext.fork(targets, breadth)
-        call = _Call(tx, request, inbound, context, prefix or branch_prefix(request))
+        call = _Call(tx, request, inbound, context, prefix or branch_prefix(request), callee)
         self._calls[tx] = call
         self._apply(call, context.start())
 
@@ -900,7 +945,8 @@ class Proxy:
         when the callee is reached over another socket, the side facing the callee."""
         inbound = call.inbound
         local = inbound.local
-        token = self._dialog_token(request, _where(inbound.peer), _where(hop))
+        user = self._callee_user(request, call.callee)
+        token = self._dialog_token(request, _where(inbound.peer), _where(hop), user)
         # 16.6 step 4: for a SIPS Request-URI, a SIPS Record-Route (on TLS).
         ruri = request.request_uri
         secure = isinstance(ruri, SipURI) and ruri.secure
@@ -1025,7 +1071,7 @@ class Proxy:
                 elif self.local.is_myself(uri):
                     return  # for the server itself: nothing to pass on
             if not targets:
-                if not self.config.allow_relay and not self._dialog_standing(token, ack, ""):
+                if not self.config.allow_relay and not self._dialog_standing(token, ack, "")[0]:
                     return
                 hop = await self._resolve(uri)
                 if hop is None:
@@ -1117,10 +1163,13 @@ def _same_host(a: str, b: str) -> bool:
 
 
 def _where(peer: Peer) -> str:
-    """A side of a dialog as its token binds it: the address and port its
-    requests come from (a phone's, behind NAT its mapping's; an edge
-    proxy's; another instance's)."""
-    return f"{peer.host}:{peer.port}"
+    """A side of a dialog as its token binds it: the transport, address and
+    port its requests come from (a phone's, behind NAT its mapping's; an
+    edge proxy's; another instance's), the address in one spelling."""
+    host = peer.host.strip("[]").lower()
+    with contextlib.suppress(ValueError):
+        host = str(ipaddress.ip_address(host))
+    return f"{peer.transport}:{host}:{peer.port}"
 
 
 def _uri_key(uri: URI) -> str:

@@ -345,6 +345,20 @@ def test_relax_from_match_accepts_a_different_from_user() -> None:
     assert decision == Authenticated("alice", DOMAIN, "SHA-256")
 
 
+def test_the_callee_side_of_a_dialog_answers_as_the_user_it_was_called_as() -> None:
+    # The From of its requests is the To its caller wrote ("bob" here); the
+    # credentials asked for are those of the user the call was routed to.
+    auth = authenticator()
+    params = challenge_params(first_challenge("BYE"))
+    bye = answer("BYE", params, from_user="bob")
+    assert auth.check(bye, PHONE_IP, T0, as_user="alice") == Authenticated(
+        "alice", DOMAIN, "SHA-256"
+    )
+    fresh = challenge_params(first_challenge("BYE"))
+    decision = auth.check(answer("BYE", fresh, from_user="alice"), PHONE_IP, T0, as_user="carol")
+    assert isinstance(decision, Forbidden)
+
+
 def test_user_names_compare_without_case_by_default() -> None:
     auth = authenticator()
     params = challenge_params(first_challenge("INVITE"))

@@ -481,17 +481,18 @@ def _in_dialog(
     )
 
 
-def test_only_the_callees_own_address_speaks_for_its_side_of_the_dialog_unchallenged(
+def test_only_the_callee_from_its_own_address_speaks_for_its_side_unchallenged(
     tmp_path: Path,
 ) -> None:
     # Both ends of a call see the dialog token. It used to let either send
     # requests as the other side unchallenged: a caller from another domain
     # rang 2001 once, then sent requests "From: 2001" (the callee's side,
-    # tags of its own dialog) to anyone. The token now binds each side to
-    # the address it was reached at: from elsewhere, a request of that side
-    # answers a challenge, with the credentials of any of our users (a phone
-    # that moved, or the callee of a forwarded call, whose From is the To
-    # the caller wrote).
+    # tags of its own dialog) to anyone; or it wrote "To: 1001" in an INVITE
+    # to 2001, and the callee's side spoke as 1001. The token now binds each
+    # side to the address it was reached at, and the callee's side to the
+    # user it was routed to: from elsewhere, or when its From (the To the
+    # caller wrote) is another user of ours, it answers a challenge, as that
+    # routed user (a phone that moved; the callee of a forwarded call).
     async def scenario() -> None:
         async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
             port = udp_port(s)
@@ -514,40 +515,46 @@ def test_only_the_callees_own_address_speaks_for_its_side_of_the_dialog_unchalle
                     extra=f"Route: {route}\r\n",
                 )
 
+            async def answered(phone: Phone, bye: str, call_id: str) -> None:
+                phone.send(bye, port)
+                challenge = await phone.response()
+                assert challenge.status == 407
+                creds = digest(
+                    challenge.get_all("Proxy-Authenticate")[0],
+                    "2001",
+                    "secret-2001",
+                    "BYE",
+                    f"sip:eve@127.0.0.1:{outsider.port}",
+                    "SHA-256",
+                )
+                phone.send(
+                    bye.replace("CSeq: 1 BYE", "CSeq: 2 BYE")
+                    .replace(f"{call_id}1;", f"{call_id}2;")
+                    .replace("Content-Length", f"Proxy-Authorization: {creds}\r\nContent-Length"),
+                    port,
+                )
+                assert (await outsider.request()).method == "BYE"
+
             # The caller speaking for the callee's side, as 2001 or as the
             # 1001 it wrote in its To.
             for to in ("sip:2001@example.com", "sip:1001@example.com"):
                 route = await call(f"forged-{to[4:8]}", to)
                 outsider.send(backwards(outsider, to, f"forged-{to[4:8]}", 1, route), port)
                 assert (await outsider.response()).status == 407
-            # The callee itself, from where it registered: unchallenged, as
-            # the user it was called as or as the To of a forwarded call.
-            for to in ("sip:2001@example.com", "sip:1001@example.com"):
-                route = await call(f"own-{to[4:8]}", to)
-                callee.send(backwards(callee, to, f"own-{to[4:8]}", 1, route), port)
-                assert (await outsider.request()).method == "BYE"
-            # The callee from another address: it answers the challenge with
-            # its own credentials, and its BYE reaches the caller.
-            route = await call("moved", "sip:1001@example.com")
-            bye = backwards(moved, "sip:1001@example.com", "moved", 1, route)
-            moved.send(bye, port)
-            challenge = await moved.response()
-            assert challenge.status == 407
-            creds = digest(
-                challenge.get_all("Proxy-Authenticate")[0],
-                "2001",
-                "secret-2001",
-                "BYE",
-                f"sip:eve@127.0.0.1:{outsider.port}",
-                "SHA-256",
-            )
-            moved.send(
-                bye.replace("CSeq: 1 BYE", "CSeq: 2 BYE")
-                .replace("moved1;", "moved2;")
-                .replace("Content-Length", f"Proxy-Authorization: {creds}\r\nContent-Length"),
-                port,
-            )
+            # The callee itself, from where it registered, as the user it was
+            # called as: unchallenged.
+            route = await call("own", "sip:2001@example.com")
+            callee.send(backwards(callee, "sip:2001@example.com", "own", 1, route), port)
             assert (await outsider.request()).method == "BYE"
+            # Called "To" 1001 (a forwarded call): it answers as 2001.
+            route = await call("forwarded", "sip:1001@example.com")
+            bye = backwards(callee, "sip:1001@example.com", "forwarded", 1, route)
+            await answered(callee, bye, "forwarded")
+            # From another address (the phone moved): it answers as 2001.
+            route = await call("moved", "sip:2001@example.com")
+            await answered(
+                moved, backwards(moved, "sip:2001@example.com", "moved", 1, route), "moved"
+            )
 
     run(scenario())
 

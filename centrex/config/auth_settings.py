@@ -56,7 +56,8 @@ class AuthSettings(BaseModel):
     )
     trusted: list[Network] = Field(
         default_factory=list,
-        description="addresses or CIDR blocks never challenged (gateways, trunks)",
+        description="addresses or CIDR blocks never challenged (gateways, trunks; "
+        "edge proxies, whose Path is followed)",
     )
     relax_from_match: bool = Field(
         default=False, description="let an authenticated user send a From of another user"

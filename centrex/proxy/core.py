@@ -1166,9 +1166,11 @@ def _where(peer: Peer) -> str:
     """A side of a dialog as its token binds it: the transport, address and
     port its requests come from (a phone's, behind NAT its mapping's; an
     edge proxy's; another instance's), the address in one spelling."""
-    host = peer.host.strip("[]").lower()
-    with contextlib.suppress(ValueError):
-        host = str(ipaddress.ip_address(host))
+    host = peer.host
+    if ":" in host:  # (an IPv6 address has several spellings; a socket's IPv4 one)
+        host = host.strip("[]").lower()
+        with contextlib.suppress(ValueError):
+            host = str(ipaddress.ip_address(host))
     return f"{peer.transport}:{host}:{peer.port}"
 
 

@@ -937,11 +937,8 @@ class Server:
             return registrar_uri(name, sub.domain)
         address = self.local.address_toward(local.host, sub.source.host)
         uri = registrar_uri(name, f"{address}:{local.port}")
-        secure = local.transport in ("tls", "wss") and sub.remote_target[:5].lower() == "sips:"
-        if secure and local.transport == "tls":
+        if local.transport == "tls" and sub.remote_target[:5].lower() == "sips:":
             return "sips" + uri[3:]
-        if secure:
-            return f"sips{uri[3:]};transport=ws"  # (RFC 7118 5.2: sips + ws is wss)
         return uri if local.transport == "udp" else f"{uri};transport={local.transport}"
 
     def _sent_by(self, peer: Peer) -> str:

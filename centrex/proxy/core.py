@@ -56,7 +56,7 @@ from centrex.proxy.context import (
 )
 from centrex.proxy.local import LocalIdentity
 from centrex.proxy.owner import Flow, OwnerRouting
-from centrex.registrar.aor import aor_of
+from centrex.registrar.aor import aor_of, aor_user
 from centrex.registrar.binding import Binding, lookup_order
 from centrex.sip.address import parse_address_list
 from centrex.sip.build import make_response
@@ -548,14 +548,22 @@ class Proxy:
         side must prove to be, when its From (this request's To) names
         another; it follows the HMACs in hex."""
         dialog = self._dialog_text(request)
-        mac = self._token_mac.digest
-        bound = f"{dialog}\nuser\n{user}" if user else dialog
         token = (
-            mac(encode_text(bound)).hex()[:_DIALOG_MAC]
-            + mac(encode_text(f"{dialog}\ncaller\n{caller}")).hex()[:_SIDE_MAC]
-            + mac(encode_text(f"{dialog}\ncallee\n{callee}")).hex()[:_SIDE_MAC]
+            self._dialog_mac(dialog, user)
+            + self._side_mac(dialog, "caller", caller)
+            + self._side_mac(dialog, "callee", callee)
         )
         return f"{token}-{encode_text(user).hex()}" if user else token
+
+    def _dialog_mac(self, dialog: str, user: str) -> str:
+        """The part of a dialog token that proves the dialog (and ``user``)."""
+        bound = f"{dialog}\nuser\n{user}" if user else dialog
+        return self._token_mac.digest(encode_text(bound)).hex()[:_DIALOG_MAC]
+
+    def _side_mac(self, dialog: str, side: str, where: str) -> str:
+        """The part of a dialog token that binds ``side`` to ``where``."""
+        text = f"{dialog}\n{side}\n{where}"
+        return self._token_mac.digest(encode_text(text)).hex()[:_SIDE_MAC]
 
     def _callee_user(self, request: Request, callee: str | None) -> str:
         """The user the callee's side of the dialog ``request`` sets up must
@@ -565,15 +573,14 @@ class Proxy:
         address-of-record), that other user's name, or anyone could call
         themselves "To" someone and speak as them."""
         to_uri = request.to_addr.uri
-        if not isinstance(to_uri, SipURI) or to_uri.user is None or callee is None:
+        if callee is None or not isinstance(to_uri, SipURI) or to_uri.user is None:
             return ""
-        if self.local.canonical_domain(to_uri.host) is None:
+        domain = self.local.canonical_domain(to_uri.host)
+        if domain is None:
             return ""
-        wanted = callee[4 : callee.rfind("@")] if callee.startswith("sip:") else callee
-        named = to_uri.unescaped_user or ""
-        if not self.config.case_sensitive:
-            named, wanted = named.lower(), wanted.lower()
-        return "" if named == wanted else wanted
+        wanted = aor_user(callee) or ""
+        # (users compared, not AORs: the same user in a related domain is him)
+        return "" if aor_user(_aor_in(to_uri, domain, self.config)) == wanted else wanted
 
     @staticmethod
     def _dialog_text(request: Request, *, reverse: bool = False) -> str:
@@ -620,24 +627,22 @@ class Proxy:
         if len(macs) not in (_DIALOG_MAC, _DIALOG_MAC + 2 * _SIDE_MAC):
             return _NO_DIALOG, None
         try:
-            user = bytes.fromhex(named).decode("utf-8")
+            user = bytes.fromhex(named).decode("utf-8") if named else ""
         except ValueError:
             return _NO_DIALOG, None
         given = encode_text(macs)
-        mac = self._token_mac.digest
         for side, reverse in (("caller", False), ("callee", True)):
             dialog = self._dialog_text(request, reverse=reverse)
-            bound = f"{dialog}\nuser\n{user}" if user else dialog
-            ours = mac(encode_text(bound)).hex()[:_DIALOG_MAC].encode("ascii")
+            ours = self._dialog_mac(dialog, user).encode("ascii")
             if not hmac.compare_digest(given[:_DIALOG_MAC], ours):
                 continue
             if reverse and user:
                 return _OUR_DIALOG, user
-            if len(given) == _DIALOG_MAC:
+            if len(given) == _DIALOG_MAC or not source:
                 return _OUR_DIALOG, None
             at = _DIALOG_MAC if side == "caller" else _DIALOG_MAC + _SIDE_MAC
-            where = mac(encode_text(f"{dialog}\n{side}\n{source}")).hex()[:_SIDE_MAC]
-            if hmac.compare_digest(given[at : at + _SIDE_MAC], where.encode("ascii")):
+            where = self._side_mac(dialog, side, source).encode("ascii")
+            if hmac.compare_digest(given[at : at + _SIDE_MAC], where):
                 return _UNCHALLENGED, None
             return _OUR_DIALOG, None
         return _NO_DIALOG, None
@@ -829,7 +834,7 @@ class Proxy:
             first = parse_address_list(binding.path[0])[0].uri
         except (ParseError, IndexError):
             return target
-        if not isinstance(first, SipURI) or _same_host(first.host, target.hop.host):
+        if not isinstance(first, SipURI) or _host_key(first.host) == _host_key(target.hop.host):
             return target  # (the first hop sent the REGISTER: over its flow)
         hop = await self._resolve(first)
         return target if hop is None else _Target(target.uri, hop, target.path)
@@ -1152,26 +1157,22 @@ def _binding_target(binding: Binding) -> _Target:
     return _Target(_request_uri(binding.contact), hop, binding.path)
 
 
-def _same_host(a: str, b: str) -> bool:
-    """Whether two hosts (a name, an IP address, an IPv6 one in brackets or
-    not) are written for the same one, without a DNS lookup."""
-    a, b = a.strip("[]").lower(), b.strip("[]").lower()
-    try:
-        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
-    except ValueError:
-        return a == b
+def _host_key(host: str) -> str:
+    """A host (a name, an IP address, an IPv6 one in brackets or not) in one
+    spelling, so that two spellings of it compare equal without a DNS lookup."""
+    if ":" not in host:  # (a name or an IPv4 address: one spelling, but for case)
+        return host.lower()
+    host = host.strip("[]").lower()
+    with contextlib.suppress(ValueError):
+        host = str(ipaddress.ip_address(host))
+    return host
 
 
 def _where(peer: Peer) -> str:
     """A side of a dialog as its token binds it: the transport, address and
     port its requests come from (a phone's, behind NAT its mapping's; an
-    edge proxy's; another instance's), the address in one spelling."""
-    host = peer.host
-    if ":" in host:  # (an IPv6 address has several spellings; a socket's IPv4 one)
-        host = host.strip("[]").lower()
-        with contextlib.suppress(ValueError):
-            host = str(ipaddress.ip_address(host))
-    return f"{peer.transport}:{host}:{peer.port}"
+    edge proxy's; another instance's)."""
+    return f"{peer.transport}:{_host_key(peer.host)}:{peer.port}"
 
 
 def _uri_key(uri: URI) -> str:

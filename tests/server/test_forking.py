@@ -310,6 +310,33 @@ def test_cancel_passes_its_reason_on_and_the_caller_waits_for_a_silent_branch(
     run(scenario())
 
 
+def test_a_cancelled_call_whose_silent_branch_then_fails_ends_with_our_487(
+    tmp_path: Path,
+) -> None:
+    """16.10: the caller who cancelled gets 487, not the 500 a failed branch
+    would make; it is the proxy's own, with the To tag of the 200 to the
+    CANCEL (9.2: SHOULD be the same)."""
+
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            caller = await open_phone()
+            (silent,) = await _phones_of(server, "1002", 1)
+            invite = request("INVITE", "sip:1002@example.com", caller, call_id="cf")
+            caller.send(invite, port)
+            at_silent = await silent.request()
+            caller.send(
+                invite.replace("INVITE sip", "CANCEL sip").replace("1 INVITE", "1 CANCEL"), port
+            )
+            cancelled = await caller.response()
+            assert cancelled.status == 200
+            silent.send(make_response(at_silent, 503, to_tag="s").to_bytes(), port)
+            final = await caller.response()
+            assert (final.status, final.to_tag) == (487, cancelled.to_tag)
+
+    run(scenario())
+
+
 def _drain(phone: Phone) -> list[object]:
     out: list[object] = []
     while not phone.inbox.empty():

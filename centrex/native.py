@@ -3,14 +3,15 @@
 The modules on every message's path (``NATIVE_MODULES``: the SIP message
 core -- parsing, header views, URIs, Vias, addresses, building responses --,
 the transaction layer, its state machines, matching and timer queue, the
-registrar's service, memory store, rules, request reading and packed table,
-the proxy's core, checks, local-address and owner modules, the transport's
-addresses, rules, layer and UDP endpoint, and the glue around them: the
-server, the authentication gate, the directory, the SIP trace and presence's
-service) can be compiled to C extensions with mypyc (``make native``, which
-``make run`` and ``make test`` do first; DESIGN.md: "compiling the typed hot
-modules with mypyc while keeping the pure-Python path working"). The
-compiled build is the same source, faster on it (docs/benchmarks.md).
+registrar's service, memory store, rules, request reading, packed table and
+recovery file, the proxy's core, checks, local-address and owner modules, the
+transport's addresses, rules, layer and UDP endpoint, and the glue around
+them: the server, the authentication gate, the directory, the SIP trace and
+presence's service) can be compiled to C extensions with mypyc (``make
+native``, which ``make run`` and ``make test`` do first; DESIGN.md:
+"compiling the typed hot modules with mypyc while keeping the pure-Python
+path working"). The compiled build is the same source, faster on it
+(docs/benchmarks.md).
 
 The build lives in ``centrex/_compiled/`` (a folder per package), not beside
 the sources: Python would import an extension found there in preference to
@@ -80,6 +81,7 @@ NATIVE_MODULES = (
     "registrar.memory",
     "registrar.registrar",
     "registrar.packed",
+    "registrar.recovery",
     "registrar.request",
     "registrar.rules",
     "proxy.checks",

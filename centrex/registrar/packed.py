@@ -230,6 +230,11 @@ def connection_key(binding: Binding) -> ConnectionKey | None:
     return (binding.server_id, cid)
 
 
+def row_connections(rows: list[list[Any]]) -> list[ConnectionKey]:
+    """``connection_key`` of each row of ``rows`` (``row``) that has one."""
+    return [(r[16], r[11]) for r in rows if r[11] is not None and r[7] != "udp"]
+
+
 #: Width of an expiry bucket, in seconds.
 BUCKET_S: Final = 4
 
@@ -304,10 +309,20 @@ class PackedTable:
         """Take ``aor``'s bindings from a file, in place of what it had: ``data``
         is their packed form (kept as it is; checked rows, ``count`` of them),
         with their earliest expiry and the stream connections they live on."""
-        if aor in self._aors:
-            old = self.get(aor)
-            self._reindex(aor, old, ())
-            self.count -= len(old)
+        held = self._aors.get(aor)
+        if held is not None:
+            # Its rows, not its bindings: a journal replaces most AORs of the
+            # file once, and building their objects to forget them doubled a
+            # start's time after a crash (docs/benchmarks.md).
+            rows = unpack_rows(held, aor)
+            by_connection = self._by_connection
+            for key in row_connections(rows):
+                aors = by_connection.get(key)
+                if aors is not None:
+                    aors.discard(aor)
+                    if not aors:
+                        del by_connection[key]
+            self.count -= len(rows)
             if not count:
                 del self._aors[aor]
         if count:

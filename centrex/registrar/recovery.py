@@ -69,6 +69,7 @@ from centrex.registrar.packed import (
     journal_record,
     pack,
     pack_rows,
+    row_connections,
     unpack_rows,
     valid_row,
     valid_rows,
@@ -312,11 +313,7 @@ def _put(table: PackedTable, rows: list[list[Any]]) -> None:
             group = unpack_rows(table.packed(aor), aor) + group
         # (Most AORs have one binding: no generator for their earliest expiry.)
         first = group[0][3] if len(group) == 1 else min(r[3] for r in group)
-        load(aor, pack_rows(group), first, len(group), _connections(group))
-
-
-def _connections(rows: list[list[Any]]) -> list[tuple[str, int]]:
-    return [(r[16], r[11]) for r in rows if r[11] is not None and r[7] != "udp"]
+        load(aor, pack_rows(group), first, len(group), row_connections(group))
 
 
 #: The rows a load found expired, by AOR (``read_table``'s ``departed``).
@@ -594,33 +591,34 @@ def _apply_journal(
     else:
         records = _journal_lines(journal[end + 1 :].split(b"\n"))
     applied = 0
+    ours = fields == list(FIELDS)
     for record in records:
         try:
             aor, rows = record
             if not isinstance(aor, str) or not isinstance(rows, list):
                 break
-            if fields != list(FIELDS):
+            if not ours:
                 rows = _reorder(rows, fields, path)
             live = _live_rows(rows, path, now)
         except (ValueError, TypeError, RecoveryFileError):
             break  # the end of what was written whole
-        if any(r[1] != aor for r in live):
+        if not all(r[1] == aor for r in live):
             break  # not a record this store wrote
         if departed is not None:
             # The AOR as the record left it: registered, and since expired;
             # or removed (its watchers were told then).
-            gone = [r for r in rows if r[3] <= now and valid_row(r) and r[1] == aor]
+            gone = (
+                [r for r in rows if r[3] <= now and valid_row(r) and r[1] == aor]
+                if len(live) < len(rows)
+                else None
+            )
             if gone:
                 departed[aor] = gone
             else:
                 departed.pop(aor, None)
-        table.load(
-            aor,
-            pack_rows(live),
-            min((r[3] for r in live), default=0.0),
-            len(live),
-            _connections(live),
-        )
+        # (Most AORs have one binding: no generator for their earliest expiry.)
+        first = live[0][3] if len(live) == 1 else min((r[3] for r in live), default=0.0)
+        table.load(aor, pack_rows(live), first, len(live), row_connections(live))
         applied += 1
     if damaged:
         _report_damage(journal_path(path), journal, damaged, keep)

@@ -307,6 +307,36 @@ def test_later_flushes_append_the_changes_to_a_journal(tmp_path: Path) -> None:
     assert [b.id for b in reopened(path)] == ["b1", "b3", "b4", "b5", "b6", "b7"]
 
 
+def test_after_a_crash_a_phone_that_reconnected_lives_on_its_new_connection(
+    tmp_path: Path,
+) -> None:
+    # The file holds the TCP binding on connection 5; the journal, on 6 (the
+    # phone reconnected and registered again), beside another user's on 5.
+    # After the start the old connection's close leaves the phone registered
+    # (its new one holds it), and the new connection's close removes it.
+    path = tmp_path / "r.json"
+    store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
+    asyncio.run(store.open(T0))
+
+    def on(connection: int, n: int) -> Binding:
+        source = Source("tcp", "192.0.2.10", 40000 + connection, "tcp:192.0.2.1:5060", connection)
+        contact = f"sip:u{n}@192.0.2.10;transport=tcp"
+        return binding(contact, id=f"b{n}", aor=f"sip:u{n}@example.com", source=source)
+
+    put(store, on(5, 1))  # the first flush: the whole table
+    put(store, on(6, 1), on(5, 2))  # appended to the journal
+    assert recovery.journal_path(path).stat().st_size > 0
+    # (a crash: no clean stop)
+    again = MemoryLocationStore(path)
+    asyncio.run(again.open(T0))
+    removed = asyncio.run(again.remove_connections("srv1", 5, T0))
+    assert [(r.aor, [b.id for b in r.removed]) for r in removed] == [("sip:u2@example.com", ["b2"])]
+    assert [b.id for b in asyncio.run(again.bindings())] == ["b1"]
+    removed = asyncio.run(again.remove_connections("srv1", 6, T0))
+    assert [(r.aor, [b.id for b in r.removed]) for r in removed] == [("sip:u1@example.com", ["b1"])]
+    assert asyncio.run(again.bindings()) == []
+
+
 def test_a_journal_line_cut_by_a_crash_ends_the_journal(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     store = MemoryLocationStore(path, flush_every_changes=1, flush_every_seconds=3600)
@@ -655,9 +685,16 @@ def test_a_compaction_is_written_a_slice_at_a_time_and_is_the_same_file(
         ticker.cancel()
 
     asyncio.run(run())
+    from centrex import native
+
+    # A compiled store calls the compiled file_pieces directly, past the
+    # module attribute: the slices are watched in the pure-Python run (make
+    # test runs this file both ways); the file is checked in both.
+    watchable = native.mode != "compiled"
+    assert bool(seen) == watchable
     aor_turns = seen[1 : count + 1]  # (after the first line, before the end)
     slice_ = memory.COMPACT_SLICE
-    for start in range(0, count, slice_):  # one slice in one turn, the next in a later one
+    for start in range(0, count if watchable else 0, slice_):  # one slice a turn
         assert len(set(aor_turns[start : start + slice_])) == 1
         if start:
             assert aor_turns[start] > aor_turns[start - 1]

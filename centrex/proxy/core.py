@@ -463,6 +463,10 @@ class Proxy:
                 self._respond(tx, response)
                 return
             if to_registrar and self.presence is not None:
+                # 8.2.2.3: the server is the user agent here, and its
+                # subscriptions support no extension a Require can name.
+                if self._refused_require(tx, request, ()):
+                    return
                 await self.presence.answer_subscribe(
                     tx,
                     request,
@@ -689,13 +693,21 @@ class Proxy:
                 request.add("Route", value)
         return token
 
+    def _refused_require(
+        self, tx: ServerTransaction, request: Request, supported: tuple[str, ...]
+    ) -> bool:
+        """8.2.2.3: as a UAS, answer 420 with Unsupported when the Require
+        names an option tag not in ``supported``; True when answered."""
+        required = [t.strip() for v in request.get_all("require") for t in v.split(",")]
+        unsupported = [t for t in required if t and t.lower() not in supported]
+        if not unsupported:
+            return False
+        self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
+        return True
+
     def _answer_server_request(self, tx: ServerTransaction, request: Request) -> None:
         """A request addressed to the server itself (no user part)."""
-        required = [t.strip() for t in request.get_all("require") if t.strip()]
-        unsupported = [t for t in required if t.lower() not in SUPPORTED]
-        if unsupported:
-            # 8.2.2.3: acting as a UAS, we must refuse what we do not support.
-            self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
+        if self._refused_require(tx, request, SUPPORTED):
             return
         if request.method not in _METHOD_SET:
             self._reply(tx, request, 501, headers=[("Allow", "OPTIONS, REGISTER")])

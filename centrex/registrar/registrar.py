@@ -273,7 +273,8 @@ class Registrar:
         if entry is not None and not entry.enabled:
             raise Rejection(403, "User disabled")
         if entry is None and not self.settings.allow_unknown_users:
-            raise Rejection(403, "Unknown user")
+            # 10.3 step 3: an address of record not valid for the domain.
+            raise Rejection(404, "Not Found")
         if identity is not None and self.directory.key(identity) != self.directory.key(user):
             raise Rejection(403, "Not allowed to register this address")
 

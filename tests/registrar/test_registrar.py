@@ -99,8 +99,9 @@ def test_a_contact_expires_parameter_that_is_malformed_or_too_large_still_regist
     assert response.get_all("Contact") == [f"<sip:alice@192.0.2.10>;expires={granted}"]
 
 
-def test_unknown_user_gets_403_unless_unknown_users_are_allowed() -> None:
-    assert handle(make_registrar(), register(to="sip:carol@example.com")).status == 403
+def test_unknown_user_gets_404_unless_unknown_users_are_allowed() -> None:
+    # RFC 3261 10.3 step 3: an AOR not valid for the domain is Not Found.
+    assert handle(make_registrar(), register(to="sip:carol@example.com")).status == 404
     open_registrar = make_registrar(allow_unknown_users=True)
     assert handle(open_registrar, register(to="sip:carol@example.com")).status == 200
 

@@ -254,3 +254,25 @@ def test_watchers_hear_of_users_who_expired_while_the_server_was_down(tmp_path: 
             assert left.get("Event") == "user-unavailable;param=1002|Bob"
 
     run(scenario())
+
+
+def test_a_subscribe_the_registrar_answers_refuses_an_extension_it_lacks(
+    tmp_path: Path,
+) -> None:
+    # RFC 3261 8.2.2.3: the server is the user agent of its subscriptions, so
+    # a Require it does not support gets 420 with Unsupported, and no NOTIFY.
+    async def scenario() -> None:
+        async with running_server(tmp_path) as server:
+            port = udp_port(server)
+            watcher = await open_phone()
+            text = subscribe(watcher, "user-available", 3600, call_id="sub-r")
+            watcher.send(text.replace("Expires:", "Require: foo, bar\r\nExpires:", 1), port)
+            answer = await watcher.response()
+            assert answer.status == 420
+            assert answer.get("Unsupported") == "foo, bar"
+            assert await no_notify(watcher)
+            # The same subscription without it is taken.
+            watcher.send(subscribe(watcher, "user-available", 3600, call_id="sub-r2"), port)
+            assert (await watcher.response()).status == 200
+
+    run(scenario())

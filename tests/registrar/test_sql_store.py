@@ -826,6 +826,36 @@ def test_registers_fail_at_once_while_the_database_is_known_lost_and_work_when_b
     run(scenario)
 
 
+def test_a_database_created_again_replaces_what_the_cache_held_when_it_is_back(
+    db: str,
+) -> None:
+    # A database restored from a dump, or created again, holds older versions
+    # or no row for an AOR: the cache used to keep the bindings it held
+    # (newer versions win), so calls went to phones the database no longer
+    # held, and a phone registered again got 200 but was not found (480).
+    async def scenario() -> None:
+        store = SqlLocationStore(db, server_id="A")
+        registrar = await started(lambda _: store)
+        try:
+            for cseq in range(1, 4):  # the AOR's version moves on
+                assert (await send(registrar, register(expires=600, cseq=cseq))).status == 200
+            await drop_tables(db)
+            await store.sync()
+            assert not store.available
+            await init_schema(db)  # created again, empty
+            await store.sync()
+            assert store.available
+            assert await registrar.lookup(AOR, T0) == []
+            again = register("<sip:alice@192.0.2.99>", call_id="again", expires=600)
+            assert (await send(registrar, again)).status == 200
+            found = [b.contact for b in await registrar.lookup(AOR, T0)]
+            assert found == ["sip:alice@192.0.2.99"]
+        finally:
+            await registrar.stop(T0)
+
+    run(scenario)
+
+
 def test_the_postgresql_connections_outside_sqlalchemy_take_the_urls_options() -> None:
     url = make_url("postgresql+asyncpg://centrex:pw@/centrex?host=/run/pg&ssl=require&timeout=2")
     arguments = asyncpg_arguments(url)

@@ -29,7 +29,8 @@ NOTIFYs every change in the changing transaction, so the watcher reloads the
 AOR at once. The same watcher writes this instance's heartbeat in
 ``centrex_instance``, reads the other instances' addresses, and notices when
 the database is lost (logged once) and back (logged once, then everything is
-read again); while it is lost, lookups keep answering from the cache and
+read again, as the database now holds it: restored from a dump, or created
+again, it replaces what the cache held); while it is lost, lookups keep answering from the cache and
 updates fail (the registrar answers 503).
 """
 
@@ -584,10 +585,11 @@ class SqlLocationStore(LocationStore):
         """Read ``aors`` (every AOR when None) into the cache: versions first."""
         async with self.engine.connect() as connection:
             if aors is None:
+                self.cache.begin_full()
                 versions = await connection.execute(select(_a.aor, _a.version))
                 loaded = {aor: int(version) for aor, version in versions.all()}
                 rows = await connection.execute(select(binding_table))
-                await self._into_cache(connection, loaded, rows.mappings())
+                await self._into_cache(connection, loaded, rows.mappings(), full=True)
                 return
             wanted = sorted(aors)
             for start in range(0, len(wanted), LOCK_BATCH):
@@ -600,7 +602,12 @@ class SqlLocationStore(LocationStore):
                 await self._into_cache(connection, loaded, rows.mappings())
 
     async def _into_cache(
-        self, connection: AsyncConnection, versions: dict[str, int], rows: Iterable[Any]
+        self,
+        connection: AsyncConnection,
+        versions: dict[str, int],
+        rows: Iterable[Any],
+        *,
+        full: bool = False,
     ) -> None:
         by_aor: dict[str, list[Binding]] = {}
         owners: set[str] = set()
@@ -612,7 +619,7 @@ class SqlLocationStore(LocationStore):
             # A binding held by an instance not known yet (it just started):
             # learn its address before a lookup can find the binding.
             await self._read_instances(connection)
-        changed = self.cache.load(versions, by_aor)
+        changed = (self.cache.replace if full else self.cache.load)(versions, by_aor)
         report = self.on_remote_change
         if report is not None:
             now = self._clock()

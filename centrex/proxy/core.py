@@ -406,10 +406,15 @@ class Proxy:
         in_our_dialog = standing != _NO_DIALOG
 
         domain: str | None = None
+        # A domain of registrar.related_domains this instance does not serve:
+        # its users are ours all the same (registered through another instance).
+        related: str | None = None
         ours = False
         if not routes and isinstance(ruri, SipURI):
             domain = self.local.canonical_domain(ruri.host, ruri.port)
             ours = domain is not None or self.local.is_myself(ruri)
+            if domain is None and ruri.user is not None and method != "REGISTER":
+                related = self._related_domain(ruri.host)
             if ruri.user is None and ours and method != "REGISTER":
                 # OPTIONS pings and the like for the server itself: no challenge.
                 self._answer_server_request(tx, request)
@@ -441,7 +446,11 @@ class Proxy:
         # its side of the dialog was reached at answers a challenge; from the
         # side of a callee called with another user of ours in the To (a
         # forwarded call), always, as the user it was routed to.
-        to_user = domain is not None and isinstance(ruri, SipURI) and ruri.user is not None
+        to_user = (
+            (domain is not None or related is not None)
+            and isinstance(ruri, SipURI)
+            and ruri.user is not None
+        )
         in_dialog = (standing == _UNCHALLENGED and not to_user) or (
             to_registrar and request.to_tag is not None
         )
@@ -488,6 +497,9 @@ class Proxy:
                 return
             if domain is not None and ruri.user is not None:
                 await self._proxy_to_user(tx, request, inbound, ruri, domain, prefix)
+                return
+            if related is not None:
+                await self._proxy_to_user(tx, request, inbound, ruri, related, prefix)
                 return
         if not in_our_dialog and not self.config.allow_relay:
             self._reply(tx, request, 403, "Relaying Not Allowed")
@@ -763,6 +775,11 @@ class Proxy:
             self._reply(tx, request, 480)  # every instance holding its flows is down
             return
         self._start(tx, request, inbound, targets, prefix, aor)
+
+    def _related_domain(self, host: str) -> str | None:
+        """``host`` when it is one of ``related_domains`` (compared as a domain)."""
+        host = host.lower().rstrip(".")
+        return host if host in self.config.related_domains else None
 
     async def _bindings_of(self, aor: str, domain: str) -> list[Binding]:
         """The bindings of ``aor`` (in served ``domain``), with those of the same
@@ -1181,9 +1198,14 @@ def _host_key(host: str) -> str:
 
 
 def _where(peer: Peer) -> str:
-    """A side of a dialog as its token binds it: the transport, address and
-    port its requests come from (a phone's, behind NAT its mapping's; an
-    edge proxy's; another instance's)."""
+    """A side of a dialog as its token binds it: the transport and address its
+    requests come from (a phone's, behind NAT its mapping's; an edge proxy's;
+    another instance's), and over UDP the port. A TCP/TLS side may send from
+    a new connection, with a new port (a phone that reconnected; another
+    instance of ours passing on its callee's BYE over its own connection),
+    and a stream's source address cannot be forged without its handshake."""
+    if peer.reliable:
+        return f"{peer.transport}:{_host_key(peer.host)}"
     return f"{peer.transport}:{_host_key(peer.host)}:{peer.port}"
 
 

@@ -413,6 +413,22 @@ def test_kill_of_a_loses_no_binding_and_calls_from_b_fail_fast_until_a_is_back(
         phone.close()
 
 
+def _dial(port: int, uri: str, from_: str) -> bytes:
+    """An INVITE to ``uri`` through the instance on ``port``: its final answer (ACKed)."""
+    with wire.UdpPeer(port) as caller:
+        invite = wire.request(
+            "INVITE",
+            uri,
+            transport="udp",
+            local_port=caller.port,
+            headers={"From": f"{from_};tag={secrets.token_hex(4)}", "To": f"<{uri}>"},
+        )
+        answer = _answer(caller, invite, 10)
+        assert answer is not None, "no answer"
+        caller.send(_ack_for(invite, answer))
+    return answer
+
+
 def test_a_number_dialled_on_one_domain_reaches_it_registered_on_a_related_domain(
     database: str, make_server: Callable[..., CentrexServer]
 ) -> None:
@@ -425,33 +441,18 @@ def test_a_number_dialled_on_one_domain_reaches_it_registered_on_a_related_domai
         assert ok is not None and ok.startswith(b"SIP/2.0 200"), ok
         phone.start()
         time.sleep(STALENESS_S + 0.5)
-        with wire.UdpPeer(a.port) as caller:
-            invite = wire.request(
-                "INVITE",
-                "sip:1236@site-a.example",
-                transport="udp",
-                local_port=caller.port,
-                headers={
-                    "From": f"<sip:1001@site-a.example>;tag={secrets.token_hex(4)}",
-                    "To": "<sip:1236@site-a.example>",
-                },
-            )
-            answer = _answer(caller, invite, 10)
-            assert answer is not None, "no answer"
-            caller.send(_ack_for(invite, answer))
+        answer = _dial(a.port, "sip:1236@site-a.example", "<sip:1001@site-a.example>")
         assert answer.startswith(b"SIP/2.0 486"), answer
         assert phone.invites == 1
-        with wire.UdpPeer(a.port) as caller:
-            other = wire.request(
-                "INVITE",
-                "sip:1237@site-a.example",
-                transport="udp",
-                local_port=caller.port,
-                headers={"To": "<sip:1237@site-a.example>"},
-            )
-            answer = _answer(caller, other, 10)
-            assert answer is not None and answer.startswith(b"SIP/2.0 404"), answer
-            caller.send(_ack_for(other, answer))
+        # The same number at the other domain, dialled through the phone's own
+        # instance (B does not serve site-a.example: a call back to the
+        # identity a callee was shown), reaches it too, where it was refused
+        # as a relay.
+        answer = _dial(b.port, "sip:1236@site-a.example", "<sip:1002@elsewhere.example>")
+        assert answer.startswith(b"SIP/2.0 486"), answer
+        assert phone.invites == 2
+        answer = _dial(a.port, "sip:1237@site-a.example", "<sip:1001@site-a.example>")
+        assert answer.startswith(b"SIP/2.0 404"), answer
     finally:
         phone.close()
 

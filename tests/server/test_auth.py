@@ -11,7 +11,8 @@ import pytest
 
 from centrex.sip.build import make_response
 from centrex.sip.fields import AuthParams
-from centrex.sip.message import Response
+from centrex.sip.message import Request, Response
+from centrex.sip.parser import parse_message
 
 from .harness import Phone, open_phone, request, running_server, udp_port
 
@@ -587,5 +588,99 @@ def test_a_dialog_token_of_the_previous_version_still_carries_its_dialog(tmp_pat
             )
             outsider.send(bye, port)
             assert (await callee.request()).method == "BYE"
+
+    run(scenario())
+
+
+class _TcpPhone:
+    """A phone on one TCP connection to the server (raw SIP, Via TCP)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.host, self.port = writer.get_extra_info("sockname")[:2]
+
+    @classmethod
+    async def open(cls, port: int) -> _TcpPhone:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    def send(self, text: str | bytes) -> None:
+        raw = text.encode() if isinstance(text, str) else text
+        self.writer.write(raw.replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP", 1))
+
+    async def receive(self) -> Request | Response:
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 3)
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        body = await asyncio.wait_for(self.reader.readexactly(length), 3) if length else b""
+        return parse_message(head + body)
+
+    async def response(self) -> Response:
+        while True:
+            message = await self.receive()
+            if isinstance(message, Response) and message.status != 100:
+                return message
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def test_a_tcp_side_of_a_dialog_speaks_from_a_new_connection_unchallenged(
+    tmp_path: Path,
+) -> None:
+    # Over TCP a new connection comes from a new port: a phone that
+    # reconnected, or another instance of ours passing on its callee's BYE
+    # (it opens its own connection to us). The token binds a TCP side to its
+    # address, not its port: the callee's BYE over a second connection is
+    # relayed, not challenged.
+    async def scenario() -> None:
+        async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
+            port, tcp = udp_port(s), s.transport.bound_port("tcp")
+            callee = await _TcpPhone.open(tcp)
+
+            def registering(authorization: str, cseq: int) -> str:
+                extra = "Expires: 60\r\n" + (
+                    f"Authorization: {authorization}\r\n" if authorization else ""
+                )
+                text = request(
+                    "REGISTER", "sip:example.com", callee, user="2001",
+                    to="sip:2001@example.com", extra=extra, call_id="tcp-reg", cseq=cseq,
+                )  # fmt: skip
+                return text.replace(f":{callee.port}>", f":{callee.port};transport=tcp>")
+
+            callee.send(registering("", 1))
+            challenge = await callee.response()
+            creds = digest(
+                challenge.get_all("WWW-Authenticate")[0],
+                "2001", "secret-2001", "REGISTER", "sip:example.com", "SHA-256",
+            )  # fmt: skip
+            callee.send(registering(creds, 2))
+            assert (await callee.response()).status == 200
+
+            outsider = await open_phone()
+            caller_from = "<sip:eve@elsewhere.example>;tag=eve1"
+            invite = request("INVITE", "sip:2001@example.com", outsider, call_id="tcp-call")
+            invite = invite.replace(invite.split("From: ")[1].split("\r\n")[0], caller_from)
+            outsider.send(invite, port)
+            at_callee = await callee.receive()
+            assert isinstance(at_callee, Request) and at_callee.method == "INVITE"
+            callee.send(make_response(at_callee, 180, to_tag="c1").to_bytes())
+            assert (await outsider.response()).status == 180
+            routes = ", ".join(at_callee.get_all("Record-Route"))
+
+            again = await _TcpPhone.open(tcp)  # a second connection: another port
+            assert again.port != callee.port
+            bye = _in_dialog(
+                "BYE",
+                f"sip:eve@127.0.0.1:{outsider.port}",
+                again,
+                from_="<sip:2001@example.com>;tag=c1",
+                to=caller_from,
+                call_id="tcp-call",
+                cseq=1,
+                extra=f"Route: {routes}\r\n",
+            )
+            again.send(bye)
+            assert (await outsider.request()).method == "BYE"
+            callee.close()
+            again.close()
 
     run(scenario())

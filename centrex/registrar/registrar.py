@@ -161,7 +161,18 @@ class Registrar:
             self._last_purge is None or now - self._last_purge >= settings.purge_interval_s
         ):
             self._last_purge = now
-            await self.purge(now)
+            # A shared store whose database is lost has said so once: the
+            # purge waits for it, without a traceback every interval.
+            if self.store.available:
+                try:
+                    await self.purge(now)
+                except Exception as exc:
+                    logger.error(
+                        "purge of expired registrations failed: %s (tried again in %d s)",
+                        error_line(exc),
+                        settings.purge_interval_s,
+                        exc_info=logger.isEnabledFor(logging.DEBUG),
+                    )
         await self.store.maybe_flush(now)
 
     # -- the location service -----------------------------------------------------

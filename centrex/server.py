@@ -927,8 +927,10 @@ class Server:
         """Our Contact in a subscription's dialog (RFC 3261 12.1.1): the
         registrar's name at the address of the socket its SUBSCRIBE arrived
         on, so that the phone's refreshes, sent there, reach this server
-        whatever its domain resolves to; SIPS when the phone's Contact is and
-        the SUBSCRIBE came over TLS."""
+        whatever its domain resolves to. SIPS when the SUBSCRIBE came over TLS
+        and named a SIPS URI where 12.1.1 looks: its Request-URI (as its To,
+        which the subscription keeps), its top Record-Route, or with none its
+        Contact."""
         assert self.presence is not None
         name = self.presence.settings.registrar_name
         local = LocalSocket.parse(sub.source.local)
@@ -937,7 +939,7 @@ class Server:
             return registrar_uri(name, sub.domain)
         address = self.local.address_toward(local.host, sub.source.host)
         uri = registrar_uri(name, f"{address}:{local.port}")
-        if local.transport == "tls" and sub.remote_target[:5].lower() == "sips:":
+        if local.transport == "tls" and _sips_dialog(sub):
             return "sips" + uri[3:]
         return uri if local.transport == "udp" else f"{uri};transport={local.transport}"
 
@@ -1045,3 +1047,19 @@ def _carry_on(coroutine: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator
                 waiting_on = coroutine.send(sent)
             except StopIteration as stop:
                 return stop.value
+
+
+def _is_sips(address: str) -> bool:
+    """True when ``address`` (a name-addr or an addr-spec) is a SIPS URI."""
+    text = address.strip()
+    at = text.find("<")
+    return text[at + 1 if at >= 0 else 0 :][:5].lower() == "sips:"
+
+
+def _sips_dialog(sub: Subscription) -> bool:
+    """RFC 3261 12.1.1: the SUBSCRIBE named a SIPS URI in its Request-URI (its
+    To, as the subscription keeps it), in its top Record-Route, or, with no
+    Record-Route, in its Contact."""
+    if _is_sips(sub.local_uri):
+        return True
+    return _is_sips(sub.route_set[0] if sub.route_set else sub.remote_target)

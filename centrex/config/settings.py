@@ -310,7 +310,10 @@ class RegistrarSettings(_Table):
     )
     max_contacts_policy: Literal["reject", "evict_oldest"] = Field(
         default="evict_oldest",
-        description='past max_contacts: "reject" the REGISTER or "evict_oldest" contact',
+        description=(
+            'past max_contacts: "reject" the REGISTER or "evict_oldest" contact '
+            "(a REGISTER that alone carries more than max_contacts is refused either way)"
+        ),
     )
     store: Literal["memory", "database"] = Field(
         default="memory",
@@ -367,7 +370,9 @@ class RegistrarSettings(_Table):
         default=True, description="also serve the reg (RFC 3680) and presence (RFC 3856) packages"
     )
     notify_max_bytes: int = Field(
-        default=1300, ge=560, description="split user lists so each NOTIFY stays this small"
+        default=1300,
+        ge=560,
+        description="split user lists so each NOTIFY stays this small (at least 560)",
     )
     notify_failures_before_drop: int = Field(
         default=3, ge=1, description="failed NOTIFYs in a row that end a subscription"
@@ -582,8 +587,18 @@ class Settings(_Table):
     @model_validator(mode="after")
     def _unique_users(self) -> Settings:
         case_sensitive = self.registrar.case_sensitive
+        registrar = self.registrar.name
         first: dict[str, int] = {}
         for index, entry in enumerate(self.users):
+            if entry.user.lower() == registrar.lower():
+                # (the registrar's URI is matched in any case)
+                raise SettingProblem(
+                    ("users", index, "user"),
+                    entry.user,
+                    f'is the registrar\'s name (registrar.name = "{registrar}"): its '
+                    "subscriptions and OPTIONS would reach the server, not this user",
+                    "Rename the user, or set registrar.name to a name no user has.",
+                )
             key = entry.user if case_sensitive else entry.user.lower()
             if key in first:
                 other = first[key]

@@ -131,8 +131,10 @@ class Binding:
         return self.expires_at > now
 
     def remaining(self, now: float) -> int:
-        """Whole seconds left (the ``expires`` value a 200 reports, 10.3 step 8)."""
-        return max(0, round(self.expires_at - now))
+        """Whole seconds left (the ``expires`` value a 200 reports, 10.3 step 8):
+        at least 1 while it is live (``expires=0`` says a contact was removed)."""
+        left = self.expires_at - now
+        return max(1, round(left)) if left > 0 else 0
 
     @property
     def preference(self) -> float:

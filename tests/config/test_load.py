@@ -261,6 +261,18 @@ def test_duplicate_users_are_named(tmp_path: Path) -> None:
     ]
 
 
+def test_a_user_named_as_the_registrar_is_refused(tmp_path: Path) -> None:
+    # Requests to sip:<registrar.name>@domain reach the server itself: such
+    # a user's phone would never get its subscriptions (the server took them).
+    found = problems(tmp_path, '[registrar]\nname = "1001"\n[[users]]\nuser = "1001"\n')
+    assert found == [
+        'users[0].user = "1001": is the registrar\'s name (registrar.name = "1001"): its '
+        "subscriptions and OPTIONS would reach the server, not this user. Rename the user, "
+        "or set registrar.name to a name no user has."
+    ]
+    assert problems(tmp_path, '[[users]]\nuser = "registrar"\n') != []  # in any case
+
+
 def test_case_sensitive_registrar_accepts_names_differing_in_case(tmp_path: Path) -> None:
     path = write(
         tmp_path,

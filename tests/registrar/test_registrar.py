@@ -53,6 +53,14 @@ def test_200_lists_every_binding_with_its_remaining_time() -> None:
     ]
 
 
+def test_a_contact_in_its_last_second_is_listed_with_expires_1_not_0() -> None:
+    # expires=0 in a 200 says the contact was removed; a live one never says so.
+    registrar = make_registrar()
+    handle(registrar, register(expires=60))
+    response = handle(registrar, register(None, cseq=2), T0 + 59.6)
+    assert response.get_all("Contact") == ["<sip:alice@192.0.2.10:5060>;expires=1"]
+
+
 def test_query_without_contact_lists_current_bindings_and_changes_nothing() -> None:
     registrar = make_registrar()
     handle(registrar, register(expires=600))

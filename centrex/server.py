@@ -379,15 +379,22 @@ class Server:
         auth = settings.auth
         local = self.local
 
+        # A related domain's users are ours too (registrar.related_domains),
+        # served here or not: a From in one of them is challenged.
+        related = self._other_related_domains()
+
         def realm_for_domain(host: str) -> str | None:
             domain = local.canonical_domain(host)
+            if domain is None:
+                folded = host.lower().rstrip(".")
+                domain = folded if folded in related else None
             return None if domain is None else (auth.realm or domain)
 
         self.auth = AuthGate(
             enabled=auth.enabled,
             realm_for_domain=realm_for_domain,
             users=settings.users,
-            realms=[auth.realm] if auth.realm else self.domains,
+            realms=self._credential_realms(),
             secret=secret,
             nonce_lifetime_s=auth.nonce_lifetime_s,
             trusted=auth.trusted,
@@ -594,11 +601,21 @@ class Server:
             return
         self.directory.replace(directory)
         if self.auth is not None:
-            realm = self.settings.auth.realm
             self.auth.reload_users(
-                users, [realm] if realm else self.domains, self.settings.registrar.case_sensitive
+                users, self._credential_realms(), self.settings.registrar.case_sensitive
             )
         logger.info("directory reloaded: %d users", len(directory))
+
+    def _other_related_domains(self) -> list[str]:
+        """``registrar.related_domains`` not served here (their users are ours)."""
+        related = self.settings.registrar.related_domains
+        return [d.rstrip(".") for d in related if d.rstrip(".") not in self.domains]
+
+    def _credential_realms(self) -> list[str]:
+        """The realms users' digest hashes are made for: ``auth.realm``, else
+        each served and related domain (a domain is its own realm)."""
+        realm = self.settings.auth.realm
+        return [realm] if realm else [*self.domains, *self._other_related_domains()]
 
     # -- input ------------------------------------------------------------------------
 

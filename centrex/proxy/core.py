@@ -233,6 +233,8 @@ class Proxy:
         self.registrar = registrar
         self.directory = directory
         self.config = config
+        # (as a domain compares: lower case, without a trailing dot)
+        self._related = frozenset(d.lower().rstrip(".") for d in config.related_domains)
         self._clock = clock
         self._wall = wall_clock
         self._flush = flush
@@ -591,7 +593,7 @@ class Proxy:
         to_uri = request.to_addr.uri
         if callee is None or not isinstance(to_uri, SipURI) or to_uri.user is None:
             return ""
-        domain = self.local.canonical_domain(to_uri.host)
+        domain = self.local.canonical_domain(to_uri.host) or self._related_domain(to_uri.host)
         if domain is None:
             return ""
         wanted = aor_user(callee) or ""
@@ -779,13 +781,13 @@ class Proxy:
     def _related_domain(self, host: str) -> str | None:
         """``host`` when it is one of ``related_domains`` (compared as a domain)."""
         host = host.lower().rstrip(".")
-        return host if host in self.config.related_domains else None
+        return host if host in self._related else None
 
     async def _bindings_of(self, aor: str, domain: str) -> list[Binding]:
         """The bindings of ``aor`` (in served ``domain``), with those of the same
         user in the related domains (``registrar.related_domains``)."""
         bindings = await self.registrar.lookup(aor, self._wall())
-        related = self.config.related_domains
+        related = self._related
         if domain in related:
             user_part = aor[: aor.rfind("@") + 1]
             for other in related:
@@ -1198,14 +1200,10 @@ def _host_key(host: str) -> str:
 
 
 def _where(peer: Peer) -> str:
-    """A side of a dialog as its token binds it: the transport and address its
-    requests come from (a phone's, behind NAT its mapping's; an edge proxy's;
-    another instance's), and over UDP the port. A TCP/TLS side may send from
-    a new connection, with a new port (a phone that reconnected; another
-    instance of ours passing on its callee's BYE over its own connection),
-    and a stream's source address cannot be forged without its handshake."""
-    if peer.reliable:
-        return f"{peer.transport}:{_host_key(peer.host)}"
+    """A side of a dialog as its token binds it: the transport, address and
+    port its requests come from (a phone's, behind NAT its mapping's; an
+    edge proxy's; another instance's). Over TCP/TLS a request from a new
+    connection (a new port) answers a challenge, as from anywhere else."""
     return f"{peer.transport}:{_host_key(peer.host)}:{peer.port}"
 
 

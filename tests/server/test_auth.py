@@ -623,14 +623,14 @@ class _TcpPhone:
         self.writer.close()
 
 
-def test_a_tcp_side_of_a_dialog_speaks_from_a_new_connection_unchallenged(
+def test_a_tcp_side_of_a_dialog_speaks_unchallenged_only_from_its_connection(
     tmp_path: Path,
 ) -> None:
-    # Over TCP a new connection comes from a new port: a phone that
-    # reconnected, or another instance of ours passing on its callee's BYE
-    # (it opens its own connection to us). The token binds a TCP side to its
-    # address, not its port: the callee's BYE over a second connection is
-    # relayed, not challenged.
+    # The token binds a TCP side to its address and port, as over UDP: the
+    # callee's BYE over the connection the call reached it on is relayed; the
+    # same BYE over a second connection from the same address (another port:
+    # another phone behind the same NAT address, or the other end of the
+    # call) answers a challenge.
     async def scenario() -> None:
         async with running_server(tmp_path, auth=AUTH_ON.format(more=""), extra=PASSWORDS) as s:
             port, tcp = udp_port(s), s.transport.bound_port("tcp")
@@ -666,21 +666,56 @@ def test_a_tcp_side_of_a_dialog_speaks_from_a_new_connection_unchallenged(
             assert (await outsider.response()).status == 180
             routes = ", ".join(at_callee.get_all("Record-Route"))
 
+            def bye(phone: _TcpPhone, cseq: int) -> str:
+                return _in_dialog(
+                    "BYE",
+                    f"sip:eve@127.0.0.1:{outsider.port}",
+                    phone,
+                    from_="<sip:2001@example.com>;tag=c1",
+                    to=caller_from,
+                    call_id="tcp-call",
+                    cseq=cseq,
+                    extra=f"Route: {routes}\r\n",
+                )
+
             again = await _TcpPhone.open(tcp)  # a second connection: another port
             assert again.port != callee.port
-            bye = _in_dialog(
-                "BYE",
-                f"sip:eve@127.0.0.1:{outsider.port}",
-                again,
-                from_="<sip:2001@example.com>;tag=c1",
-                to=caller_from,
-                call_id="tcp-call",
-                cseq=1,
-                extra=f"Route: {routes}\r\n",
-            )
-            again.send(bye)
+            again.send(bye(again, 1))
+            assert (await again.response()).status == 407
+            callee.send(bye(callee, 2))
             assert (await outsider.request()).method == "BYE"
             callee.close()
             again.close()
+
+    run(scenario())
+
+
+def test_a_related_domain_is_one_of_ours_for_routing_and_for_the_from_check(
+    tmp_path: Path,
+) -> None:
+    # registrar.related_domains share one set of users, served here or by
+    # another instance: a call to 2001 at a related domain this server does
+    # not serve reaches 2001 (it was refused as a relay), and a request whose
+    # From names 2001 there is challenged like one naming 2001 here (it went
+    # unchallenged: "domain not served").
+    related = 'related_domains = ["example.com", "other.example"]'
+
+    async def scenario() -> None:
+        async with running_server(
+            tmp_path, registrar=related, auth=AUTH_ON.format(more=""), extra=PASSWORDS
+        ) as s:
+            port = udp_port(s)
+            callee = await _registered_callee(port)
+            outsider = await open_phone()
+            invite = request("INVITE", "sip:2001@other.example", outsider, call_id="rel-1")
+            outsider_from = "<sip:eve@elsewhere.example>;tag=eve1"
+            invite = invite.replace(invite.split("From: ")[1].split("\r\n")[0], outsider_from)
+            outsider.send(invite, port)
+            assert (await callee.request()).method == "INVITE"
+
+            spoof = request("MESSAGE", "sip:2001@example.com", outsider, call_id="rel-2")
+            spoof = spoof.replace("From: <sip:1001@example.com>", "From: <sip:2001@other.example>")
+            outsider.send(spoof, port)
+            assert (await outsider.response()).status == 407
 
     run(scenario())

@@ -60,7 +60,10 @@ _UPDATES = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name, _ in _COLUMNS[2:]
 FAST_UPDATE = f"""
 WITH locked AS (
     INSERT INTO centrex_aor AS a (aor, version, changed_at, changed_by)
-    VALUES ($1, $2 + 1, $3, $4)
+    SELECT $1::text, $2::bigint + 1, $3::double precision, $4::text
+    -- (an AOR cached at a version but absent here -- a database restored
+    -- from a dump -- is not created from the cache: the locking path reads it)
+    WHERE $2::bigint = 0 OR EXISTS (SELECT 1 FROM centrex_aor WHERE aor = $1::text)
     ON CONFLICT (aor) DO UPDATE
         SET version = a.version + 1,
             changed_at = EXCLUDED.changed_at,

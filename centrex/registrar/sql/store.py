@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -348,7 +349,13 @@ class SqlLocationStore(LocationStore):
                     await _apply(connection, aor, {b.id for b in current}, changes)
         except Exception as exc:
             raise self._failed(exc) from exc
-        self.cache.put(aor, version, apply_changes(tuple(current), changes))
+        if not self.cache.put(aor, version, apply_changes(tuple(current), changes)):
+            # Older than the version cached, though read under the AOR's lock:
+            # the database went back in time while reachable (restored from a
+            # dump), or another instance's later change was read meanwhile.
+            # Either way reading it all again now puts the cache right.
+            self._last_full = -math.inf
+            self._suspect()
         return result
 
     async def remove_connections(

@@ -464,6 +464,14 @@ def user_add(name: str, description: str, config_path: Path | None) -> None:
     from centrex.auth.credentials import UserFileError, add_user
 
     path, settings = _existing_config(config_path)
+    registrar = settings.registrar
+    if registrar.presence_events and name.lower() == registrar.name.lower():
+        click.echo(
+            f'{path}: "{name}" is the registrar\'s name (registrar.name): its subscriptions '
+            "would reach the server, not this user; choose another name",
+            err=True,
+        )
+        sys.exit(2)
     password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     try:
         text = add_user(
@@ -622,9 +630,11 @@ def db_check(config_path: Path | None, url: str | None) -> None:
         click.echo(f"server      {result.server_version}")
     if result.round_trip_ms is not None:
         click.echo(f"round trip  {result.round_trip_ms:.1f} ms")
-    click.echo(
-        f"schema      {result.schema_revision or 'none'} (expected {result.expected_revision})"
-    )
+    if result.server_version or result.round_trip_ms is not None:
+        # (the schema was looked at only once connected: unreached, it says nothing)
+        click.echo(
+            f"schema      {result.schema_revision or 'none'} (expected {result.expected_revision})"
+        )
     if not result.ok:
         click.echo(f"problem: {result.problem}", err=True)
         sys.exit(1)

@@ -89,6 +89,17 @@ def test_user_add_stores_hashes_never_the_password(tmp_path: Path) -> None:
     assert bob.ha1_sha256 == hashlib.sha256(b"1002:example.com:s3cret").hexdigest()
 
 
+def test_user_add_refuses_the_registrars_name_and_writes_nothing(tmp_path: Path) -> None:
+    # The next start would refuse the file (the server takes that name's
+    # subscriptions); it is refused here, before the password is asked.
+    path = _config(tmp_path)
+    before = path.read_text()
+    result = CliRunner().invoke(main, ["user", "add", "registrar", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "is the registrar's name (registrar.name)" in result.output
+    assert path.read_text() == before
+
+
 def test_user_add_with_two_domains_and_no_realm_says_where_the_user_cannot_log_in(
     tmp_path: Path,
 ) -> None:
@@ -340,6 +351,19 @@ def test_serve_says_why_the_database_cannot_be_used_without_a_traceback(tmp_path
     assert done.returncode == 1, done.stderr
     assert "registrar.database.url: unreachable: connection refused" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_db_check_of_a_database_it_cannot_reach_says_nothing_of_the_schema() -> None:
+    # It printed "schema none (expected ...)" for every failure, as if the
+    # schema were missing, above the real problem.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    url = f"postgresql+asyncpg://centrex@127.0.0.1:{closed_port}/centrex"
+    result = CliRunner().invoke(main, ["db", "check", "--url", url])
+    assert result.exit_code == 1
+    assert "connection refused" in result.output
+    assert "schema" not in result.output
 
 
 def test_registrations_with_a_mistyped_sqlite_path_creates_no_file(tmp_path: Path) -> None:

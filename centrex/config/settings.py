@@ -590,7 +590,7 @@ class Settings(_Table):
         registrar = self.registrar.name
         first: dict[str, int] = {}
         for index, entry in enumerate(self.users):
-            if entry.user.lower() == registrar.lower():
+            if self.registrar.presence_events and entry.user.lower() == registrar.lower():
                 # (the registrar's URI is matched in any case)
                 raise SettingProblem(
                     ("users", index, "user"),

@@ -133,8 +133,10 @@ class Subscription:
         return (self.kind, self.resource)
 
     def remaining(self, now: float) -> int:
-        """Whole seconds left, for ``Subscription-State: active;expires=`` (RFC 6665 8.2.3)."""
-        return max(0, int(self.expires_at - now))
+        """Whole seconds left, for ``Subscription-State: active;expires=`` (RFC 6665
+        8.2.3): at least 1 while it is live (``expires=0`` would end it)."""
+        left = self.expires_at - now
+        return max(1, int(left)) if left > 0 else 0
 
     def live(self, now: float) -> bool:
         """True until the subscription's expiry."""

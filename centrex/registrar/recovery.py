@@ -363,8 +363,8 @@ def _reorder(rows: list[Any], fields: list[Any], path: Path) -> list[Any]:
         raise RecoveryFileError(path, f"missing fields {missing}")
     try:
         return [[row[index[f]] if f in index else _OPTIONAL[f] for f in FIELDS] for row in rows]
-    except (TypeError, IndexError) as exc:
-        raise RecoveryFileError(path, f"bad binding ({exc})") from None
+    except (TypeError, IndexError, KeyError) as exc:  # (a row that is not a list: KeyError)
+        raise RecoveryFileError(path, f"bad binding ({exc!r})") from None
 
 
 def write_atomically(path: Path, data: bytes | Iterable[bytes | memoryview]) -> int:

@@ -117,6 +117,7 @@ class Registrar:
         self._new_id = new_id
         self._new_tag = new_tag
         self._last_purge: float | None = None
+        self._purge_failed = False  # (a failed purge logged with its traceback once)
         self._refusals_logged: set[str] = set()
 
     # -- helpers for the rest of the server -------------------------------------
@@ -167,12 +168,15 @@ class Registrar:
                 try:
                     await self.purge(now)
                 except Exception as exc:
+                    # With its traceback the first time (a bug shows where it
+                    # is), in one line after that.
                     logger.error(
                         "purge of expired registrations failed: %s (tried again in %d s)",
                         error_line(exc),
                         settings.purge_interval_s,
-                        exc_info=logger.isEnabledFor(logging.DEBUG),
+                        exc_info=not self._purge_failed or logger.isEnabledFor(logging.DEBUG),
                     )
+                    self._purge_failed = True
         await self.store.maybe_flush(now)
 
     # -- the location service -----------------------------------------------------

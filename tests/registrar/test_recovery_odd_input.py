@@ -85,6 +85,20 @@ def test_short_row_in_journal_stops_the_journal_not_a_crash(tmp_path: Path) -> N
     assert open_store(path).binding_count == 1
 
 
+def test_a_row_that_is_no_list_in_a_file_of_another_field_order_is_set_aside(
+    tmp_path: Path,
+) -> None:
+    # A file of another version (its fields in another order) is mapped to
+    # ours row by row: a row that is an object, not a list, raised KeyError
+    # past the check, and the server did not start.
+    path = tmp_path / "registrations.json"
+    fields = [FIELDS[1], FIELDS[0], *FIELDS[2:]]
+    text = header().replace(json.dumps(FIELDS, separators=(",", ":")), json.dumps(fields))
+    path.write_bytes((text + "\n" + '{"a":1}' + "\n]}\n").encode())
+    assert open_store(path).binding_count == 0  # set aside, logged
+    assert not path.exists()
+
+
 def test_infinite_expiry_does_not_crash_the_load(tmp_path: Path) -> None:
     path = tmp_path / "registrations.json"
     path.write_bytes(layout([aorline([row("sip:a@x", "1")]).replace("2000.0", "Infinity", 1)]))

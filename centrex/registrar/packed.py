@@ -312,8 +312,8 @@ class PackedTable:
         held = self._aors.get(aor)
         if held is not None:
             # Its rows, not its bindings: a journal replaces most AORs of the
-            # file once, and building their objects to forget them doubled a
-            # start's time after a crash (docs/benchmarks.md).
+            # file once after a crash, and building their objects only to
+            # forget them was a sixth of that start (docs/benchmarks.md).
             rows = unpack_rows(held, aor)
             by_connection = self._by_connection
             for key in row_connections(rows):

@@ -97,6 +97,8 @@ CLOCK_MARGIN = 10.0
 #: How long after another instance's binding expired (by this instance's
 #: clock) the purge here removes it: instance clocks may differ by this much.
 PURGE_GRACE_S = 30.0
+#: How long ``close`` waits for the watcher's round under way, twice at most.
+ROUND_END_WAIT_S = 2.0
 #: How often everything is read again anyway.
 FULL_RELOAD_S = 300.0
 #: How often this instance writes its heartbeat, at most.
@@ -169,6 +171,8 @@ class SqlLocationStore(LocationStore):
         self._instances_read_at = 0.0
         # A watcher round that did not end in time and is left to end alone.
         self._stuck: asyncio.Future[None] | None = None
+        #: The watcher's round under way (``_tick``), which ``close`` lets end.
+        self._round_task: asyncio.Future[None] | None = None
         self._lost_at: float | None = None
         self._fast: FastPath | None = None
         #: Writes done by the single-statement path / fallen back to the locking one.
@@ -288,6 +292,7 @@ class SqlLocationStore(LocationStore):
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+        await self._end_round()
         await self._unlisten()
         fast, self._fast = self._fast, None
         if fast is not None:
@@ -300,6 +305,23 @@ class SqlLocationStore(LocationStore):
                     await clear_heartbeat(connection, self.server_id)
             self._engine = None
             await engine.dispose()
+
+    async def _end_round(self) -> None:
+        """Let the watcher's round under way end before the engine goes (it
+        runs on when the watcher is cancelled): disposed under it, its
+        connection stayed open in a transaction, holding its table locks
+        (MariaDB: a DROP TABLE waited for them). It gets
+        ``ROUND_END_WAIT_S`` to end by itself, then is cancelled (cancelling
+        a query to a database that hangs may hang too: not waited for long)."""
+        work, self._round_task = self._round_task, None
+        if work is None or work.done():
+            return
+        done, _ = await asyncio.wait({work}, timeout=ROUND_END_WAIT_S)
+        if not done:
+            work.cancel()
+            await asyncio.wait({work}, timeout=ROUND_END_WAIT_S)
+        if work.done() and not work.cancelled():
+            work.exception()  # (retrieved: a failed round is the watcher's to report)
 
     async def lookup(self, aor: str) -> list[Binding]:
         return list(self.cache.get(aor))
@@ -523,7 +545,7 @@ class SqlLocationStore(LocationStore):
         # end by itself: a cancelled query to a database that hangs may hang
         # in its own clean-up (asyncpg asks the server to cancel it), and an
         # asyncio.timeout around it would wait for that too.
-        work = asyncio.ensure_future(self._round(started, full))
+        work = self._round_task = asyncio.ensure_future(self._round(started, full))
         try:
             done, _ = await asyncio.wait({work}, timeout=limit)
             if not done:

@@ -464,8 +464,7 @@ def user_add(name: str, description: str, config_path: Path | None) -> None:
     from centrex.auth.credentials import UserFileError, add_user
 
     path, settings = _existing_config(config_path)
-    registrar = settings.registrar
-    if registrar.presence_events and name.lower() == registrar.name.lower():
+    if settings.is_registrar_name(name):
         click.echo(
             f'{path}: "{name}" is the registrar\'s name (registrar.name): its subscriptions '
             "would reach the server, not this user; choose another name",

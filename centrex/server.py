@@ -386,7 +386,7 @@ class Server:
         def realm_for_domain(host: str) -> str | None:
             domain = local.canonical_domain(host)
             if domain is None:
-                folded = host.lower().rstrip(".")
+                folded = host.lower().rstrip(".")  # (as canonical_domain does)
                 domain = folded if folded in related else None
             return None if domain is None else (auth.realm or domain)
 
@@ -608,8 +608,7 @@ class Server:
 
     def _other_related_domains(self) -> list[str]:
         """``registrar.related_domains`` not served here (their users are ours)."""
-        related = self.settings.registrar.related_domains
-        return [d.rstrip(".") for d in related if d.rstrip(".") not in self.domains]
+        return [d for d in self.settings.registrar.related_domains if d not in self.domains]
 
     def _credential_realms(self) -> list[str]:
         """The realms users' digest hashes are made for: ``auth.realm``, else

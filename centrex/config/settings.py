@@ -65,7 +65,8 @@ def _not_empty(value: str) -> str:
 
 
 def _domain(value: str) -> str:
-    return check_host(value).lower()
+    # As a request's host is compared: in lower case, without a trailing dot.
+    return check_host(value).lower().rstrip(".")
 
 
 def _listen_address(value: str) -> str:
@@ -587,15 +588,13 @@ class Settings(_Table):
     @model_validator(mode="after")
     def _unique_users(self) -> Settings:
         case_sensitive = self.registrar.case_sensitive
-        registrar = self.registrar.name
         first: dict[str, int] = {}
         for index, entry in enumerate(self.users):
-            if self.registrar.presence_events and entry.user.lower() == registrar.lower():
-                # (the registrar's URI is matched in any case)
+            if self.is_registrar_name(entry.user):
                 raise SettingProblem(
                     ("users", index, "user"),
                     entry.user,
-                    f'is the registrar\'s name (registrar.name = "{registrar}"): its '
+                    f'is the registrar\'s name (registrar.name = "{self.registrar.name}"): its '
                     "subscriptions and OPTIONS would reach the server, not this user",
                     "Rename the user, or set registrar.name to a name no user has.",
                 )
@@ -616,6 +615,13 @@ class Settings(_Table):
                 )
             first[key] = index
         return self
+
+    def is_registrar_name(self, name: str) -> bool:
+        """True when a user called ``name`` would lose its subscriptions to
+        the registrar's (its URI is matched in any case) while presence
+        events are on."""
+        registrar = self.registrar
+        return registrar.presence_events and name.lower() == registrar.name.lower()
 
     def find_user(self, name: str) -> User | None:
         """The user entry called ``name``, compared as ``registrar.case_sensitive`` says."""

@@ -233,8 +233,7 @@ class Proxy:
         self.registrar = registrar
         self.directory = directory
         self.config = config
-        # (as a domain compares: lower case, without a trailing dot)
-        self._related = frozenset(d.lower().rstrip(".") for d in config.related_domains)
+        self._related = frozenset(config.related_domains)
         self._clock = clock
         self._wall = wall_clock
         self._flush = flush
@@ -712,8 +711,8 @@ class Proxy:
     ) -> bool:
         """8.2.2.3: as a UAS, answer 420 with Unsupported when the Require
         names an option tag not in ``supported``; True when answered."""
-        required = [t.strip() for v in request.get_all("require") for t in v.split(",")]
-        unsupported = [t for t in required if t and t.lower() not in supported]
+        # (get_all splits a list header such as Require into its items)
+        unsupported = [t for t in request.get_all("require") if t and t.lower() not in supported]
         if not unsupported:
             return False
         self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
@@ -780,7 +779,7 @@ class Proxy:
 
     def _related_domain(self, host: str) -> str | None:
         """``host`` when it is one of ``related_domains`` (compared as a domain)."""
-        host = host.lower().rstrip(".")
+        host = host.lower().rstrip(".")  # (the settings' domains are written so)
         return host if host in self._related else None
 
     async def _bindings_of(self, aor: str, domain: str) -> list[Binding]:

@@ -112,6 +112,14 @@ def test_bad_domains_are_rejected(domain: str) -> None:
         ServerSettings(domains=[domain])
 
 
+def test_a_domain_is_kept_as_a_requests_host_compares_it() -> None:
+    # Lower case, without its trailing dot: "Site-A.example." in the settings
+    # never matched a request for site-a.example (nor a related domain's call).
+    assert ServerSettings(domains=["Site-A.example."]).domains == ["site-a.example"]
+    related = RegistrarSettings(related_domains=["Site-B.example."]).related_domains
+    assert related == ["site-b.example"]
+
+
 def test_duplicate_domains_are_rejected_ignoring_case() -> None:
     with pytest.raises(ValidationError):
         ServerSettings(domains=["example.com", "EXAMPLE.com"])

@@ -332,6 +332,14 @@ class PackedTable:
             for key in connections:
                 self._by_connection.setdefault(key, set()).add(aor)
 
+    def reserve(self, aors: Iterable[str]) -> None:
+        """Hold the place of ``aors`` in the table's order (that of the file, in
+        which presence lists who registered first) for their ``load`` to come;
+        an AOR held and never loaded has no bindings but is listed."""
+        aors_ = self._aors
+        for aor in aors:
+            aors_.setdefault(aor, EMPTY)
+
     def _reindex(self, aor: str, old: tuple[Binding, ...], new: tuple[Binding, ...]) -> None:
         old_keys = {k for b in old if (k := connection_key(b)) is not None}
         new_keys = {k for b in new if (k := connection_key(b)) is not None}

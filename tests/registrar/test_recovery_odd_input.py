@@ -9,6 +9,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from centrex.registrar import recovery
 from centrex.registrar.binding import Binding, Source
 from centrex.registrar.memory import MemoryLocationStore
@@ -83,6 +85,39 @@ def test_short_row_in_journal_stops_the_journal_not_a_crash(tmp_path: Path) -> N
         json.dumps(head) + "\n" + json.dumps(["sip:b@x", [["x"]]]) + "\n"
     )
     assert open_store(path).binding_count == 1
+
+
+@pytest.mark.parametrize("bad", [0, 150, 255, 256, 270, 299])
+def test_a_journal_applies_up_to_its_first_record_not_whole(tmp_path: Path, bad: int) -> None:
+    # The journal is read before the file, its records checked a batch at a
+    # time: wherever the bad record falls, the users before it have their
+    # journaled registration, the users after it (and its own) the file's.
+    path = tmp_path / "registrations.json"
+    users = [f"sip:u{i}@x" for i in range(300)]
+    path.write_bytes(layout([aorline([row(aor, f"f{i}")]) for i, aor in enumerate(users)], gen=7))
+    head = {"format": "centrex-registrations-journal", "generation": 7, "fields": FIELDS}
+    records = [json.dumps([aor, [row(aor, f"j{i}", 3000.0)]]) for i, aor in enumerate(users)]
+    records[bad] = json.dumps([users[bad], [["x"]]])
+    recovery.journal_path(path).write_text(json.dumps(head) + "\n" + "\n".join(records) + "\n")
+    table, _, applied = recovery.read_table(path, NOW)
+    assert applied == bad
+    assert [b.id for aor in users for b in table.get(aor)] == [
+        f"j{i}" if i < bad else f"f{i}" for i in range(300)
+    ]
+    assert table.count == 300
+
+
+def test_a_journal_that_removes_a_user_of_the_file_leaves_no_trace_of_it(tmp_path: Path) -> None:
+    path = tmp_path / "registrations.json"
+    lines = [aorline([row("sip:a@x", "1")]), aorline([row("sip:b@x", "2")])]
+    path.write_bytes(layout(lines, gen=7))
+    head = {"format": "centrex-registrations-journal", "generation": 7, "fields": FIELDS}
+    recovery.journal_path(path).write_text(json.dumps(head) + "\n" + json.dumps(["sip:a@x", []]))
+    table, _, applied = recovery.read_table(path, NOW)
+    assert applied == 1
+    assert "sip:a@x" not in table
+    assert [b.id for b in table.bindings()] == ["2"]
+    assert table.count == 1
 
 
 def test_a_row_that_is_no_list_in_a_file_of_another_field_order_is_set_aside(

@@ -311,18 +311,19 @@ class PackedTable:
         with their earliest expiry and the stream connections they live on."""
         held = self._aors.get(aor)
         if held is not None:
-            # Its rows, not its bindings: a journal replaces most AORs of the
-            # file once after a crash, and building their objects only to
-            # forget them was a sixth of that start (docs/benchmarks.md).
-            rows = unpack_rows(held, aor)
-            by_connection = self._by_connection
-            for key in row_connections(rows):
-                aors = by_connection.get(key)
-                if aors is not None:
-                    aors.discard(aor)
-                    if not aors:
-                        del by_connection[key]
-            self.count -= len(rows)
+            if held != EMPTY:  # (EMPTY: a place held, ``reserve``)
+                # Its rows, not its bindings: building their objects only to
+                # forget them was a sixth of a start after a crash, when a
+                # journal replaced most AORs after the file (docs/benchmarks.md).
+                rows = unpack_rows(held, aor)
+                by_connection = self._by_connection
+                for key in row_connections(rows):
+                    aors = by_connection.get(key)
+                    if aors is not None:
+                        aors.discard(aor)
+                        if not aors:
+                            del by_connection[key]
+                self.count -= len(rows)
             if not count:
                 del self._aors[aor]
         if count:
@@ -334,11 +335,37 @@ class PackedTable:
 
     def reserve(self, aors: Iterable[str]) -> None:
         """Hold the place of ``aors`` in the table's order (that of the file, in
-        which presence lists who registered first) for their ``load`` to come;
-        an AOR held and never loaded has no bindings but is listed."""
+        which presence lists who registered first) for ``load`` or ``adopt``
+        to fill (an AOR held already keeps its place and bindings); ``adopt``
+        gives up the places left."""
         aors_ = self._aors
         for aor in aors:
             aors_.setdefault(aor, EMPTY)
+
+    def adopt(self, other: PackedTable) -> None:
+        """Take the AORs of ``other`` (a recovery journal's, which replace this
+        table's): each in the place this table holds for it (``reserve``),
+        the others after this table's, in ``other``'s order. ``other``'s
+        lists and sets become this table's: it is not to be used again."""
+        aors = self._aors
+        if other._aors:
+            aors.update(other._aors)
+        # Places no AOR of ``other`` took (the journal removed those AORs).
+        for aor in [aor for aor, data in aors.items() if data == EMPTY]:
+            del aors[aor]
+        self.count += other.count
+        for due, listed in other._due.items():
+            mine = self._due.get(due)
+            if mine is None:
+                self._due[due] = listed
+            else:
+                mine += listed
+        for key, holders in other._by_connection.items():
+            held = self._by_connection.get(key)
+            if held is None:
+                self._by_connection[key] = holders
+            else:
+                held |= holders
 
     def _reindex(self, aor: str, old: tuple[Binding, ...], new: tuple[Binding, ...]) -> None:
         old_keys = {k for b in old if (k := connection_key(b)) is not None}

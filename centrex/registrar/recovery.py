@@ -47,12 +47,13 @@ crash); a whole record that is damaged (its CRC does not match) is skipped,
 said in the event log, and the journal kept aside as ``<journal>.bad-<time>``.
 
 The reader takes the journal before the file's rows (once the file's first
-line has named the generation): each AOR as the journal's last record of it
-left it, packed, and then the file's rows of the other AORs. After a crash at
-the worst moment the journal replaces nearly every AOR of the file, whose
-rows are then skipped instead of checked, packed, and unpacked again to be
-replaced. The table is the same as applying the records after the file,
-AORs in the file's order included.
+line has named the generation): its records are applied, in order, to a
+table of their own, and the file's rows of the AORs they name are skipped.
+After a crash at the worst moment the journal names nearly every AOR of the
+file, whose rows are then not checked, packed, and unpacked again to be
+replaced. The file's table then takes the journal's AORs (``_Replay``), and
+the table is the one applying the records after the file gives, its order
+of AORs included.
 """
 
 from __future__ import annotations
@@ -66,14 +67,15 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 from centrex.registrar.binding import Binding
 from centrex.registrar.packed import (
-    ConnectionKey,
+    EMPTY,
     PackedTable,
     journal_record,
     pack,
@@ -233,7 +235,7 @@ def _decode(
     path: Path,
     now: float,
     departed: Departed | None = None,
-    replaced: Callable[[int], Container[str]] | None = None,
+    replaced: Callable[[int], Mapping[str, bool]] | None = None,
 ) -> int:
     """Put the live bindings of file content ``data`` in ``table``; the journal
     generation the file names. ``replaced``, given that generation, names the
@@ -265,20 +267,26 @@ def _decode(
     return generation
 
 
-_NONE: Final[frozenset[str]] = frozenset()
+#: No AORs to skip.
+_NONE: Final[Mapping[str, bool]] = MappingProxyType({})
 
 
 def _kept(
-    table: PackedTable, rows: list[Any], skip: Container[str], path: Path, now: float
+    table: PackedTable, rows: list[Any], skip: Mapping[str, bool], path: Path, now: float
 ) -> list[Any]:
-    """The rows of ``rows`` whose AOR is not in ``skip``; the AORs in ``skip``
-    with a live row keep their place in ``table`` (``PackedTable.reserve``)."""
+    """The rows of ``rows`` whose AOR is not in ``skip`` (``_Replay.named``);
+    an AOR in ``skip`` with a live row here keeps its place in ``table``
+    (``PackedTable.reserve``) unless a record removed it (or left it with
+    no live binding)."""
     if not skip:
         return rows
     try:
-        kept = [r for r in rows if r[1] not in skip]
+        # (A row's AOR that is not a string is no AOR of the journal's.)
+        kept = [r for r in rows if type(r[1]) is not str or r[1] not in skip]
         if len(kept) < len(rows):
-            table.reserve([r[1] for r in rows if r[1] in skip and r[3] > now])
+            # The places of these rows' AORs, in their order: those put here
+            # (``_put`` groups them) and those the journal fills.
+            table.reserve([r[1] for r in rows if r[3] > now and skip.get(r[1]) is not True])
     except (TypeError, IndexError, KeyError) as exc:
         raise RecoveryFileError(path, f"bad binding ({exc!r})") from None
     return kept
@@ -297,7 +305,7 @@ def _decode_lines(
     path: Path,
     now: float,
     departed: Departed | None = None,
-    skip: Container[str] = _NONE,
+    skip: Mapping[str, bool] = _NONE,
 ) -> None:
     """Read the rows of the line layout, from offset ``start`` to the closing ``]}``
     (those of the AORs in ``skip`` left out).
@@ -347,8 +355,9 @@ def _put(table: PackedTable, rows: list[list[Any]]) -> None:
             group.append(r)
     load = table.load
     for aor, group in by_aor.items():
-        if aor in table:
-            group = unpack_rows(table.packed(aor), aor) + group
+        held = table.packed(aor)
+        if held != EMPTY:  # (its rows of an earlier chunk; not a place held)
+            group = unpack_rows(held, aor) + group
         # (Most AORs have one binding: no generator for their earliest expiry.)
         first = group[0][3] if len(group) == 1 else min(r[3] for r in group)
         load(aor, pack_rows(group), first, len(group), row_connections(group))
@@ -580,67 +589,84 @@ def read_table(
         data = path.read_bytes()
     except FileNotFoundError:
         return table, 0, 0
-    journal = _Replay(path, now, keep)
+    journal = _Replay(path, now, keep, departed is not None)
     with gc_paused():
         # The journal first: the file's rows of the AORs it replaces (after a
         # crash at the worst moment, nearly all of them) are then skipped
         # instead of packed, indexed and unpacked again (docs/benchmarks.md).
         generation = _decode(table, data, path, now, departed, journal.replaced)
         del data
-        journal.load_into(table, departed)
+        journal.finish(table, departed)
     if departed:
         for aor in [aor for aor in departed if aor in table]:
             del departed[aor]
     return table, generation, journal.applied
 
 
-class _Loaded(NamedTuple):
-    """An AOR as a journal's last record of it left it: ``PackedTable.load``'s values."""
-
-    data: bytes
-    first_expiry: float
-    bindings: int
-    connections: list[ConnectionKey]
-    #: Its rows that had expired at the load (None when none had).
-    gone: list[list[Any]] | None
+#: Journal records checked at a time (``_Replay._take``).
+_BATCH: Final = 256
 
 
 class _Replay:
-    """The journal of a recovery file, read before the file it continues (``read_table``)."""
+    """The journal of a recovery file, read before the file's rows (``read_table``).
 
-    def __init__(self, path: Path, now: float, keep: bool) -> None:
+    Its records are applied in order to a table of their own, as they would
+    be after the file: the table's order of AORs is then the one the
+    record-by-record replay gave (an AOR a record removed, or left with no
+    live binding, goes after the others when a later record brings it back).
+    The file's table then takes them (``PackedTable.adopt``): an AOR the
+    file listed with a live binding, and no record removed, keeps the
+    file's place. The AORs of ``departed`` may come in another order.
+    """
+
+    def __init__(self, path: Path, now: float, keep: bool, departed: bool) -> None:
         self.path = path
         self.now = now
         self.keep = keep
-        #: Each AOR the journal's records name, as the last of them left it.
-        self.latest: dict[str, _Loaded] = {}
+        #: The AORs the records name, as the last of them left each.
+        self.table = PackedTable()
+        #: Each AOR the records name: True when one of them left it with no
+        #: live binding (a place in the file's order is then not its own).
+        self.named: dict[str, bool] = {}
+        #: ``read_table``'s ``departed``, of the AORs the records name (None: not asked).
+        self.departed: dict[str, list[list[Any]] | None] | None = {} if departed else None
         #: Records applied.
         self.applied = 0
+        self._journal = b""
+        self._damaged: list[int] = []
+        #: A journal that could not be read: raised once the file is read
+        #: (a file that cannot be read is said first, as before).
+        self._error: OSError | None = None
 
-    def replaced(self, generation: int) -> dict[str, _Loaded]:
-        """Read the journal if it continues a file of ``generation``; the AORs it replaces."""
+    def replaced(self, generation: int) -> dict[str, bool]:
+        """Read the journal if it continues a file of ``generation``; the AORs
+        it names (``named``)."""
         if generation != 0:
             try:
                 journal = journal_path(self.path).read_bytes()
             except FileNotFoundError:
                 pass
+            except OSError as exc:
+                self._error = exc
             else:
                 self._read(generation, journal)
-        return self.latest
+        return self.named
 
-    def load_into(self, table: PackedTable, departed: Departed | None) -> None:
-        """Put the AORs the journal replaces in ``table`` (read without their rows)."""
-        load = table.load
-        for aor, last in self.latest.items():
-            # (An AOR the file listed holds its place: ``_kept``.)
-            load(aor, last.data, last.first_expiry, last.bindings, last.connections)
-            if departed is not None:
-                # The AOR as the record left it: registered, and since expired;
-                # or removed (its watchers were told then).
-                if last.gone:
-                    departed[aor] = last.gone
-                else:
-                    departed.pop(aor, None)
+    def finish(self, table: PackedTable, departed: Departed | None) -> None:
+        """Give ``table`` (the file's, read without the AORs ``named``) the
+        AORs of the journal; say its damaged records."""
+        if self._error is not None:
+            raise self._error
+        if self._damaged:
+            _report_damage(journal_path(self.path), self._journal, self._damaged, self.keep)
+        self._journal = b""
+        if self.named:
+            table.adopt(self.table)
+            self.table = PackedTable()
+        if departed is not None and self.departed:
+            for aor, gone in self.departed.items():
+                if gone:
+                    departed[aor] = gone
 
     def _read(self, generation: int, journal: bytes) -> None:
         """Take the records of ``journal`` that continue the file."""
@@ -658,16 +684,18 @@ class _Replay:
         ):
             return
         fields = header["fields"]
-        damaged: list[int] = []
+        damaged = self._damaged
         if header.get("records") == JOURNAL_RECORDS:
             records = _journal_records(journal, end + 1, damaged)
+            self._journal = journal
         elif "records" in header:
             return  # a kind of record this version does not know
         else:
             records = _journal_lines(journal[end + 1 :].split(b"\n"))
         path = self.path
         ours = fields == list(FIELDS)
-        batch: list[tuple[str, list[Any]]] = []
+        # (AOR, rows, how many damaged records were read before this one)
+        batch: list[tuple[str, list[Any], int]] = []
         stopped = False
         for record in records:
             try:
@@ -678,7 +706,7 @@ class _Replay:
                     rows = _reorder(rows, fields, path)
             except (ValueError, TypeError, RecoveryFileError):
                 break  # the end of what was written whole
-            batch.append((aor, rows))
+            batch.append((aor, rows, len(damaged)))
             if len(batch) == _BATCH:
                 stopped = not self._take(batch)
                 batch = []
@@ -686,57 +714,57 @@ class _Replay:
                     break
         if not stopped:
             self._take(batch)
-        if damaged:
-            _report_damage(journal_path(path), journal, damaged, self.keep)
 
-    def _take(self, batch: list[tuple[str, list[Any]]]) -> bool:
-        """Take the records ``batch`` (AOR, rows) in order; False when one is
-        not whole (it and those after it are left: the end of the journal).
-        Their live rows are checked together (``valid_rows`` costs a
-        microsecond a call: as much as the rest of a record)."""
+    def _take(self, batch: list[tuple[str, list[Any], int]]) -> bool:
+        """Take the records ``batch`` in order; False when one is not whole:
+        it and those after it are left (the end of the journal), and so are
+        the damaged records read past it. Their live rows are checked
+        together (``valid_rows`` costs a microsecond a call: as much as the
+        rest of a record)."""
         now = self.now
         try:
-            lives = [[r for r in rows if r[3] > now] for _, rows in batch]
+            lives = [[r for r in rows if r[3] > now] for _, rows, _ in batch]
             whole = valid_rows([r for live in lives for r in live])
         except (TypeError, IndexError, KeyError):
             whole = False
-        if whole:
-            for (aor, rows), live in zip(batch, lives, strict=True):
-                if not self._take_one(aor, rows, live):
-                    return False
-            return True
-        # Which one is not whole: one at a time.
-        for aor, rows in batch:
-            try:
-                live = _live_rows(rows, self.path, now)
-            except RecoveryFileError:
-                return False
-            if not self._take_one(aor, rows, live):
+        for at, (aor, rows, damaged_before) in enumerate(batch):
+            live: list[list[Any]] | None
+            if whole:
+                live = lives[at]
+            else:  # which one is not whole: one at a time
+                try:
+                    live = _live_rows(rows, self.path, now)
+                except RecoveryFileError:
+                    live = None
+            if live is None or not self._take_one(aor, rows, live):
+                del self._damaged[damaged_before:]
                 return False
         return True
 
     def _take_one(self, aor: str, rows: list[Any], live: list[list[Any]]) -> bool:
-        """Take the record of ``aor``: its ``rows``, of which ``live`` (checked)
+        """Apply the record of ``aor``: its ``rows``, of which ``live`` (checked)
         are live; False when it is not a record this store wrote."""
         if not all(r[1] == aor for r in live):
             return False
-        now = self.now
-        gone = (
-            [r for r in rows if r[3] <= now and valid_row(r) and r[1] == aor]
-            if len(live) < len(rows)
-            else None
-        )
+        departed = self.departed
+        if departed is not None:
+            # The AOR as the record left it: registered, and since expired;
+            # or removed (its watchers were told then).
+            gone = (
+                [r for r in rows if r[3] <= self.now and valid_row(r) and r[1] == aor]
+                if len(live) < len(rows)
+                else None
+            )
+            departed[aor] = gone or None
+        if live:
+            self.named.setdefault(aor, False)
+        else:
+            self.named[aor] = True
         # (Most AORs have one binding: no generator for their earliest expiry.)
         first = live[0][3] if len(live) == 1 else min((r[3] for r in live), default=0.0)
-        self.latest[aor] = _Loaded(
-            pack_rows(live), first, len(live), row_connections(live), gone or None
-        )
+        self.table.load(aor, pack_rows(live), first, len(live), row_connections(live))
         self.applied += 1
         return True
-
-
-#: Journal records checked at a time (``_Replay._take``).
-_BATCH: Final = 256
 
 
 def _report_damage(path: Path, journal: bytes, damaged: list[int], keep: bool) -> None:

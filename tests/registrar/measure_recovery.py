@@ -5,13 +5,15 @@
 Then the start after a crash at the worst moment: beside the file, a journal
 as large as the compaction rule lets it grow (``MIN_COMPACT_BYTES``: the
 journal is folded into the file once it reaches the file's size), here every
-AOR changed once, appended 100 AORs at a time as the store's flushes do.
+AOR changed once, appended 100 AORs at a time as the store's flushes do;
+and the memory that start leaves the process (RSS, Linux).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
 import sys
 import tempfile
 import time
@@ -75,6 +77,7 @@ def main() -> None:
         opens = _opens(path, now, n)
         journal_size = _write_journal(path, bindings, generation=7)
         crash_opens = _opens(path, now, n)
+        crash_rss = _rss_of_open(path, now)
     print(f"{n} bindings: {size / 1e6:.1f} MB ({size / n:.0f} bytes each)")
     print(f"save (encode + fsync + rename): {saved * 1000:.0f} ms")
     print(f"decode: best {min(loads) * 1000:.0f} ms, median {sorted(loads)[2] * 1000:.0f} ms")
@@ -83,6 +86,7 @@ def main() -> None:
         f"store open after a crash, with a journal of every AOR changed once"
         f" ({journal_size / 1e6:.1f} MB): best {min(crash_opens) * 1000:.0f} ms"
     )
+    print(f"RSS that open adds to a new process (after a collection): {crash_rss:.0f} MB")
 
 
 def _opens(path: Path, now: float, n: int) -> list[float]:
@@ -95,6 +99,35 @@ def _opens(path: Path, now: float, n: int) -> list[float]:
         opens.append(time.perf_counter() - start)
         assert store.binding_count == n
     return opens
+
+
+_RSS_OF_OPEN = """
+import asyncio, gc, sys
+from pathlib import Path
+from centrex.registrar.memory import MemoryLocationStore
+
+def rss():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+gc.collect()
+before = rss()
+store = MemoryLocationStore(Path(sys.argv[1]))
+asyncio.run(store.open(float(sys.argv[2])))
+gc.collect()
+print(rss() - before)
+"""
+
+
+def _rss_of_open(path: Path, now: float) -> float:
+    """MB of RSS that opening the store of ``path`` adds to a process of its own."""
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_OF_OPEN, str(path), str(now)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout)
 
 
 def _write_journal(path: Path, bindings: list[Binding], generation: int) -> int:

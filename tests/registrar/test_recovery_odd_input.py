@@ -120,6 +120,69 @@ def test_a_journal_that_removes_a_user_of_the_file_leaves_no_trace_of_it(tmp_pat
     assert table.count == 1
 
 
+def journal_lines(*records: object, gen: int = 7) -> str:
+    head = {"format": "centrex-registrations-journal", "generation": gen, "fields": FIELDS}
+    return "\n".join([json.dumps(head), *(json.dumps(r) for r in records)]) + "\n"
+
+
+def test_a_user_removed_and_registered_again_comes_after_the_others(tmp_path: Path) -> None:
+    # The order presence lists users in: the running server's. A phone that
+    # unregistered (or expired) and registered again before the next
+    # compaction went after b then, and must after a crash too.
+    path = tmp_path / "registrations.json"
+    path.write_bytes(
+        layout([aorline([row("sip:a@x", "a1")]), aorline([row("sip:b@x", "b1")])], gen=7)
+    )
+    recovery.journal_path(path).write_text(
+        journal_lines(["sip:a@x", []], ["sip:a@x", [row("sip:a@x", "a2")]])
+    )
+    table, _, applied = recovery.read_table(path, NOW)
+    assert applied == 2
+    assert [b.id for b in table.bindings()] == ["b1", "a2"]
+
+
+def test_a_user_refreshed_in_the_journal_keeps_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "registrations.json"
+    path.write_bytes(
+        layout([aorline([row("sip:a@x", "a1")]), aorline([row("sip:b@x", "b1")])], gen=7)
+    )
+    recovery.journal_path(path).write_text(
+        journal_lines(["sip:c@x", [row("sip:c@x", "c1")]], ["sip:a@x", [row("sip:a@x", "a2")]])
+    )
+    table, _, _ = recovery.read_table(path, NOW)
+    assert [b.id for b in table.bindings()] == ["a2", "b1", "c1"]
+
+
+def test_an_expired_row_with_an_odd_aor_does_not_cost_the_file_its_registrations(
+    tmp_path: Path,
+) -> None:
+    # The journal's users are skipped in the file by their AOR: an AOR that
+    # is not a string must not stop the start (an expired row is not checked).
+    path = tmp_path / "registrations.json"
+    odd = row("sip:a@x", "a1", exp=500.0)
+    odd[1] = ["sip:a@x"]
+    path.write_bytes(layout([json.dumps([odd])[1:-1], aorline([row("sip:b@x", "b1")])], gen=7))
+    recovery.journal_path(path).write_text(journal_lines(["sip:c@x", [row("sip:c@x", "c1")]]))
+    table, _, _ = recovery.read_table(path, NOW)
+    assert [b.id for b in table.bindings()] == ["b1", "c1"]
+
+
+def test_an_unreadable_file_says_nothing_of_its_journal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "registrations.json"
+    path.write_bytes(layout([aorline([row("sip:a@x", "a1")]), '["x","sip:b@x"]'], gen=7))
+    damaged = recovery.journal_records([("sip:c@x", ())], 7)
+    recovery.journal_path(path).write_bytes(damaged[:-1] + bytes([damaged[-1] ^ 1]))
+    with pytest.raises(recovery.RecoveryFileError):
+        recovery.read_table(path, NOW, keep=True)
+    assert "damaged" not in caplog.text
+    assert sorted(f.name for f in tmp_path.iterdir()) == [
+        "registrations.json",
+        "registrations.json.journal",
+    ]
+
+
 def test_a_row_that_is_no_list_in_a_file_of_another_field_order_is_set_aside(
     tmp_path: Path,
 ) -> None:

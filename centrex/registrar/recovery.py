@@ -687,7 +687,6 @@ class _Replay:
         damaged = self._damaged
         if header.get("records") == JOURNAL_RECORDS:
             records = _journal_records(journal, end + 1, damaged)
-            self._journal = journal
         elif "records" in header:
             return  # a kind of record this version does not know
         else:
@@ -714,6 +713,8 @@ class _Replay:
                     break
         if not stopped:
             self._take(batch)
+        if damaged:
+            self._journal = journal  # (a copy is kept aside once the file is read)
 
     def _take(self, batch: list[tuple[str, list[Any], int]]) -> bool:
         """Take the records ``batch`` in order; False when one is not whole:

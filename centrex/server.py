@@ -374,20 +374,20 @@ class Server:
         except OSError as exc:
             raise StartError(f"network.listen: {os_reason(exc)}. Fix: {listen_fix(exc)}.") from exc
         bound = [(s.transport, s.host, s.port) for s in self.transport.bound]
-        self.local = LocalIdentity(self.domains, bound, settings.network.advertised_address)
+        self.local = LocalIdentity(
+            self.domains,
+            bound,
+            settings.network.advertised_address,
+            related=frozenset(self._other_related_domains()),
+        )
         secret = load_or_create_secret(self.paths.data_dir)
         auth = settings.auth
         local = self.local
 
         # A related domain's users are ours too (registrar.related_domains),
         # served here or not: a From in one of them is challenged.
-        related = self._other_related_domains()
-
         def realm_for_domain(host: str) -> str | None:
-            domain = local.canonical_domain(host)
-            if domain is None:
-                folded = host.lower().rstrip(".")  # (as canonical_domain does)
-                domain = folded if folded in related else None
+            domain = local.canonical_domain(host) or local.related_domain(host)
             return None if domain is None else (auth.realm or domain)
 
         self.auth = AuthGate(

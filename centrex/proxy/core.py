@@ -415,7 +415,7 @@ class Proxy:
             domain = self.local.canonical_domain(ruri.host, ruri.port)
             ours = domain is not None or self.local.is_myself(ruri)
             if domain is None and ruri.user is not None and method != "REGISTER":
-                related = self._related_domain(ruri.host)
+                related = self.local.related_domain(ruri.host)
             if ruri.user is None and ours and method != "REGISTER":
                 # OPTIONS pings and the like for the server itself: no challenge.
                 self._answer_server_request(tx, request)
@@ -592,7 +592,7 @@ class Proxy:
         to_uri = request.to_addr.uri
         if callee is None or not isinstance(to_uri, SipURI) or to_uri.user is None:
             return ""
-        domain = self.local.canonical_domain(to_uri.host) or self._related_domain(to_uri.host)
+        domain = self.local.canonical_domain(to_uri.host) or self.local.related_domain(to_uri.host)
         if domain is None:
             return ""
         wanted = aor_user(callee) or ""
@@ -776,11 +776,6 @@ class Proxy:
             self._reply(tx, request, 480)  # every instance holding its flows is down
             return
         self._start(tx, request, inbound, targets, prefix, aor)
-
-    def _related_domain(self, host: str) -> str | None:
-        """``host`` when it is one of ``related_domains`` (compared as a domain)."""
-        host = host.lower().rstrip(".")  # (the settings' domains are written so)
-        return host if host in self._related else None
 
     async def _bindings_of(self, aor: str, domain: str) -> list[Binding]:
         """The bindings of ``aor`` (in served ``domain``), with those of the same

@@ -42,6 +42,8 @@ class LocalIdentity:
     listening: list[tuple[str, str, int]]
     advertised: str = ""
     names: set[str] = field(default_factory=set)
+    #: ``registrar.related_domains`` not served here: their users are ours too.
+    related: frozenset[str] = frozenset()
     _detected: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -115,6 +117,11 @@ class LocalIdentity:
         if self.domains and self.is_local_host(host):
             return self.domains[0]
         return None
+
+    def related_domain(self, host: str) -> str | None:
+        """``host`` when it is one of ``related`` (compared as a domain)."""
+        host = _unbracket(host.lower()).rstrip(".")
+        return host if host in self.related else None
 
     # -- what to write ------------------------------------------------------------------
 
